@@ -1,0 +1,105 @@
+"""Build the Falcon WSGI application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import structlog
+
+from berth.api import microversion
+from berth.api.context import RequestContext
+from berth.api.cors import CORS
+from berth.api.errors import (
+    ERROR_CODE_MIN_VERSION,
+    HTTPError,
+    error_body,
+    from_domain,
+    negotiate_error,
+)
+from berth.api.middleware import AdminToken, ContentChecks, Microversion, NoAuth2, RequestSetup
+from berth.api.routes import ROUTES, Route
+from berth.placement.errors import PlacementError
+from berth.services import Services
+from berth.settings import Settings
+
+log = structlog.get_logger("berth.api")
+
+AUTH = {"noauth2": NoAuth2, "admin_token": AdminToken}
+
+
+def _render(req: falcon.Request, resp: falcon.Response, err: HTTPError) -> None:
+    context: RequestContext = req.context
+    version = getattr(context, "version", None)
+    code: str | None = None
+    if version is not None and version.matches(ERROR_CODE_MIN_VERSION):
+        code = err.code or "placement.undefined_code"
+    extra = None
+    if err.status == 406 and version is None:
+        extra = {
+            "max_version": microversion.max_version_string(),
+            "min_version": microversion.min_version_string(),
+        }
+    if not err.vary:
+        context.vary = False
+    resp.status = err.status
+    body = error_body(err.status, err.message, code, context.request_id, extra, req)
+    resp.content_type, resp.data = negotiate_error(req.get_header("accept"), err.status, body)
+    for name, value in err.headers.items():
+        resp.set_header(name, value)
+
+
+def _on_http_error(req: falcon.Request, resp: falcon.Response, ex: HTTPError, params: Any) -> None:
+    _render(req, resp, ex)
+
+
+def _on_domain_error(
+    req: falcon.Request, resp: falcon.Response, ex: PlacementError, params: Any
+) -> None:
+    _render(req, resp, from_domain(ex))
+
+
+def _on_falcon_error(
+    req: falcon.Request, resp: falcon.Response, ex: falcon.HTTPError, params: Any
+) -> None:
+    status = int(str(ex.status).split()[0]) if isinstance(ex.status, str) else int(ex.status)
+    message = ex.description or ""
+    if status == 400 and not message:
+        message = ex.title or ""
+    _render(req, resp, HTTPError(status, message, vary=False))
+
+
+def _on_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
+    log.exception("unexpected error", request_id=getattr(req.context, "request_id", None))
+    _render(req, resp, HTTPError(500, "An unexpected error occurred.", vary=False))
+
+
+class PlacementRequest(falcon.Request):
+    """A Falcon request whose ``context`` is a :class:`RequestContext`."""
+
+    context_type = RequestContext
+
+
+def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
+    """The Placement API as a WSGI application."""
+    services = services or Services.from_settings(settings)
+    middleware: list[Any] = [RequestSetup(services)]
+    if settings.cors_allowed_origin:
+        middleware.append(CORS(settings))
+    middleware += [AUTH[settings.auth_strategy](), Microversion(), ContentChecks()]
+    app = falcon.App(
+        request_type=PlacementRequest,
+        middleware=middleware,
+        cors_enable=False,
+    )
+    app.req_options.strip_url_path_trailing_slash = False
+    app.req_options.auto_parse_qs_csv = False
+    app.req_options.keep_blank_qs_values = True
+    app.resp_options.default_media_type = "application/json"
+    for template, handlers in ROUTES.items():
+        app.add_route(template, Route(handlers))
+    app.add_error_handler(Exception, _on_unexpected)
+    app.add_error_handler(falcon.HTTPError, _on_falcon_error)
+    app.add_error_handler(PlacementError, _on_domain_error)
+    app.add_error_handler(HTTPError, _on_http_error)
+    return app

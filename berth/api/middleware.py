@@ -1,0 +1,125 @@
+"""Falcon middleware: request ids, authentication, microversions, headers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import falcon
+
+from berth.api import microversion
+from berth.api.context import Credentials, RequestContext
+from berth.api.errors import HTTPError
+from berth.services import Services
+
+REQUEST_ID_HEADER = "x-openstack-request-id"
+
+
+class RequestSetup:
+    """Give each request its context and id; add the common response headers."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Create the context before anything can fail."""
+        context = req.context
+        context.request_id = f"req-{uuid.uuid4()}"
+        context.credentials = Credentials()
+        context.services = self.services
+        context.vary = True
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool
+    ) -> None:
+        """Echo the request id and the microversion on every response."""
+        context: RequestContext = req.context
+        resp.set_header(REQUEST_ID_HEADER, context.request_id)
+        version = getattr(context, "version", None)
+        if version is not None:
+            resp.set_header(microversion.HEADER, f"{microversion.SERVICE_TYPE} {version}")
+            if getattr(context, "vary", True):
+                resp.set_header("vary", microversion.HEADER)
+
+
+def _is_root(req: falcon.Request) -> bool:
+    return req.path in ("/", "")
+
+
+class NoAuth2:
+    """The reference's noauth2: a token names the user (and project)."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Fill in credentials from the token and the client's headers."""
+        if _is_root(req):
+            return
+        token = req.get_header("x-auth-token")
+        if token is None:
+            raise HTTPError(401, "", code=None, vary=False)  # type: ignore[arg-type]
+        user_id, _, project_id = token.partition(":")
+        project_id = project_id or user_id
+        roles_header = req.get_header("x-roles")
+        if roles_header is not None:
+            roles = [r.strip() for r in roles_header.split(",") if r.strip()]
+        elif user_id == "admin":
+            roles = ["admin"]
+        else:
+            roles = []
+        system_scope = req.get_header("openstack-system-scope") or None
+        explicit_project = req.get_header("x-project-id")
+        if explicit_project:
+            project_id = explicit_project
+        elif system_scope:
+            project_id = ""
+        req.context.credentials = Credentials(
+            user_id=user_id,
+            project_id=project_id or None,
+            roles=roles,
+            system_scope=system_scope,
+        )
+
+
+class AdminToken:
+    """Development mode: any token is an admin; no token is 401."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Every caller with a token is admin in project 'admin'."""
+        if _is_root(req):
+            return
+        if req.get_header("x-auth-token") is None:
+            raise HTTPError(401, "", code=None, vary=False)  # type: ignore[arg-type]
+        req.context.credentials = Credentials(
+            user_id="admin", project_id="admin", roles=["admin", "member", "reader"]
+        )
+
+
+class Microversion:
+    """Parse ``OpenStack-API-Version``; 406 or 400 when it cannot be served."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Store the requested version in the context."""
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        try:
+            req.context.version = microversion.parse(headers)
+        except ValueError as exc:
+            raise HTTPError(
+                406, f"Invalid microversion: {exc}", code=None,  # type: ignore[arg-type]
+            ) from None
+        except TypeError as exc:
+            raise HTTPError(400, f"Invalid microversion: {exc}", code=None) from None  # type: ignore[arg-type]
+
+
+class ContentChecks:
+    """A body needs a content type, and its length must be a number."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Reject bodies without a content type, as the reference does."""
+        length = req.get_header("content-length")
+        if not length:
+            return
+        try:
+            declared = int(length)
+        except ValueError:
+            raise HTTPError(400, "content-length header must be an integer") from None
+        if declared > 0 and not req.get_header("content-type"):
+            raise HTTPError(400, "content-type header required when content-length > 0")

@@ -1,0 +1,1 @@
+"""One module per Placement resource: thin handlers (parse, authorize, call, render)."""

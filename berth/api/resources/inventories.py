@@ -1,0 +1,25 @@
+"""PLACEHOLDER: being written."""
+
+from berth.api.errors import HTTPError
+
+def create(req, resp, **kw):
+    raise HTTPError(501, "not yet")
+
+def delete(req, resp, **kw):
+    raise HTTPError(501, "not yet")
+
+def delete_all(req, resp, **kw):
+    raise HTTPError(501, "not yet")
+
+def list_inventories(req, resp, **kw):
+    raise HTTPError(501, "not yet")
+
+def replace_all(req, resp, **kw):
+    raise HTTPError(501, "not yet")
+
+def show(req, resp, **kw):
+    raise HTTPError(501, "not yet")
+
+def update(req, resp, **kw):
+    raise HTTPError(501, "not yet")
+

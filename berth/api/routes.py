@@ -1,0 +1,100 @@
+"""The route table: URL template -> HTTP method -> handler function.
+
+A handler is a plain function ``handler(req, resp, **uri_params)``.  Methods
+not listed answer 405 with an ``Allow`` header, as the reference does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import falcon
+
+from berth.api.errors import HTTPError
+from berth.api.resources import (
+    aggregates,
+    allocations,
+    inventories,
+    providers,
+    reshaper,
+    resource_classes,
+    root,
+    traits,
+    usages,
+)
+
+Handler = Callable[..., None]
+
+ROUTES: dict[str, dict[str, Handler]] = {
+    "/": {"GET": root.home},
+    "/resource_classes": {
+        "GET": resource_classes.list_classes,
+        "POST": resource_classes.create,
+    },
+    "/resource_classes/{name}": {
+        "GET": resource_classes.show,
+        "PUT": resource_classes.update,
+        "DELETE": resource_classes.delete,
+    },
+    "/resource_providers": {"GET": providers.list_providers, "POST": providers.create},
+    "/resource_providers/{uuid}": {
+        "GET": providers.show,
+        "DELETE": providers.delete,
+        "PUT": providers.update,
+    },
+    "/resource_providers/{uuid}/inventories": {
+        "GET": inventories.list_inventories,
+        "POST": inventories.create,
+        "PUT": inventories.replace_all,
+        "DELETE": inventories.delete_all,
+    },
+    "/resource_providers/{uuid}/inventories/{resource_class}": {
+        "GET": inventories.show,
+        "PUT": inventories.update,
+        "DELETE": inventories.delete,
+    },
+    "/resource_providers/{uuid}/usages": {"GET": usages.provider_usages},
+    "/resource_providers/{uuid}/aggregates": {
+        "GET": aggregates.show,
+        "PUT": aggregates.replace,
+    },
+    "/resource_providers/{uuid}/allocations": {"GET": allocations.list_for_provider},
+    "/allocations": {"POST": allocations.post_many},
+    "/allocations/{consumer_uuid}": {
+        "GET": allocations.list_for_consumer,
+        "PUT": allocations.put_for_consumer,
+        "DELETE": allocations.delete_for_consumer,
+    },
+    "/traits": {"GET": traits.list_traits},
+    "/traits/{name}": {"GET": traits.show, "PUT": traits.create, "DELETE": traits.delete},
+    "/resource_providers/{uuid}/traits": {
+        "GET": traits.list_for_provider,
+        "PUT": traits.replace_for_provider,
+        "DELETE": traits.delete_for_provider,
+    },
+    "/usages": {"GET": usages.total_usages},
+    "/reshaper": {"POST": reshaper.reshape},
+}
+
+
+class Route:
+    """A Falcon resource that dispatches each method to its handler."""
+
+    def __init__(self, handlers: dict[str, Handler]) -> None:
+        self.handlers = handlers
+        self.allow = ", ".join(handlers)
+
+    def _dispatch(self, req: falcon.Request, resp: falcon.Response, **params: Any) -> None:
+        handler = self.handlers.get(req.method)
+        if handler is None:
+            raise HTTPError(
+                405,
+                "The method specified is not allowed for this resource.",
+                headers={"allow": self.allow},
+                code=None,  # type: ignore[arg-type]
+            )
+        handler(req, resp, **params)
+
+    on_get = on_post = on_put = on_delete = on_patch = _dispatch
+    on_head = on_options = on_connect = on_trace = _dispatch

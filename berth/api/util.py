@@ -1,0 +1,178 @@
+"""Helpers shared by the resource handlers: bodies, queries, URLs, headers."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Mapping
+from email.utils import format_datetime
+from typing import Any
+
+import falcon
+import jsonschema
+import orjson
+
+from berth.api.context import RequestContext
+from berth.api.errors import HTTPError, bad_request
+from berth.placement import errors as domain
+
+JSON = "application/json"
+
+FORMAT_CHECKER = jsonschema.FormatChecker()
+
+
+def is_uuid_like(value: object) -> bool:
+    """True for anything oslo's ``is_uuid_like`` accepts."""
+    if not isinstance(value, str):
+        return False
+    try:
+        canonical = str(uuid.UUID(value)).replace("-", "")
+    except (TypeError, ValueError, AttributeError):
+        return False
+    stripped = (
+        value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "").lower()
+    )
+    return canonical == stripped
+
+
+@FORMAT_CHECKER.checks("uuid")
+def _check_uuid(instance: object) -> bool:
+    return is_uuid_like(instance)
+
+
+def ctx(req: falcon.Request) -> RequestContext:
+    """The typed request context."""
+    context: RequestContext = req.context
+    return context
+
+
+def authorize(req: falcon.Request, action: str, target: Mapping[str, Any] | None = None) -> None:
+    """Check policy for ``action``; the default target is the caller's project."""
+    c = ctx(req)
+    creds = c.credentials.policy_values()
+    if target is None:
+        target = {"project_id": c.credentials.project_id, "user_id": c.credentials.user_id}
+    c.services.enforcer.authorize(action, target, creds)
+
+
+def require_json_content(req: falcon.Request) -> None:
+    """415 unless the request body is declared as JSON."""
+    content_type = (req.content_type or "").split(";")[0].strip().lower()
+    if content_type != JSON:
+        shown = content_type or "None"
+        raise HTTPError(415, f"The media type {shown} is not supported, use {JSON}")
+
+
+def check_accept(req: falcon.Request) -> None:
+    """406 when an explicit Accept header rules out JSON."""
+    accept = req.get_header("accept")
+    if accept and not req.client_accepts(JSON):
+        raise HTTPError(406, f"Only {JSON} is provided")
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError as exc:
+        raise bad_request(f"Malformed JSON: {exc}") from None
+
+
+def extract_json(req: falcon.Request, schema: Mapping[str, Any]) -> Any:
+    """Read the body, require JSON and validate it against ``schema``."""
+    require_json_content(req)
+    raw = req.bounded_stream.read()
+    data = _loads(raw)
+    validate(data, schema)
+    return data
+
+
+def validate(data: Any, schema: Mapping[str, Any]) -> None:
+    """400 'JSON does not validate' with jsonschema's own message."""
+    try:
+        jsonschema.validate(data, schema, format_checker=FORMAT_CHECKER)
+    except jsonschema.ValidationError as exc:
+        raise bad_request(f"JSON does not validate: {exc}") from None
+
+
+def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
+    """Serialise ``body`` as the JSON response."""
+    resp.status = status
+    resp.content_type = JSON
+    resp.data = orjson.dumps(body)
+
+
+def send_empty(resp: falcon.Response, status: int = 204) -> None:
+    """A response with no body (204) and no content type."""
+    resp.status = status
+    resp.data = b""
+    resp.content_type = None  # type: ignore[assignment]
+
+
+def http_date(value: datetime.datetime | None) -> str:
+    """An HTTP-date for ``value`` (naive values are UTC)."""
+    if value is None:
+        value = datetime.datetime.now(datetime.UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return format_datetime(value.astimezone(datetime.UTC), usegmt=True)
+
+
+def set_last_modified(
+    req: falcon.Request, resp: falcon.Response, when: datetime.datetime | None
+) -> None:
+    """From 1.15 on, send last-modified and cache-control: no-cache."""
+    if ctx(req).want(15):
+        resp.set_header("last-modified", http_date(when))
+        resp.set_header("cache-control", "no-cache")
+
+
+def latest(*stamps: datetime.datetime | None) -> datetime.datetime | None:
+    """The most recent of the given timestamps (None when none is set)."""
+    present = [s for s in stamps if s is not None]
+    return max(present) if present else None
+
+
+def query_values(req: falcon.Request, name: str) -> list[str]:
+    """Every value given for query parameter ``name`` (repeats kept)."""
+    values: list[str] = []
+    for key, value in _parsed_query(req):
+        if key == name:
+            values.append(value)
+    return values
+
+
+def query_params(req: falcon.Request) -> dict[str, list[str]]:
+    """All query parameters, each with every value given for it."""
+    out: dict[str, list[str]] = {}
+    for key, value in _parsed_query(req):
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _parsed_query(req: falcon.Request) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(req.query_string, keep_blank_values=True)
+
+
+def single_query(req: falcon.Request, name: str) -> str | None:
+    """The value of a query parameter that may be given at most once."""
+    values = query_values(req, name)
+    if not values:
+        return None
+    return values[-1]
+
+
+def provider_url(req: falcon.Request, uuid_: str) -> str:
+    """The path of a resource provider, under the app's mount point."""
+    return f"{req.root_path or ''}/resource_providers/{uuid_}"
+
+
+def not_found_provider(uuid_: str) -> domain.NotFound:
+    """The reference's 404 for a provider that does not exist."""
+    return domain.NotFound(f"No resource provider with uuid {uuid_} found")

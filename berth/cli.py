@@ -1,0 +1,108 @@
+"""The ``berth`` command line."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from berth import settings as settings_mod
+from berth.db import migrate
+from berth.db.engine import Database
+from berth.placement import catalog
+
+app = typer.Typer(help="berth: a fast placement and scheduling service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _settings(**overrides: object) -> settings_mod.Settings:
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return settings_mod.load(**clean)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@app.command()
+def serve(
+    bind: str = typer.Option(None, help="host:port to listen on (BERTH_BIND)."),
+    workers: int = typer.Option(None, help="Worker processes (BERTH_WORKERS)."),
+    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
+    server: str = typer.Option(None, help="gunicorn or granian (BERTH_SERVER)."),
+    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the schema first."),
+) -> None:
+    """Serve the Placement API with several worker processes."""
+    from berth.server import serve as run_server
+
+    settings = _settings(bind=bind, workers=workers, database_url=database_url, server=server)
+    if migrate_first:
+        _upgrade(settings)
+    import os
+
+    for field in dataclasses.fields(settings):
+        os.environ[f"BERTH_{field.name.upper()}"] = str(getattr(settings, field.name))
+    console.print(f"berth serving on http://{settings.bind} with {settings.workers} workers")
+    run_server(settings)
+
+
+def _upgrade(settings: settings_mod.Settings) -> None:
+    db = Database(settings.effective_database_url)
+    migrate.upgrade(db)
+    catalog.sync(db)
+    db.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
+) -> None:
+    """Create or upgrade the schema and load the standard classes and traits."""
+    settings = _settings(database_url=database_url)
+    _upgrade(settings)
+    console.print(f"schema at {migrate.head_revision()} on {Database(settings.effective_database_url).engine.url!r}")
+
+
+@db_app.command("status")
+def db_status(
+    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
+) -> None:
+    """Show the schema revision of the database and the newest one shipped."""
+    settings = _settings(database_url=database_url)
+    db = Database(settings.effective_database_url)
+    current = migrate.current_revision(db)
+    head = migrate.head_revision()
+    table = Table("revision", "description", "applied")
+    applied = True
+    for rev, doc in migrate.revisions():
+        table.add_row(rev, doc.splitlines()[0] if doc else "", "yes" if applied and current else "no")
+        if rev == current:
+            applied = False
+    console.print(table)
+    state = "up to date" if current == head else "needs upgrade (run: berth db upgrade)"
+    console.print(f"database: {current or 'empty'}; newest: {head}; {state}")
+    if current != head:
+        raise typer.Exit(1)
+
+
+@app.command()
+def settings() -> None:
+    """List every setting, its environment variable and its current value."""
+    current = _settings()
+    table = Table("environment variable", "type", "default", "current")
+    for env, default, kind in settings_mod.describe():
+        name = env.removeprefix("BERTH_").lower()
+        table.add_row(env, kind, default, repr(getattr(current, name)))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``berth`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

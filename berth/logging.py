@@ -1,0 +1,33 @@
+"""Structured logging (structlog): JSON lines or console output."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from berth.settings import Settings
+
+
+def configure(settings: Settings) -> None:
+    """Set up structlog and the standard library logger once per process."""
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
+    renderer: structlog.typing.Processor
+    if settings.log_json:
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,121 @@
+"""Shared reads and the generation compare-and-swap used by every writer."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select, update
+
+from berth.db import tables as t
+from berth.placement import errors
+
+RP = t.resource_providers
+
+
+@dataclass(frozen=True)
+class ProviderRow:
+    """One resource provider as stored, with its parent's and root's uuid."""
+
+    id: int
+    uuid: str
+    name: str | None
+    generation: int
+    parent_provider_id: int | None
+    root_provider_id: int | None
+    parent_uuid: str | None
+    root_uuid: str | None
+    created_at: datetime.datetime | None
+    updated_at: datetime.datetime | None
+
+
+def _provider_query():  # type: ignore[no-untyped-def]
+    parent = RP.alias("parent")
+    root = RP.alias("root")
+    return select(
+        RP.c.id,
+        RP.c.uuid,
+        RP.c.name,
+        RP.c.generation,
+        RP.c.parent_provider_id,
+        RP.c.root_provider_id,
+        parent.c.uuid.label("parent_uuid"),
+        root.c.uuid.label("root_uuid"),
+        RP.c.created_at,
+        RP.c.updated_at,
+    ).select_from(
+        RP.outerjoin(parent, RP.c.parent_provider_id == parent.c.id).outerjoin(
+            root, RP.c.root_provider_id == root.c.id
+        )
+    )
+
+
+def provider_query():  # type: ignore[no-untyped-def]
+    """A SELECT of provider rows (add WHERE / ORDER BY as needed)."""
+    return _provider_query()
+
+
+def find_provider(conn: Connection, uuid: str) -> ProviderRow | None:
+    """The provider with ``uuid``, or None."""
+    row = conn.execute(_provider_query().where(RP.c.uuid == uuid)).one_or_none()
+    return ProviderRow(**row._mapping) if row else None
+
+
+def get_provider(conn: Connection, uuid: str) -> ProviderRow:
+    """The provider with ``uuid``; NotFound when there is none."""
+    provider = find_provider(conn, uuid)
+    if provider is None:
+        raise errors.NotFound(
+            f"No resource provider with uuid {uuid} found",
+            code=errors.RESOURCE_PROVIDER_NOT_FOUND,
+        )
+    return provider
+
+
+def bump_generation(conn: Connection, provider_id: int, expected: int) -> int:
+    """Compare-and-swap the provider generation from ``expected`` to +1.
+
+    Raises ConcurrentUpdate when another writer changed it first.  This is
+    the only way a write claims a provider: no row locks are taken earlier.
+    """
+    now = utcnow()
+    result = conn.execute(
+        update(RP)
+        .where(RP.c.id == provider_id, RP.c.generation == expected)
+        .values(generation=expected + 1, updated_at=now)
+    )
+    if result.rowcount != 1:
+        raise errors.ConcurrentUpdate(
+            "resource provider generation conflict",
+        )
+    return expected + 1
+
+
+def utcnow() -> datetime.datetime:
+    """Now in UTC, naive, second precision (as stored)."""
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+
+
+class ResourceClassCache:
+    """Name <-> id of resource classes, read once per transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        rows = conn.execute(select(t.resource_classes.c.id, t.resource_classes.c.name)).all()
+        self.by_name = {r.name: r.id for r in rows}
+        self.by_id = {r.id: r.name for r in rows}
+
+    def id_of(self, name: str) -> int:
+        """The id of class ``name``; NotFound when it does not exist."""
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise errors.NotFound(f"No such resource class {name}.") from None
+
+    def ids_of(self, names: Iterable[str]) -> dict[str, int]:
+        """Ids for several names; NotFound naming the first unknown one."""
+        return {name: self.id_of(name) for name in names}
+
+    def name_of(self, rc_id: int) -> str:
+        """The name of class ``rc_id``."""
+        return self.by_id[rc_id]

@@ -1,0 +1,124 @@
+"""Settings: environment variables ``BERTH_*`` over an optional TOML file.
+
+Every field of :class:`Settings` is one setting; its environment variable is
+``BERTH_`` plus the field name in upper case.  ``BERTH_CONFIG`` names a TOML
+file whose top-level keys are the same field names (lower case).  The
+environment wins over the file, the file over the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+AUTH_STRATEGIES = ("noauth2", "admin_token")
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "berth")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of berth's settings, with their defaults."""
+
+    data_dir: str = field(default_factory=_default_data_dir)
+    database_url: str = ""
+    bind: str = "127.0.0.1:8780"
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    server: str = "gunicorn"
+    auth_strategy: str = "noauth2"
+    enforce_new_defaults: bool = True
+    policy_file: str = ""
+    cors_allowed_origin: str = ""
+    cors_allow_headers: str = ""
+    cors_expose_headers: str = ""
+    cors_max_age: int = 3600
+    allocation_conflict_retry_count: int = 10
+    randomize_allocation_candidates: bool = False
+    max_allocation_candidates: int = -1
+    sync_on_startup: bool = True
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    def __post_init__(self) -> None:
+        if self.auth_strategy not in AUTH_STRATEGIES:
+            raise ValueError(
+                f"auth_strategy must be one of {', '.join(AUTH_STRATEGIES)}, "
+                f"not {self.auth_strategy!r}"
+            )
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.server not in ("gunicorn", "granian"):
+            raise ValueError("server must be gunicorn or granian")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir) / 'berth.sqlite'}"
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """``bind`` split into host and port."""
+        host, _, port = self.bind.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+def _coerce(kind: Any, raw: Any, name: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"BERTH_{name.upper()}: not a boolean: {raw!r}")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"BERTH_{name.upper()}: not an integer: {raw!r}") from None
+    return raw
+
+
+def load(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from the TOML file, the environment and ``overrides``."""
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    config_path = env.get("BERTH_CONFIG")
+    if config_path:
+        with open(config_path, "rb") as fh:
+            values.update(tomllib.load(fh))
+    names = {f.name for f in fields(Settings)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown settings in {config_path}: {', '.join(sorted(unknown))}")
+    for name in names:
+        key = f"BERTH_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    values.update(overrides)
+    hints = get_type_hints(Settings)
+    coerced = {name: _coerce(hints[name], raw, name) for name, raw in values.items()}
+    return Settings(**coerced)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment variable, default, type) for every setting."""
+    rows = []
+    hints = get_type_hints(Settings)
+    for f in fields(Settings):
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        else:
+            default = "(computed)"
+        rows.append((f"BERTH_{f.name.upper()}", default, hints[f.name].__name__))
+    return rows
