@@ -1,0 +1,90 @@
+"""Shared fixtures: a migrated database on SQLite, PostgreSQL and MariaDB.
+
+PostgreSQL and MariaDB tests run against the real servers named by
+``BERTH_TEST_POSTGRES_URL`` / ``BERTH_TEST_MYSQL_URL`` (defaults: the local
+``test`` databases).  Where a server does not answer the tests skip with the
+reason, unless ``BERTH_TEST_REQUIRE_DATABASES=1`` (set by ``.ci/run``), which
+turns a missing database into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from berth.db import migrate, tables  # noqa: E402
+from berth.db.engine import Database  # noqa: E402
+from berth.placement import catalog  # noqa: E402
+
+POSTGRES_URL = os.environ.get(
+    "BERTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("BERTH_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+REQUIRE = os.environ.get("BERTH_TEST_REQUIRE_DATABASES") == "1"
+
+BACKENDS = ["sqlite", "postgresql", "mysql"]
+
+
+def backend_url(name: str, tmp_path: Path) -> str:
+    """The URL for a backend name ('sqlite' gets a fresh file)."""
+    if name == "sqlite":
+        return f"sqlite:///{tmp_path / 'berth.sqlite'}"
+    return POSTGRES_URL if name == "postgresql" else MYSQL_URL
+
+
+def _reachable(db: Database) -> str | None:
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # the driver's own error says why
+        return f"{db.dialect} not reachable at {db.engine.url!r}: {exc.__class__.__name__}: {exc}"
+    return None
+
+
+def wipe(db: Database) -> None:
+    """Drop every berth table (and alembic's), leaving an empty database."""
+    with db.engine.begin() as conn:
+        if db.dialect == "mysql":
+            conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))
+        tables.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        if db.dialect == "mysql":
+            conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
+
+
+def fresh_database(name: str, tmp_path: Path) -> Database:
+    """A freshly migrated database of backend ``name`` (skips if absent)."""
+    db = Database(backend_url(name, tmp_path))
+    problem = _reachable(db)
+    if problem:
+        if REQUIRE:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    if name != "sqlite":
+        wipe(db)
+    migrate.upgrade(db)
+    catalog.sync(db)
+    return db
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database on each backend in turn."""
+    database = fresh_database(request.param, tmp_path)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite database only (for fast logic tests)."""
+    database = fresh_database("sqlite", tmp_path)
+    yield database
+    database.dispose()
