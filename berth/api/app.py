@@ -95,7 +95,9 @@ def create_app(settings: Settings, services: Services | None = None) -> falcon.A
     app.req_options.strip_url_path_trailing_slash = False
     app.req_options.auto_parse_qs_csv = False
     app.req_options.keep_blank_qs_values = True
-    app.resp_options.default_media_type = "application/json"
+    # Only responses with a body name a content type (the reference sends
+    # none on 201/204 without a body).
+    app.resp_options.default_media_type = None  # type: ignore[assignment]
     for template, handlers in ROUTES.items():
         app.add_route(template, Route(handlers))
     app.add_error_handler(Exception, _on_unexpected)

@@ -1,0 +1,169 @@
+"""Parsing of the query parameters shared by provider and candidate queries.
+
+Each function takes the raw strings and returns plain data, raising a 400
+``HTTPError`` with the reference's wording on malformed input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jsonschema
+
+from berth.api.errors import bad_request
+from berth.api.util import FORMAT_CHECKER, is_uuid_like
+
+RESOURCES_FORM = (
+    "Badly formed resources parameter. Expected resources query string parameter "
+    "in form: ?resources=VCPU:2,MEMORY_MB:1024. Got: {}."
+)
+
+
+def validate_query(params: Mapping[str, Sequence[str]], schema: Mapping[str, Any]) -> None:
+    """Validate the last value of each parameter against ``schema`` (400 on error)."""
+    flat = {key: values[-1] for key, values in params.items()}
+    try:
+        jsonschema.validate(flat, schema, format_checker=FORMAT_CHECKER)
+    except jsonschema.ValidationError as exc:
+        raise bad_request(f"Invalid query string parameters: {exc}") from None
+
+
+def parse_resources(value: str) -> dict[str, int]:
+    """``VCPU:2,MEMORY_MB:1024`` -> {"VCPU": 2, "MEMORY_MB": 1024}."""
+    if value.strip() == "":
+        raise bad_request(RESOURCES_FORM.format("empty string"))
+    result: dict[str, int] = {}
+    for item in value.split(","):
+        try:
+            name, raw_amount = item.split(":")
+        except ValueError:
+            raise bad_request(RESOURCES_FORM.format(item)) from None
+        try:
+            amount = int(raw_amount)
+        except ValueError:
+            raise bad_request(
+                f"Requested resource {name} expected positive integer amount. "
+                f"Got: {raw_amount}."
+            ) from None
+        if amount < 1:
+            raise bad_request(f"Requested resource {name} requires amount >= 1. Got: {amount}.")
+        result[name] = amount
+    return result
+
+
+def _parse_any_traits(value: str, allow_any: bool) -> tuple[list[set[str]], set[str]]:
+    if not allow_any:
+        raise bad_request(
+            "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
+            f"only supported since microversion 1.39. Got: {value}"
+        )
+    any_traits = {part.strip() for part in value[3:].split(",")}
+    if not all(any_traits):
+        raise bad_request(
+            "Invalid query string parameters: Expected 'required' parameter value of the "
+            f"form: in:HW_CPU_X86_VMX,CUSTOM_MAGIC. Got an empty trait in: {value}"
+        )
+    if any(trait.startswith("!") for trait in any_traits):
+        raise bad_request(
+            "Invalid query string parameters: The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' "
+            f"does not support forbidden traits. Got: {value}"
+        )
+    return [any_traits], set()
+
+
+def parse_traits(
+    value: str, allow_forbidden: bool, allow_any: bool
+) -> tuple[list[set[str]], set[str]]:
+    """One ``required`` value -> (list of any-of trait sets, forbidden traits)."""
+    if value.startswith("in:"):
+        return _parse_any_traits(value, allow_any)
+    names = [part.strip() for part in value.split(",")]
+    forbidden = {name.lstrip("!") for name in names if name.startswith("!")}
+    if not all(names) or not all(forbidden):
+        form = "HW_CPU_X86_VMX,!CUSTOM_MAGIC" if allow_forbidden else "HW_CPU_X86_VMX,CUSTOM_MAGIC"
+        raise bad_request(
+            "Invalid query string parameters: Expected 'required' parameter value of the "
+            f"form: {form}. Got an empty trait in: {value}"
+        )
+    if forbidden and not allow_forbidden:
+        raise bad_request(
+            "Invalid query string parameters: Expected 'required' parameter value of the "
+            f"form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: {value}"
+        )
+    required = [{name} for name in names if not name.startswith("!")]
+    return required, forbidden
+
+
+def parse_required(
+    values: Sequence[str], allow_forbidden: bool, allow_any: bool
+) -> tuple[list[set[str]], set[str]]:
+    """All ``required`` values (only the last one before 1.39)."""
+    if not allow_any:
+        values = values[-1:]
+    required: list[set[str]] = []
+    forbidden: set[str] = set()
+    for value in values:
+        req, forb = parse_traits(value, allow_forbidden, allow_any)
+        required += req
+        forbidden |= forb
+    return required, forbidden
+
+
+def parse_member_of_value(value: str) -> tuple[set[str], set[str]]:
+    """One ``member_of`` value -> (any-of required aggregates, forbidden ones)."""
+    if "," in value and not (value.startswith("in:") or value.startswith("!in:")):
+        raise bad_request(
+            "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' "
+            f"keyword using the valid microversion. Got: {value}"
+        )
+    required: set[str] = set()
+    forbidden: set[str] = set()
+    if value.startswith("!in:"):
+        forbidden = set(value[4:].split(","))
+    elif value.startswith("!"):
+        forbidden = {value[1:]}
+    elif value.startswith("in:"):
+        required = set(value[3:].split(","))
+    else:
+        required = {value}
+    for agg in required | forbidden:
+        if not is_uuid_like(agg):
+            raise bad_request(
+                "Invalid query string parameters: Expected 'member_of' parameter to "
+                f"contain valid UUID(s). Got: {agg}"
+            )
+    return required, forbidden
+
+
+def parse_member_of(
+    values: Sequence[str], allow_multiple: bool, allow_forbidden: bool, suffix: str = ""
+) -> tuple[list[set[str]], set[str]]:
+    """All ``member_of`` values -> (list of any-of sets, forbidden aggregates)."""
+    if not allow_multiple and len(values) > 1:
+        raise bad_request(f"Multiple member_of{suffix} parameters are not supported")
+    required: list[set[str]] = []
+    forbidden: set[str] = set()
+    for value in values:
+        req, forb = parse_member_of_value(value)
+        if req:
+            required.append(req)
+        if forb:
+            if not allow_forbidden:
+                raise bad_request(
+                    f"Forbidden member_of{suffix} parameters are not supported in the "
+                    "specified microversion"
+                )
+            forbidden |= forb
+    return required, forbidden
+
+
+def parse_in_tree(value: str) -> str:
+    """An ``in_tree`` value: a provider uuid."""
+    stripped = value.strip()
+    if not is_uuid_like(stripped):
+        raise bad_request(
+            "Invalid query string parameters: Expected 'in_tree' parameter to be a format "
+            f"of uuid. Got: {value}"
+        )
+    return stripped

@@ -1,0 +1,233 @@
+"""Resource providers: create, update (rename, re-parent), delete, list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from berth.db import tables as t
+from berth.placement import errors
+from berth.placement import provider_filters as pf
+from berth.placement.lookups import (
+    RP,
+    ProviderRow,
+    ResourceClassCache,
+    find_provider,
+    get_provider,
+    provider_query,
+    utcnow,
+)
+
+
+def _action_error(action: str, reason: str) -> str:
+    return f"Object action {action} failed because: {reason}"
+
+
+def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> ProviderRow:
+    """Create a provider (root, or a child of ``parent_uuid``)."""
+    prefix = f'Unable to create resource provider "{name}", {uuid}: '
+    parent: ProviderRow | None = None
+    if parent_uuid is not None:
+        if parent_uuid == uuid:
+            raise errors.InvalidInput(
+                prefix
+                + _action_error(
+                    "create",
+                    "parent provider UUID cannot be same as UUID. Please set parent "
+                    "provider UUID to None if there is no parent.",
+                )
+            )
+        parent = find_provider(conn, parent_uuid)
+        if parent is None:
+            raise errors.InvalidInput(
+                prefix + _action_error("create", "parent provider UUID does not exist.")
+            )
+    _check_duplicates(conn, uuid, name)
+    now = utcnow()
+    try:
+        new_id = conn.execute(
+            insert(RP).values(
+                uuid=uuid,
+                name=name,
+                generation=0,
+                parent_provider_id=parent.id if parent else None,
+                root_provider_id=parent.root_provider_id if parent else None,
+                created_at=now,
+                updated_at=None,
+            )
+        ).inserted_primary_key[0]
+    except IntegrityError:
+        # A concurrent create won the race for this uuid or name.
+        raise errors.Conflict(
+            f"Conflicting resource provider uuid: {uuid} or name: {name} already exists.",
+            code=errors.DUPLICATE_NAME,
+        ) from None
+    if parent is None:
+        conn.execute(update(RP).where(RP.c.id == new_id).values(root_provider_id=new_id))
+    return get_provider(conn, uuid)
+
+
+def _check_duplicates(conn: Connection, uuid: str, name: str) -> None:
+    clashes = []
+    if conn.execute(select(RP.c.id).where(RP.c.uuid == uuid)).first():
+        clashes.append(f"uuid: {uuid}")
+    if conn.execute(select(RP.c.id).where(RP.c.name == name)).first():
+        clashes.append(f"name: {name}")
+    if clashes:
+        raise errors.Conflict(
+            f"Conflicting resource provider {', '.join(clashes)} already exists.",
+            code=errors.DUPLICATE_NAME,
+        )
+
+
+def _subtree_ids(conn: Connection, provider_id: int) -> list[int]:
+    ids = [provider_id]
+    frontier = [provider_id]
+    while frontier:
+        frontier = list(
+            conn.execute(select(RP.c.id).where(RP.c.parent_provider_id.in_(frontier))).scalars()
+        )
+        ids.extend(frontier)
+    return ids
+
+
+def update_provider(
+    conn: Connection,
+    uuid: str,
+    name: str,
+    parent_uuid: str | None,
+    change_parent: bool,
+    allow_reparenting: bool,
+) -> ProviderRow:
+    """Rename a provider and, when asked, give it a (new) parent or none."""
+    current = get_provider(conn, uuid)
+    values: dict[str, object] = {"name": name, "updated_at": utcnow()}
+    subtree: list[int] = []
+    new_root: int | None = None
+    if change_parent:
+        prefix = f"Unable to save resource provider {uuid}: "
+        if parent_uuid is not None:
+            parent = find_provider(conn, parent_uuid)
+            if parent is None:
+                raise errors.InvalidInput(
+                    prefix + _action_error("create", "parent provider UUID does not exist.")
+                )
+            if (
+                current.parent_provider_id is not None
+                and current.parent_provider_id != parent.id
+                and not allow_reparenting
+            ):
+                raise errors.InvalidInput(
+                    prefix
+                    + _action_error("update", "re-parenting a provider is not currently allowed.")
+                )
+            subtree = _subtree_ids(conn, current.id)
+            if parent.id in subtree:
+                raise errors.InvalidInput(
+                    prefix
+                    + _action_error("update", "creating loop in the provider tree is not allowed.")
+                )
+            new_root = parent.root_provider_id
+            values.update(parent_provider_id=parent.id, root_provider_id=new_root)
+        elif current.parent_provider_id is not None:
+            if not allow_reparenting:
+                raise errors.InvalidInput(
+                    prefix
+                    + _action_error("update", "un-parenting a provider is not currently allowed.")
+                )
+            subtree = _subtree_ids(conn, current.id)
+            new_root = current.id
+            values.update(parent_provider_id=None, root_provider_id=new_root)
+    if name != current.name and conn.execute(
+        select(RP.c.id).where(RP.c.name == name, RP.c.id != current.id)
+    ).first():
+        raise errors.Conflict(
+            f"Conflicting resource provider {name} already exists.", code=errors.DUPLICATE_NAME
+        )
+    conn.execute(update(RP).where(RP.c.id == current.id).values(**values))
+    if subtree and new_root is not None:
+        conn.execute(update(RP).where(RP.c.id.in_(subtree)).values(root_provider_id=new_root))
+    return get_provider(conn, uuid)
+
+
+def delete_provider(conn: Connection, uuid: str) -> None:
+    """Delete a provider with no children and no allocations."""
+    provider = find_provider(conn, uuid)
+    if provider is None:
+        raise errors.NotFound(f"No resource provider with uuid {uuid} found for delete")
+    if conn.execute(select(RP.c.id).where(RP.c.parent_provider_id == provider.id)).first():
+        raise errors.Conflict(
+            f"Unable to delete parent resource provider {uuid}: It has child resource providers.",
+            code=errors.PROVIDER_CANNOT_DELETE_PARENT,
+        )
+    used = conn.execute(
+        select(exists().where(t.allocations.c.resource_provider_id == provider.id))
+    ).scalar()
+    if used:
+        raise errors.Conflict(
+            f"Unable to delete resource provider {uuid}: Resource provider has allocations.",
+            code=errors.PROVIDER_IN_USE,
+        )
+    for table in (t.inventories, t.resource_provider_aggregates, t.resource_provider_traits):
+        conn.execute(delete(table).where(table.c.resource_provider_id == provider.id))
+    conn.execute(update(RP).where(RP.c.id == provider.id).values(root_provider_id=None))
+    try:
+        conn.execute(delete(RP).where(RP.c.id == provider.id))
+    except IntegrityError:
+        raise errors.Conflict(
+            f"Unable to delete parent resource provider {uuid}: It has child resource providers.",
+            code=errors.PROVIDER_CANNOT_DELETE_PARENT,
+        ) from None
+
+
+@dataclass
+class ProviderFilter:
+    """The filters of ``GET /resource_providers``."""
+
+    name: str | None = None
+    uuid: str | None = None
+    in_tree: str | None = None
+    member_of: list[set[str]] = field(default_factory=list)
+    forbidden_aggs: set[str] = field(default_factory=set)
+    required_traits: list[set[str]] = field(default_factory=list)
+    forbidden_traits: set[str] = field(default_factory=set)
+    resources: dict[str, int] = field(default_factory=dict)
+
+
+def list_providers(conn: Connection, flt: ProviderFilter) -> Sequence[ProviderRow]:
+    """Providers matching every filter, ordered by internal id."""
+    query = provider_query()
+    if flt.name is not None:
+        query = query.where(RP.c.name == flt.name)
+    if flt.uuid is not None:
+        query = query.where(RP.c.uuid == flt.uuid)
+    if flt.in_tree is not None:
+        tree = find_provider(conn, flt.in_tree)
+        if tree is None:
+            return []
+        query = query.where(RP.c.root_provider_id == tree.root_provider_id)
+    if flt.required_traits:
+        ids = pf.trait_ids(conn, set().union(*flt.required_traits))
+        for group in flt.required_traits:
+            query = query.where(RP.c.id.in_(pf.having_any_trait(ids[n] for n in group)))
+    if flt.forbidden_traits:
+        ids = pf.trait_ids(conn, flt.forbidden_traits)
+        query = query.where(RP.c.id.not_in(pf.having_any_trait(ids.values())))
+    for aggs in flt.member_of:
+        query = query.where(RP.c.id.in_(pf.in_any_aggregate(aggs)))
+    if flt.forbidden_aggs:
+        query = query.where(RP.c.id.not_in(pf.in_any_aggregate(flt.forbidden_aggs)))
+    if flt.resources:
+        classes = ResourceClassCache(conn)
+        for rc_name, amount in flt.resources.items():
+            query = query.where(RP.c.id.in_(pf.with_capacity(classes.id_of(rc_name), amount)))
+    rows = conn.execute(query.order_by(RP.c.id)).all()
+    return [ProviderRow(**r._mapping) for r in rows]
+
+
+def count(conn: Connection) -> int:
+    """How many providers there are."""
+    return int(conn.execute(select(func.count()).select_from(RP)).scalar_one())
