@@ -173,3 +173,16 @@ consumers = Table(
     Index("ix_consumers_project_user_uuid", "project_id", "user_id", "uuid"),
     Index("ix_consumers_consumer_type", "consumer_type_id"),
 )
+
+# The change feed: one row per provider touched by a committed write, in the
+# same transaction as the write.  Workers that keep provider state in memory
+# read it to catch up (see berth.sync.feed).  provider_id 0 means "reload
+# everything" (e.g. a resource class or trait catalogue change).
+change_log = Table(
+    "change_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider_id", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_change_log_created_at", "created_at"),
+)

@@ -89,6 +89,10 @@ def bump_generation(conn: Connection, provider_id: int, expected: int) -> int:
         raise errors.ConcurrentUpdate(
             "resource provider generation conflict",
         )
+    # Imported here: changes imports utcnow from this module.
+    from berth.placement import changes
+
+    changes.record(conn, [provider_id])
     return expected + 1
 
 

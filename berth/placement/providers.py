@@ -9,7 +9,7 @@ from sqlalchemy import Connection, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from berth.db import tables as t
-from berth.placement import errors
+from berth.placement import changes, errors
 from berth.placement import provider_filters as pf
 from berth.placement.lookups import (
     RP,
@@ -67,6 +67,7 @@ def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> P
         ) from None
     if parent is None:
         conn.execute(update(RP).where(RP.c.id == new_id).values(root_provider_id=new_id))
+    changes.record(conn, [new_id])
     return get_provider(conn, uuid)
 
 
@@ -150,6 +151,7 @@ def update_provider(
     conn.execute(update(RP).where(RP.c.id == current.id).values(**values))
     if subtree and new_root is not None:
         conn.execute(update(RP).where(RP.c.id.in_(subtree)).values(root_provider_id=new_root))
+    changes.record(conn, [current.id, *subtree])
     return get_provider(conn, uuid)
 
 
@@ -174,6 +176,7 @@ def delete_provider(conn: Connection, uuid: str) -> None:
     for table in (t.inventories, t.resource_provider_aggregates, t.resource_provider_traits):
         conn.execute(delete(table).where(table.c.resource_provider_id == provider.id))
     conn.execute(update(RP).where(RP.c.id == provider.id).values(root_provider_id=None))
+    changes.record(conn, [provider.id])
     try:
         conn.execute(delete(RP).where(RP.c.id == provider.id))
     except IntegrityError:

@@ -1,0 +1,1 @@
+"""Keeping each worker's in-memory provider state in step with the database."""
