@@ -35,6 +35,10 @@ class RequestSetup:
         """Echo the request id and the microversion on every response."""
         context: RequestContext = req.context
         resp.set_header(REQUEST_ID_HEADER, context.request_id)
+        location = resp.get_header("location")
+        if location and location.startswith("/"):
+            # Like the reference (WebOb), send an absolute Location.
+            resp.set_header("location", req.prefix + location)
         version = getattr(context, "version", None)
         if version is not None:
             resp.set_header(microversion.HEADER, f"{microversion.SERVICE_TYPE} {version}")
