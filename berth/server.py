@@ -21,7 +21,7 @@ def serve(settings: Settings) -> None:
         argv = [
             sys.executable, "-m", "gunicorn", "--no-control-socket",
             "--workers", str(settings.workers), "--bind", f"{host}:{port}",
-            "--worker-class", "sync", "--keep-alive", "5", "--access-logfile", "-",
+            "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", "--access-logfile", "-",
             "berth.wsgi:application",
         ]
     os.execv(sys.executable, argv)

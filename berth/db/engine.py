@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -39,10 +39,14 @@ def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    memory = parsed.database in (None, "", ":memory:")
     engine = create_engine(
         url,
-        poolclass=NullPool,
+        # A file database keeps a few open connections per process (opening
+        # one costs more than most queries); ":memory:" needs exactly one.
+        poolclass=NullPool if memory else QueuePool,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        **({} if memory else {"pool_size": 4, "max_overflow": 8}),
     )
 
     @event.listens_for(engine, "connect")
