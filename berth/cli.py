@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -19,7 +20,7 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
-def _settings(**overrides: object) -> settings_mod.Settings:
+def _settings(**overrides: Any) -> settings_mod.Settings:
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
         return settings_mod.load(**clean)
@@ -33,7 +34,9 @@ def serve(
     workers: int = typer.Option(None, help="Worker processes (BERTH_WORKERS)."),
     database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
     server: str = typer.Option(None, help="gunicorn or granian (BERTH_SERVER)."),
-    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Upgrade the schema first."),
+    migrate_first: bool = typer.Option(
+        True, "--migrate/--no-migrate", help="Upgrade the schema first."
+    ),
 ) -> None:
     """Serve the Placement API with several worker processes."""
     from berth.server import serve as run_server
@@ -63,7 +66,8 @@ def db_upgrade(
     """Create or upgrade the schema and load the standard classes and traits."""
     settings = _settings(database_url=database_url)
     _upgrade(settings)
-    console.print(f"schema at {migrate.head_revision()} on {Database(settings.effective_database_url).engine.url!r}")
+    url = Database(settings.effective_database_url).engine.url
+    console.print(f"schema at {migrate.head_revision()} on {url!r}")
 
 
 @db_app.command("status")
@@ -78,7 +82,9 @@ def db_status(
     table = Table("revision", "description", "applied")
     applied = True
     for rev, doc in migrate.revisions():
-        table.add_row(rev, doc.splitlines()[0] if doc else "", "yes" if applied and current else "no")
+        table.add_row(
+            rev, doc.splitlines()[0] if doc else "", "yes" if applied and current else "no"
+        )
         if rev == current:
             applied = False
     console.print(table)

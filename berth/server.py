@@ -13,15 +13,37 @@ def serve(settings: Settings) -> None:
     host, port = settings.host_port
     if settings.server == "granian":
         argv = [
-            sys.executable, "-m", "granian", "--interface", "wsgi",
-            "--host", host, "--port", str(port), "--workers", str(settings.workers),
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--workers",
+            str(settings.workers),
             "berth.wsgi:application",
         ]
     else:
         argv = [
-            sys.executable, "-m", "gunicorn", "--no-control-socket",
-            "--workers", str(settings.workers), "--bind", f"{host}:{port}",
-            "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", "--access-logfile", "-",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--no-control-socket",
+            "--workers",
+            str(settings.workers),
+            "--bind",
+            f"{host}:{port}",
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "4",
+            "--keep-alive",
+            "5",
+            "--access-logfile",
+            "-",
             "berth.wsgi:application",
         ]
     os.execv(sys.executable, argv)

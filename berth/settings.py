@@ -116,9 +116,6 @@ def describe() -> list[tuple[str, str, str]]:
     rows = []
     hints = get_type_hints(Settings)
     for f in fields(Settings):
-        if f.default is not dataclasses.MISSING:
-            default = repr(f.default)
-        else:
-            default = "(computed)"
+        default = repr(f.default) if f.default is not dataclasses.MISSING else "(computed)"
         rows.append((f"BERTH_{f.name.upper()}", default, hints[f.name].__name__))
     return rows

@@ -19,9 +19,9 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from berth.db import migrate, tables  # noqa: E402
-from berth.db.engine import Database  # noqa: E402
-from berth.placement import catalog  # noqa: E402
+from berth.db import migrate, tables
+from berth.db.engine import Database
+from berth.placement import catalog
 
 POSTGRES_URL = os.environ.get(
     "BERTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import falcon
 import structlog
@@ -29,7 +29,7 @@ AUTH = {"noauth2": NoAuth2, "admin_token": AdminToken}
 
 
 def _render(req: falcon.Request, resp: falcon.Response, err: HTTPError) -> None:
-    context: RequestContext = req.context
+    context = cast(RequestContext, req.context)
     version = getattr(context, "version", None)
     code: str | None = None
     if version is not None and version.matches(ERROR_CODE_MIN_VERSION):

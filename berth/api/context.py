@@ -40,6 +40,10 @@ class RequestContext:
     def __init__(self) -> None:
         self.request_id = ""
         self.credentials = Credentials()
+        # Whether to send "vary: openstack-api-version" (the reference omits
+        # it on errors raised outside its handlers).
+        self.vary = True
+        self.cors_preflight = False
 
     def want(self, minor: int) -> bool:
         """True when the request's microversion is at least 1.<minor>."""

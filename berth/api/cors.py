@@ -16,7 +16,12 @@ from berth.settings import Settings
 
 DEFAULT_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
 SIMPLE_HEADERS = {
-    "cache-control", "content-language", "content-type", "expires", "last-modified", "pragma",
+    "cache-control",
+    "content-language",
+    "content-type",
+    "expires",
+    "last-modified",
+    "pragma",
 }
 
 
@@ -51,7 +56,9 @@ class CORS:
         method = req.get_header("access-control-request-method")
         if origin is None or method is None or method.upper() not in DEFAULT_METHODS:
             return
-        requested = [h.lower() for h in _split(req.get_header("access-control-request-headers") or "")]
+        requested = [
+            h.lower() for h in _split(req.get_header("access-control-request-headers") or "")
+        ]
         permitted = set(self.allow_headers) | SIMPLE_HEADERS
         if any(h not in permitted for h in requested):
             return

@@ -38,8 +38,7 @@ EXPLANATIONS = {
     409: "There was a conflict when trying to complete your request.",
     415: "The request media type {content_type} is not supported by this server.",
     501: "Not implemented.",
-    500: "The server has either erred or is incapable of performing the "
-    "requested operation.",
+    500: "The server has either erred or is incapable of performing the requested operation.",
 }
 
 ERROR_CODE_MIN_VERSION = (1, 23)
@@ -151,6 +150,9 @@ def negotiate_error(accept: str | None, status: int, json_body: bytes) -> tuple[
     detail = orjson.loads(json_body)["errors"][0]["detail"]
     title = f"{status} {HTTPStatus(status).phrase}"
     if best == "text/html":
-        html = f"<html>\n <head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n  {detail}\n </body>\n</html>"
+        html = (
+            f"<html>\n <head>\n  <title>{title}</title>\n </head>\n"
+            f" <body>\n  <h1>{title}</h1>\n  {detail}\n </body>\n</html>"
+        )
         return "text/html; charset=UTF-8", html.encode()
     return "text/plain; charset=UTF-8", f"{title}\n\n{detail}".encode()

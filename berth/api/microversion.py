@@ -15,12 +15,12 @@ Version = microversion_parse.Version
 
 def min_version_string() -> str:
     """The lowest supported microversion as text."""
-    return "%d.%d" % MIN_VERSION
+    return f"{MIN_VERSION[0]}.{MIN_VERSION[1]}"
 
 
 def max_version_string() -> str:
     """The highest supported microversion as text."""
-    return "%d.%d" % MAX_VERSION
+    return f"{MAX_VERSION[0]}.{MAX_VERSION[1]}"
 
 
 def parse(headers: dict[str, str]) -> Version:

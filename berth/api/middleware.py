@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import falcon
 
@@ -33,7 +33,7 @@ class RequestSetup:
         self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool
     ) -> None:
         """Echo the request id and the microversion on every response."""
-        context: RequestContext = req.context
+        context = cast(RequestContext, req.context)
         resp.set_header(REQUEST_ID_HEADER, context.request_id)
         location = resp.get_header("location")
         if location and location.startswith("/"):
@@ -107,7 +107,9 @@ class Microversion:
             req.context.version = microversion.parse(headers)
         except ValueError as exc:
             raise HTTPError(
-                406, f"Invalid microversion: {exc}", code=None,  # type: ignore[arg-type]
+                406,
+                f"Invalid microversion: {exc}",
+                code=None,  # type: ignore[arg-type]
             ) from None
         except TypeError as exc:
             raise HTTPError(400, f"Invalid microversion: {exc}", code=None) from None  # type: ignore[arg-type]

@@ -123,7 +123,7 @@ def _atom(text: str) -> Check:
 
 def parse_check(text: str) -> Check:
     """Compile an oslo.policy check string into a predicate."""
-    tokens = _TOKEN.findall(text)
+    tokens: list[str] = _TOKEN.findall(text)
     pos = 0
 
     def peek() -> str | None:
@@ -178,7 +178,7 @@ def load_overrides(path: str) -> dict[str, str]:
     """Read a policy file: a mapping of rule name to check string."""
     if not path:
         return {}
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data: Any = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"policy file {path} must hold a mapping")
     return {str(k): str(v) for k, v in data.items()}

@@ -43,8 +43,7 @@ def parse_resources(value: str) -> dict[str, int]:
             amount = int(raw_amount)
         except ValueError:
             raise bad_request(
-                f"Requested resource {name} expected positive integer amount. "
-                f"Got: {raw_amount}."
+                f"Requested resource {name} expected positive integer amount. Got: {raw_amount}."
             ) from None
         if amount < 1:
             raise bad_request(f"Requested resource {name} requires amount >= 1. Got: {amount}.")

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, cast
 
 import falcon
 import jsonschema
@@ -30,21 +30,16 @@ def is_uuid_like(value: object) -> bool:
         canonical = str(uuid.UUID(value)).replace("-", "")
     except (TypeError, ValueError, AttributeError):
         return False
-    stripped = (
-        value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "").lower()
-    )
+    stripped = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "").lower()
     return canonical == stripped
 
 
-@FORMAT_CHECKER.checks("uuid")
-def _check_uuid(instance: object) -> bool:
-    return is_uuid_like(instance)
+FORMAT_CHECKER.checks("uuid")(is_uuid_like)
 
 
 def ctx(req: falcon.Request) -> RequestContext:
     """The typed request context."""
-    context: RequestContext = req.context
-    return context
+    return cast(RequestContext, req.context)
 
 
 def authorize(req: falcon.Request, action: str, target: Mapping[str, Any] | None = None) -> None:

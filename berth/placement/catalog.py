@@ -52,8 +52,7 @@ def _sync_once(db: Database) -> None:
             conn.execute(tables.resource_classes.insert(), missing_rc)
         have_traits = set(conn.execute(select(tables.traits.c.name)).scalars())
         missing_traits = [
-            {"name": name, "created_at": now}
-            for name in sorted(STANDARD_TRAITS - have_traits)
+            {"name": name, "created_at": now} for name in sorted(STANDARD_TRAITS - have_traits)
         ]
         if missing_traits:
             conn.execute(tables.traits.insert(), missing_traits)

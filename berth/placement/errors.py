@@ -58,4 +58,3 @@ class InvalidInput(PlacementError):
 
 class NotAuthorized(PlacementError):
     """Policy does not allow the action."""
-

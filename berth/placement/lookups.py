@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Select, select, update
 
 from berth.db import tables as t
 from berth.placement import errors
@@ -30,7 +31,7 @@ class ProviderRow:
     updated_at: datetime.datetime | None
 
 
-def _provider_query():  # type: ignore[no-untyped-def]
+def _provider_query() -> Select[Any]:
     parent = RP.alias("parent")
     root = RP.alias("root")
     return select(
@@ -51,7 +52,7 @@ def _provider_query():  # type: ignore[no-untyped-def]
     )
 
 
-def provider_query():  # type: ignore[no-untyped-def]
+def provider_query() -> Select[Any]:
     """A SELECT of provider rows (add WHERE / ORDER BY as needed)."""
     return _provider_query()
 
@@ -106,8 +107,8 @@ class ResourceClassCache:
 
     def __init__(self, conn: Connection) -> None:
         rows = conn.execute(select(t.resource_classes.c.id, t.resource_classes.c.name)).all()
-        self.by_name = {r.name: r.id for r in rows}
-        self.by_id = {r.id: r.name for r in rows}
+        self.by_name: dict[str, int] = {r.name: r.id for r in rows}
+        self.by_id: dict[int, str] = {r.id: r.name for r in rows}
 
     def id_of(self, name: str) -> int:
         """The id of class ``name``; NotFound when it does not exist."""

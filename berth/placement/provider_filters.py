@@ -7,7 +7,7 @@ and by the SQL path of allocation candidates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from sqlalchemy import Connection, Select, and_, func, literal, select
 
@@ -65,7 +65,9 @@ def with_capacity(rc_id: int, amount: int) -> Select[tuple[int]]:
     used = func.coalesce(usage.c.used, 0)
     return (
         select(INV.c.resource_provider_id)
-        .select_from(INV.outerjoin(usage, usage.c.resource_provider_id == INV.c.resource_provider_id))
+        .select_from(
+            INV.outerjoin(usage, usage.c.resource_provider_id == INV.c.resource_provider_id)
+        )
         .where(
             and_(
                 INV.c.resource_class_id == rc_id,

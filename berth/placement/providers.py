@@ -58,7 +58,7 @@ def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> P
                 created_at=now,
                 updated_at=None,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # type: ignore[index]
     except IntegrityError:
         # A concurrent create won the race for this uuid or name.
         raise errors.Conflict(
@@ -142,9 +142,10 @@ def update_provider(
             subtree = _subtree_ids(conn, current.id)
             new_root = current.id
             values.update(parent_provider_id=None, root_provider_id=new_root)
-    if name != current.name and conn.execute(
-        select(RP.c.id).where(RP.c.name == name, RP.c.id != current.id)
-    ).first():
+    if (
+        name != current.name
+        and conn.execute(select(RP.c.id).where(RP.c.name == name, RP.c.id != current.id)).first()
+    ):
         raise errors.Conflict(
             f"Conflicting resource provider {name} already exists.", code=errors.DUPLICATE_NAME
         )

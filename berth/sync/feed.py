@@ -60,9 +60,9 @@ class ChangeFeed:
         low = min(low, self.high + 1)
         with self.db.read() as conn:
             rows = conn.execute(
-                select(t.change_log.c.id, t.change_log.c.provider_id).where(
-                    t.change_log.c.id >= low
-                ).order_by(t.change_log.c.id)
+                select(t.change_log.c.id, t.change_log.c.provider_id)
+                .where(t.change_log.c.id >= low)
+                .order_by(t.change_log.c.id)
             ).all()
         changed: set[int] = set()
         for row_id, provider_id in rows:

@@ -27,17 +27,38 @@ TEMPLATES = sorted(ROUTES)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
 # Bodies shaped like the real ones, with wrong pieces in them.
 plausible_keys = st.sampled_from(
     [
-        "name", "uuid", "parent_provider_uuid", "inventories", "resource_provider_generation",
-        "total", "reserved", "allocation_ratio", "min_unit", "max_unit", "step_size",
-        "allocations", "resources", "project_id", "user_id", "consumer_generation",
-        "consumer_type", "traits", "aggregates", "mappings", "VCPU", RP_UUID, CONSUMER,
+        "name",
+        "uuid",
+        "parent_provider_uuid",
+        "inventories",
+        "resource_provider_generation",
+        "total",
+        "reserved",
+        "allocation_ratio",
+        "min_unit",
+        "max_unit",
+        "step_size",
+        "allocations",
+        "resources",
+        "project_id",
+        "user_id",
+        "consumer_generation",
+        "consumer_type",
+        "traits",
+        "aggregates",
+        "mappings",
+        "VCPU",
+        RP_UUID,
+        CONSUMER,
     ]
 )
 plausible_bodies = st.recursive(
@@ -62,8 +83,21 @@ versions = st.one_of(
 
 query = st.dictionaries(
     st.sampled_from(
-        ["name", "uuid", "member_of", "resources", "in_tree", "required", "project_id",
-         "user_id", "consumer_type", "associated", "limit", "group_policy", "x"]
+        [
+            "name",
+            "uuid",
+            "member_of",
+            "resources",
+            "in_tree",
+            "required",
+            "project_id",
+            "user_id",
+            "consumer_type",
+            "associated",
+            "limit",
+            "group_policy",
+            "x",
+        ]
     ),
     st.one_of(st.text(max_size=30), st.just(RP_UUID), st.just("in:" + RP_UUID), st.just("VCPU:1")),
     max_size=3,

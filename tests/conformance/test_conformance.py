@@ -23,11 +23,11 @@ sys.path.insert(0, str(HERE))
 
 import fixtures_http  # noqa: E402
 import run  # noqa: E402
+from conftest import MYSQL_URL, POSTGRES_URL, REQUIRE, _reachable, wipe  # noqa: E402
 from profiles import PROFILES  # noqa: E402
 from server import running_berth  # noqa: E402
 
 from berth.db.engine import Database  # noqa: E402
-from conftest import MYSQL_URL, POSTGRES_URL, REQUIRE, _reachable, wipe  # noqa: E402
 
 # Files about GET /allocation_candidates belong to the candidates engine
 # (issue 3) and are not served yet.
