@@ -48,8 +48,22 @@ def serve(
 
     for field in dataclasses.fields(settings):
         os.environ[f"BERTH_{field.name.upper()}"] = str(getattr(settings, field.name))
+    _fresh_metrics_dir(settings)
     console.print(f"berth serving on http://{settings.bind} with {settings.workers} workers")
     run_server(settings)
+
+
+def _fresh_metrics_dir(settings: settings_mod.Settings) -> None:
+    """Give this server's workers an empty shared Prometheus directory."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    port = settings.host_port[1]
+    path = Path(settings.data_dir) / f"metrics-{port}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
 
 
 def _upgrade(settings: settings_mod.Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from berth import metrics
 from berth.api.policy import Enforcer, load_overrides
 from berth.db.engine import Database
 from berth.settings import Settings
@@ -20,9 +21,11 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         """Build the services a worker needs from its settings."""
+        db = Database(settings.effective_database_url)
+        metrics.instrument_pool(db.engine)
         return cls(
             settings=settings,
-            db=Database(settings.effective_database_url),
+            db=db,
             enforcer=Enforcer(
                 enforce_new_defaults=settings.enforce_new_defaults,
                 overrides=load_overrides(settings.policy_file),

@@ -17,7 +17,14 @@ from berth.api.errors import (
     from_domain,
     negotiate_error,
 )
-from berth.api.middleware import AdminToken, ContentChecks, Microversion, NoAuth2, RequestSetup
+from berth.api.middleware import (
+    AdminToken,
+    ContentChecks,
+    Metrics,
+    Microversion,
+    NoAuth2,
+    RequestSetup,
+)
 from berth.api.routes import ROUTES, Route
 from berth.placement.errors import PlacementError
 from berth.services import Services
@@ -83,7 +90,7 @@ class PlacementRequest(falcon.Request):
 def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
     """The Placement API as a WSGI application."""
     services = services or Services.from_settings(settings)
-    middleware: list[Any] = [RequestSetup(services)]
+    middleware: list[Any] = [Metrics(), RequestSetup(services)]
     if settings.cors_allowed_origin:
         middleware.append(CORS(settings))
     middleware += [AUTH[settings.auth_strategy](), Microversion(), ContentChecks()]

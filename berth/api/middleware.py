@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, cast
 
 import falcon
 
+from berth import metrics
 from berth.api import microversion
 from berth.api.context import Credentials, RequestContext
 from berth.api.errors import HTTPError
 from berth.services import Services
 
 REQUEST_ID_HEADER = "x-openstack-request-id"
+
+
+class Metrics:
+    """Count requests and time them, by route template and status."""
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Note when the request arrived."""
+        req.context.started = time.perf_counter()
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool
+    ) -> None:
+        """Record the request in the Prometheus metrics."""
+        route = req.uri_template or "unmatched"
+        status = str(resp.status).split()[0]
+        metrics.REQUESTS.labels(route, req.method, status).inc()
+        elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
+        metrics.LATENCY.labels(route, req.method).observe(elapsed)
 
 
 class RequestSetup:
@@ -46,8 +66,11 @@ class RequestSetup:
                 resp.set_header("vary", microversion.HEADER)
 
 
+PUBLIC_PATHS = frozenset({"/", "", "/healthcheck", "/healthcheck/ready", "/metrics"})
+
+
 def _is_root(req: falcon.Request) -> bool:
-    return req.path in ("/", "")
+    return req.path in PUBLIC_PATHS
 
 
 class NoAuth2:

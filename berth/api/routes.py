@@ -16,6 +16,7 @@ from berth.api.resources import (
     aggregates,
     allocations,
     inventories,
+    operations,
     providers,
     reshaper,
     resource_classes,
@@ -75,6 +76,10 @@ ROUTES: dict[str, dict[str, Handler]] = {
     },
     "/usages": {"GET": usages.total_usages},
     "/reshaper": {"POST": reshaper.reshape},
+    # Operator endpoints (no token needed; see berth.api.middleware.PUBLIC_PATHS).
+    "/healthcheck": {"GET": operations.live},
+    "/healthcheck/ready": {"GET": operations.ready},
+    "/metrics": {"GET": operations.prometheus},
 }
 
 
