@@ -42,6 +42,7 @@ class Settings:
     allocation_conflict_retry_count: int = 10
     randomize_allocation_candidates: bool = False
     max_allocation_candidates: int = -1
+    candidates_filter: str = "memory"
     sync_on_startup: bool = True
     log_level: str = "INFO"
     log_json: bool = True
@@ -56,6 +57,8 @@ class Settings:
             raise ValueError("workers must be at least 1")
         if self.server not in ("gunicorn", "granian"):
             raise ValueError("server must be gunicorn or granian")
+        if self.candidates_filter not in ("memory", "sql"):
+            raise ValueError("candidates_filter must be memory or sql")
 
     @property
     def effective_database_url(self) -> str:

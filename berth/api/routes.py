@@ -14,6 +14,7 @@ import falcon
 from berth.api.errors import HTTPError
 from berth.api.resources import (
     aggregates,
+    allocation_candidates,
     allocations,
     inventories,
     operations,
@@ -76,6 +77,7 @@ ROUTES: dict[str, dict[str, Handler]] = {
     },
     "/usages": {"GET": usages.total_usages},
     "/reshaper": {"POST": reshaper.reshape},
+    "/allocation_candidates": {"GET": allocation_candidates.list_candidates},
     # Operator endpoints (no token needed; see berth.api.middleware.PUBLIC_PATHS).
     "/healthcheck": {"GET": operations.live},
     "/healthcheck/ready": {"GET": operations.ready},

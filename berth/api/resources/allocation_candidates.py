@@ -1,0 +1,37 @@
+"""``GET /allocation_candidates`` (1.10+): where could these resources be allocated?"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import falcon
+
+from berth.api import qparams
+from berth.api.errors import HTTPError
+from berth.api.util import authorize, check_accept, ctx, send_json, set_last_modified
+from berth.candidates import service
+from berth.candidates.render import Shape
+from berth.candidates.request import Features, parse
+from berth.schemas import allocation_candidates as schemas
+from berth.schemas import versioned
+
+# Allocation candidates appeared in microversion 1.10.
+SINCE = 10
+
+
+def list_candidates(req: falcon.Request, resp: falcon.Response) -> None:
+    """GET /allocation_candidates."""
+    c = ctx(req)
+    if not c.want(SINCE):
+        raise HTTPError(404, "")
+    check_accept(req)
+    authorize(req, "placement:allocation_candidates:list")
+    pairs = parse_qsl(req.query_string, keep_blank_values=True)
+    params: dict[str, list[str]] = {}
+    for key, value in pairs:
+        params.setdefault(key, []).append(value)
+    qparams.validate_query(params, versioned(schemas.QUERY, c.version))
+    minor = c.version.minor
+    request = parse(pairs, Features.at(minor))
+    send_json(resp, service.answer(c.services, request, Shape.at(minor)))
+    set_last_modified(req, resp, None)

@@ -1,0 +1,272 @@
+"""From per-group matching providers to allocation candidates, lazily.
+
+Every candidate is anchored at the root of one provider tree.  At an anchor
+each request group gets its options: the unsuffixed group may take each
+resource class from a different provider of the tree or from a sharing
+provider tied to the tree by an aggregate; a suffixed group takes all of its
+resources from one such provider.  The groups' choices are combined depth
+first (one *slot* per class of the unsuffixed group, one per suffixed group),
+pruning as soon as a partial choice over-commits a provider or breaks
+``group_policy=isolate``.  Candidates come out one at a time, so a ``limit``
+stops the search instead of trimming a finished list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+from berth.candidates.model import Provider, Universe
+from berth.candidates.plan import GroupPlan, Plan
+
+
+class GroupMatcher(Protocol):
+    """Whether single providers qualify for one group (memory or SQL backed)."""
+
+    def fits(self, p: Provider, rc: int, amount: int) -> bool:
+        """``p`` can take ``amount`` of ``rc`` (unsuffixed group, per class)."""
+
+    def matches(self, p: Provider) -> bool:
+        """``p`` alone satisfies the whole suffixed group."""
+
+
+class Candidate:
+    """One allocation request: amounts per (provider, class) and group mappings."""
+
+    __slots__ = ("amounts", "mappings")
+
+    def __init__(
+        self, amounts: dict[tuple[int, int], int], mappings: dict[str, frozenset[int]]
+    ) -> None:
+        self.amounts = amounts
+        self.mappings = mappings
+
+    def key(self) -> tuple[frozenset[tuple[tuple[int, int], int]], frozenset[object]]:
+        """Identity for de-duplication (the same allocation via two anchors)."""
+        return frozenset(self.amounts.items()), frozenset(self.mappings.items())
+
+
+class _Slot:
+    """One decision: a provider for one class ('' group) or for one suffixed group."""
+
+    __slots__ = ("closes_group", "group", "options", "resources")
+
+    def __init__(
+        self, group: int, resources: Sequence[tuple[int, int]], options: list[Provider]
+    ) -> None:
+        self.group = group
+        self.resources = resources
+        self.options = options
+        self.closes_group = True
+
+
+class Search:
+    """The candidate search for one request over one universe."""
+
+    def __init__(
+        self,
+        universe: Universe,
+        plan: Plan,
+        matchers: Sequence[GroupMatcher],
+        cap: int = -1,
+    ) -> None:
+        self.u = universe
+        self.plan = plan
+        self.matchers = matchers
+        self.cap = cap
+        self.exclude_nested = not plan.nested_aware and universe.has_trees
+        self._by_class = [sorted(group.resources) for group in plan.groups]
+        self.built = 0
+        self._seen: set[object] = set()
+
+    def run(self, anchors: Iterable[int]) -> Iterator[Candidate]:
+        """Candidates anchored at each of ``anchors`` in turn (unique, capped)."""
+        for anchor in anchors:
+            if not self._anchor_ok(anchor):
+                continue
+            slots = self._slots(anchor)
+            if slots is None:
+                continue
+            for candidate in self._combine(slots):
+                key = candidate.key()
+                if key in self._seen:
+                    continue
+                self._seen.add(key)
+                self.built += 1
+                if not (self.exclude_nested and self._spans_tree(candidate)):
+                    yield candidate
+                if 0 <= self.cap <= self.built:
+                    return
+
+    def _anchor_ok(self, anchor: int) -> bool:
+        p = self.u.providers.get(anchor)
+        if p is None or p.parent_id is not None:
+            return False
+        plan = self.plan
+        return plan.root_required <= p.traits and p.traits.isdisjoint(plan.root_forbidden)
+
+    # -- options per group at one anchor -------------------------------------------------
+
+    def _slots(self, anchor: int) -> list[_Slot] | None:
+        members = [self.u.providers[pid] for pid in self.u.members.get(anchor, ())]
+        shared = [self.u.providers[s] for s in self.u.sharing_at(anchor)] if self.u.sharing else []
+        slots: list[_Slot] = []
+        for index, group in enumerate(self.plan.groups):
+            matcher = self.matchers[index]
+            if group.use_same_provider:
+                options = [p for p in members if matcher.matches(p)]
+                options += [s for s in shared if matcher.matches(s)]
+                if not options:
+                    return None
+                slots.append(_Slot(index, group.resources, options))
+            else:
+                tree_slots = self._tree_slots(index, group, matcher, anchor, members, shared)
+                if tree_slots is None:
+                    return None
+                slots += tree_slots
+        return slots
+
+    def _tree_slots(
+        self,
+        index: int,
+        group: GroupPlan,
+        matcher: GroupMatcher,
+        anchor: int,
+        members: list[Provider],
+        shared: list[Provider],
+    ) -> list[_Slot] | None:
+        if group.in_tree_root is not None:
+            if anchor != group.in_tree_root:
+                return None
+            shared = []
+        root = self.u.providers[anchor]
+        if not root.aggregates.isdisjoint(group.forbidden_aggs):
+            return None
+        root_in_aggs = _in_all(root, group.member_of)
+        usable = [p for p in members if self._usable(group, p, root_in_aggs)]
+        usable += [s for s in shared if self._usable(group, s, False)]
+        slots = []
+        for rc, amount in self._by_class[index]:
+            options = [p for p in usable if matcher.fits(p, rc, amount)]
+            if not options:
+                return None
+            slot = _Slot(index, ((rc, amount),), options)
+            slot.closes_group = False
+            slots.append(slot)
+        slots[-1].closes_group = True
+        return slots
+
+    @staticmethod
+    def _usable(group: GroupPlan, p: Provider, root_in_aggs: bool) -> bool:
+        """May ``p`` serve the unsuffixed group (aggregates and forbidden traits)?"""
+        if not p.aggregates.isdisjoint(group.forbidden_aggs):
+            return False
+        if not p.traits.isdisjoint(group.forbidden):
+            return False
+        return root_in_aggs or _in_all(p, group.member_of)
+
+    # -- combining the slots ---------------------------------------------------------------
+
+    def _combine(self, slots: list[_Slot]) -> Iterator[Candidate]:
+        acc: dict[tuple[int, int], int] = {}
+        chosen: list[list[int]] = [[] for _ in self.plan.groups]
+        yield from self._fill(slots, 0, acc, chosen, set())
+
+    def _fill(
+        self,
+        slots: list[_Slot],
+        depth: int,
+        acc: dict[tuple[int, int], int],
+        chosen: list[list[int]],
+        granular: set[int],
+    ) -> Iterator[Candidate]:
+        if depth == len(slots):
+            candidate = self._finish(acc, chosen)
+            if candidate is not None:
+                yield candidate
+            return
+        slot = slots[depth]
+        group = self.plan.groups[slot.group]
+        isolate = self.plan.isolate and group.use_same_provider
+        picks = chosen[slot.group]
+        for p in slot.options:
+            if isolate and p.id in granular:
+                continue
+            if not _take(acc, p, slot.resources):
+                continue
+            picks.append(p.id)
+            if not slot.closes_group or self._group_traits_ok(group, picks):
+                if isolate:
+                    granular.add(p.id)
+                yield from self._fill(slots, depth + 1, acc, chosen, granular)
+                if isolate:
+                    granular.discard(p.id)
+            picks.pop()
+            _give_back(acc, p, slot.resources)
+
+    def _group_traits_ok(self, group: GroupPlan, picks: list[int]) -> bool:
+        """The unsuffixed group's providers together hold every required trait."""
+        if group.use_same_provider or not group.required:
+            return True
+        providers = self.u.providers
+        traits = frozenset().union(*(providers[pid].traits for pid in picks))
+        return all(not traits.isdisjoint(any_of) for any_of in group.required)
+
+    def _finish(self, acc: dict[tuple[int, int], int], chosen: list[list[int]]) -> Candidate | None:
+        mappings = {
+            group.suffix: frozenset(picks)
+            for group, picks in zip(self.plan.groups, chosen, strict=True)
+        }
+        for suffixes in self.plan.same_subtrees:
+            together: set[int] = set().union(*(mappings[s] for s in suffixes if s in mappings))
+            if not self._same_subtree(together):
+                return None
+        return Candidate(dict(acc), mappings)
+
+    def _same_subtree(self, pids: set[int]) -> bool:
+        """Some provider of ``pids`` is an ancestor of (or is) every other one."""
+        if len(pids) <= 1:
+            return True
+        common = set.intersection(*(self.u.ancestors(pid) for pid in pids))
+        return not common.isdisjoint(pids)
+
+    def _spans_tree(self, candidate: Candidate) -> bool:
+        """Two providers of one tree: invisible before microversion 1.29."""
+        pids = {pid for pid, _ in candidate.amounts}
+        roots = {self.u.providers[pid].root_id for pid in pids}
+        return len(roots) != len(pids)
+
+
+def _in_all(p: Provider, member_of: list[frozenset[int]]) -> bool:
+    aggs = p.aggregates
+    return all(not aggs.isdisjoint(any_of) for any_of in member_of)
+
+
+def _take(
+    acc: dict[tuple[int, int], int], p: Provider, resources: Sequence[tuple[int, int]]
+) -> bool:
+    """Add ``p``'s share to the running totals unless that over-commits it."""
+    done: list[tuple[int, int]] = []
+    for rc, amount in resources:
+        key = (p.id, rc)
+        total = acc.get(key, 0) + amount
+        if total != amount:
+            inv = p.inventories[rc]
+            if inv.used + total > inv.capacity or total > inv.max_unit:
+                _give_back(acc, p, done)
+                return False
+        acc[key] = total
+        done.append((rc, amount))
+    return True
+
+
+def _give_back(
+    acc: dict[tuple[int, int], int], p: Provider, resources: Sequence[tuple[int, int]]
+) -> None:
+    for rc, amount in resources:
+        key = (p.id, rc)
+        left = acc[key] - amount
+        if left:
+            acc[key] = left
+        else:
+            del acc[key]

@@ -1,0 +1,202 @@
+"""The in-memory provider index of one worker process, kept current by the change feed.
+
+Loaded in full at first use; before each request :meth:`MemoryIndex.refresh`
+polls :class:`~berth.sync.feed.ChangeFeed` and re-reads only the providers
+that changed (or everything when the feed says so).  Any write acknowledged
+by any worker before a request starts is therefore visible to it.
+
+Names are resolved here too.  Standard classes and traits can be neither
+renamed nor deleted, so they are answered from memory; custom names are
+looked up in the database each time (they may have been created, deleted or,
+for classes, renamed without any provider changing).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+from collections.abc import Iterable
+
+import structlog
+from sqlalchemy import select
+
+from berth.candidates import loading
+from berth.candidates.model import SHARING_TRAIT, Provider, Universe
+from berth.db import tables as t
+from berth.db.engine import Database
+from berth.placement.catalog import CUSTOM_ID_START, STANDARD_TRAITS
+from berth.sync.feed import ChangeFeed
+
+log = structlog.get_logger("berth.candidates")
+
+# Beyond this many changed providers one full reload is cheaper than re-reading each.
+RELOAD_THRESHOLD = 20_000
+
+
+class MemoryIndex:
+    """Every provider of the database, in a :class:`Universe`, plus name maps."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.feed = ChangeFeed(db)
+        self.lock = threading.RLock()
+        self.universe = Universe(None)
+        self.rc_names: dict[int, str] = {}
+        self.rc_ids: dict[str, int] = {}
+        self.trait_names: dict[int, str] = {}
+        self.trait_ids: dict[str, int] = {}
+        self.agg_ids: dict[str, int] = {}
+
+    def refresh(self) -> None:
+        """Catch up with every committed write (call with ``lock`` held)."""
+        changed = self.feed.poll()
+        if changed is None:
+            self.reload()
+        elif changed:
+            if len(changed) > RELOAD_THRESHOLD:
+                self.reload()
+            else:
+                self.reread(changed)
+
+    def reload(self) -> None:
+        """Read everything again."""
+        started = time.monotonic()
+        with self.db.read() as conn:
+            self._read_names(conn)
+            providers = loading.read_providers(conn)
+            self.agg_ids = loading.aggregate_uuids(conn)
+        universe = Universe(self.trait_ids.get(SHARING_TRAIT))
+        for pid in sorted(providers):
+            universe.add(providers[pid])
+        self.universe = universe
+        # The index lives as long as the process: keep the collector off it.
+        gc.collect()
+        gc.freeze()
+        log.info(
+            "candidates index loaded",
+            providers=len(providers),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _read_names(self, conn: object) -> None:
+        self.rc_names = loading.names(conn, t.resource_classes)  # type: ignore[arg-type]
+        self.rc_ids = {name: rc for rc, name in self.rc_names.items()}
+        self.trait_names = loading.names(conn, t.traits)  # type: ignore[arg-type]
+        self.trait_ids = {name: trait for trait, name in self.trait_names.items()}
+
+    def reread(self, ids: Iterable[int]) -> None:
+        """Replace the given providers with their current state (or drop them)."""
+        ids = sorted(ids)
+        with self.db.read() as conn:
+            fresh = loading.read_providers(conn, ids)
+            new_aggs = {a for p in fresh.values() for a in p.aggregates} - set(
+                self.agg_ids.values()
+            )
+            if new_aggs:
+                self.agg_ids.update(loading.aggregate_uuids(conn, new_aggs))
+            new_traits = {tr for p in fresh.values() for tr in p.traits} - set(self.trait_names)
+            if new_traits:
+                self._read_names(conn)
+        universe = self.universe
+        for pid in ids:
+            universe.remove(pid)
+        for pid in ids:
+            if pid in fresh:
+                universe.add(fresh[pid])
+
+    # -- names ---------------------------------------------------------------------------
+
+    def rc_id(self, name: str) -> int | None:
+        """Id of resource class ``name`` (custom ones checked in the database)."""
+        if not name.startswith("CUSTOM_"):
+            return self.rc_ids.get(name)
+        with self.db.read() as conn:
+            found = conn.execute(
+                select(t.resource_classes.c.id).where(t.resource_classes.c.name == name)
+            ).scalar()
+        return int(found) if found is not None else None
+
+    def trait_id(self, name: str) -> int | None:
+        """Id of trait ``name`` (custom ones checked in the database)."""
+        if name in STANDARD_TRAITS and name in self.trait_ids:
+            return self.trait_ids[name]
+        with self.db.read() as conn:
+            found = conn.execute(select(t.traits.c.id).where(t.traits.c.name == name)).scalar()
+        if found is None:
+            return None
+        self.trait_ids[name] = int(found)
+        self.trait_names[int(found)] = name
+        return int(found)
+
+    def class_names(self, ids: Iterable[int]) -> dict[int, str]:
+        """id -> current name for the given classes (custom names re-read)."""
+        wanted = set(ids)
+        custom = {rc for rc in wanted if rc >= CUSTOM_ID_START}
+        out = {rc: self.rc_names[rc] for rc in wanted - custom if rc in self.rc_names}
+        if custom:
+            with self.db.read() as conn:
+                rows = conn.execute(
+                    select(t.resource_classes.c.id, t.resource_classes.c.name).where(
+                        t.resource_classes.c.id.in_(sorted(custom))
+                    )
+                ).tuples()
+                out.update(dict(rows.all()))
+        return out
+
+    def agg_id(self, uuid: str) -> int | None:
+        """Id of aggregate ``uuid`` if some provider is (or was) in it."""
+        return self.agg_ids.get(uuid)
+
+    def tree_root(self, uuid: str) -> int | None:
+        """Root of the tree holding provider ``uuid``."""
+        pid = self.universe.by_uuid.get(uuid)
+        return self.universe.providers[pid].root_id if pid is not None else None
+
+    def any_root_with(self, required: frozenset[int], forbidden: frozenset[int]) -> bool:
+        """Whether a root has every ``required`` trait and no ``forbidden`` one."""
+        u = self.universe
+        roots = min((u.trait_roots.roots(tr) for tr in required), key=len, default=u.roots)
+        return any(_root_ok(u.providers[r], required, forbidden) for r in roots)
+
+    def any_in_aggregates(self, member_of: list[frozenset[int]]) -> bool:
+        """Whether some provider is in (one of) each aggregate set."""
+        by_agg = self.universe.by_agg
+        found: set[int] | None = None
+        for any_of in member_of:
+            members: set[int] = set().union(*(by_agg.get(a, ()) for a in any_of))
+            found = members if found is None else found & members
+            if not found:
+                return False
+        return bool(found)
+
+    def any_capacity(self, rc: int, amount: int, tree_root: int | None) -> bool:
+        """Whether some provider (of tree ``tree_root``) has room for ``amount`` of ``rc``."""
+        u = self.universe
+        pids: Iterable[int] = u.by_rc.get(rc, ())
+        if tree_root is not None:
+            pids = u.members.get(tree_root, ())
+        for pid in pids:
+            inv = u.providers[pid].inventories.get(rc)
+            if inv is not None and inv.fits(amount):
+                return True
+        return False
+
+
+def _root_ok(p: Provider, required: frozenset[int], forbidden: frozenset[int]) -> bool:
+    return p.parent_id is None and required <= p.traits and p.traits.isdisjoint(forbidden)
+
+
+_INDEXES: dict[tuple[int, int], MemoryIndex] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def index_for(db: Database) -> MemoryIndex:
+    """This process's index over ``db`` (created empty; the first refresh loads it)."""
+    key = (os.getpid(), id(db))
+    index = _INDEXES.get(key)
+    if index is None:
+        with _REGISTRY_LOCK:
+            index = _INDEXES.setdefault(key, MemoryIndex(db))
+    return index

@@ -1,0 +1,85 @@
+"""Answer a candidates request: pick the filter mode, resolve, search, render.
+
+``candidates_filter = "memory"`` (default) matches against this worker's
+:class:`~berth.candidates.index.MemoryIndex`; ``"sql"`` matches in the
+database per request (:mod:`berth.candidates.sql_source`).  Both hand the
+same engine a universe and per-group matchers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.candidates import loading, render, sql_source
+from berth.candidates.index import index_for
+from berth.candidates.matching import MemoryMatcher
+from berth.candidates.plan import GroupPlan, Plan, resolve
+from berth.candidates.request import CandidateRequest
+from berth.candidates.results import Limits, Result, collect, group_is_empty
+from berth.db import tables as t
+from berth.services import Services
+
+
+def empty() -> dict[str, Any]:
+    """The body when nothing matches."""
+    return {"allocation_requests": [], "provider_summaries": {}}
+
+
+def answer(services: Services, request: CandidateRequest, shape: render.Shape) -> dict[str, Any]:
+    """The response body for ``request``."""
+    settings = services.settings
+    limits = Limits(
+        cap=settings.max_allocation_candidates,
+        randomize=settings.randomize_allocation_candidates,
+    )
+    if settings.candidates_filter == "sql":
+        return _from_sql(services, request, shape, limits)
+    return _from_memory(services, request, shape, limits)
+
+
+def _from_memory(
+    services: Services, request: CandidateRequest, shape: render.Shape, limits: Limits
+) -> dict[str, Any]:
+    index = index_for(services.db)
+    with index.lock:
+        index.refresh()
+        u = index.universe
+
+        def alone_empty(plan: Plan, group: GroupPlan) -> bool:
+            return group_is_empty(u, plan, group, MemoryMatcher(group))
+
+        plan = resolve(request, index, alone_empty)
+        if plan is None:
+            return empty()
+        result = collect(u, plan, [MemoryMatcher(g) for g in plan.groups], limits)
+        return render.body(result, shape, index.class_names, index.trait_names)
+
+
+def search_sql(services: Services, request: CandidateRequest, limits: Limits) -> Result | None:
+    """The SQL design end to end (None: empty answer); also used by the tests."""
+    with services.db.read() as conn:
+        catalog = sql_source.SqlCatalog(conn)
+
+        def alone_empty(plan: Plan, group: GroupPlan) -> bool:
+            alone = Plan(groups=[group], root_required=plan.root_required)
+            alone.root_forbidden = plan.root_forbidden
+            found = sql_source.matchers(conn, alone)
+            return group_is_empty(sql_source.universe(conn, found), alone, group, found[0])
+
+        plan = resolve(request, catalog, alone_empty)
+        if plan is None:
+            return None
+        found = sql_source.matchers(conn, plan)
+        return collect(sql_source.universe(conn, found), plan, found, limits)
+
+
+def _from_sql(
+    services: Services, request: CandidateRequest, shape: render.Shape, limits: Limits
+) -> dict[str, Any]:
+    result = search_sql(services, request, limits)
+    if result is None:
+        return empty()
+    with services.db.read() as conn:
+        classes = loading.names(conn, t.resource_classes)
+        traits = loading.names(conn, t.traits)
+    return render.body(result, shape, lambda ids: classes, traits)
