@@ -1,25 +1,244 @@
-"""PLACEHOLDER: being written."""
+"""``/resource_providers/{uuid}/inventories`` and ``.../inventories/{resource_class}``.
 
-from berth.api.errors import HTTPError
+Each handler words the domain's errors as the reference does for that
+request (the same error gets different text and codes on different
+endpoints, so the wording lives here).
+"""
 
-def create(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+from __future__ import annotations
 
-def delete(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+import datetime
+from typing import Any
 
-def delete_all(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+import falcon
 
-def list_inventories(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+from berth.api.errors import HTTPError, bad_request, conflict, not_found
+from berth.api.util import (
+    authorize,
+    check_accept,
+    ctx,
+    extract_json,
+    http_date,
+    latest,
+    provider_url,
+    require_json_content,
+    send_empty,
+    send_json,
+)
+from berth.placement import errors
+from berth.placement import inventories as inv
+from berth.placement.inventories import existing_provider
+from berth.placement.lookups import utcnow
+from berth.schemas import inventories as schemas
 
-def replace_all(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+POLICY = "placement:resource_providers:inventories:"
+# The reference's words when another writer bumped the generation first.
+LOST_RACE = (
+    "Another thread concurrently updated the resource provider data. Please retry your update"
+)
 
-def show(req, resp, **kw):
-    raise HTTPError(501, "not yet")
 
-def update(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+def _cache_headers(
+    req: falcon.Request, resp: falcon.Response, when: datetime.datetime | None
+) -> None:
+    """From 1.15: cache-control always, last-modified when there is a time to give."""
+    if ctx(req).want(15):
+        resp.set_header("cache-control", "no-cache")
+        if when is not None:
+            resp.set_header("last-modified", http_date(when))
 
+
+def _inventory_url(req: falcon.Request, uuid: str, resource_class: str) -> str:
+    # Made absolute by the middleware, as WebOb does for the reference.
+    return f"{provider_url(req, uuid)}/inventories/{resource_class}"
+
+
+def _send_one(
+    req: falcon.Request,
+    resp: falcon.Response,
+    inventory: inv.Inventory,
+    generation: int,
+    status: int = 200,
+) -> None:
+    body: dict[str, Any] = inventory.as_dict()
+    if generation:
+        body["resource_provider_generation"] = generation
+    send_json(resp, body, status)
+    _cache_headers(req, resp, inventory.last_modified or utcnow())
+
+
+def _send_all(
+    req: falcon.Request,
+    resp: falcon.Response,
+    inventories: list[inv.Inventory],
+    generation: int,
+    when: datetime.datetime | None,
+) -> None:
+    body = {
+        "resource_provider_generation": generation,
+        "inventories": {i.resource_class: i.as_dict() for i in inventories},
+    }
+    send_json(resp, body)
+    _cache_headers(req, resp, when)
+
+
+def _require_provider(req: falcon.Request, uuid: str) -> None:
+    """404 for a missing provider before the body is looked at, as the reference."""
+    with ctx(req).services.db.read() as conn:
+        existing_provider(conn, uuid)
+
+
+def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """GET /resource_providers/{uuid}/inventories."""
+    check_accept(req)
+    authorize(req, POLICY + "list")
+    with ctx(req).services.db.read() as conn:
+        try:
+            provider = existing_provider(conn, uuid)
+        except errors.NotFound as exc:
+            raise not_found(f"{exc.message} : {exc.message}") from None
+        found = inv.list_inventories(conn, provider.id)
+    _send_all(req, resp, found, provider.generation, latest(*(i.last_modified for i in found)))
+
+
+def show(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: str) -> None:
+    """GET /resource_providers/{uuid}/inventories/{resource_class}."""
+    check_accept(req)
+    authorize(req, POLICY + "show")
+    with ctx(req).services.db.read() as conn:
+        try:
+            provider = existing_provider(conn, uuid)
+        except errors.NotFound as exc:
+            raise not_found(f"{exc.message} : {exc.message}") from None
+        found = inv.find_inventory(conn, provider.id, resource_class)
+    if found is None:
+        raise not_found(f"No inventory of class {resource_class} for {uuid}")
+    _send_one(req, resp, found, provider.generation)
+
+
+def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """POST /resource_providers/{uuid}/inventories: add one class."""
+    require_json_content(req)
+    authorize(req, POLICY + "create")
+    c = ctx(req)
+    _require_provider(req, uuid)
+    data = extract_json(req, schemas.CREATE)
+    new = inv.Inventory.from_body(data["resource_class"], data)
+    try:
+        with c.services.db.write() as conn:
+            generation = inv.add_inventory(conn, uuid, new, c.want(26))
+    except errors.ConcurrentUpdate:
+        raise conflict(f"Update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE) from None
+    except inv.DuplicateInventory as exc:
+        raise conflict(f"Update conflict: {exc.message}", exc.code) from None
+    except (inv.InvalidCapacity, inv.UnknownResourceClass) as exc:
+        raise bad_request(
+            f"Unable to create inventory for resource provider {uuid}: {exc.message}"
+        ) from None
+    resp.set_header("location", _inventory_url(req, uuid, new.resource_class))
+    _send_one(req, resp, new, generation, status=201)
+
+
+def update(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: str) -> None:
+    """PUT /resource_providers/{uuid}/inventories/{resource_class}: change one class."""
+    require_json_content(req)
+    authorize(req, POLICY + "update")
+    c = ctx(req)
+    _require_provider(req, uuid)
+    data = extract_json(req, schemas.UPDATE_ONE)
+    changed = inv.Inventory.from_body(resource_class, data)
+    try:
+        with c.services.db.write() as conn:
+            generation = inv.update_inventory(
+                conn, uuid, changed, data["resource_provider_generation"], c.want(26)
+            )
+    except errors.ConcurrentUpdate as exc:
+        raise _generation_conflict(exc) from None
+    except inv.InventoryNotFound as exc:
+        raise bad_request(
+            f"No inventory record with resource class for resource provider {uuid}: {exc.message}"
+        ) from None
+    except inv.InvalidCapacity as exc:
+        raise bad_request(
+            f"Unable to update inventory for resource provider {uuid}: {exc.message}"
+        ) from None
+    _send_one(req, resp, changed, generation)
+
+
+def _generation_conflict(exc: errors.ConcurrentUpdate) -> HTTPError:
+    """The caller's generation was stale, or a concurrent write won the swap."""
+    if isinstance(exc, inv.StaleGeneration):
+        return conflict(exc.message, errors.CONCURRENT_UPDATE)
+    return conflict(f"update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE)
+
+
+def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """PUT /resource_providers/{uuid}/inventories: set every class at once."""
+    require_json_content(req)
+    authorize(req, POLICY + "update")
+    c = ctx(req)
+    _require_provider(req, uuid)
+    data = extract_json(req, schemas.REPLACE_ALL)
+    wanted = [inv.Inventory.from_body(rc, body) for rc, body in data["inventories"].items()]
+    try:
+        with c.services.db.write() as conn:
+            generation = inv.replace_inventories(
+                conn, uuid, wanted, data["resource_provider_generation"], c.want(26)
+            )
+    except errors.ConcurrentUpdate as exc:
+        raise _generation_conflict(exc) from None
+    except (inv.InventoryInUse, inv.DuplicateInventory) as exc:
+        raise conflict(f"update conflict: {exc.message}", exc.code) from None
+    except inv.InventoryNotFound as exc:
+        raise conflict(
+            "Race condition detected when setting inventory. No inventory record with "
+            f"resource class for resource provider {uuid}: {exc.message}"
+        ) from None
+    except inv.UnknownResourceClass as exc:
+        raise bad_request(
+            f"Unknown resource class in inventory for resource provider {uuid}: {exc.message}"
+        ) from None
+    except inv.InvalidCapacity as exc:
+        raise bad_request(
+            f"Unable to update inventory for resource provider {uuid}: {exc.message}"
+        ) from None
+    _send_all(req, resp, wanted, generation, utcnow())
+
+
+def delete(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: str) -> None:
+    """DELETE /resource_providers/{uuid}/inventories/{resource_class}."""
+    authorize(req, POLICY + "delete")
+    try:
+        with ctx(req).services.db.write() as conn:
+            inv.delete_inventory(conn, uuid, resource_class)
+    except (errors.ConcurrentUpdate, inv.InventoryInUse) as exc:
+        # The reference words both alike, with the concurrent-update code.
+        reason = exc.message if isinstance(exc, inv.InventoryInUse) else LOST_RACE
+        raise conflict(
+            f"Unable to delete inventory of class {resource_class}: {reason}",
+            errors.CONCURRENT_UPDATE,
+        ) from None
+    except (inv.UnknownResourceClass, inv.InventoryNotFound) as exc:
+        raise not_found(
+            f"No inventory of class {resource_class} found for delete: {exc.message}"
+        ) from None
+    send_empty(resp)
+
+
+def delete_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """DELETE /resource_providers/{uuid}/inventories (microversion 1.5)."""
+    if not ctx(req).want(5):
+        raise HTTPError(405, "", code=None)  # type: ignore[arg-type]
+    authorize(req, POLICY + "delete")
+    try:
+        with ctx(req).services.db.write() as conn:
+            inv.replace_inventories(conn, uuid, [], expected_generation=None)
+    except errors.ConcurrentUpdate:
+        raise conflict(
+            f"Unable to delete inventory for resource provider {uuid} because the "
+            "inventory was updated by another process. Please retry your request.",
+            errors.CONCURRENT_UPDATE,
+        ) from None
+    except inv.InventoryInUse as exc:
+        raise conflict(exc.message, exc.code) from None
+    send_empty(resp)

@@ -1,10 +1,61 @@
-"""PLACEHOLDER: being written."""
+"""``GET /resource_providers/{uuid}/usages`` and ``GET /usages``."""
 
-from berth.api.errors import HTTPError
+from __future__ import annotations
 
-def provider_usages(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+from typing import Any
 
-def total_usages(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+import falcon
 
+from berth.api import qparams
+from berth.api.errors import HTTPError, not_found
+from berth.api.util import (
+    authorize,
+    check_accept,
+    ctx,
+    query_params,
+    send_json,
+    set_last_modified,
+    single_query,
+)
+from berth.placement import errors
+from berth.placement import usages as usage
+from berth.placement.inventories import existing_provider
+from berth.placement.lookups import utcnow
+from berth.schemas import usages as schemas
+from berth.schemas import versioned
+
+
+def provider_usages(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """GET /resource_providers/{uuid}/usages: allocated amount per inventory class."""
+    check_accept(req)
+    authorize(req, "placement:resource_providers:usages")
+    with ctx(req).services.db.read() as conn:
+        try:
+            provider = existing_provider(conn, uuid)
+        except errors.NotFound as exc:
+            raise not_found(f"{exc.message}: {exc.message}") from None
+        used = usage.provider_usages(conn, provider.id)
+    send_json(resp, {"resource_provider_generation": provider.generation, "usages": used})
+    # Usage is "as of now": there is no stored time to report.
+    set_last_modified(req, resp, utcnow())
+
+
+def total_usages(req: falcon.Request, resp: falcon.Response) -> None:
+    """GET /usages?project_id=[&user_id=][&consumer_type=] (microversion 1.9)."""
+    c = ctx(req)
+    if not c.want(9):
+        raise HTTPError(404, "", code=None)  # type: ignore[arg-type]
+    check_accept(req)
+    project_id = single_query(req, "project_id")
+    authorize(req, "placement:usages", {"project_id": project_id})
+    qparams.validate_query(query_params(req), versioned(schemas.TOTAL_USAGES_QUERY, c.version))
+    # The schema made project_id required.
+    who = usage.ProjectFilter(str(project_id), single_query(req, "user_id"))
+    with c.services.db.read() as conn:
+        body: dict[str, Any]
+        if c.want(38):
+            body = usage.usages_by_consumer_type(conn, who, single_query(req, "consumer_type"))
+        else:
+            body = usage.total_usages(conn, who)
+    send_json(resp, {"usages": body})
+    set_last_modified(req, resp, utcnow())

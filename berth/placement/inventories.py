@@ -1,0 +1,309 @@
+"""Inventories: what a resource provider offers, per resource class.
+
+Every change is a provider write: it checks the generation the caller saw
+(where the API takes one), changes the rows, and claims the provider with the
+generation compare-and-swap, all in the caller's transaction.  Inventory that
+allocations consume cannot be deleted; it may be shrunk below what is used
+(the reference allows that and only logs it).
+
+Errors (besides ``errors.NotFound`` for a missing provider)::
+
+    UnknownResourceClass (NotFound)    the class does not exist
+    InventoryNotFound (NotFound)       the provider has no inventory of the class
+    InvalidCapacity (InvalidInput)     reserved leaves no capacity
+    DuplicateInventory (Conflict)      the class is already in the inventory
+    InventoryInUse (Conflict)          allocations use the inventory to delete
+    StaleGeneration (ConcurrentUpdate) the caller's generation is not current
+    ConcurrentUpdate (Conflict)        another writer won the compare-and-swap
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from berth.db import tables as t
+from berth.placement import errors
+from berth.placement.lookups import ProviderRow, bump_generation, find_provider, utcnow
+
+LOG = logging.getLogger(__name__)
+
+INV = t.inventories
+ALLOC = t.allocations
+RC = t.resource_classes
+
+MAX_INT = 0x7FFFFFFF
+GENERATION_CONFLICT = "resource provider generation conflict"
+
+# The fields an inventory shows through the API, in the reference's order.
+FIELDS = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
+
+
+class StaleGeneration(errors.ConcurrentUpdate):
+    """The generation the caller sent is not the provider's current one."""
+
+
+class UnknownResourceClass(errors.NotFound):
+    """The named resource class does not exist."""
+
+
+class InventoryNotFound(errors.NotFound):
+    """The provider has no inventory of the class."""
+
+
+class InvalidCapacity(errors.InvalidInput):
+    """The reserved amount leaves no usable capacity."""
+
+
+class DuplicateInventory(errors.Conflict):
+    """The provider already has inventory of the class."""
+
+    default_code = errors.CONCURRENT_UPDATE
+
+
+class InventoryInUse(errors.Conflict):
+    """Allocations consume inventory that a request would delete."""
+
+    default_code = errors.INVENTORY_INUSE
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """One inventory record (defaults are the API's)."""
+
+    resource_class: str
+    total: int
+    reserved: int = 0
+    min_unit: int = 1
+    max_unit: int = MAX_INT
+    step_size: int = 1
+    allocation_ratio: float = 1.0
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+
+    @classmethod
+    def from_body(cls, resource_class: str, body: Mapping[str, Any]) -> Inventory:
+        """An inventory from a validated request body (unknown keys ignored)."""
+        return cls(resource_class, **{k: body[k] for k in FIELDS if k in body})
+
+    @property
+    def capacity(self) -> int:
+        """What can be allocated: (total - reserved) * allocation_ratio."""
+        return int((self.total - self.reserved) * self.allocation_ratio)
+
+    @property
+    def last_modified(self) -> datetime.datetime | None:
+        """When the record last changed, if stored."""
+        return self.updated_at or self.created_at
+
+    def as_dict(self) -> dict[str, Any]:
+        """The API fields (also the stored columns apart from keys and timestamps)."""
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+def check_capacity(
+    provider_uuid: str, inventories: Iterable[Inventory], reserved_may_equal_total: bool
+) -> None:
+    """InvalidCapacity unless every inventory leaves capacity (> 0, or >= 0 if allowed)."""
+    for inv in inventories:
+        if reserved_may_equal_total and inv.capacity < 0:
+            problem = "The reserved value is greater than total."
+        elif not reserved_may_equal_total and inv.capacity <= 0:
+            problem = "The reserved value is greater than or equal to total."
+        else:
+            continue
+        raise InvalidCapacity(
+            f"Invalid inventory for '{inv.resource_class}' on resource provider "
+            f"'{provider_uuid}'. {problem}"
+        )
+
+
+def _inventory_query(provider_id: int) -> Select[Any]:
+    columns = [INV.c[name] for name in (*FIELDS, "created_at", "updated_at")]
+    return (
+        select(RC.c.name.label("resource_class"), *columns)
+        .select_from(INV.join(RC, INV.c.resource_class_id == RC.c.id))
+        .where(INV.c.resource_provider_id == provider_id)
+    )
+
+
+def list_inventories(conn: Connection, provider_id: int) -> list[Inventory]:
+    """The provider's inventories, ordered by resource class id."""
+    rows = conn.execute(_inventory_query(provider_id).order_by(INV.c.resource_class_id))
+    return [Inventory(**row._mapping) for row in rows]
+
+
+def find_inventory(conn: Connection, provider_id: int, resource_class: str) -> Inventory | None:
+    """The provider's inventory of ``resource_class``, or None."""
+    row = conn.execute(_inventory_query(provider_id).where(RC.c.name == resource_class)).first()
+    return Inventory(**row._mapping) if row else None
+
+
+def _class_ids(conn: Connection, names: Collection[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    rows = conn.execute(select(RC.c.name, RC.c.id).where(RC.c.name.in_(list(names)))).all()
+    found = {row.name: row.id for row in rows}
+    for name in names:
+        if name not in found:
+            raise UnknownResourceClass(f"No such resource class {name}.")
+    return found
+
+
+def _class_id(conn: Connection, name: str) -> int:
+    return _class_ids(conn, [name])[name]
+
+
+def existing_provider(conn: Connection, uuid: str) -> ProviderRow:
+    """The provider with ``uuid``; NotFound (with the generic code) when there is none."""
+    provider = find_provider(conn, uuid)
+    if provider is None:
+        raise errors.NotFound(f"No resource provider with uuid {uuid} found")
+    return provider
+
+
+def _checked_provider(conn: Connection, uuid: str, expected_generation: int | None) -> ProviderRow:
+    provider = existing_provider(conn, uuid)
+    if expected_generation is not None and provider.generation != expected_generation:
+        raise StaleGeneration(GENERATION_CONFLICT)
+    return provider
+
+
+def _check_not_in_use(conn: Connection, provider: ProviderRow, class_ids: Collection[int]) -> None:
+    if not class_ids:
+        return
+    used = conn.execute(
+        select(RC.c.name)
+        .select_from(ALLOC.join(RC, ALLOC.c.resource_class_id == RC.c.id))
+        .where(
+            ALLOC.c.resource_provider_id == provider.id,
+            ALLOC.c.resource_class_id.in_(list(class_ids)),
+        )
+        .group_by(ALLOC.c.resource_class_id, RC.c.name)
+        .order_by(ALLOC.c.resource_class_id)
+    ).all()
+    if used:
+        names = ", ".join(row.name for row in used)
+        raise InventoryInUse(
+            f"Inventory for '{names}' on resource provider '{provider.uuid}' in use."
+        )
+
+
+def _insert(conn: Connection, provider: ProviderRow, class_id: int, inv: Inventory) -> None:
+    try:
+        conn.execute(
+            insert(INV).values(
+                resource_provider_id=provider.id,
+                resource_class_id=class_id,
+                created_at=utcnow(),
+                **inv.as_dict(),
+            )
+        )
+    except IntegrityError:
+        raise DuplicateInventory(
+            f"Inventory for '{inv.resource_class}' on resource provider "
+            f"'{provider.uuid}' already exists."
+        ) from None
+
+
+def _update(conn: Connection, provider: ProviderRow, class_id: int, inv: Inventory) -> None:
+    used = conn.execute(
+        select(func.sum(ALLOC.c.used)).where(
+            ALLOC.c.resource_provider_id == provider.id, ALLOC.c.resource_class_id == class_id
+        )
+    ).scalar()
+    if used is not None and used > inv.capacity:
+        LOG.warning(
+            "Resource provider %s is now over-capacity for %s", provider.uuid, inv.resource_class
+        )
+    result = conn.execute(
+        update(INV)
+        .where(INV.c.resource_provider_id == provider.id, INV.c.resource_class_id == class_id)
+        .values(updated_at=utcnow(), **inv.as_dict())
+    )
+    if result.rowcount != 1:
+        raise InventoryNotFound(f"No inventory of class {inv.resource_class} found.")
+
+
+def _delete(conn: Connection, provider: ProviderRow, class_ids: Collection[int]) -> int:
+    _check_not_in_use(conn, provider, class_ids)
+    result = conn.execute(
+        delete(INV).where(
+            INV.c.resource_provider_id == provider.id,
+            INV.c.resource_class_id.in_(list(class_ids)),
+        )
+    )
+    return int(result.rowcount)
+
+
+def add_inventory(
+    conn: Connection, provider_uuid: str, inv: Inventory, reserved_may_equal_total: bool
+) -> int:
+    """Add inventory of a class the provider does not have yet; the new generation."""
+    provider = existing_provider(conn, provider_uuid)
+    check_capacity(provider.uuid, [inv], reserved_may_equal_total)
+    class_id = _class_id(conn, inv.resource_class)
+    _insert(conn, provider, class_id, inv)
+    return bump_generation(conn, provider.id, provider.generation)
+
+
+def update_inventory(
+    conn: Connection,
+    provider_uuid: str,
+    inv: Inventory,
+    expected_generation: int,
+    reserved_may_equal_total: bool,
+) -> int:
+    """Change the provider's existing inventory of one class; the new generation."""
+    provider = _checked_provider(conn, provider_uuid, expected_generation)
+    check_capacity(provider.uuid, [inv], reserved_may_equal_total)
+    class_id = _class_id(conn, inv.resource_class)
+    _update(conn, provider, class_id, inv)
+    return bump_generation(conn, provider.id, provider.generation)
+
+
+def delete_inventory(conn: Connection, provider_uuid: str, resource_class: str) -> int:
+    """Delete the provider's inventory of one unused class; the new generation."""
+    provider = existing_provider(conn, provider_uuid)
+    class_id = _class_id(conn, resource_class)
+    if not _delete(conn, provider, [class_id]):
+        raise InventoryNotFound(f"No inventory of class {resource_class} found for delete")
+    return bump_generation(conn, provider.id, provider.generation)
+
+
+def replace_inventories(
+    conn: Connection,
+    provider_uuid: str,
+    inventories: Collection[Inventory],
+    expected_generation: int | None,
+    reserved_may_equal_total: bool = False,
+) -> int:
+    """Make ``inventories`` the provider's whole inventory; the new generation.
+
+    ``expected_generation`` None skips the caller's generation check (DELETE
+    of all inventory); the compare-and-swap still applies.
+    """
+    provider = _checked_provider(conn, provider_uuid, expected_generation)
+    check_capacity(provider.uuid, inventories, reserved_may_equal_total)
+    wanted = _class_ids(conn, [inv.resource_class for inv in inventories])
+    existing = set(
+        conn.execute(
+            select(INV.c.resource_class_id).where(INV.c.resource_provider_id == provider.id)
+        ).scalars()
+    )
+    to_delete = existing - set(wanted.values())
+    if to_delete:
+        _delete(conn, provider, to_delete)
+    for inv in inventories:
+        class_id = wanted[inv.resource_class]
+        if class_id in existing:
+            _update(conn, provider, class_id, inv)
+        else:
+            _insert(conn, provider, class_id, inv)
+    return bump_generation(conn, provider.id, provider.generation)
