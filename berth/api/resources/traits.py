@@ -1,25 +1,187 @@
-"""PLACEHOLDER: being written."""
+"""``/traits`` and ``/resource_providers/{uuid}/traits`` (1.6+)."""
 
-from berth.api.errors import HTTPError
+from __future__ import annotations
 
-def create(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+import datetime
+from collections.abc import Sequence
 
-def delete(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+import falcon
+import jsonschema
 
-def delete_for_provider(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+from berth.api.errors import HTTPError, bad_request
+from berth.api.util import (
+    authorize,
+    check_accept,
+    ctx,
+    extract_json,
+    latest,
+    not_found_provider,
+    query_params,
+    require_json_content,
+    send_empty,
+    send_json,
+    set_last_modified,
+)
+from berth.placement import errors, lookups
+from berth.placement import traits as domain
+from berth.schemas import traits as schemas
 
-def list_for_provider(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+# Traits appeared in microversion 1.6.
+SINCE = 6
 
-def list_traits(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+INVALID_TRAIT = (
+    "The trait is invalid. A valid trait must be no longer than 255 characters, "
+    'start with the prefix "CUSTOM_" and use following characters: '
+    '"A"-"Z", "0"-"9" and "_"'
+)
+BAD_NAME_FILTER = (
+    "Badly formatted name parameter. Expected name query string parameter in form: "
+    '?name=[in|startswith]:[name1,name2|prefix]. Got: "{}"'
+)
+BAD_ASSOCIATED = 'The query parameter "associated" only accepts "true" or "false"'
 
-def replace_for_provider(req, resp, **kw):
-    raise HTTPError(501, "not yet")
 
-def show(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+def _require_version(req: falcon.Request) -> None:
+    if not ctx(req).want(SINCE):
+        raise HTTPError(404, "")
 
+
+def _newest(traits: Sequence[domain.Trait]) -> datetime.datetime | None:
+    """The latest change; None (meaning now) when unknown, as upstream."""
+    stamps = [trait.last_modified for trait in traits]
+    if not stamps or None in stamps:
+        return None
+    return latest(*stamps)
+
+
+def _send_traits(
+    req: falcon.Request,
+    resp: falcon.Response,
+    traits: Sequence[domain.Trait],
+    generation: int | None = None,
+) -> None:
+    body: dict[str, object] = {"traits": [trait.name for trait in traits]}
+    if generation is not None:
+        body["resource_provider_generation"] = generation
+    send_json(resp, body)
+    set_last_modified(req, resp, _newest(traits))
+
+
+def _filters(req: falcon.Request) -> domain.TraitFilter:
+    """The filters of GET /traits from its query string (400 when malformed)."""
+    params = {key: values[-1] for key, values in query_params(req).items()}
+    try:
+        jsonschema.validate(params, schemas.LIST_TRAITS_QUERY)
+    except jsonschema.ValidationError as exc:
+        raise bad_request(f"Invalid query string parameters: {exc}") from None
+    names: list[str] | None = None
+    prefix: str | None = None
+    if "name" in params:
+        op, sep, value = params["name"].partition(":")
+        if not sep:
+            raise bad_request(BAD_NAME_FILTER.format(params["name"]))
+        # Other operators are ignored, as upstream does.
+        if op == "in":
+            names = value.split(",")
+        elif op == "startswith":
+            prefix = value
+    associated: bool | None = None
+    if "associated" in params:
+        flag = params["associated"].lower()
+        if flag not in ("true", "false"):
+            raise bad_request(BAD_ASSOCIATED)
+        associated = flag == "true"
+    return domain.TraitFilter(names=names, prefix=prefix, associated=associated)
+
+
+def list_traits(req: falcon.Request, resp: falcon.Response) -> None:
+    """GET /traits, optionally filtered by name and association."""
+    _require_version(req)
+    check_accept(req)
+    authorize(req, "placement:traits:list")
+    filters = _filters(req)
+    with ctx(req).services.db.read() as conn:
+        traits = domain.list_traits(conn, filters)
+    _send_traits(req, resp, traits)
+
+
+def show(req: falcon.Request, resp: falcon.Response, name: str) -> None:
+    """GET /traits/{name}: 204 when it exists."""
+    _require_version(req)
+    authorize(req, "placement:traits:show")
+    with ctx(req).services.db.read() as conn:
+        trait = domain.find_trait(conn, name)
+    if trait is None:
+        raise HTTPError(404, f"No such trait(s): {name}.")
+    send_empty(resp)
+    set_last_modified(req, resp, trait.created_at)
+
+
+def create(req: falcon.Request, resp: falcon.Response, name: str) -> None:
+    """PUT /traits/{name}: create a custom trait (201) or confirm it (204)."""
+    _require_version(req)
+    authorize(req, "placement:traits:update")
+    try:
+        jsonschema.validate(name, schemas.CUSTOM_TRAIT_NAME)
+    except jsonschema.ValidationError:
+        raise bad_request(INVALID_TRAIT) from None
+    with ctx(req).services.db.write() as conn:
+        trait, created = domain.ensure_trait(conn, name)
+    send_empty(resp, 201 if created else 204)
+    resp.set_header("location", f"{req.root_path or ''}/traits/{trait.name}")
+    set_last_modified(req, resp, trait.created_at)
+
+
+def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
+    """DELETE /traits/{name}: only custom traits no provider has."""
+    _require_version(req)
+    authorize(req, "placement:traits:delete")
+    try:
+        with ctx(req).services.db.write() as conn:
+            domain.delete_trait(conn, name)
+    except errors.NotFound as exc:
+        # Upstream raises this one from the handler, so it carries "vary".
+        raise HTTPError(404, exc.message) from None
+    send_empty(resp)
+
+
+def list_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """GET /resource_providers/{uuid}/traits."""
+    _require_version(req)
+    check_accept(req)
+    authorize(req, "placement:resource_providers:traits:list")
+    with ctx(req).services.db.read() as conn:
+        provider = lookups.find_provider(conn, uuid)
+        if provider is None:
+            missing = f"No resource provider with uuid {uuid} found"
+            raise HTTPError(404, f"{missing}: {missing}")
+        traits = domain.provider_traits(conn, provider.id)
+    _send_traits(req, resp, traits, provider.generation)
+
+
+def replace_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """PUT /resource_providers/{uuid}/traits: replace the set (generation checked)."""
+    _require_version(req)
+    require_json_content(req)
+    authorize(req, "placement:resource_providers:traits:update")
+    data = extract_json(req, schemas.PROVIDER_TRAITS)
+    with ctx(req).services.db.write() as conn:
+        provider = lookups.find_provider(conn, uuid)
+        if provider is None:
+            raise not_found_provider(uuid)
+        traits, generation = domain.set_provider_traits(
+            conn, provider, data["traits"], data["resource_provider_generation"]
+        )
+    _send_traits(req, resp, traits, generation)
+
+
+def delete_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """DELETE /resource_providers/{uuid}/traits: remove them all."""
+    _require_version(req)
+    authorize(req, "placement:resource_providers:traits:delete")
+    with ctx(req).services.db.write() as conn:
+        provider = lookups.find_provider(conn, uuid)
+        if provider is None:
+            raise not_found_provider(uuid)
+        domain.clear_provider_traits(conn, provider)
+    send_empty(resp)

@@ -1,0 +1,228 @@
+"""Traits and the traits of resource providers.
+
+Standard traits come from os-traits (written by ``catalog.sync``); only
+``CUSTOM_`` traits may be created or deleted.  Replacing a provider's traits
+is a provider write: it is claimed with the generation compare-and-swap.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Exists, Select, exists, select
+from sqlalchemy.exc import IntegrityError
+
+from berth.db import tables as t
+from berth.placement import errors
+from berth.placement.lookups import ProviderRow, bump_generation, utcnow
+
+TRAITS = t.traits
+RP_TRAITS = t.resource_provider_traits
+CUSTOM_PREFIX = "CUSTOM_"
+
+GENERATION_CHANGED = (
+    "Resource provider's generation already changed. Please update the generation and try again."
+)
+CONCURRENT_PROVIDER_UPDATE = (
+    "Another thread concurrently updated the resource provider data. Please retry your update"
+)
+
+
+@dataclass(frozen=True)
+class Trait:
+    """One trait as stored."""
+
+    id: int
+    name: str
+    created_at: datetime.datetime | None
+    updated_at: datetime.datetime | None
+
+    @property
+    def custom(self) -> bool:
+        """True for user-defined (``CUSTOM_``) traits."""
+        return self.name.startswith(CUSTOM_PREFIX)
+
+    @property
+    def last_modified(self) -> datetime.datetime | None:
+        """When the trait last changed, if known."""
+        return self.updated_at or self.created_at
+
+
+@dataclass(frozen=True)
+class TraitFilter:
+    """The filters of ``GET /traits``; None means "do not filter on this"."""
+
+    names: Collection[str] | None = None
+    prefix: str | None = None
+    associated: bool | None = None
+
+
+def _columns() -> Select[Any]:
+    return select(TRAITS.c.id, TRAITS.c.name, TRAITS.c.created_at, TRAITS.c.updated_at)
+
+
+def _traits(conn: Connection, query: Select[Any]) -> list[Trait]:
+    return [Trait(**row._mapping) for row in conn.execute(query.order_by(TRAITS.c.id)).all()]
+
+
+def _associated() -> Exists:
+    return exists().where(RP_TRAITS.c.trait_id == TRAITS.c.id)
+
+
+def list_traits(conn: Connection, filters: TraitFilter | None = None) -> list[Trait]:
+    """The traits matching ``filters`` (all of them by default), by id."""
+    query = _columns()
+    filters = filters or TraitFilter()
+    if filters.names is not None:
+        names = list(filters.names)
+        if not names:
+            return []
+        query = query.where(TRAITS.c.name.in_(names))
+    if filters.prefix is not None:
+        query = query.where(TRAITS.c.name.startswith(filters.prefix, autoescape=True))
+    if filters.associated is True:
+        query = query.where(_associated())
+    elif filters.associated is False:
+        query = query.where(~_associated())
+    # Names compare exactly: MySQL's default collation (and SQLite's LIKE) ignore case.
+    exact = None if filters.names is None else set(filters.names)
+    return [
+        trait
+        for trait in _traits(conn, query)
+        if (exact is None or trait.name in exact)
+        and (filters.prefix is None or trait.name.startswith(filters.prefix))
+    ]
+
+
+def find_trait(conn: Connection, name: str) -> Trait | None:
+    """The trait called ``name``, or None."""
+    rows = conn.execute(_columns().where(TRAITS.c.name == name)).all()
+    # Names compare exactly, whatever the database collation.
+    return next((Trait(**row._mapping) for row in rows if row.name == name), None)
+
+
+def get_trait(conn: Connection, name: str) -> Trait:
+    """The trait called ``name``; NotFound when there is none."""
+    found = find_trait(conn, name)
+    if found is None:
+        raise errors.NotFound(f"No such trait(s): {name}.")
+    return found
+
+
+def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
+    """Ids of the named traits; NotFound listing every unknown one."""
+    wanted = set(names)
+    if not wanted:
+        return {}
+    rows = conn.execute(select(TRAITS.c.name, TRAITS.c.id).where(TRAITS.c.name.in_(wanted)))
+    found = {row.name: row.id for row in rows if row.name in wanted}
+    missing = wanted - found.keys()
+    if missing:
+        raise errors.NotFound(f"No such trait(s): {', '.join(sorted(missing))}.")
+    return found
+
+
+def ensure_trait(conn: Connection, name: str) -> tuple[Trait, bool]:
+    """The custom trait ``name``, created if missing; True when it was created."""
+    if not name.startswith(CUSTOM_PREFIX):
+        raise errors.InvalidInput(f"Trait name must start with {CUSTOM_PREFIX}: {name}")
+    existing = find_trait(conn, name)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    try:
+        with conn.begin_nested():
+            conn.execute(TRAITS.insert().values(name=name, created_at=now))
+    except IntegrityError:
+        # Another writer created it between our look and our insert.
+        return get_trait(conn, name), False
+    return get_trait(conn, name), True
+
+
+def delete_trait(conn: Connection, name: str) -> None:
+    """Delete custom trait ``name`` unless a provider has it."""
+    trait = get_trait(conn, name)
+    if not trait.custom:
+        raise errors.InvalidInput(f"Cannot delete standard trait {name}.")
+    # The in-use test is part of the DELETE so that a provider cannot gain
+    # the trait between a separate check and the delete.
+    deleted = conn.execute(TRAITS.delete().where(TRAITS.c.id == trait.id, ~_associated())).rowcount
+    if deleted == 1:
+        return
+    if find_trait(conn, name) is None:
+        raise errors.NotFound(f"No such trait(s): {name}.")
+    raise errors.Conflict(f"The trait {name} is in use by a resource provider.")
+
+
+def provider_traits(conn: Connection, provider_id: int) -> list[Trait]:
+    """The traits of one provider, by trait id."""
+    query = _columns().join(RP_TRAITS, RP_TRAITS.c.trait_id == TRAITS.c.id)
+    return _traits(conn, query.where(RP_TRAITS.c.resource_provider_id == provider_id))
+
+
+def _diff(conn: Connection, provider: ProviderRow, want: list[Trait]) -> tuple[set[int], set[int]]:
+    """Trait ids to remove from and to add to the provider to make its set ``want``."""
+    have = {trait.id for trait in provider_traits(conn, provider.id)}
+    want_ids = {trait.id for trait in want}
+    return have - want_ids, want_ids - have
+
+
+def _apply(conn: Connection, provider_id: int, to_delete: set[int], to_add: set[int]) -> None:
+    if to_delete:
+        conn.execute(
+            RP_TRAITS.delete().where(
+                RP_TRAITS.c.resource_provider_id == provider_id,
+                RP_TRAITS.c.trait_id.in_(to_delete),
+            )
+        )
+    if to_add:
+        now = utcnow()
+        rows = [
+            {"resource_provider_id": provider_id, "trait_id": tid, "created_at": now}
+            for tid in sorted(to_add)
+        ]
+        conn.execute(RP_TRAITS.insert(), rows)
+
+
+def _replace(conn: Connection, provider: ProviderRow, want: list[Trait], message: str) -> int:
+    """Make the provider's trait set ``want``; returns the provider generation after.
+
+    The generation is claimed before the association rows are touched, so a
+    concurrent writer waits on (then loses) the compare-and-swap instead of
+    colliding on the association rows.  Nothing changes: no new generation.
+    """
+    to_delete, to_add = _diff(conn, provider, want)
+    if not to_delete and not to_add:
+        return provider.generation
+    try:
+        generation = bump_generation(conn, provider.id, provider.generation)
+    except errors.ConcurrentUpdate:
+        raise errors.ConcurrentUpdate(message) from None
+    _apply(conn, provider.id, to_delete, to_add)
+    return generation
+
+
+def set_provider_traits(
+    conn: Connection, provider: ProviderRow, names: Iterable[str], generation: int
+) -> tuple[list[Trait], int]:
+    """Replace the provider's traits with ``names``; returns them and the new generation.
+
+    ``generation`` is the one the caller saw: ConcurrentUpdate when the
+    provider has moved on since.  The generation only changes when the set does.
+    """
+    if provider.generation != generation:
+        raise errors.ConcurrentUpdate(GENERATION_CHANGED)
+    wanted = list(dict.fromkeys(names))
+    traits = list_traits(conn, TraitFilter(names=wanted))
+    missing = set(wanted) - {trait.name for trait in traits}
+    if missing:
+        raise errors.InvalidInput(f"No such trait {', '.join(sorted(missing))}")
+    return traits, _replace(conn, provider, traits, GENERATION_CHANGED)
+
+
+def clear_provider_traits(conn: Connection, provider: ProviderRow) -> int:
+    """Remove every trait from the provider; returns its generation afterwards."""
+    return _replace(conn, provider, [], CONCURRENT_PROVIDER_UPDATE)

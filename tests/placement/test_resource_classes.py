@@ -1,0 +1,226 @@
+"""Resource classes: standard catalogue, custom ids, rename, delete and in-use checks."""
+
+from __future__ import annotations
+
+import uuid
+
+import os_resource_classes
+import pytest
+from sqlalchemy import Connection, func, select
+
+from berth.db import tables as t
+from berth.db.engine import Database
+from berth.placement import errors
+from berth.placement import resource_classes as rcs
+from berth.placement.catalog import CUSTOM_ID_START
+
+
+def _provider(conn: Connection) -> int:
+    rp_uuid = str(uuid.uuid4())
+    conn.execute(t.resource_providers.insert().values(uuid=rp_uuid, name=None, generation=0))
+    found = conn.execute(
+        select(t.resource_providers.c.id).where(t.resource_providers.c.uuid == rp_uuid)
+    ).scalar_one()
+    return int(found)
+
+
+def _class_rows(db: Database) -> list[tuple[int, str]]:
+    with db.read() as conn:
+        rows = conn.execute(select(t.resource_classes.c.id, t.resource_classes.c.name)).all()
+    return sorted((r.id, r.name) for r in rows)
+
+
+def test_standard_classes_keep_their_library_index(db: Database) -> None:
+    with db.read() as conn:
+        listed = rcs.list_classes(conn)
+    assert [(rc.id, rc.name) for rc in listed] == list(enumerate(os_resource_classes.STANDARDS))
+    assert all(rc.standard for rc in listed)
+
+
+def test_custom_ids_start_at_10000_and_follow_the_highest(db: Database) -> None:
+    with db.write() as conn:
+        first = rcs.create_class(conn, "CUSTOM_A")
+        second, created = rcs.ensure_class(conn, "CUSTOM_B")
+    assert (first.id, second.id, created) == (CUSTOM_ID_START, CUSTOM_ID_START + 1, True)
+    assert not first.standard
+    with db.write() as conn:
+        rcs.delete_class(conn, "CUSTOM_A")
+        third = rcs.create_class(conn, "CUSTOM_C")
+    # max(id) + 1, not "first free id".
+    assert third.id == CUSTOM_ID_START + 2
+
+
+def test_create_retries_when_another_writer_took_the_id(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.write() as conn:
+        rcs.create_class(conn, "CUSTOM_FIRST")
+    proposals = iter([CUSTOM_ID_START, CUSTOM_ID_START + 1])
+    # The first proposal collides with CUSTOM_FIRST's id, as a racing writer's would.
+    monkeypatch.setattr(rcs, "_next_custom_id", lambda conn: next(proposals))
+    with db.write() as conn:
+        created = rcs.create_class(conn, "CUSTOM_SECOND")
+    assert created.id == CUSTOM_ID_START + 1
+    assert (CUSTOM_ID_START + 1, "CUSTOM_SECOND") in _class_rows(db)
+
+
+def test_ensure_returns_existing_class_without_creating(db: Database) -> None:
+    with db.write() as conn:
+        rcs.create_class(conn, "CUSTOM_GOLD")
+    before = _class_rows(db)
+    with db.write() as conn:
+        found, created = rcs.ensure_class(conn, "CUSTOM_GOLD")
+    assert (found.name, created) == ("CUSTOM_GOLD", False)
+    assert _class_rows(db) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "message"),
+    [
+        ("CUSTOM_DUP", errors.Conflict, "Conflicting resource class already exists: CUSTOM_DUP"),
+        ("VCPU", errors.InvalidInput, "must start with CUSTOM_"),
+        ("CUSTOM_", errors.InvalidInput, "must start with CUSTOM_"),
+    ],
+)
+def test_create_rejections_change_nothing(
+    db: Database, name: str, error: type[errors.PlacementError], message: str
+) -> None:
+    with db.write() as conn:
+        rcs.create_class(conn, "CUSTOM_DUP")
+    before = _class_rows(db)
+    with pytest.raises(error) as caught, db.write() as conn:
+        rcs.create_class(conn, name)
+    assert message in caught.value.message
+    assert _class_rows(db) == before
+
+
+def test_rename_keeps_id_and_sets_updated_at(db: Database) -> None:
+    with db.write() as conn:
+        old = rcs.create_class(conn, "CUSTOM_OLD")
+        inventory_rp = _provider(conn)
+        conn.execute(
+            t.inventories.insert().values(
+                resource_provider_id=inventory_rp,
+                resource_class_id=old.id,
+                total=1,
+                reserved=0,
+                min_unit=1,
+                max_unit=1,
+                step_size=1,
+                allocation_ratio=1.0,
+            )
+        )
+        renamed = rcs.rename_class(conn, "CUSTOM_OLD", "CUSTOM_NEW")
+    assert (renamed.id, renamed.name) == (old.id, "CUSTOM_NEW")
+    with db.read() as conn:
+        stored = rcs.get_class(conn, "CUSTOM_NEW")
+        assert rcs.find_class(conn, "CUSTOM_OLD") is None
+        logged = conn.execute(select(func.count()).select_from(t.change_log)).scalar()
+    assert stored.updated_at is not None and stored.last_modified == stored.updated_at
+    assert logged == 1  # readers holding provider state must reload it
+
+
+def test_rename_to_own_name_is_accepted(db: Database) -> None:
+    with db.write() as conn:
+        rcs.create_class(conn, "CUSTOM_SAME")
+        assert rcs.rename_class(conn, "CUSTOM_SAME", "CUSTOM_SAME").name == "CUSTOM_SAME"
+
+
+@pytest.mark.parametrize(
+    ("name", "new_name", "error", "message"),
+    [
+        ("VCPU", "CUSTOM_X", errors.InvalidInput, "Cannot update standard resource class VCPU"),
+        ("CUSTOM_A", "CUSTOM_B", errors.Conflict, "Resource class already exists: CUSTOM_B"),
+        ("CUSTOM_NOPE", "CUSTOM_X", errors.NotFound, "No such resource class CUSTOM_NOPE."),
+        ("CUSTOM_A", "MEMORY_MB", errors.InvalidInput, "must start with CUSTOM_"),
+    ],
+)
+def test_rename_rejections_change_nothing(
+    db: Database, name: str, new_name: str, error: type[errors.PlacementError], message: str
+) -> None:
+    with db.write() as conn:
+        rcs.create_class(conn, "CUSTOM_A")
+        rcs.create_class(conn, "CUSTOM_B")
+    before = _class_rows(db)
+    with pytest.raises(error) as caught, db.write() as conn:
+        rcs.rename_class(conn, name, new_name)
+    assert message in caught.value.message
+    assert _class_rows(db) == before
+
+
+def _use_in(conn: Connection, where: str, class_id: int) -> None:
+    rp = _provider(conn)
+    if where == "inventory":
+        conn.execute(
+            t.inventories.insert().values(
+                resource_provider_id=rp,
+                resource_class_id=class_id,
+                total=4,
+                reserved=0,
+                min_unit=1,
+                max_unit=4,
+                step_size=1,
+                allocation_ratio=1.0,
+            )
+        )
+    else:
+        conn.execute(
+            t.allocations.insert().values(
+                resource_provider_id=rp,
+                consumer_id=str(uuid.uuid4()),
+                resource_class_id=class_id,
+                used=1,
+            )
+        )
+
+
+@pytest.mark.parametrize("where", ["inventory", "allocation"])
+def test_delete_refuses_a_class_in_use(db: Database, where: str) -> None:
+    with db.write() as conn:
+        gold = rcs.create_class(conn, "CUSTOM_GOLD")
+        _use_in(conn, where, gold.id)
+        assert rcs.in_use(conn, gold.id)
+    with pytest.raises(errors.Conflict) as caught, db.write() as conn:
+        rcs.delete_class(conn, "CUSTOM_GOLD")
+    assert caught.value.message == (
+        "Error in delete resource class: Cannot delete resource class CUSTOM_GOLD. "
+        "Class is in use in inventory."
+    )
+    assert (gold.id, "CUSTOM_GOLD") in _class_rows(db)
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "message"),
+    [
+        (
+            "VCPU",
+            errors.InvalidInput,
+            "Error in delete resource class: Cannot delete standard resource class VCPU.",
+        ),
+        ("CUSTOM_MISSING", errors.NotFound, "No such resource class CUSTOM_MISSING."),
+        # Names are case-sensitive on every backend (MySQL's collation is not).
+        ("custom_busy", errors.NotFound, "No such resource class custom_busy."),
+    ],
+)
+def test_delete_rejections(
+    db: Database, name: str, error: type[errors.PlacementError], message: str
+) -> None:
+    with db.write() as conn:
+        rcs.create_class(conn, "CUSTOM_BUSY")
+    before = _class_rows(db)
+    with pytest.raises(error) as caught, db.write() as conn:
+        rcs.delete_class(conn, name)
+    assert caught.value.message == message
+    assert _class_rows(db) == before
+
+
+def test_delete_unused_custom_class(db: Database) -> None:
+    with db.write() as conn:
+        rcs.create_class(conn, "CUSTOM_GONE")
+        other = rcs.create_class(conn, "CUSTOM_BUSY")
+        _use_in(conn, "inventory", other.id)
+    with db.write() as conn:
+        rcs.delete_class(conn, "CUSTOM_GONE")
+    with db.read() as conn:
+        assert rcs.find_class(conn, "CUSTOM_GONE") is None
+        assert rcs.find_class(conn, "CUSTOM_BUSY") is not None
