@@ -1,7 +1,60 @@
-"""PLACEHOLDER: being written."""
+"""``POST /reshaper`` (1.30+): move inventory and allocations in one step."""
 
-from berth.api.errors import HTTPError
+from __future__ import annotations
 
-def reshape(req, resp, **kw):
-    raise HTTPError(501, "not yet")
+import falcon
 
+from berth.api.errors import HTTPError, bad_request, conflict
+from berth.api.util import authorize, ctx, extract_json, require_json_content, send_empty
+from berth.placement import allocations, errors, reshaper
+from berth.placement.allocations import ConsumerAllocations
+from berth.placement.consumers import GenerationMismatch
+from berth.schemas import reshaper as schemas
+from berth.schemas import versioned
+
+
+def reshape(req: falcon.Request, resp: falcon.Response) -> None:
+    """POST /reshaper: replace inventories and allocations together."""
+    c = ctx(req)
+    if not c.want(30):
+        raise HTTPError(404, "")
+    require_json_content(req)
+    authorize(req, "placement:reshaper:reshape")
+    data = extract_json(req, versioned(schemas.RESHAPE, c.version))
+    inventories = [
+        reshaper.ProviderInventories(
+            uuid=uuid,
+            generation=body["resource_provider_generation"],
+            inventories={rc: reshaper.with_defaults(r) for rc, r in body["inventories"].items()},
+        )
+        for uuid, body in data["inventories"].items()
+    ]
+    requests = [
+        ConsumerAllocations(
+            uuid=uuid,
+            resources={rp: dict(a["resources"]) for rp, a in body["allocations"].items()},
+            project_id=body["project_id"],
+            user_id=body["user_id"],
+            generation=body["consumer_generation"],
+            consumer_type=body.get("consumer_type"),
+        )
+        for uuid, body in data["allocations"].items()
+    ]
+    try:
+        reshaper.reshape(
+            c.services.db,
+            inventories,
+            requests,
+            attempts=c.services.settings.allocation_conflict_retry_count,
+        )
+    except GenerationMismatch:
+        raise
+    except errors.NotFound as exc:
+        raise bad_request(f"malformed reshaper data: {exc.message}") from None
+    except reshaper.InventoryInUse as exc:
+        raise conflict(f"update conflict: {exc.message}", errors.INVENTORY_INUSE) from None
+    except allocations.InvalidAllocation as exc:
+        raise conflict(f"Unable to allocate inventory: {exc.message}") from None
+    except errors.ConcurrentUpdate as exc:
+        raise conflict(f"update conflict: {exc.message}", errors.CONCURRENT_UPDATE) from None
+    send_empty(resp)

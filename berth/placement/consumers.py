@@ -1,0 +1,261 @@
+"""Consumers, their projects, users and types, and the consumer generation.
+
+A consumer row is created the first time allocations are written for its
+uuid and deleted when its last allocation goes.  Projects, users and consumer
+types are created on demand.  Every function runs inside the caller's
+transaction; a unique-key race on an insert surfaces as ``IntegrityError``,
+which the allocation writer answers by retrying the whole transaction.
+
+The consumer generation is compare-and-swapped exactly like a provider's:
+``UPDATE consumers SET generation = g + 1 WHERE id = ? AND generation = g``.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
+
+from berth.db import tables as t
+from berth.placement import changes, errors
+from berth.placement.lookups import utcnow
+
+# Who owns allocations written before microversion 1.8, which had no
+# project or user (the reference's incomplete_consumer_* defaults).
+INCOMPLETE_PROJECT_ID = "00000000-0000-0000-0000-000000000000"
+INCOMPLETE_USER_ID = "00000000-0000-0000-0000-000000000000"
+# How a consumer without a type is shown (1.38+); never stored.
+UNKNOWN_CONSUMER_TYPE = "unknown"
+
+C = t.consumers
+
+
+class GenerationMismatch(errors.ConcurrentUpdate):
+    """A generation the client sent is not the current one: never retried."""
+
+
+@dataclass(frozen=True)
+class ConsumerRow:
+    """One consumer as stored (project and user as internal ids)."""
+
+    id: int
+    uuid: str
+    project_id: int
+    user_id: int
+    generation: int
+    consumer_type_id: int | None
+
+
+def find_consumer(conn: Connection, uuid: str) -> ConsumerRow | None:
+    """The consumer with ``uuid``, or None."""
+    row = conn.execute(
+        select(
+            C.c.id, C.c.uuid, C.c.project_id, C.c.user_id, C.c.generation, C.c.consumer_type_id
+        ).where(C.c.uuid == uuid)
+    ).one_or_none()
+    return ConsumerRow(**row._mapping) if row else None
+
+
+def check_generation(uuid: str, current: ConsumerRow | None, given: int | None) -> None:
+    """GenerationMismatch unless ``given`` is the consumer's generation (None: new)."""
+    if current is None:
+        if given is not None:
+            raise GenerationMismatch(
+                f"consumer generation conflict - expected null but got {given}"
+            )
+        return
+    if current.generation != given:
+        raise GenerationMismatch(
+            f"consumer generation conflict - expected {current.generation} but got {given}"
+        )
+
+
+def _ensure_external(conn: Connection, table: Table, column: str, value: str) -> int:
+    """The id of the row whose ``column`` is ``value``, inserting it if missing."""
+    col = table.c[column]
+    found = conn.execute(select(table.c.id).where(col == value)).scalar_one_or_none()
+    if found is not None:
+        return int(found)
+    result = conn.execute(insert(table).values({column: value, "created_at": utcnow()}))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def ensure_project(conn: Connection, external_id: str) -> int:
+    """The internal id of project ``external_id``, created on first use."""
+    return _ensure_external(conn, t.projects, "external_id", external_id)
+
+
+def ensure_user(conn: Connection, external_id: str) -> int:
+    """The internal id of user ``external_id``, created on first use."""
+    return _ensure_external(conn, t.users, "external_id", external_id)
+
+
+def ensure_consumer_type(conn: Connection, name: str) -> int:
+    """The id of consumer type ``name``, created on first use."""
+    return _ensure_external(conn, t.consumer_types, "name", name)
+
+
+def create_consumer(
+    conn: Connection, uuid: str, project_id: int, user_id: int, type_id: int | None
+) -> ConsumerRow:
+    """Insert a consumer with generation 0 (a concurrent insert: IntegrityError)."""
+    result = conn.execute(
+        insert(C).values(
+            uuid=uuid,
+            project_id=project_id,
+            user_id=user_id,
+            generation=0,
+            consumer_type_id=type_id,
+            created_at=utcnow(),
+        )
+    )
+    new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    return ConsumerRow(new_id, uuid, project_id, user_id, 0, type_id)
+
+
+def save_consumer(
+    conn: Connection,
+    consumer: ConsumerRow,
+    *,
+    bump: bool,
+    project_id: int,
+    user_id: int,
+    type_id: int | None,
+) -> int:
+    """Write owner and type, compare-and-swapping the generation (+1 if ``bump``).
+
+    Returns the new generation.  Raises ConcurrentUpdate when another writer
+    changed (or deleted) the consumer since it was read.
+    """
+    changes: dict[str, object] = {}
+    if (project_id, user_id) != (consumer.project_id, consumer.user_id):
+        changes.update(project_id=project_id, user_id=user_id)
+    if type_id != consumer.consumer_type_id:
+        changes["consumer_type_id"] = type_id
+    new_generation = consumer.generation + 1 if bump else consumer.generation
+    if not changes and not bump:
+        return new_generation
+    changes.update(generation=new_generation, updated_at=utcnow())
+    result = conn.execute(
+        update(C)
+        .where(C.c.id == consumer.id, C.c.generation == consumer.generation)
+        .values(changes)
+    )
+    if result.rowcount != 1:
+        raise errors.ConcurrentUpdate("consumer generation conflict")
+    return new_generation
+
+
+def delete_if_unallocated(conn: Connection, consumer_id: int, generation: int) -> None:
+    """Delete the consumer if it has no allocations and is still at ``generation``.
+
+    Raises ConcurrentUpdate when the row changed meanwhile; a consumer that
+    still has allocations is kept.
+    """
+    uuid = select(C.c.uuid).where(C.c.id == consumer_id).scalar_subquery()
+    has_allocations = exists().where(t.allocations.c.consumer_id == uuid)
+    if conn.execute(select(has_allocations)).scalar():
+        return
+    result = conn.execute(delete(C).where(C.c.id == consumer_id, C.c.generation == generation))
+    if result.rowcount != 1:
+        raise errors.ConcurrentUpdate("consumer generation conflict")
+
+
+@dataclass(frozen=True)
+class Held:
+    """One allocation row as the listings show it."""
+
+    key: str  # provider uuid (per consumer) or consumer uuid (per provider)
+    generation: int  # that provider's or consumer's generation
+    resource_class: str
+    used: int
+    modified: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class ConsumerView:
+    """A consumer with its allocations, for GET /allocations/{uuid}."""
+
+    project_id: str
+    user_id: str
+    generation: int
+    consumer_type: str
+    allocations: list[Held]
+
+
+def allocations_of(conn: Connection, uuid: str) -> ConsumerView | None:
+    """The consumer's allocations, owner and type; None when it holds nothing."""
+    A, RP, RC = t.allocations, t.resource_providers, t.resource_classes
+    query = (
+        select(
+            RP.c.uuid.label("key"),
+            RP.c.generation,
+            RC.c.name.label("resource_class"),
+            A.c.used,
+            func.coalesce(A.c.updated_at, A.c.created_at).label("modified"),
+            C.c.generation.label("consumer_generation"),
+            t.projects.c.external_id.label("project"),
+            t.users.c.external_id.label("user"),
+            t.consumer_types.c.name.label("consumer_type"),
+        )
+        .select_from(
+            A.join(RP, A.c.resource_provider_id == RP.c.id)
+            .join(RC, A.c.resource_class_id == RC.c.id)
+            .join(C, A.c.consumer_id == C.c.uuid)
+            .join(t.projects, C.c.project_id == t.projects.c.id)
+            .join(t.users, C.c.user_id == t.users.c.id)
+            .outerjoin(t.consumer_types, C.c.consumer_type_id == t.consumer_types.c.id)
+        )
+        .where(A.c.consumer_id == uuid)
+        .order_by(A.c.id)
+    )
+    rows = conn.execute(query).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return ConsumerView(
+        project_id=first.project,
+        user_id=first.user,
+        generation=first.consumer_generation,
+        consumer_type=first.consumer_type or UNKNOWN_CONSUMER_TYPE,
+        allocations=[Held(r.key, r.generation, r.resource_class, r.used, r.modified) for r in rows],
+    )
+
+
+def allocations_on(conn: Connection, provider_id: int) -> list[Held]:
+    """Every allocation on a provider, keyed by consumer uuid."""
+    A, RC = t.allocations, t.resource_classes
+    query = (
+        select(
+            A.c.consumer_id.label("key"),
+            C.c.generation,
+            RC.c.name.label("resource_class"),
+            A.c.used,
+            func.coalesce(A.c.updated_at, A.c.created_at).label("modified"),
+        )
+        .select_from(
+            A.join(C, A.c.consumer_id == C.c.uuid).join(RC, A.c.resource_class_id == RC.c.id)
+        )
+        .where(A.c.resource_provider_id == provider_id)
+        .order_by(A.c.id)
+    )
+    return [Held(**r._mapping) for r in conn.execute(query)]
+
+
+def delete_allocations(conn: Connection, uuid: str) -> None:
+    """Remove all of a consumer's allocations, and the consumer.
+
+    Provider generations are not bumped (as the reference): freeing capacity
+    cannot over-commit anyone.  The consumer is deleted with a generation
+    compare-and-swap, so a concurrent write to it makes this run again.
+    """
+    consumer = find_consumer(conn, uuid)
+    held = select(exists().where(t.allocations.c.consumer_id == uuid))
+    if consumer is None or not conn.execute(held).scalar():
+        raise errors.NotFound(f"No allocations for consumer '{uuid}'")
+    A = t.allocations
+    freed = select(A.c.resource_provider_id).where(A.c.consumer_id == uuid).distinct()
+    changes.record(conn, conn.execute(freed).scalars().all())
+    conn.execute(delete(A).where(A.c.consumer_id == uuid))
+    delete_if_unallocated(conn, consumer.id, consumer.generation)

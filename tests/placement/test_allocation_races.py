@@ -1,0 +1,201 @@
+"""Concurrency: many processes writing allocations never over-commit or lose a write.
+
+K processes (each with its own engine) hammer a few small providers with
+random allocation writes, emptying writes and deletes through
+``berth.placement.allocations``.  Each process owns its consumers, so it
+knows what their final allocations and generations must be.  Afterwards:
+
+* no provider's usage of any class exceeds (total - reserved) * ratio;
+* every consumer holds exactly what its last successful write gave it, at
+  the generation the successful writes add up to (a refused write changed
+  nothing, an acknowledged one is there);
+* a process never got a consumer-generation mismatch for its own consumers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import uuid as uuidlib
+from collections import Counter
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from berth.db import tables as t
+from berth.db.engine import Database
+from berth.placement import allocations, consumers, errors
+from berth.placement.allocations import ConsumerAllocations, InvalidAllocation
+from berth.placement.consumers import GenerationMismatch
+from berth.placement.lookups import ResourceClassCache, utcnow
+
+PROCESSES = 8
+OPERATIONS = 30
+CONSUMERS_PER_PROCESS = 3
+INVENTORY = {
+    "VCPU": {"total": 5, "reserved": 1, "allocation_ratio": 1.5},  # capacity 6
+    "DISK_GB": {"total": 10, "reserved": 0, "allocation_ratio": 1.0},
+}
+
+Expected = dict[str, tuple[dict[str, dict[str, int]], int | None]]
+
+
+def _providers(db: Database, count: int) -> list[str]:
+    uuids = [str(uuidlib.uuid4()) for _ in range(count)]
+    with db.write() as conn:
+        classes = ResourceClassCache(conn)
+        for uuid in uuids:
+            pid = conn.execute(
+                insert(t.resource_providers).values(uuid=uuid, name=uuid, generation=0)
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                update(t.resource_providers).where(t.resource_providers.c.id == pid),
+                {"root_provider_id": pid},
+            )
+            for name, fields in INVENTORY.items():
+                conn.execute(
+                    insert(t.inventories).values(
+                        resource_provider_id=pid,
+                        resource_class_id=classes.id_of(name),
+                        min_unit=1,
+                        max_unit=100,
+                        step_size=1,
+                        created_at=utcnow(),
+                        **fields,
+                    )
+                )
+    return uuids
+
+
+def _random_resources(rng: random.Random, providers: list[str]) -> dict[str, dict[str, int]]:
+    chosen = rng.sample(providers, rng.choice([1, 1, 2]))
+    out = {}
+    for rp in chosen:
+        amounts = {"VCPU": rng.randint(1, 3), "DISK_GB": rng.randint(1, 4)}
+        out[rp] = {rc: n for rc, n in amounts.items() if rng.random() < 0.8} or {"VCPU": 1}
+    return out
+
+
+def _step(
+    db: Database, rng: random.Random, providers: list[str], state: Expected, stats: Counter[str]
+) -> None:
+    """One random operation on one of this process's consumers; updates ``state``."""
+    uuid = rng.choice(list(state))
+    held, gen = state[uuid]
+    roll = rng.random()
+    if roll < 0.15:
+        try:
+            allocations.run_atomically(db, lambda c: consumers.delete_allocations(c, uuid), 10)
+        except errors.NotFound:
+            assert not held, "delete found nothing where allocations were acknowledged"
+            stats["delete-nothing"] += 1
+            return
+        state[uuid] = ({}, None)
+        stats["deleted"] += 1
+        return
+    wanted = {} if roll < 0.3 else _random_resources(rng, providers)
+    request = ConsumerAllocations(uuid, wanted, "project", "user", gen)
+    try:
+        allocations.write(db, [request], check_generation=True, attempts=10)
+    except InvalidAllocation:
+        stats["refused"] += 1
+        return
+    except GenerationMismatch as exc:
+        stats["mismatch"] += 1
+        stats[f"bug: {exc.message}"] += 1
+        return
+    except errors.ConcurrentUpdate:
+        stats["gave-up"] += 1
+        return
+    if wanted:
+        state[uuid] = (wanted, (gen or 0) + 1)
+    elif held:
+        state[uuid] = ({}, None)  # emptied: the consumer is deleted
+    else:
+        state[uuid] = ({}, gen or 0)  # an empty write leaves a generation-0 consumer
+    stats["written"] += 1
+
+
+def _worker(url: str, seed: int, providers: list[str], start: Any, out: Any) -> None:
+    db = Database(url)
+    rng = random.Random(seed)
+    state: Expected = {str(uuidlib.uuid4()): ({}, None) for _ in range(CONSUMERS_PER_PROCESS)}
+    stats: Counter[str] = Counter()
+    start.wait()
+    try:
+        for _ in range(OPERATIONS):
+            _step(db, rng, providers, state, stats)
+    except Exception as exc:  # reported to the parent, which fails the test
+        stats[f"crash: {type(exc).__name__}: {exc}"] += 1
+    finally:
+        db.dispose()
+    out.put((state, dict(stats)))
+
+
+def _run(db: Database, providers: list[str]) -> tuple[Expected, Counter[str]]:
+    mp = multiprocessing.get_context("spawn")
+    start, out = mp.Barrier(PROCESSES), mp.Queue()
+    procs = [
+        mp.Process(target=_worker, args=(db.url, seed, providers, start, out))
+        for seed in range(PROCESSES)
+    ]
+    for p in procs:
+        p.start()
+    expected: Expected = {}
+    stats: Counter[str] = Counter()
+    for _ in procs:
+        state, counts = out.get(timeout=120)
+        expected.update(state)
+        stats.update(counts)
+    for p in procs:
+        p.join(timeout=30)
+    return expected, stats
+
+
+def _over_committed(db: Database) -> list[str]:
+    A, INV, RP = t.allocations, t.inventories, t.resource_providers
+    used = (
+        select(A.c.resource_provider_id, A.c.resource_class_id, func.sum(A.c.used).label("used"))
+        .group_by(A.c.resource_provider_id, A.c.resource_class_id)
+        .subquery()
+    )
+    query = select(
+        RP.c.uuid, INV.c.total, INV.c.reserved, INV.c.allocation_ratio, used.c.used
+    ).select_from(
+        used.join(
+            INV,
+            (INV.c.resource_provider_id == used.c.resource_provider_id)
+            & (INV.c.resource_class_id == used.c.resource_class_id),
+        ).join(RP, RP.c.id == used.c.resource_provider_id)
+    )
+    with db.read() as conn:
+        rows = conn.execute(query).all()
+    return [
+        f"{r.uuid}: used {r.used} of {(r.total - r.reserved) * r.allocation_ratio}"
+        for r in rows
+        if r.used > (r.total - r.reserved) * r.allocation_ratio
+    ]
+
+
+def _actual(db: Database, uuid: str) -> tuple[dict[str, dict[str, int]], int | None]:
+    with db.read() as conn:
+        view = consumers.allocations_of(conn, uuid)
+        row = consumers.find_consumer(conn, uuid)
+    held: dict[str, dict[str, int]] = {}
+    for h in view.allocations if view else []:
+        held.setdefault(h.key, {})[h.resource_class] = h.used
+    return held, (row.generation if row else None)
+
+
+@pytest.mark.slow
+def test_concurrent_writers_never_over_commit_or_lose_writes(db: Database) -> None:
+    providers = _providers(db, 3)
+    expected, stats = _run(db, providers)
+    problems = [k for k in stats if k.startswith(("crash", "bug"))]
+    assert not problems, stats
+    assert _over_committed(db) == []
+    for uuid, (held, gen) in expected.items():
+        assert _actual(db, uuid) == (held, gen), (uuid, stats)
+    # The run must have exercised both outcomes, or it proves nothing.
+    assert stats["written"] > PROCESSES and stats["refused"] > 0, stats
