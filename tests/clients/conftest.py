@@ -1,0 +1,46 @@
+"""Real OpenStack clients against a real berth server.
+
+Two servers are started once per session: one with the default ``noauth2``
+strategy (the client sends ``--os-auth-type admin_token --os-token admin``)
+and one with ``BERTH_AUTH_STRATEGY=admin_token`` (the client sends
+``--os-auth-type none``, whose token is the literal ``notused``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from server import running_berth
+
+from .helpers import OpenStackCLI, patch_client_cache
+
+pytest.importorskip("openstackclient", reason="python-openstackclient is not installed")
+pytest.importorskip("osc_placement", reason="osc-placement is not installed")
+patch_client_cache()
+
+
+@pytest.fixture(scope="session")
+def berth_noauth2() -> Iterator[str]:
+    """A berth server with the default noauth2 strategy."""
+    with running_berth() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def berth_admin_token() -> Iterator[str]:
+    """A berth server that treats every token as admin."""
+    with running_berth(env={"BERTH_AUTH_STRATEGY": "admin_token"}) as url:
+        yield url
+
+
+@pytest.fixture(params=["admin_token", "none"])
+def cli(request: pytest.FixtureRequest) -> OpenStackCLI:
+    """The ``openstack`` CLI with each way of skipping Keystone."""
+    if request.param == "admin_token":
+        url = request.getfixturevalue("berth_noauth2")
+        auth = ["--os-auth-type", "admin_token", "--os-token", "admin"]
+    else:
+        url = request.getfixturevalue("berth_admin_token")
+        auth = ["--os-auth-type", "none"]
+    return OpenStackCLI(auth_args=[*auth, "--os-endpoint", url])
