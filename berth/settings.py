@@ -46,6 +46,7 @@ class Settings:
     sync_on_startup: bool = True
     log_level: str = "INFO"
     log_json: bool = True
+    log_requests: bool = True
 
     def __post_init__(self) -> None:
         if self.auth_strategy not in AUTH_STRATEGIES:

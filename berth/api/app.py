@@ -25,6 +25,7 @@ from berth.api.middleware import (
     NoAuth2,
     RequestSetup,
 )
+from berth.api.requestlog import RequestLog
 from berth.api.routes import ROUTES, Route
 from berth.placement.errors import PlacementError
 from berth.services import Services
@@ -90,7 +91,10 @@ class PlacementRequest(falcon.Request):
 def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
     """The Placement API as a WSGI application."""
     services = services or Services.from_settings(settings)
-    middleware: list[Any] = [Metrics(), RequestSetup(services)]
+    # The request log goes first so that its response hook runs last and
+    # sees the final status of every request, errors included.
+    middleware: list[Any] = [RequestLog()] if settings.log_requests else []
+    middleware += [Metrics(), RequestSetup(services)]
     if settings.cors_allowed_origin:
         middleware.append(CORS(settings))
     middleware += [AUTH[settings.auth_strategy](), Microversion(), ContentChecks()]
