@@ -81,13 +81,25 @@ class Search:
 
     def run(self, anchors: Iterable[int]) -> Iterator[Candidate]:
         """Candidates anchored at each of ``anchors`` in turn (unique, capped)."""
+        providers = self.u.providers
         for anchor in anchors:
             if not self._anchor_ok(anchor):
                 continue
-            slots = self._slots(anchor)
-            if slots is None:
-                continue
-            for candidate in self._combine(slots):
+            members = self.u.members.get(anchor, ())
+            shared = self.u.sharing_at(anchor) if self.u.sharing else []
+            found: Iterable[Candidate]
+            if len(members) == 1 and not shared:
+                # The common case, a lone compute node: no combinations to try.
+                alone = self._alone(providers[anchor])
+                found = (alone,) if alone is not None else ()
+            else:
+                slots = self._slots(
+                    anchor, [providers[pid] for pid in members], [providers[s] for s in shared]
+                )
+                if slots is None:
+                    continue
+                found = self._combine(slots)
+            for candidate in found:
                 key = candidate.key()
                 if key in self._seen:
                     continue
@@ -107,9 +119,43 @@ class Search:
 
     # -- options per group at one anchor -------------------------------------------------
 
-    def _slots(self, anchor: int) -> list[_Slot] | None:
-        members = [self.u.providers[pid] for pid in self.u.members.get(anchor, ())]
-        shared = [self.u.providers[s] for s in self.u.sharing_at(anchor)] if self.u.sharing else []
+    def _alone(self, p: Provider) -> Candidate | None:
+        """Every group from the one provider of a single-provider tree."""
+        totals: dict[tuple[int, int], int] = {}
+        granular = 0
+        for index, group in enumerate(self.plan.groups):
+            matcher = self.matchers[index]
+            if group.use_same_provider:
+                granular += 1
+                if not matcher.matches(p):
+                    return None
+            elif not self._alone_unsuffixed(group, matcher, p):
+                return None
+            for rc, amount in group.resources:
+                key = (p.id, rc)
+                totals[key] = totals.get(key, 0) + amount
+        if self.plan.isolate and granular > 1:
+            return None
+        if len(totals) < sum(len(group.resources) for group in self.plan.groups):
+            for (_, rc), total in totals.items():
+                inv = p.inventories[rc]
+                if inv.used + total > inv.capacity or total > inv.max_unit:
+                    return None
+        only = frozenset((p.id,))
+        return Candidate(totals, {group.suffix: only for group in self.plan.groups})
+
+    def _alone_unsuffixed(self, group: GroupPlan, matcher: GroupMatcher, p: Provider) -> bool:
+        if group.in_tree_root is not None and group.in_tree_root != p.id:
+            return False
+        if not self._usable(group, p, False):
+            return False
+        if not all(matcher.fits(p, rc, amount) for rc, amount in group.resources):
+            return False
+        return self._group_traits_ok(group, [p.id])
+
+    def _slots(
+        self, anchor: int, members: list[Provider], shared: list[Provider]
+    ) -> list[_Slot] | None:
         slots: list[_Slot] = []
         for index, group in enumerate(self.plan.groups):
             matcher = self.matchers[index]

@@ -63,20 +63,21 @@ class MemoryIndex:
     def reload(self) -> None:
         """Read everything again."""
         started = time.monotonic()
-        with self.db.read() as conn:
-            self._read_names(conn)
-            providers = loading.read_providers(conn)
-            self.agg_ids = loading.aggregate_uuids(conn)
-        universe = Universe(self.trait_ids.get(SHARING_TRAIT))
-        for pid in sorted(providers):
-            universe.add(providers[pid])
-        self.universe = universe
+        # Millions of small objects: the cyclic collector would only slow this down.
+        gc.disable()
+        try:
+            with self.db.read() as conn:
+                self._read_names(conn)
+                providers = loading.read_providers(conn)
+                self.agg_ids = loading.aggregate_uuids(conn)
+            self.universe = Universe.build(self.trait_ids.get(SHARING_TRAIT), providers.values())
+        finally:
+            gc.enable()
         # The index lives as long as the process: keep the collector off it.
-        gc.collect()
         gc.freeze()
         log.info(
             "candidates index loaded",
-            providers=len(providers),
+            providers=len(self.universe.providers),
             seconds=round(time.monotonic() - started, 3),
         )
 
@@ -141,7 +142,7 @@ class MemoryIndex:
                     select(t.resource_classes.c.id, t.resource_classes.c.name).where(
                         t.resource_classes.c.id.in_(sorted(custom))
                     )
-                ).tuples()
+                )
                 out.update(dict(rows.all()))
         return out
 

@@ -7,6 +7,7 @@ even 100,000 providers load in a second or two.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Select, Table, func, select
 
@@ -30,12 +31,28 @@ def chunks(ids: Iterable[int], size: int = CHUNK) -> Iterator[list[int]]:
         yield ordered[start : start + size]
 
 
-def _rows(conn: Connection, query: Select, column: object, ids: Sequence[int] | None) -> list:  # type: ignore[type-arg]
+def _fetch(conn: Connection, query: Select) -> list[tuple[Any, ...]]:  # type: ignore[type-arg]
+    """All rows as plain tuples, straight from the driver (no Row objects)."""
+    sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(sql))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _rows(
+    conn: Connection,
+    query: Select,  # type: ignore[type-arg]
+    column: Any,
+    ids: Sequence[int] | None,
+) -> list[tuple[Any, ...]]:
     if ids is None:
-        return list(conn.execute(query).tuples())
-    out: list = []  # type: ignore[type-arg]
+        return _fetch(conn, query)
+    out: list[tuple[Any, ...]] = []
     for chunk in chunks(ids):
-        out += conn.execute(query.where(column.in_(chunk))).tuples()  # type: ignore[attr-defined]
+        out += _fetch(conn, query.where(column.in_(chunk)))
     return out
 
 
@@ -114,13 +131,13 @@ def aggregate_uuids(conn: Connection, ids: Iterable[int] | None = None) -> dict[
     """uuid -> id of aggregates (all, or those with the given ids)."""
     query = select(AGG.c.uuid, AGG.c.id)
     if ids is None:
-        return dict(conn.execute(query).tuples().all())
+        return dict(conn.execute(query).all())
     out: dict[str, int] = {}
     for chunk in chunks(ids):
-        out.update(conn.execute(query.where(AGG.c.id.in_(chunk))).tuples().all())
+        out.update(conn.execute(query.where(AGG.c.id.in_(chunk))).all())
     return out
 
 
 def names(conn: Connection, table: Table) -> dict[int, str]:
     """id -> name of every resource class or trait."""
-    return dict(conn.execute(select(table.c.id, table.c.name)).tuples().all())
+    return dict(conn.execute(select(table.c.id, table.c.name)).all())

@@ -61,7 +61,16 @@ class Inventory:
 class Provider:
     """A resource provider as the engine sees it."""
 
-    __slots__ = ("aggregates", "id", "inventories", "parent_id", "root_id", "traits", "uuid")
+    __slots__ = (
+        "aggregates",
+        "id",
+        "inventories",
+        "parent_id",
+        "rendered",
+        "root_id",
+        "traits",
+        "uuid",
+    )
 
     def __init__(
         self,
@@ -80,6 +89,9 @@ class Provider:
         self.inventories: dict[int, Inventory] = inventories if inventories is not None else {}
         self.traits = traits
         self.aggregates = aggregates
+        # Summaries already rendered, per output shape (a provider never changes:
+        # a changed provider is a new object).
+        self.rendered: dict[object, dict[str, object]] = {}
 
 
 def _add(index: dict[int, set[int]], keys: Iterable[int], pid: int) -> None:
@@ -125,6 +137,21 @@ class RootCounts:
                 if not roots:
                     del self.counts[key], self.sorted[key]
 
+    @classmethod
+    def build(cls, pairs: Iterable[tuple[Iterable[int], int]]) -> RootCounts:
+        """Counts for many (keys, root) pairs at once."""
+        out = cls()
+        counts = out.counts
+        for keys, root in pairs:
+            for key in keys:
+                per_key = counts.get(key)
+                if per_key is None:
+                    counts[key] = {root: 1}
+                else:
+                    per_key[root] = per_key.get(root, 0) + 1
+        out.sorted = {key: sorted(per_key) for key, per_key in counts.items()}
+        return out
+
     def roots(self, key: int) -> list[int]:
         """Sorted roots of the trees where some provider holds ``key``."""
         return self.sorted.get(key, [])
@@ -148,6 +175,32 @@ class Universe:
         self.agg_roots = RootCounts()
         self.nested = 0
         self.roots: list[int] = []
+
+    @classmethod
+    def build(cls, sharing_trait: int | None, providers: Iterable[Provider]) -> Universe:
+        """A universe over ``providers``, its indexes built in bulk."""
+        u = cls(sharing_trait)
+        listed = sorted(providers, key=lambda p: p.id)
+        for p in listed:
+            u.providers[p.id] = p
+            u.by_uuid[p.uuid] = p.id
+            u.members.setdefault(p.root_id, []).append(p.id)
+            if p.parent_id is not None:
+                u.nested += 1
+            for key in p.inventories:
+                u.by_rc.setdefault(key, set()).add(p.id)
+            for key in p.traits:
+                u.by_trait.setdefault(key, set()).add(p.id)
+            for key in p.aggregates:
+                u.by_agg.setdefault(key, set()).add(p.id)
+            if sharing_trait in p.traits:
+                u.sharing.add(p.id)
+                _add(u.sharing_by_agg, p.aggregates, p.id)
+        u.roots = [p.id for p in listed if p.id == p.root_id]
+        u.rc_roots = RootCounts.build((p.inventories, p.root_id) for p in listed)
+        u.trait_roots = RootCounts.build((p.traits, p.root_id) for p in listed)
+        u.agg_roots = RootCounts.build((p.aggregates, p.root_id) for p in listed)
+        return u
 
     @property
     def has_trees(self) -> bool:

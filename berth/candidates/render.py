@@ -15,6 +15,7 @@ from typing import Any
 from berth.candidates.engine import Candidate
 from berth.candidates.model import Provider
 from berth.candidates.results import Result
+from berth.placement.catalog import CUSTOM_ID_START
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,16 @@ def body(
         requests = [_keyed(c, providers, names, shape.mappings) for c in result.candidates]
     else:
         requests = [_listed(c, providers, names) for c in result.candidates]
-    wanted = None if shape.all_classes else result.requested
-    summaries = {
-        p.uuid: _summary(p, providers, names, trait_names, wanted, shape) for p in result.summaries
-    }
+    wanted = None if shape.all_classes else frozenset(result.requested)
+    summaries = {}
+    for p in result.summaries:
+        cached = p.rendered.get((shape, wanted))
+        if cached is None:
+            cached = _summary(p, providers, names, trait_names, wanted, shape)
+            if all(rc < CUSTOM_ID_START for rc in p.inventories):
+                # Custom classes can be renamed; standard names never change.
+                p.rendered[(shape, wanted)] = cached
+        summaries[p.uuid] = cached
     return {"allocation_requests": requests, "provider_summaries": summaries}
 
 
@@ -93,7 +100,7 @@ def _summary(
     providers: dict[int, Provider],
     names: dict[int, str],
     trait_names: dict[int, str],
-    wanted: set[int] | None,
+    wanted: frozenset[int] | None,
     shape: Shape,
 ) -> dict[str, Any]:
     resources = {

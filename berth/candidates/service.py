@@ -8,6 +8,9 @@ same engine a universe and per-group matchers.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 from berth.candidates import loading, render, sql_source
@@ -41,7 +44,7 @@ def _from_memory(
     services: Services, request: CandidateRequest, shape: render.Shape, limits: Limits
 ) -> dict[str, Any]:
     index = index_for(services.db)
-    with index.lock:
+    with index.lock, _gc_paused():
         index.refresh()
         u = index.universe
 
@@ -53,6 +56,18 @@ def _from_memory(
             return empty()
         result = collect(u, plan, [MemoryMatcher(g) for g in plan.groups], limits)
         return render.body(result, shape, index.class_names, index.trait_names)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic collection while a request builds its (acyclic) answer."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def search_sql(services: Services, request: CandidateRequest, limits: Limits) -> Result | None:

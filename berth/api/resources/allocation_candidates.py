@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
+import jsonschema
 
-from berth.api import qparams
-from berth.api.errors import HTTPError
-from berth.api.util import authorize, check_accept, ctx, send_json, set_last_modified
+from berth.api.errors import HTTPError, bad_request
+from berth.api.util import (
+    FORMAT_CHECKER,
+    authorize,
+    check_accept,
+    ctx,
+    send_json,
+    set_last_modified,
+)
 from berth.candidates import service
 from berth.candidates.render import Shape
 from berth.candidates.request import Features, parse
 from berth.schemas import allocation_candidates as schemas
-from berth.schemas import versioned
 
 # Allocation candidates appeared in microversion 1.10.
 SINCE = 10
+
+
+@functools.cache
+def _validator(minor: int) -> Any:
+    """The query validator of a microversion, built once (checking a schema is slow)."""
+    schema = next(schema for (_, since), schema in schemas.QUERY if minor >= since)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=FORMAT_CHECKER)
+
+
+def _validate(params: dict[str, list[str]], minor: int) -> None:
+    """As ``jsonschema.validate`` on the last value of each parameter (same message)."""
+    flat = {key: values[-1] for key, values in params.items()}
+    error = jsonschema.exceptions.best_match(_validator(minor).iter_errors(flat))
+    if error is not None:
+        raise bad_request(f"Invalid query string parameters: {error}")
 
 
 def list_candidates(req: falcon.Request, resp: falcon.Response) -> None:
@@ -30,8 +55,8 @@ def list_candidates(req: falcon.Request, resp: falcon.Response) -> None:
     params: dict[str, list[str]] = {}
     for key, value in pairs:
         params.setdefault(key, []).append(value)
-    qparams.validate_query(params, versioned(schemas.QUERY, c.version))
     minor = c.version.minor
+    _validate(params, minor)
     request = parse(pairs, Features.at(minor))
     send_json(resp, service.answer(c.services, request, Shape.at(minor)))
     set_last_modified(req, resp, None)

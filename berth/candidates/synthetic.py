@@ -1,0 +1,205 @@
+"""Load a synthetic cloud straight into the database with bulk Core inserts.
+
+The benchmark cloud: N compute nodes, each with VCPU 64 (ratio 16),
+MEMORY_MB 262144 (ratio 1.5, 512 reserved) and DISK_GB 2000; 10% carry the
+trait CUSTOM_GPU; every node is in one of 10 aggregates.  Rows are written
+in chunks of executemany; 100,000 providers take a few seconds on SQLite.
+
+Usage::
+
+    python -m berth.candidates.synthetic --database-url sqlite:////tmp/b.sqlite -n 10000
+
+The generic :func:`write` takes any :class:`ProviderSpec` list (trees, traits,
+aggregates, usage) and is also what the property tests use.  After writing it
+logs "reload everything" in the change feed so running workers pick it up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid as uuidlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Table, func, insert, select, text
+
+from berth.db import migrate
+from berth.db import tables as t
+from berth.db.engine import Database
+from berth.placement import catalog, changes
+from berth.placement.lookups import utcnow
+
+CHUNK = 10_000
+
+# (total, reserved, min_unit, max_unit, step_size, allocation_ratio)
+InventorySpec = tuple[int, int, int, int, int, float]
+
+
+@dataclass
+class ProviderSpec:
+    """One provider to write; ``parent`` is the index of an earlier spec."""
+
+    uuid: str
+    name: str
+    parent: int | None = None
+    inventories: dict[str, InventorySpec] = field(default_factory=dict)
+    used: dict[str, int] = field(default_factory=dict)
+    traits: set[str] = field(default_factory=set)
+    aggregates: set[str] = field(default_factory=set)
+
+
+def compute_node(index: int, gpu: bool, aggregate: str) -> ProviderSpec:
+    """One compute node of the benchmark cloud."""
+    return ProviderSpec(
+        uuid=str(uuidlib.UUID(int=index + 1)),
+        name=f"cn{index:06d}",
+        inventories={
+            "VCPU": (64, 0, 1, 64, 1, 16.0),
+            "MEMORY_MB": (262144, 512, 1, 262144, 1, 1.5),
+            "DISK_GB": (2000, 0, 1, 2000, 1, 1.0),
+        },
+        traits={"CUSTOM_GPU"} if gpu else set(),
+        aggregates={aggregate},
+    )
+
+
+def cloud(n: int, aggregates: int = 10) -> list[ProviderSpec]:
+    """The benchmark cloud: ``n`` nodes, every 10th with CUSTOM_GPU."""
+    aggs = [str(uuidlib.UUID(int=(1 << 64) + i)) for i in range(aggregates)]
+    return [compute_node(i, i % 10 == 0, aggs[i % aggregates]) for i in range(n)]
+
+
+def _ids_by_name(conn: Connection, table: Table, names: Iterable[str]) -> dict[str, int]:
+    wanted = set(names)
+    rows = conn.execute(select(table.c.name, table.c.id)).all()
+    return {name: rid for name, rid in rows if name in wanted}
+
+
+def _ensure_traits(conn: Connection, names: set[str]) -> dict[str, int]:
+    have = _ids_by_name(conn, t.traits, names)
+    missing = [{"name": n, "created_at": utcnow()} for n in sorted(names - set(have))]
+    if missing:
+        conn.execute(insert(t.traits), missing)
+        have = _ids_by_name(conn, t.traits, names)
+    return have
+
+
+def _ensure_aggregates(conn: Connection, uuids: set[str]) -> dict[str, int]:
+    agg = t.placement_aggregates
+    rows = conn.execute(select(agg.c.uuid, agg.c.id)).all()
+    have = {u: i for u, i in rows if u in uuids}
+    missing = [{"uuid": u, "created_at": utcnow()} for u in sorted(uuids - set(have))]
+    if missing:
+        conn.execute(insert(agg), missing)
+        rows = conn.execute(select(agg.c.uuid, agg.c.id)).all()
+        have = {u: i for u, i in rows if u in uuids}
+    return have
+
+
+def _bulk(conn: Connection, table: Table, rows: Sequence[dict[str, object]]) -> None:
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(insert(table), rows[start : start + CHUNK])
+
+
+def _provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[str, object]]:
+    now = utcnow()
+    roots: list[int] = []
+    rows: list[dict[str, object]] = []
+    for i, spec in enumerate(specs):
+        pid = first_id + i
+        parent = first_id + spec.parent if spec.parent is not None else None
+        root = roots[spec.parent] if spec.parent is not None else pid
+        roots.append(root)
+        rows.append(
+            {
+                "id": pid,
+                "uuid": spec.uuid,
+                "name": spec.name,
+                "generation": 1,
+                "parent_provider_id": parent,
+                "root_provider_id": root,
+                "created_at": now,
+            }
+        )
+    return rows
+
+
+def write(conn: Connection, specs: Sequence[ProviderSpec]) -> list[int]:
+    """Insert ``specs`` (with their traits, aggregates and usage); returns their ids."""
+    first = int(conn.execute(select(func.max(t.resource_providers.c.id))).scalar() or 0) + 1
+    classes = _ids_by_name(conn, t.resource_classes, {rc for s in specs for rc in s.inventories})
+    traits = _ensure_traits(conn, {tr for s in specs for tr in s.traits})
+    aggs = _ensure_aggregates(conn, {a for s in specs for a in s.aggregates})
+    now = utcnow()
+    _bulk(conn, t.resource_providers, _provider_rows(specs, first))
+    inventories, allocations, rp_traits, rp_aggs = [], [], [], []
+    for i, spec in enumerate(specs):
+        pid = first + i
+        for rc, (total, reserved, lo, hi, step, ratio) in spec.inventories.items():
+            inventories.append(
+                {
+                    "resource_provider_id": pid,
+                    "resource_class_id": classes[rc],
+                    "total": total,
+                    "reserved": reserved,
+                    "min_unit": lo,
+                    "max_unit": hi,
+                    "step_size": step,
+                    "allocation_ratio": ratio,
+                    "created_at": now,
+                }
+            )
+        for rc, used in spec.used.items():
+            allocations.append(
+                {
+                    "resource_provider_id": pid,
+                    "consumer_id": str(uuidlib.uuid4()),
+                    "resource_class_id": classes[rc],
+                    "used": used,
+                    "created_at": now,
+                }
+            )
+        rp_traits += [
+            {"resource_provider_id": pid, "trait_id": traits[tr], "created_at": now}
+            for tr in spec.traits
+        ]
+        rp_aggs += [
+            {"resource_provider_id": pid, "aggregate_id": aggs[a], "created_at": now}
+            for a in spec.aggregates
+        ]
+    _bulk(conn, t.inventories, inventories)
+    _bulk(conn, t.allocations, allocations)
+    _bulk(conn, t.resource_provider_traits, rp_traits)
+    _bulk(conn, t.resource_provider_aggregates, rp_aggs)
+    if conn.dialect.name == "postgresql":
+        # Ids were given explicitly: move the sequence past them.
+        conn.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence('resource_providers', 'id'), "
+                "(SELECT max(id) FROM resource_providers))"
+            )
+        )
+    changes.record(conn, [changes.EVERYTHING])
+    return list(range(first, first + len(specs)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: load the benchmark cloud into a database."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("-n", "--providers", type=int, default=10_000)
+    parser.add_argument("--aggregates", type=int, default=10)
+    args = parser.parse_args(argv)
+    db = Database(args.database_url)
+    migrate.upgrade(db)
+    catalog.sync(db)
+    started = time.monotonic()
+    specs = cloud(args.providers, args.aggregates)
+    with db.write() as conn:
+        write(conn, specs)
+    print(f"wrote {len(specs)} providers in {time.monotonic() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
