@@ -115,7 +115,9 @@ def settings() -> None:
     table = Table("environment variable", "type", "default", "current")
     for env, default, kind in settings_mod.describe():
         name = env.removeprefix("BERTH_").lower()
-        table.add_row(env, kind, default, repr(getattr(current, name)))
+        value = getattr(current, name)
+        shown = "'***'" if "password" in name and value else repr(value)
+        table.add_row(env, kind, default, shown)
     console.print(table)
 
 

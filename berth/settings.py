@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-AUTH_STRATEGIES = ("noauth2", "admin_token")
+AUTH_STRATEGIES = ("noauth2", "admin_token", "keystone")
 
 
 def _default_data_dir() -> str:
@@ -47,6 +47,24 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     log_requests: bool = True
+    # Keystone (auth_strategy = "keystone"; needs the berth[keystone] extra).
+    # Empty values are not passed on, so keystonemiddleware's defaults (or
+    # the keystone_config_file's [keystone_authtoken] values) apply.
+    keystone_config_file: str = ""
+    keystone_auth_url: str = ""
+    keystone_www_authenticate_uri: str = ""
+    keystone_auth_type: str = ""
+    keystone_username: str = ""
+    keystone_password: str = ""
+    keystone_project_name: str = ""
+    keystone_user_domain_name: str = ""
+    keystone_project_domain_name: str = ""
+    keystone_region_name: str = ""
+    keystone_interface: str = ""
+    keystone_cafile: str = ""
+    keystone_insecure: bool = False
+    keystone_memcached_servers: str = ""
+    keystone_service_token_roles_required: bool = True
 
     def __post_init__(self) -> None:
         if self.auth_strategy not in AUTH_STRATEGIES:

@@ -7,7 +7,7 @@ from typing import Any, cast
 import falcon
 import structlog
 
-from berth.api import microversion
+from berth.api import keystone, microversion
 from berth.api.context import RequestContext
 from berth.api.cors import CORS
 from berth.api.errors import (
@@ -33,7 +33,11 @@ from berth.settings import Settings
 
 log = structlog.get_logger("berth.api")
 
-AUTH = {"noauth2": NoAuth2, "admin_token": AdminToken}
+AUTH = {
+    "noauth2": NoAuth2,
+    "admin_token": AdminToken,
+    "keystone": keystone.KeystoneCredentials,
+}
 
 
 def _render(req: falcon.Request, resp: falcon.Response, err: HTTPError) -> None:
@@ -88,7 +92,7 @@ class PlacementRequest(falcon.Request):
     context_type = RequestContext
 
 
-def create_app(settings: Settings, services: Services | None = None) -> falcon.App:
+def create_app(settings: Settings, services: Services | None = None) -> keystone.WSGIApp:
     """The Placement API as a WSGI application."""
     services = services or Services.from_settings(settings)
     # The request log goes first so that its response hook runs last and
@@ -115,4 +119,7 @@ def create_app(settings: Settings, services: Services | None = None) -> falcon.A
     app.add_error_handler(falcon.HTTPError, _on_falcon_error)
     app.add_error_handler(PlacementError, _on_domain_error)
     app.add_error_handler(HTTPError, _on_http_error)
+    if settings.auth_strategy == "keystone":
+        # Tokens are validated outside Falcon, by keystonemiddleware.
+        return keystone.protect(app, settings)
     return app
