@@ -109,6 +109,28 @@ def db_status(
 
 
 @app.command()
+def status(
+    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
+    top: int = typer.Option(5, min=0, help="How many fullest and emptiest hosts to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Capacity summary: providers, total / used / free per class, fullest and emptiest hosts."""
+    import json
+
+    from berth import status as status_mod
+
+    db = Database(_settings(database_url=database_url).effective_database_url)
+    try:
+        summary = status_mod.gather(db, top=top)
+    finally:
+        db.dispose()
+    if as_json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        status_mod.render(summary, console)
+
+
+@app.command()
 def settings() -> None:
     """List every setting, its environment variable and its current value."""
     current = _settings()
