@@ -58,7 +58,7 @@ class RequestSetup:
         location = resp.get_header("location")
         if location and location.startswith("/"):
             # Like the reference (WebOb), send an absolute Location.
-            resp.set_header("location", req.prefix + location)
+            resp.set_header("location", f"{req.scheme}://{req.netloc}{location}")
         version = getattr(context, "version", None)
         if version is not None:
             resp.set_header(microversion.HEADER, f"{microversion.SERVICE_TYPE} {version}")

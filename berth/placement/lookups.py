@@ -67,10 +67,7 @@ def get_provider(conn: Connection, uuid: str) -> ProviderRow:
     """The provider with ``uuid``; NotFound when there is none."""
     provider = find_provider(conn, uuid)
     if provider is None:
-        raise errors.NotFound(
-            f"No resource provider with uuid {uuid} found",
-            code=errors.RESOURCE_PROVIDER_NOT_FOUND,
-        )
+        raise errors.NotFound(f"No resource provider with uuid {uuid} found")
     return provider
 
 
