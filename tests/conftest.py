@@ -74,6 +74,25 @@ def fresh_database(name: str, tmp_path: Path) -> Database:
     return db
 
 
+def server_database_url(name: str) -> str | None:
+    """A wiped database URL for a berth server under test (None = SQLite in its data dir).
+
+    Skips (or fails, when databases are required) if the server does not answer.
+    """
+    if name == "sqlite":
+        return None
+    url = POSTGRES_URL if name == "postgresql" else MYSQL_URL
+    db = Database(url)
+    problem = _reachable(db)
+    if problem:
+        if REQUIRE:
+            pytest.fail(problem)
+        pytest.skip(problem)
+    wipe(db)
+    db.dispose()
+    return url
+
+
 @pytest.fixture(params=BACKENDS)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty database on each backend in turn."""

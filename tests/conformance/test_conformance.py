@@ -23,11 +23,9 @@ sys.path.insert(0, str(HERE))
 
 import fixtures_http  # noqa: E402
 import run  # noqa: E402
-from conftest import MYSQL_URL, POSTGRES_URL, REQUIRE, _reachable, wipe  # noqa: E402
+from conftest import server_database_url  # noqa: E402
 from profiles import PROFILES  # noqa: E402
 from server import running_berth  # noqa: E402
-
-from berth.db.engine import Database  # noqa: E402
 
 # Upstream files not served yet (none: GET /allocation_candidates is in).
 NOT_YET: list[str] = []
@@ -58,17 +56,7 @@ def server(
     """A running berth for one profile and database; yields (url, features)."""
     profile, backend = request.param
     env, features = PROFILES[profile]
-    url = None
-    if backend != "sqlite":
-        url = POSTGRES_URL if backend == "postgresql" else MYSQL_URL
-        db = Database(url)
-        problem = _reachable(db)
-        if problem:
-            if REQUIRE:
-                pytest.fail(problem)
-            pytest.skip(problem)
-        wipe(db)
-        db.dispose()
+    url = server_database_url(backend)
     log = tmp_path_factory.mktemp(f"{profile}-{backend}") / "server.log"
     with running_berth(url, workers=2, env=env, log_path=str(log)) as base:
         os.environ["CONFORMANCE_URL"] = base
