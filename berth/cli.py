@@ -13,6 +13,7 @@ from berth import settings as settings_mod
 from berth.db import migrate
 from berth.db.engine import Database
 from berth.placement import catalog
+from berth.placement.errors import PlacementError
 
 app = typer.Typer(help="berth: a fast placement and scheduling service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -130,6 +131,44 @@ def status(
         status_mod.render(summary, console)
 
 
+@app.command("import")
+def import_placement(
+    source: str = typer.Option(
+        ..., "--from", help="The OpenStack Placement database URL to copy from."
+    ),
+    database_url: str = typer.Option(None, help="berth's database URL (BERTH_DATABASE_URL)."),
+    force: bool = typer.Option(
+        False, "--force", help="Replace whatever berth's database holds with the import."
+    ),
+) -> None:
+    """Copy providers, inventories, traits, aggregates, consumers and allocations from Placement."""
+    from berth import importer
+    from berth.importer.progress import RichProgress
+
+    settings = _settings(database_url=database_url)
+    _upgrade(settings)
+    db = Database(settings.effective_database_url)
+    try:
+        with RichProgress(console) as progress:
+            report = importer.run(source, db, force=force, progress=progress)
+    except importer.ImportRefused as exc:
+        console.print(f"[red]import refused:[/red] {exc}")
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    table = Table("table", "rows copied")
+    for name, count in report.copied.items():
+        table.add_row(name, str(count))
+    console.print(table)
+    if report.created_classes or report.created_traits:
+        console.print(
+            f"created {len(report.created_classes)} custom resource classes and "
+            f"{len(report.created_traits)} traits (standard ones mapped by name)"
+        )
+    for line in report.skipped:
+        console.print(f"[yellow]skipped[/yellow] {line}")
+
+
 @app.command()
 def settings() -> None:
     """List every setting, its environment variable and its current value."""
@@ -141,6 +180,55 @@ def settings() -> None:
         shown = "'***'" if "password" in name and value else repr(value)
         table.add_row(env, kind, default, shown)
     console.print(table)
+
+
+@app.command()
+def schedule(
+    flavor: str = typer.Option(..., help="Resources per instance: VCPU=2,MEMORY_MB=4096,..."),
+    count: int = typer.Option(1, "--count", "-n", help="Instances to place."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Choose and explain; claim nothing."),
+    explain: bool = typer.Option(False, "--explain", help="Show the stage-by-stage tally."),
+    trait: list[str] = typer.Option([], help="Required trait (repeatable)."),
+    forbid: list[str] = typer.Option([], help="Forbidden trait (repeatable)."),
+    zone: str = typer.Option(None, "--availability-zone", help="Availability zone."),
+    group: str = typer.Option(None, help="Server group uuid (created with --policy)."),
+    policy: str = typer.Option(None, help="Server group policy (affinity, anti-affinity, ...)."),
+    project: str = typer.Option(None, help="Project owning the instances."),
+    user: str = typer.Option(None, help="User owning the instances."),
+    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
+) -> None:
+    """Place instances with the scheduler (claims them unless --dry-run) and print a table."""
+    from berth import scheduler
+    from berth.scheduler import report
+    from berth.services import Services
+
+    settings = _settings(database_url=database_url)
+    try:
+        spec = scheduler.RequestSpec(
+            resources=scheduler.parse_flavor(flavor),
+            num_instances=count,
+            required_traits=set(trait),
+            forbidden_traits=set(forbid),
+            availability_zone=zone,
+            server_group=scheduler.ServerGroupSpec(group, policy) if group else None,
+            project_id=project,
+            user_id=user,
+            dry_run=dry_run,
+            explain=explain or dry_run,
+        )
+        services = Services.from_settings(settings)
+        answer = scheduler.select_destinations(services, spec)
+    except scheduler.NoValidHost as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        if exc.explanation is not None:
+            console.print(report.stages(exc.explanation))
+        raise typer.Exit(1) from None
+    except PlacementError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    console.print(report.selections(answer, services.db))
+    if answer.explanation is not None:
+        console.print(report.stages(answer.explanation))
 
 
 def main() -> None:
