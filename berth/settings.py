@@ -65,6 +65,28 @@ class Settings:
     keystone_insecure: bool = False
     keystone_memcached_servers: str = ""
     keystone_service_token_roles_required: bool = True
+    # The scheduler (berth.scheduler; docs/scheduler.md).  Lists are
+    # comma-separated; weighers are name=multiplier (negative RAM/CPU/disk
+    # multipliers pack, positive ones spread).
+    scheduler_filters: str = (
+        "host_enabled,availability_zone,tenant_isolation,aggregate_extra_specs,"
+        "server_group,same_host,different_host,ignore_hosts,metrics_threshold"
+    )
+    scheduler_weighers: str = "ram=1.0,cpu=1.0,disk=0.0,instances=0.0,server_group=1.0"
+    scheduler_host_subset_size: int = 1
+    scheduler_alternates: int = 2
+    scheduler_claim_retries: int = 3
+    scheduler_scan_limit: int = 0
+    scheduler_scan_random_start: bool = False
+    scheduler_partitioning: str = "none"
+    scheduler_worker_index: int = -1
+    scheduler_worker_count: int = 0
+    scheduler_worker_heartbeat: int = 10
+    scheduler_hash_replicas: int = 64
+    scheduler_refresh_ms: int = 1000
+    scheduler_metric_limits: str = ""
+    scheduler_metric_weights: str = ""
+    scheduler_default_availability_zone: str = "nova"
 
     def __post_init__(self) -> None:
         if self.auth_strategy not in AUTH_STRATEGIES:
@@ -78,6 +100,8 @@ class Settings:
             raise ValueError("server must be gunicorn or granian")
         if self.candidates_filter not in ("memory", "sql"):
             raise ValueError("candidates_filter must be memory or sql")
+        if self.scheduler_partitioning not in ("none", "modulo", "consistent"):
+            raise ValueError("scheduler_partitioning must be none, modulo or consistent")
 
     @property
     def effective_database_url(self) -> str:

@@ -22,6 +22,7 @@ from berth.api.resources import (
     reshaper,
     resource_classes,
     root,
+    scheduler,
     traits,
     usages,
 )
@@ -78,6 +79,30 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/usages": {"GET": usages.total_usages},
     "/reshaper": {"POST": reshaper.reshape},
     "/allocation_candidates": {"GET": allocation_candidates.list_candidates},
+    # berth's scheduler extension (docs/scheduler.md).
+    "/scheduler": {"GET": scheduler.home},
+    "/scheduler/select_destinations": {"POST": scheduler.select},
+    "/scheduler/hosts": {"GET": scheduler.list_hosts},
+    "/scheduler/hosts/{provider_uuid}": {
+        "GET": scheduler.show_host,
+        "PUT": scheduler.update_host,
+    },
+    "/scheduler/aggregates/{uuid}/metadata": {
+        "GET": scheduler.show_aggregate,
+        "PUT": scheduler.update_aggregate,
+    },
+    "/scheduler/server_groups": {
+        "GET": scheduler.list_groups,
+        "POST": scheduler.create_group,
+    },
+    "/scheduler/server_groups/{uuid}": {
+        "GET": scheduler.show_group,
+        "DELETE": scheduler.delete_group,
+    },
+    "/scheduler/server_groups/{uuid}/members/{instance_uuid}": {
+        "PUT": scheduler.put_member,
+        "DELETE": scheduler.delete_member,
+    },
     # Operator endpoints (no token needed; see berth.api.middleware.PUBLIC_PATHS).
     "/healthcheck": {"GET": operations.live},
     "/healthcheck/ready": {"GET": operations.ready},

@@ -7,6 +7,7 @@ reference database row for row; berth adds no columns the API cannot see.
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     Unicode,
     UniqueConstraint,
 )
@@ -185,4 +187,76 @@ change_log = Table(
     Column("provider_id", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Index("ix_change_log_created_at", "created_at"),
+)
+
+# -- berth's scheduler (a berth extension; see docs/scheduler.md) ---------------------------
+# Host attributes Placement does not model.  ``revision`` comes from the
+# ``scheduler_revisions`` counter bumped in the same transaction, so a reader
+# that remembers the highest revision it saw can fetch only newer rows.
+scheduler_hosts = Table(
+    "scheduler_hosts",
+    metadata,
+    Column("provider_uuid", String(36), primary_key=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("disabled_reason", Unicode(255), nullable=True),
+    Column("availability_zone", Unicode(255), nullable=True),
+    Column("metrics", Text, nullable=True),  # JSON object: name -> number
+    Column("revision", Integer, nullable=False),
+    *_timestamps(),
+    Index("ix_scheduler_hosts_revision", "revision"),
+)
+
+scheduler_aggregates = Table(
+    "scheduler_aggregates",
+    metadata,
+    Column("aggregate_uuid", String(36), primary_key=True),
+    Column("metadata", Text, nullable=False),  # JSON object: key -> string
+    Column("revision", Integer, nullable=False),
+    *_timestamps(),
+    Index("ix_scheduler_aggregates_revision", "revision"),
+)
+
+# One counter row per name; bumping it serialises writers, so revisions
+# become visible in commit order.
+scheduler_revisions = Table(
+    "scheduler_revisions",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+scheduler_server_groups = Table(
+    "scheduler_server_groups",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("name", Unicode(255), nullable=True),
+    Column("project_id", String(255), nullable=True),
+    Column("user_id", String(255), nullable=True),
+    Column("policy", String(32), nullable=False),
+    Column("max_server_per_host", Integer, nullable=True),
+    # Compare-and-swapped by every claim into the group (see berth.scheduler.claims).
+    Column("generation", Integer, nullable=False, default=0),
+    *_timestamps(),
+    UniqueConstraint("uuid"),
+)
+
+scheduler_server_group_members = Table(
+    "scheduler_server_group_members",
+    metadata,
+    Column("group_id", Integer, primary_key=True),
+    Column("instance_uuid", String(36), primary_key=True),
+    Column("host_uuid", String(36), nullable=True),  # root provider; None: not placed
+    *_timestamps(),
+    Index("ix_scheduler_server_group_members_instance", "instance_uuid"),
+)
+
+# Scheduler worker processes (any host) announce themselves here; live
+# workers share the providers out among themselves (partitioning).
+scheduler_workers = Table(
+    "scheduler_workers",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("heartbeat_at", DateTime, nullable=False),
+    *_timestamps(),
 )

@@ -1,0 +1,234 @@
+"""``/scheduler/...``: berth's scheduler extension (its own version line, ``scheduler 1.0``).
+
+Handlers parse, validate, authorize, call :mod:`berth.scheduler` and
+render.  The version is asked for with ``OpenStack-API-Version: scheduler
+1.0`` (absent: the minimum) and echoed in ``Berth-Scheduler-Version``.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Any
+
+import falcon
+import microversion_parse
+
+from berth.api.errors import HTTPError, detail_text
+from berth.api.util import authorize, check_accept, ctx, extract_json, is_uuid_like, send_empty
+from berth.api.util import send_json as _send_json
+from berth.placement import errors
+from berth.placement.allocations import run_atomically
+from berth.scheduler import NoValidHost, from_body, groups, select_destinations, store
+from berth.scheduler.spec import ServerGroupSpec
+from berth.schemas import scheduler as schemas
+from berth.schemas import versioned
+
+SERVICE_TYPE = "scheduler"
+VERSIONS = ["1.0"]
+VERSION_HEADER = "berth-scheduler-version"
+# Used when the deployment's policy does not name the scheduler's rules yet.
+FALLBACK_RULE = "admin_or_service_api"
+
+
+def _version(req: falcon.Request) -> microversion_parse.Version:
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    try:
+        return microversion_parse.extract_version(headers, SERVICE_TYPE, VERSIONS)
+    except (ValueError, TypeError) as exc:
+        raise HTTPError(406, f"Invalid scheduler version: {exc}", code=None) from None  # type: ignore[arg-type]
+
+
+def _authorize(req: falcon.Request, action: str) -> None:
+    """Check ``berth:scheduler:<action>`` (admin or service unless the policy says otherwise)."""
+    rule = f"berth:scheduler:{action}"
+    known = ctx(req).services.enforcer.rules
+    try:
+        authorize(req, rule if rule in known else FALLBACK_RULE)
+    except errors.NotAuthorized:
+        raise errors.NotAuthorized(f"Policy does not allow {rule} to be performed.") from None
+
+
+def _start(req: falcon.Request, action: str) -> microversion_parse.Version:
+    version = _version(req)
+    _authorize(req, action)
+    return version
+
+
+def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
+    """Send ``body`` with the scheduler version header."""
+    resp.set_header(VERSION_HEADER, f"{SERVICE_TYPE} {VERSIONS[-1]}")
+    _send_json(resp, body, status)
+
+
+def _retries(req: falcon.Request) -> int:
+    return ctx(req).services.settings.allocation_conflict_retry_count
+
+
+def _check_uuid(value: str, what: str) -> None:
+    if not is_uuid_like(value):
+        raise HTTPError(400, f"Malformed {what}: {value}")
+
+
+def home(req: falcon.Request, resp: falcon.Response) -> None:
+    """GET /scheduler: the extension's versions."""
+    check_accept(req)
+    _start(req, "versions")
+    version = {"id": "v1.0", "min_version": VERSIONS[0], "max_version": VERSIONS[-1]}
+    send_json(resp, {"versions": [{**version, "status": "CURRENT", "links": []}]})
+
+
+def select(req: falcon.Request, resp: falcon.Response) -> None:
+    """POST /scheduler/select_destinations: choose hosts and claim them (or explain)."""
+    version = _start(req, "select_destinations")
+    body = extract_json(req, versioned(schemas.SELECT, version))
+    spec = from_body(body)
+    c = ctx(req)
+    try:
+        answer = select_destinations(c.services, spec)
+    except NoValidHost as exc:
+        explanation = exc.explanation.as_body() if exc.explanation is not None else None
+        error = {
+            "status": 409,
+            "title": "Conflict",
+            "detail": detail_text(409, exc.message),
+            "code": exc.code,
+            "request_id": c.request_id,
+        }
+        send_json(resp, {"errors": [error], "explanation": explanation}, status=409)
+        return
+    rendered = answer.as_body()
+    hosts = [s.host_uuid for s in answer.selections]
+    hosts += [a.host_uuid for s in answer.selections for a in s.alternates]
+    with c.services.db.read() as conn:
+        names = store.host_names(conn, hosts)
+    for entry in rendered["selections"]:
+        for choice in (entry, *entry["alternates"]):
+            choice["host"]["name"] = names.get(choice["host"]["uuid"])
+    send_json(resp, rendered)
+
+
+def list_hosts(req: falcon.Request, resp: falcon.Response) -> None:
+    """GET /scheduler/hosts: every host with attributes set."""
+    check_accept(req)
+    _start(req, "hosts:list")
+    with ctx(req).services.db.read() as conn:
+        hosts = store.list_hosts(conn)
+    send_json(resp, {"hosts": {uuid: attrs.as_body() for uuid, attrs in sorted(hosts.items())}})
+
+
+def show_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) -> None:
+    """GET /scheduler/hosts/{provider_uuid}."""
+    check_accept(req)
+    _start(req, "hosts:show")
+    with ctx(req).services.db.read() as conn:
+        attrs = store.get_host(conn, provider_uuid)
+    send_json(resp, attrs.as_body())
+
+
+def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) -> None:
+    """PUT /scheduler/hosts/{provider_uuid}: replace the host's attributes."""
+    version = _start(req, "hosts:update")
+    data = extract_json(req, versioned(schemas.HOST, version))
+    attrs = store.HostAttributes(
+        disabled=data.get("disabled", False),
+        disabled_reason=data.get("disabled_reason"),
+        availability_zone=data.get("availability_zone"),
+        metrics=store.check_metrics(data.get("metrics") or {}),
+    )
+    db = ctx(req).services.db
+    run_atomically(db, lambda conn: store.put_host(conn, provider_uuid, attrs), _retries(req))
+    send_json(resp, attrs.as_body())
+
+
+def show_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """GET /scheduler/aggregates/{uuid}/metadata."""
+    check_accept(req)
+    _start(req, "aggregates:show")
+    _check_uuid(uuid, "aggregate uuid")
+    with ctx(req).services.db.read() as conn:
+        metadata = store.get_aggregate_metadata(conn, uuid)
+    send_json(resp, {"metadata": metadata})
+
+
+def update_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """PUT /scheduler/aggregates/{uuid}/metadata: replace the aggregate's metadata."""
+    version = _start(req, "aggregates:update")
+    _check_uuid(uuid, "aggregate uuid")
+    metadata = extract_json(req, versioned(schemas.AGGREGATE_METADATA, version))["metadata"]
+    db = ctx(req).services.db
+    run_atomically(
+        db, lambda conn: store.put_aggregate_metadata(conn, uuid, metadata), _retries(req)
+    )
+    send_json(resp, {"metadata": metadata})
+
+
+def list_groups(req: falcon.Request, resp: falcon.Response) -> None:
+    """GET /scheduler/server_groups (members are listed per group)."""
+    check_accept(req)
+    _start(req, "server_groups:list")
+    with ctx(req).services.db.read() as conn:
+        found = groups.list_groups(conn)
+    send_json(resp, {"server_groups": [g.as_body() | {"members": None} for g in found]})
+
+
+def create_group(req: falcon.Request, resp: falcon.Response) -> None:
+    """POST /scheduler/server_groups: 201 with the new group."""
+    version = _start(req, "server_groups:create")
+    data = extract_json(req, versioned(schemas.GROUP_CREATE, version))
+    rules = data.get("rules") or {}
+    spec = ServerGroupSpec(
+        uuid=data.get("uuid") or str(uuidlib.uuid4()),
+        policy=data["policy"],
+        max_server_per_host=rules.get("max_server_per_host"),
+        name=data.get("name"),
+    )
+    credentials = ctx(req).credentials
+    project = data.get("project_id", credentials.project_id)
+    user = data.get("user_id", credentials.user_id)
+    group = run_atomically(
+        ctx(req).services.db,
+        lambda conn: groups.create(conn, spec, project, user),
+        _retries(req),
+    )
+    resp.set_header("location", f"{req.root_path or ''}/scheduler/server_groups/{group.uuid}")
+    send_json(resp, group.as_body(), status=201)
+
+
+def show_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """GET /scheduler/server_groups/{uuid}: the group with its members' hosts."""
+    check_accept(req)
+    _start(req, "server_groups:show")
+    with ctx(req).services.db.read() as conn:
+        group = groups.get(conn, uuid)
+    send_json(resp, group.as_body())
+
+
+def delete_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """DELETE /scheduler/server_groups/{uuid}."""
+    _start(req, "server_groups:delete")
+    run_atomically(ctx(req).services.db, lambda c: groups.delete_group(c, uuid), _retries(req))
+    send_empty(resp)
+
+
+def put_member(req: falcon.Request, resp: falcon.Response, uuid: str, instance_uuid: str) -> None:
+    """PUT /scheduler/server_groups/{uuid}/members/{instance_uuid}: add or move a member."""
+    version = _start(req, "server_groups:update")
+    _check_uuid(instance_uuid, "instance uuid")
+    host = extract_json(req, versioned(schemas.MEMBER, version)).get("host")
+    db = ctx(req).services.db
+    run_atomically(db, lambda c: groups.set_member(c, uuid, instance_uuid, host), _retries(req))
+    send_empty(resp)
+
+
+def delete_member(
+    req: falcon.Request, resp: falcon.Response, uuid: str, instance_uuid: str
+) -> None:
+    """DELETE /scheduler/server_groups/{uuid}/members/{instance_uuid}."""
+    _start(req, "server_groups:update")
+
+    def forget(conn: Any) -> None:
+        groups.get(conn, uuid)
+        groups.forget(conn, uuid, [instance_uuid])
+
+    run_atomically(ctx(req).services.db, forget, _retries(req))
+    send_empty(resp)

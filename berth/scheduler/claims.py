@@ -1,0 +1,168 @@
+"""Claims: write the chosen allocations with the API's atomic write, plus the group rule.
+
+One claim is one transaction of :mod:`berth.placement.allocations`
+(``prepare`` / ``apply`` / ``claim`` / ``finish``: capacity check, provider
+generation compare-and-swap, consumer generation) to which the scheduler
+adds :func:`berth.scheduler.groups.enforce` (server-group generation swap,
+members' hosts re-checked, members recorded).  A lost race rolls the whole
+transaction back and runs it again (``scheduler_claim_retries`` times);
+a host that turns out full, or a group rule that would break, is final for
+that host: the caller moves on to the next alternate.
+
+:func:`claim_batch` tries every instance of a request in one transaction
+(the fast path); :func:`release` undoes claims (all-or-nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from berth.db.engine import Database
+from berth.placement import allocations, consumers, errors
+from berth.placement.allocations import ConsumerAllocations, InvalidAllocation
+from berth.placement.catalog import CUSTOM_ID_START
+from berth.placement.lookups import ResourceClassCache
+from berth.scheduler import groups
+from berth.scheduler.explain import CLAIMS
+from berth.scheduler.groups import GroupViolation
+
+INSTANCE_EXISTS = "berth.scheduler.instance_exists"
+
+
+class InstanceExists(errors.Conflict):
+    """An instance of the request already holds allocations (schedule it only once)."""
+
+    default_code = INSTANCE_EXISTS
+
+    def __init__(self, instances: list[str]) -> None:
+        super().__init__(
+            "An instance of the request already holds allocations: " + ", ".join(instances)
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One instance on one host: the consumer, the host, the allocation."""
+
+    instance_uuid: str
+    host_uuid: str
+    allocation: dict[str, dict[str, int]]  # provider uuid -> class -> amount
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who the claimed consumers belong to, and their server group."""
+
+    project_id: str | None
+    user_id: str | None
+    group_uuid: str | None = None
+
+
+class KnownClasses(ResourceClassCache):
+    """A :class:`ResourceClassCache` filled from memory instead of a query.
+
+    Only for requests naming standard classes, whose names and ids never
+    change; a request with custom classes reads them in its transaction.
+    """
+
+    def __init__(self, names: Mapping[int, str]) -> None:
+        self.by_id = {rc: name for rc, name in names.items() if rc < CUSTOM_ID_START}
+        self.by_name = {name: rc for rc, name in self.by_id.items()}
+
+
+def _classes(conn: Connection, known: KnownClasses, claims: list[Claim]) -> ResourceClassCache:
+    names = {rc for c in claims for amounts in c.allocation.values() for rc in amounts}
+    if names <= known.by_name.keys():
+        return known
+    return ResourceClassCache(conn)
+
+
+@dataclass
+class Outcome:
+    """How a claim went: ``claimed``, ``full``, ``group`` or ``conflict``, and tries made."""
+
+    kind: str = "claimed"
+    message: str = ""
+    transactions: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the claim is written."""
+        return self.kind == "claimed"
+
+    @property
+    def lost_races(self) -> int:
+        """Transactions rolled back because another writer got there first."""
+        extra = self.transactions - 1
+        return extra + 1 if self.kind == "conflict" else extra
+
+
+def _transaction(
+    claims: list[Claim], owner: Owner, known: KnownClasses, outcome: Outcome
+) -> Callable[[Connection], None]:
+    requests = [
+        ConsumerAllocations(
+            uuid=c.instance_uuid,
+            resources=c.allocation,
+            project_id=owner.project_id,
+            user_id=owner.user_id,
+            generation=None,  # a new consumer: an existing one is a mismatch
+        )
+        for c in claims
+    ]
+    placed = [(c.instance_uuid, c.host_uuid) for c in claims]
+
+    def once(conn: Connection) -> None:
+        outcome.transactions += 1
+        plan = allocations.prepare(conn, requests, check_generation=True)
+        touched = allocations.apply(conn, plan, _classes(conn, known, claims))
+        allocations.claim(conn, touched)
+        allocations.finish(conn, plan)
+        if owner.group_uuid is not None:
+            groups.enforce(conn, owner.group_uuid, placed)
+
+    return once
+
+
+def claim_batch(
+    db: Database, claims: list[Claim], owner: Owner, known: KnownClasses, retries: int
+) -> Outcome:
+    """Claim all of ``claims`` in one transaction; nothing is written unless all fit.
+
+    :class:`InstanceExists` (an instance already holds allocations) is
+    raised: no other host would help.
+    """
+    outcome = Outcome()
+    once = _transaction(claims, owner, known, outcome)
+    try:
+        allocations.run_atomically(db, once, retries)
+    except consumers.GenerationMismatch:
+        raise InstanceExists([c.instance_uuid for c in claims]) from None
+    except InvalidAllocation as exc:
+        outcome.kind, outcome.message = "full", exc.message
+    except GroupViolation as exc:
+        outcome.kind, outcome.message = "group", exc.message
+    except errors.ConcurrentUpdate as exc:
+        outcome.kind, outcome.message = "conflict", exc.message
+    CLAIMS.labels(outcome.kind).inc(len(claims) if outcome.ok else 1)
+    if outcome.lost_races:
+        CLAIMS.labels("lost_race").inc(outcome.lost_races)
+    return outcome
+
+
+def release(db: Database, instances: list[str], group_uuid: str | None, retries: int) -> None:
+    """Remove the allocations (and group membership) of ``instances``: a rollback."""
+
+    def once(conn: Connection) -> None:
+        for uuid in instances:
+            # NotFound: never claimed, or already gone.
+            with contextlib.suppress(errors.NotFound):
+                consumers.delete_allocations(conn, uuid)
+        if group_uuid is not None:
+            groups.forget(conn, group_uuid, instances)
+
+    allocations.run_atomically(db, once, max(retries, 10))

@@ -1,0 +1,136 @@
+"""The scheduler's settings, parsed and checked once: :class:`SchedulerConfig`.
+
+The ``scheduler_*`` fields of :class:`berth.settings.Settings` are plain
+strings and integers (so they work as environment variables); this module
+turns them into lists, multipliers and limits, and says clearly what is
+wrong with a bad one.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from berth.settings import Settings
+
+COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "<": operator.lt,
+    ">": operator.gt,
+    "==": operator.eq,
+}
+
+
+@dataclass(frozen=True)
+class MetricLimit:
+    """A host metric must satisfy ``value <op> bound`` (``cpu.percent<=90``)."""
+
+    name: str
+    op: str
+    bound: float
+
+    def allows(self, value: float) -> bool:
+        """Whether ``value`` is within the limit."""
+        return COMPARISONS[self.op](value, self.bound)
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.bound:g}"
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Everything the pipeline needs from the settings."""
+
+    filters: tuple[str, ...]
+    weighers: tuple[tuple[str, float], ...]
+    host_subset_size: int
+    alternates: int
+    claim_retries: int
+    scan_limit: int
+    scan_random_start: bool
+    partitioning: str
+    worker_index: int
+    worker_count: int
+    worker_heartbeat: int
+    hash_replicas: int
+    refresh_seconds: float
+    metric_limits: tuple[MetricLimit, ...]
+    metric_weights: tuple[tuple[str, float], ...]
+    default_availability_zone: str
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _pairs(text: str, setting: str) -> tuple[tuple[str, float], ...]:
+    out = []
+    for part in _names(text):
+        name, sep, value = part.partition("=")
+        try:
+            out.append((name.strip(), float(value) if sep else 1.0))
+        except ValueError:
+            raise ValueError(f"{setting}: bad multiplier in {part!r}") from None
+    return tuple(out)
+
+
+def _limits(text: str) -> tuple[MetricLimit, ...]:
+    out = []
+    for part in _names(text):
+        for op in COMPARISONS:  # two-character operators are listed first
+            name, sep, bound = part.partition(op)
+            if sep:
+                try:
+                    out.append(MetricLimit(name.strip(), op, float(bound)))
+                except ValueError:
+                    raise ValueError(f"scheduler_metric_limits: bad bound in {part!r}") from None
+                break
+        else:
+            raise ValueError(f"scheduler_metric_limits: no comparison in {part!r}")
+    return tuple(out)
+
+
+def _check(config: SchedulerConfig) -> None:
+    from berth.scheduler.filters import FILTERS
+    from berth.scheduler.weighers import WEIGHERS
+
+    unknown = [name for name in config.filters if name not in FILTERS]
+    if unknown:
+        raise ValueError(f"scheduler_filters: unknown {unknown}; known: {sorted(FILTERS)}")
+    unknown = [name for name, _ in config.weighers if name not in WEIGHERS]
+    if unknown:
+        raise ValueError(f"scheduler_weighers: unknown {unknown}; known: {sorted(WEIGHERS)}")
+    if config.host_subset_size < 1:
+        raise ValueError("scheduler_host_subset_size must be at least 1")
+    if config.alternates < 0 or config.claim_retries < 1 or config.scan_limit < 0:
+        raise ValueError("scheduler_alternates >= 0, claim_retries >= 1, scan_limit >= 0")
+    if config.worker_count > 0 and not 0 <= config.worker_index < config.worker_count:
+        raise ValueError("scheduler_worker_index must be in [0, scheduler_worker_count)")
+
+
+@functools.cache
+def from_settings(settings: Settings) -> SchedulerConfig:
+    """The parsed configuration (ValueError naming the bad setting)."""
+    config = SchedulerConfig(
+        filters=_names(settings.scheduler_filters),
+        weighers=_pairs(settings.scheduler_weighers, "scheduler_weighers"),
+        host_subset_size=settings.scheduler_host_subset_size,
+        alternates=settings.scheduler_alternates,
+        claim_retries=settings.scheduler_claim_retries,
+        scan_limit=settings.scheduler_scan_limit,
+        scan_random_start=settings.scheduler_scan_random_start,
+        partitioning=settings.scheduler_partitioning,
+        worker_index=settings.scheduler_worker_index,
+        worker_count=settings.scheduler_worker_count,
+        worker_heartbeat=settings.scheduler_worker_heartbeat,
+        hash_replicas=settings.scheduler_hash_replicas,
+        refresh_seconds=settings.scheduler_refresh_ms / 1000,
+        metric_limits=_limits(settings.scheduler_metric_limits),
+        metric_weights=_pairs(settings.scheduler_metric_weights, "scheduler_metric_weights"),
+        default_availability_zone=settings.scheduler_default_availability_zone,
+    )
+    _check(config)
+    return config

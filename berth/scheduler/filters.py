@@ -1,0 +1,218 @@
+"""Filters: may this host take the instance?  Each says why not, in a few words.
+
+A filter is a small class with a ``name``, ``applies(ctx)`` (is it relevant
+to this request at all? decided once per request) and
+``feasible(host, ctx) -> reason | None``.  ``per_instance`` filters depend
+on where earlier instances of the same request went, so the pipeline runs
+them for each instance; the others run once per host per request.
+Filters are registered by name in :data:`FILTERS` and enabled, in order, by
+the ``scheduler_filters`` setting.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from berth.scheduler.context import SchedulingContext
+from berth.scheduler.hoststate import HostState
+
+Reason = str
+
+
+class Filter:
+    """Base class: applies to every request, runs once per host."""
+
+    name: ClassVar[str] = ""
+    per_instance: ClassVar[bool] = False
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        """Whether this filter has anything to check for this request."""
+        return True
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        """None when ``host`` passes, else the reason it does not."""
+        raise NotImplementedError
+
+
+class HostEnabled(Filter):
+    """Operators can take a host out of scheduling (``disabled``)."""
+
+    name = "host_enabled"
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        return "host disabled" if host.attrs.disabled else None
+
+
+class AvailabilityZone(Filter):
+    """The host's zone (its own, else its aggregates', else the default) is the asked one."""
+
+    name = "availability_zone"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return ctx.spec.availability_zone is not None
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        zone = (
+            host.attrs.availability_zone
+            or host.aggregates.availability_zone
+            or ctx.config.default_availability_zone
+        )
+        wanted = ctx.spec.availability_zone
+        return None if zone == wanted else f"not in availability zone {wanted}"
+
+
+class TenantIsolation(Filter):
+    """Hosts in aggregates with ``filter_tenant_id*`` metadata take only those projects."""
+
+    name = "tenant_isolation"
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        tenants = host.aggregates.tenants
+        if tenants and ctx.project_id not in tenants:
+            return "isolated to other projects"
+        return None
+
+
+class AggregateExtraSpecs(Filter):
+    """Flavor extra specs (``aggregate_instance_extra_specs:KEY``) must match aggregate metadata."""
+
+    name = "aggregate_extra_specs"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return bool(ctx.extra_specs)
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        metadata = host.aggregates.metadata
+        for key, wanted in ctx.extra_specs:
+            if wanted not in metadata.get(key, ()):
+                return f"aggregate metadata {key} is not {wanted}"
+        return None
+
+
+class ServerGroupRules(Filter):
+    """Hard affinity / anti-affinity (with ``max_server_per_host``) of the request's group."""
+
+    name = "server_group"
+    per_instance = True
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return ctx.policy in ("affinity", "anti-affinity")
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        members = ctx.group_hosts
+        assert ctx.group is not None
+        if ctx.policy == "anti-affinity":
+            if members[host.root] >= ctx.group.per_host_limit:
+                return "anti-affinity: host already holds group members"
+            return None
+        occupied = [root for root, n in members.items() if n > 0]
+        if occupied:
+            return None if host.root in occupied else "affinity: the group is on another host"
+        # The first member decides for the rest of the request: room for all of them.
+        if ctx.remaining > 1:
+            for rc, amount in ctx.requested:
+                if host.free(rc, ctx.consumed) < amount * ctx.remaining:
+                    return "affinity: no room for every instance of the request"
+        return None
+
+
+class SameHost(Filter):
+    """Only the hosts of the ``same_host`` instances."""
+
+    name = "same_host"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return ctx.same_hosts is not None
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        assert ctx.same_hosts is not None
+        return None if host.root in ctx.same_hosts else "not the host of a same_host instance"
+
+
+class DifferentHost(Filter):
+    """None of the hosts of the ``different_host`` instances."""
+
+    name = "different_host"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return bool(ctx.different_hosts)
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        return "hosts a different_host instance" if host.root in ctx.different_hosts else None
+
+
+class IgnoreHosts(Filter):
+    """The request's ``ignore_hosts`` (names or uuids)."""
+
+    name = "ignore_hosts"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return bool(ctx.ignored)
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        return "ignored by the request" if host.root in ctx.ignored else None
+
+
+class MetricsThreshold(Filter):
+    """Host-reported metrics within ``scheduler_metric_limits`` (a missing metric fails)."""
+
+    name = "metrics_threshold"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return bool(ctx.config.metric_limits)
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        metrics = host.attrs.metrics
+        for limit in ctx.config.metric_limits:
+            value = metrics.get(limit.name)
+            if value is None:
+                return f"no metric {limit.name}"
+            if not limit.allows(value):
+                return f"metric {limit} not met"
+        return None
+
+
+class RequestFit(Filter):
+    """Room left after this request's earlier instances (always on for multi-instance)."""
+
+    name = "request_fit"
+    per_instance = True
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return ctx.spec.num_instances > 1
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        consumed = ctx.consumed
+        if not consumed:
+            return None
+        providers = ctx.universe.providers
+        for (pid, rc), amount in host.candidate.amounts.items():
+            taken = consumed.get((pid, rc))
+            if taken:
+                inv = providers[pid].inventories[rc]
+                if inv.used + taken + amount > inv.capacity:
+                    return "full after this request's earlier instances"
+        return None
+
+
+FILTERS: dict[str, type[Filter]] = {
+    f.name: f
+    for f in (
+        HostEnabled,
+        AvailabilityZone,
+        TenantIsolation,
+        AggregateExtraSpecs,
+        ServerGroupRules,
+        SameHost,
+        DifferentHost,
+        IgnoreHosts,
+        MetricsThreshold,
+        RequestFit,
+    )
+}
+
+
+def build(names: tuple[str, ...]) -> list[Filter]:
+    """The enabled filters in order, plus :class:`RequestFit` (always last)."""
+    filters = [FILTERS[name]() for name in names if name != RequestFit.name]
+    return [*filters, RequestFit()]

@@ -1,0 +1,238 @@
+"""select_destinations: candidates -> filters -> weighers -> top-k choice -> claim.
+
+:func:`build` wires the stages from the settings, once per process;
+:meth:`Scheduler.decide` runs them for one request (a comment per stage);
+:meth:`Scheduler.select` adds the claims.  Selection runs under this
+worker's candidates-index lock, from memory; claims run after it, in the
+database, where capacity and group rules are checked again atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import heapq
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from berth.candidates.index import MemoryIndex, index_for
+from berth.scheduler import config as config_mod
+from berth.scheduler import filters as filters_mod
+from berth.scheduler import weighers as weighers_mod
+from berth.scheduler.answer import HostChoice, NoValidHost
+from berth.scheduler.candidates import CandidateSource
+from berth.scheduler.config import SchedulerConfig
+from berth.scheduler.context import Hints, SchedulingContext
+from berth.scheduler.explain import CANDIDATES, Explanation
+from berth.scheduler.filters import Filter
+from berth.scheduler.hoststate import HostCatalog, HostState
+from berth.scheduler.partition import Partitioner
+from berth.scheduler.scan import HostScan, phases
+from berth.scheduler.spec import RequestSpec
+from berth.scheduler.weighers import Weigher
+from berth.services import Services
+
+
+@dataclass
+class Pipeline:
+    """The stages of one process, in order."""
+
+    config: SchedulerConfig
+    filters: list[Filter]
+    weighers: list[tuple[Weigher, float]]
+    partitioner: Partitioner
+    catalog: HostCatalog
+    index: MemoryIndex
+
+
+def build(services: Services) -> Pipeline:
+    """Wire the stages from the settings."""
+    config = config_mod.from_settings(services.settings)
+    return Pipeline(
+        config=config,
+        # Candidates: the allocation-candidates engine over this worker's index.
+        index=index_for(services.db),
+        # Filters, in the order of scheduler_filters (request_fit always last).
+        filters=filters_mod.build(config.filters),
+        # Weighers with their multipliers (pack-first: negative resource multipliers).
+        weighers=weighers_mod.build(config.weighers),
+        # Which hosts this worker scans first.
+        partitioner=Partitioner(config, services.db),
+        # berth's own host attributes (disabled, zone, metrics, aggregate metadata).
+        catalog=HostCatalog(services.db),
+    )
+
+
+@dataclass
+class Placement:
+    """One instance and its hosts, best first (the chosen one, then alternates)."""
+
+    instance_uuid: str
+    ranked: list[HostChoice]
+
+
+@dataclass
+class Decision:
+    """The outcome of selection, before any claim."""
+
+    placements: list[Placement] = field(default_factory=list)
+    unplaced: list[str] = field(default_factory=list)
+    explanation: Explanation | None = None
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic collection in the middle of a selection (it allocates no cycles)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Selector:
+    """Selection for one request, under the index lock."""
+
+    def __init__(self, pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> None:
+        self.p = pipeline
+        self.spec = spec
+        self.hints = hints
+        self.alternates = pipeline.config.alternates if spec.alternates is None else spec.alternates
+
+    def decide(self) -> Decision:
+        """Choose hosts for every instance of the request."""
+        p, spec = self.p, self.spec
+        # 1. Candidates: names resolved once; hosts are asked for one at a time.
+        source = CandidateSource(p.index, spec)
+        # 2. The request context: computed once, shared by every stage.
+        ctx = self.context(source)
+        static = [f for f in p.filters if not f.per_instance and f.applies(ctx)]
+        dynamic = [f for f in p.filters if f.per_instance and f.applies(ctx)]
+        explanation = Explanation([CANDIDATES, *(f.name for f in static + dynamic)])
+        # 3. Request-wide filters, streamed over the scan order (own partition first).
+        order = phases(source.anchors, p.partitioner, ctx, p.config.scan_random_start)
+        scan = HostScan(source, ctx, static, explanation, order, self._scan_limit())
+        decision = Decision()
+        for instance in spec.instance_uuids:
+            # 4. Per-instance filters, weighers, and a choice among the top hosts.
+            ranked = self.rank(scan, dynamic, ctx, explanation)
+            if not ranked:
+                decision.unplaced.append(instance)
+                if spec.all_or_nothing:
+                    break
+                continue
+            ctx.take(ranked[0][0])
+            choices = [self.choice(host, weight, source) for host, weight in ranked]
+            decision.placements.append(Placement(instance, choices))
+        explanation.publish()
+        if decision.unplaced or spec.dry_run or spec.explain:
+            decision.explanation = self.explain(ctx if decision.unplaced else self.context(source))
+        return decision
+
+    def context(self, source: CandidateSource) -> SchedulingContext:
+        """A fresh request context (no instance placed yet)."""
+        ctx = SchedulingContext(
+            self.spec,
+            self.p.config,
+            source.universe,
+            self.p.catalog,
+            self.p.index.rc_ids,
+            self.hints,
+        )
+        ctx.requested = source.requested
+        return ctx
+
+    def _scan_limit(self) -> int:
+        limit = self.p.config.scan_limit
+        if not limit:
+            return 0
+        # Enough hosts for every instance (anti-affinity), its alternates and the top-k.
+        return max(
+            limit, self.spec.num_instances + self.alternates + self.p.config.host_subset_size
+        )
+
+    def rank(
+        self, scan: HostScan, dynamic: list[Filter], ctx: SchedulingContext, e: Explanation
+    ) -> list[tuple[HostState, float]]:
+        """The chosen host then the alternates, with their weights ([]: none fits)."""
+        if not scan.hosts:
+            scan.more()
+        while True:
+            tally: dict[str, Counter[str]] = {}
+            fit = [h for h in scan.hosts if _passes(h, dynamic, ctx, tally)]
+            if fit or not scan.more():
+                break
+        e.merge_instance(tally)
+        if not fit:
+            return []
+        weights = weighers_mod.weigh(fit, self.p.weighers, ctx)
+        wanted = self.p.config.host_subset_size + self.alternates
+        best = heapq.nlargest(wanted, range(len(fit)), key=weights.__getitem__)
+        first = random.choice(best[: self.p.config.host_subset_size])
+        order = [first, *[i for i in best if i != first][: self.alternates]]
+        return [(fit[i], weights[i]) for i in order]
+
+    def choice(self, host: HostState, weight: float, source: CandidateSource) -> HostChoice:
+        """A host as the answer names it (read under the lock: the index may move on)."""
+        names = self.p.index.rc_names
+        rcs = {rc for _, rc in host.candidate.amounts}
+        if not rcs <= names.keys():
+            names = self.p.index.class_names(rcs)
+        return HostChoice(host.uuid, host.allocation(source.universe, names), weight)
+
+    def explain(self, ctx: SchedulingContext) -> Explanation:
+        """Every host of the cloud through every stage, for the answer (not the hot path)."""
+        source = CandidateSource(self.p.index, self.spec)
+        static = [f for f in self.p.filters if not f.per_instance and f.applies(ctx)]
+        dynamic = [f for f in self.p.filters if f.per_instance and f.applies(ctx)]
+        explanation = Explanation([CANDIDATES, *(f.name for f in static + dynamic)])
+        roots = iter(list(source.universe.roots))
+        scan = HostScan(source, ctx, static, explanation, [roots], limit=0)
+        scan.more()
+        tally: dict[str, Counter[str]] = {}
+        explanation.found = sum(_passes(h, dynamic, ctx, tally) for h in scan.hosts)
+        explanation.per_instance = tally
+        return explanation
+
+
+def _passes(
+    host: HostState, dynamic: list[Filter], ctx: SchedulingContext, tally: dict[str, Counter[str]]
+) -> bool:
+    for f in dynamic:
+        reason = f.feasible(host, ctx)
+        if reason is not None:
+            tally.setdefault(f.name, Counter())[reason] += 1
+            return False
+    return True
+
+
+def decide(pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> Decision:
+    """Select hosts for ``spec`` from this worker's (refreshed) state."""
+    config = pipeline.config
+    pipeline.catalog.refresh(config.refresh_seconds, _counts_instances(pipeline))
+    pipeline.partitioner.refresh()
+    with pipeline.index.lock, _gc_paused():
+        pipeline.index.refresh()
+        return Selector(pipeline, spec, hints).decide()
+
+
+def _counts_instances(pipeline: Pipeline) -> bool:
+    return any(w.name == "instances" for w, _ in pipeline.weighers)
+
+
+def no_valid_host(decision: Decision, spec: RequestSpec) -> NoValidHost:
+    """The error for a request some instance of which found no host."""
+    e = decision.explanation
+    summary = e.summary() if e is not None else "no host"
+    n = spec.num_instances
+    if n == 1:
+        what = "the instance"
+    elif spec.all_or_nothing:
+        what = f"instance {spec.instance_uuids.index(decision.unplaced[0]) + 1} of {n}"
+    else:
+        what = f"any of the {n} instances"
+    return NoValidHost(f"No valid host for {what}: {summary}", e)

@@ -1,0 +1,108 @@
+"""The host scan: candidates, then the request-wide filters, host by host, bounded.
+
+Nomad-style: hosts are visited in an order (this worker's partition first,
+from a fixed or random start), each one asked of the candidates engine and
+run through the filters that do not depend on earlier instances; the scan
+stops after ``scheduler_scan_limit`` hosts got through (0: no limit) and is
+resumed only when the hosts found so far cannot take the next instance.
+It moves on to the other workers' hosts only once its own are exhausted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+
+from berth.scheduler.candidates import CandidateSource
+from berth.scheduler.context import SchedulingContext
+from berth.scheduler.explain import CANDIDATES, Explanation
+from berth.scheduler.filters import Filter
+from berth.scheduler.hoststate import HostState
+from berth.scheduler.partition import Partitioner
+
+
+def rotated(anchors: Sequence[int], random_start: bool) -> Iterator[int]:
+    """``anchors`` in order, starting from a random position when asked."""
+    start = random.randrange(len(anchors)) if random_start and anchors else 0
+    for i in range(start, len(anchors)):
+        yield anchors[i]
+    for i in range(start):
+        yield anchors[i]
+
+
+def phases(
+    anchors: Sequence[int], partitioner: Partitioner, ctx: SchedulingContext, random_start: bool
+) -> list[Iterator[int]]:
+    """This worker's hosts first, then the rest (one phase when not partitioned)."""
+    if not partitioner.active:
+        return [rotated(anchors, random_start)]
+    u = ctx.universe
+    owns = partitioner.owns
+    mine = (a for a in rotated(anchors, random_start) if owns(a, u))
+    rest = (a for a in rotated(anchors, random_start) if not owns(a, u))
+    return [mine, rest]
+
+
+class HostScan:
+    """Feasible hosts found so far, extended on demand."""
+
+    def __init__(
+        self,
+        source: CandidateSource,
+        ctx: SchedulingContext,
+        filters: list[Filter],
+        explanation: Explanation,
+        order: list[Iterator[int]],
+        limit: int,
+    ) -> None:
+        self.source = source
+        self.ctx = ctx
+        self.filters = filters
+        self.explanation = explanation
+        self.order = order
+        self.limit = limit
+        self.hosts: list[HostState] = []
+
+    def more(self) -> bool:
+        """Find up to ``limit`` more feasible hosts; False when there are none left."""
+        wanted = self.limit or -1
+        added = 0
+        while self.order and added != wanted:
+            root = next(self.order[0], None)
+            if root is None:
+                self.order.pop(0)
+                if added:
+                    break  # the next phase only when this one gave nothing
+                continue
+            host = self.examine(root)
+            if host is not None:
+                self.hosts.append(host)
+                added += 1
+        self.explanation.complete = not self.order
+        return added > 0
+
+    def examine(self, root: int) -> HostState | None:
+        """The host if it passes the candidates stage and every request-wide filter."""
+        ctx = self.ctx
+        explanation = self.explanation
+        explanation.examined += 1
+        source = self.source
+        candidate = source.at(root)
+        if candidate is None:
+            explanation.reject(CANDIDATES, source.why_not(root))
+            return None
+        provider = source.universe.providers[root]
+        host = HostState(
+            provider,
+            source.tree(root),
+            candidate,
+            ctx.catalog.attributes(provider.uuid),
+            ctx.catalog.view(provider.aggregates, source.agg_uuid),
+        )
+        for f in self.filters:
+            reason = f.feasible(host, ctx)
+            if reason is not None:
+                explanation.reject(f.name, reason)
+                return None
+        explanation.found += 1
+        return host

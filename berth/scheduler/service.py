@@ -1,0 +1,181 @@
+"""The Python API: :func:`select_destinations` (selection, then claims).
+
+Safe to call from many threads and processes at once: each process builds
+its pipeline once (:func:`pipeline_for`), selection reads only memory, and
+every claim is one atomic transaction in the database.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from berth.db.engine import Database
+from berth.placement import allocations, errors
+from berth.scheduler import claims, groups
+from berth.scheduler.answer import Answer, HostChoice, NoValidHost, Selection
+from berth.scheduler.claims import Claim, KnownClasses, Owner
+from berth.scheduler.context import Hints, read_hints
+from berth.scheduler.explain import REQUESTS, SELECT_SECONDS
+from berth.scheduler.groups import ServerGroup
+from berth.scheduler.pipeline import Decision, Pipeline, Placement, build, decide, no_valid_host
+from berth.scheduler.spec import RequestSpec
+from berth.services import Services
+
+_PIPELINES: dict[tuple[int, int], Pipeline] = {}
+_LOCK = threading.Lock()
+
+
+def pipeline_for(services: Services) -> Pipeline:
+    """This process's pipeline for ``services`` (built on first use)."""
+    key = (os.getpid(), id(services))
+    found = _PIPELINES.get(key)
+    if found is None:
+        with _LOCK:
+            found = _PIPELINES.setdefault(key, build(services))
+    return found
+
+
+def select_destinations(services: Services, spec: RequestSpec) -> Answer:
+    """Choose (and unless ``spec.dry_run``, claim) a host for every instance of ``spec``.
+
+    Raises :class:`NoValidHost` (with an explanation) when the request
+    cannot be placed, ``InvalidInput`` for unknown names, ``NotFound`` for
+    an unknown server group, ``InstanceExists`` when an instance
+    already holds allocations.
+    """
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        answer = _select(services, spec)
+        outcome = "dry_run" if spec.dry_run else ("partial" if answer.failed else "placed")
+        return answer
+    except NoValidHost:
+        outcome = "no_valid_host"
+        raise
+    finally:
+        REQUESTS.labels(outcome).inc()
+        SELECT_SECONDS.observe(time.perf_counter() - started)
+
+
+def _select(services: Services, spec: RequestSpec) -> Answer:
+    pipeline = pipeline_for(services)
+    hints = _hints(services, spec)
+    decision = decide(pipeline, spec, hints)
+    if not decision.placements or (decision.unplaced and spec.all_or_nothing):
+        raise no_valid_host(decision, spec)
+    if spec.dry_run:
+        selections = [
+            Selection(p.instance_uuid, p.ranked[0], p.ranked[1:]) for p in decision.placements
+        ]
+        return Answer(
+            selections, claimed=False, failed=decision.unplaced, explanation=decision.explanation
+        )
+    group = hints.group
+    owner = Owner(spec.project_id, spec.user_id, group.uuid if group is not None else None)
+    known = KnownClasses(pipeline.index.rc_names)
+    return _claim(services.db, spec, decision, owner, known, pipeline.config.claim_retries)
+
+
+def _hints(services: Services, spec: RequestSpec) -> Hints:
+    """Server group (created when the spec defines it) and the hosts behind the hints."""
+    wanted = spec.server_group
+    if not (wanted or spec.same_host or spec.different_host or spec.ignore_hosts):
+        return Hints()
+    db = services.db
+    group: ServerGroup | None = None
+    if wanted is not None:
+        with db.read() as conn:
+            group = groups.find(conn, wanted.uuid)
+        if group is None and wanted.policy is not None and not spec.dry_run:
+            ensure = lambda conn: groups.ensure(conn, wanted, spec.project_id, spec.user_id)  # noqa: E731
+            group = allocations.run_atomically(
+                db, ensure, services.settings.scheduler_claim_retries
+            )
+        elif group is None and wanted.policy is not None:
+            # A dry run creates nothing: judge against an empty group.
+            group = ServerGroup(
+                -1,
+                wanted.uuid,
+                wanted.name,
+                spec.project_id,
+                spec.user_id,
+                wanted.policy,
+                wanted.max_server_per_host,
+                0,
+            )
+        elif group is None:
+            raise errors.NotFound(
+                f"No server group with uuid {wanted.uuid} found", code=groups.GROUP_NOT_FOUND
+            )
+    with db.read() as conn:
+        return read_hints(conn, spec, group)
+
+
+def _claim(
+    db: Database,
+    spec: RequestSpec,
+    decision: Decision,
+    owner: Owner,
+    known: KnownClasses,
+    retries: int,
+) -> Answer:
+    """Claim every placement: one transaction when possible, else one by one with alternates."""
+    placements = decision.placements
+    answer = Answer([], claimed=True, failed=list(decision.unplaced))
+    if len(placements) > 1:
+        batch = [_as_claim(p.instance_uuid, p.ranked[0]) for p in placements]
+        outcome = claims.claim_batch(db, batch, owner, known, retries)
+        answer.lost_races += outcome.lost_races
+        if outcome.ok:
+            answer.selections = [_selection(p, p.ranked[0]) for p in placements]
+            return answer
+        answer.refused += 1
+    claimed: list[str] = []
+    for placement in placements:
+        chosen = _claim_one(db, placement, owner, known, retries, answer)
+        if chosen is not None:
+            claimed.append(placement.instance_uuid)
+            answer.selections.append(_selection(placement, chosen))
+            continue
+        if spec.all_or_nothing:
+            claims.release(db, claimed, owner.group_uuid, retries)
+            raise NoValidHost(
+                f"No valid host for instance {placement.instance_uuid}: every one of its "
+                f"{len(placement.ranked)} hosts refused the claim (full, group rule or "
+                "lost races); nothing was claimed"
+            )
+        answer.failed.append(placement.instance_uuid)
+    if not answer.selections:
+        raise NoValidHost("No valid host: every claim was refused")
+    return answer
+
+
+def _claim_one(
+    db: Database,
+    placement: Placement,
+    owner: Owner,
+    known: KnownClasses,
+    retries: int,
+    answer: Answer,
+) -> HostChoice | None:
+    """The first host (chosen, then alternates) that accepts the claim."""
+    for host in placement.ranked:
+        outcome = claims.claim_batch(
+            db, [_as_claim(placement.instance_uuid, host)], owner, known, retries
+        )
+        answer.lost_races += outcome.lost_races
+        if outcome.ok:
+            return host
+        answer.refused += 1
+    return None
+
+
+def _as_claim(instance_uuid: str, host: HostChoice) -> Claim:
+    return Claim(instance_uuid, host.host_uuid, host.allocation)
+
+
+def _selection(placement: Placement, chosen: HostChoice) -> Selection:
+    alternates = [h for h in placement.ranked if h is not chosen]
+    return Selection(placement.instance_uuid, chosen, alternates)

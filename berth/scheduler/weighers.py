@@ -1,0 +1,143 @@
+"""Weighers: how good is this host?  Higher is better.
+
+A weigher is a small class with a ``name``, ``applies(ctx)`` and
+``score(host, ctx) -> float`` (a raw value).  As in Nova, each weigher's raw
+values are normalised to 0..1 over the hosts being compared, multiplied by
+the weigher's multiplier (``scheduler_weighers``: ``ram=-1.0,cpu=-1.0``) and
+summed.  The resource weighers score *free* room, so a positive multiplier
+spreads instances and a negative one packs them (pack-first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from berth.scheduler.context import SchedulingContext
+from berth.scheduler.hoststate import HostState
+
+
+class Weigher:
+    """Base class: a raw score per host."""
+
+    name: ClassVar[str] = ""
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        """Whether the score can differ between hosts for this request."""
+        return True
+
+    def score(self, host: HostState, ctx: SchedulingContext) -> float:
+        """The raw score of ``host`` (normalised across hosts by :func:`weigh`)."""
+        raise NotImplementedError
+
+
+class _FreeRoom(Weigher):
+    """Free room of one resource class in the host's tree."""
+
+    def rc(self, ctx: SchedulingContext) -> int | None:
+        raise NotImplementedError
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return self.rc(ctx) is not None
+
+    def score(self, host: HostState, ctx: SchedulingContext) -> float:
+        rc = self.rc(ctx)
+        assert rc is not None
+        return float(host.free(rc, ctx.consumed))
+
+
+class RAM(_FreeRoom):
+    """Free MEMORY_MB."""
+
+    name = "ram"
+
+    def rc(self, ctx: SchedulingContext) -> int | None:
+        return ctx.ram
+
+
+class CPU(_FreeRoom):
+    """Free VCPU."""
+
+    name = "cpu"
+
+    def rc(self, ctx: SchedulingContext) -> int | None:
+        return ctx.cpu
+
+
+class Disk(_FreeRoom):
+    """Free DISK_GB."""
+
+    name = "disk"
+
+    def rc(self, ctx: SchedulingContext) -> int | None:
+        return ctx.disk
+
+
+class Instances(Weigher):
+    """Fewer instances score higher (a positive multiplier spreads by count)."""
+
+    name = "instances"
+
+    def score(self, host: HostState, ctx: SchedulingContext) -> float:
+        return -float(ctx.catalog.instances.get(host.root, 0) + ctx.picked[host.root])
+
+
+class ServerGroupSoft(Weigher):
+    """soft-affinity: more group members score higher; soft-anti-affinity: fewer."""
+
+    name = "server_group"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return ctx.policy in ("soft-affinity", "soft-anti-affinity")
+
+    def score(self, host: HostState, ctx: SchedulingContext) -> float:
+        members = float(ctx.group_hosts[host.root])
+        return members if ctx.policy == "soft-affinity" else -members
+
+
+class Metrics(Weigher):
+    """Sum of host-reported metrics times ``scheduler_metric_weights`` (missing: 0)."""
+
+    name = "metrics"
+
+    def applies(self, ctx: SchedulingContext) -> bool:
+        return bool(ctx.config.metric_weights)
+
+    def score(self, host: HostState, ctx: SchedulingContext) -> float:
+        metrics = host.attrs.metrics
+        return sum(weight * metrics.get(name, 0.0) for name, weight in ctx.config.metric_weights)
+
+
+WEIGHERS: dict[str, type[Weigher]] = {
+    w.name: w for w in (RAM, CPU, Disk, Instances, ServerGroupSoft, Metrics)
+}
+
+
+def build(pairs: tuple[tuple[str, float], ...]) -> list[tuple[Weigher, float]]:
+    """The weighers with a non-zero multiplier, in setting order."""
+    return [(WEIGHERS[name](), multiplier) for name, multiplier in pairs if multiplier]
+
+
+def normalise(raw: Sequence[float]) -> list[float]:
+    """Min-max to 0..1 (all equal: all 0)."""
+    lo, hi = min(raw), max(raw)
+    if hi <= lo:
+        return [0.0] * len(raw)
+    span = hi - lo
+    return [(value - lo) / span for value in raw]
+
+
+def weigh(
+    hosts: Sequence[HostState], weighers: list[tuple[Weigher, float]], ctx: SchedulingContext
+) -> list[float]:
+    """The combined weight of each host, in the order given."""
+    totals = [0.0] * len(hosts)
+    if len(hosts) < 2:
+        return totals
+    for weigher, multiplier in weighers:
+        if not weigher.applies(ctx):
+            continue
+        scores = normalise([weigher.score(h, ctx) for h in hosts])
+        for i, value in enumerate(scores):
+            totals[i] += multiplier * value
+    return totals

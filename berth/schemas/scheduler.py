@@ -1,0 +1,150 @@
+"""JSON Schemas of the scheduler extension (``/scheduler/...``), per scheduler version.
+
+The extension has its own version line (``OpenStack-API-Version:
+scheduler 1.0``); each table maps a minimum version to a schema, newest
+first, for :func:`berth.schemas.versioned`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.schemas import VersionedSchemas
+
+POLICIES = ["affinity", "anti-affinity", "soft-affinity", "soft-anti-affinity"]
+MAX_INSTANCES = 1000
+
+UUID: dict[str, Any] = {"type": "string", "format": "uuid"}
+NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 255}
+TRAIT_LIST: dict[str, Any] = {"type": "array", "items": NAME, "uniqueItems": True}
+UUID_LIST: dict[str, Any] = {"type": "array", "items": UUID, "maxItems": MAX_INSTANCES}
+
+RESOURCES: dict[str, Any] = {
+    "type": "object",
+    "minProperties": 1,
+    "patternProperties": {"^[A-Z0-9_]+$": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}},
+    "additionalProperties": False,
+}
+
+RULES: dict[str, Any] = {
+    "type": "object",
+    "properties": {"max_server_per_host": {"type": "integer", "minimum": 1}},
+    "additionalProperties": False,
+}
+
+GROUP: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "uuid": UUID,
+        "name": NAME,
+        "policy": {"enum": POLICIES},
+        "rules": RULES,
+    },
+    "required": ["uuid"],
+    "additionalProperties": False,
+}
+
+SELECT_V1_0: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "flavor": {
+            "type": "object",
+            "properties": {
+                "resources": RESOURCES,
+                "extra_specs": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "required": ["resources"],
+            "additionalProperties": False,
+        },
+        "num_instances": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCES},
+        "instance_uuids": {**UUID_LIST, "minItems": 1, "uniqueItems": True},
+        "required_traits": TRAIT_LIST,
+        "forbidden_traits": TRAIT_LIST,
+        "member_of": {"type": "array", "items": {**UUID_LIST, "minItems": 1}},
+        "availability_zone": NAME,
+        "project_id": NAME,
+        "user_id": NAME,
+        "server_group": {"oneOf": [UUID, GROUP]},
+        "scheduler_hints": {
+            "type": "object",
+            "properties": {"same_host": UUID_LIST, "different_host": UUID_LIST},
+            "additionalProperties": False,
+        },
+        "ignore_hosts": {"type": "array", "items": NAME},
+        "all_or_nothing": {"type": "boolean"},
+        "dry_run": {"type": "boolean"},
+        "explain": {"type": "boolean"},
+        "alternates": {"type": "integer", "minimum": 0, "maximum": 50},
+    },
+    "required": ["flavor"],
+    "additionalProperties": False,
+}
+SELECT: VersionedSchemas = [((1, 0), SELECT_V1_0)]
+
+HOST: VersionedSchemas = [
+    (
+        (1, 0),
+        {
+            "type": "object",
+            "properties": {
+                "disabled": {"type": "boolean"},
+                "disabled_reason": {"type": ["string", "null"], "maxLength": 255},
+                "availability_zone": {"type": ["string", "null"], "minLength": 1, "maxLength": 255},
+                "metrics": {
+                    "type": "object",
+                    "propertyNames": {"minLength": 1, "maxLength": 255},
+                    "additionalProperties": {"type": "number"},
+                },
+            },
+            "additionalProperties": False,
+        },
+    )
+]
+
+AGGREGATE_METADATA: VersionedSchemas = [
+    (
+        (1, 0),
+        {
+            "type": "object",
+            "properties": {
+                "metadata": {
+                    "type": "object",
+                    "propertyNames": {"minLength": 1, "maxLength": 255},
+                    "additionalProperties": {"type": "string", "maxLength": 255},
+                }
+            },
+            "required": ["metadata"],
+            "additionalProperties": False,
+        },
+    )
+]
+
+GROUP_CREATE: VersionedSchemas = [
+    (
+        (1, 0),
+        {
+            "type": "object",
+            "properties": {
+                "uuid": UUID,
+                "name": NAME,
+                "policy": {"enum": POLICIES},
+                "rules": RULES,
+                "project_id": NAME,
+                "user_id": NAME,
+            },
+            "required": ["policy"],
+            "additionalProperties": False,
+        },
+    )
+]
+
+MEMBER: VersionedSchemas = [
+    (
+        (1, 0),
+        {
+            "type": "object",
+            "properties": {"host": {"oneOf": [UUID, {"type": "null"}]}},
+            "additionalProperties": False,
+        },
+    )
+]
