@@ -14,7 +14,6 @@ from berth.db import migrate
 from berth.db.engine import Database
 from berth.placement import catalog
 from berth.placement.errors import PlacementError
-from berth.placement.errors import PlacementError
 
 app = typer.Typer(help="berth: a fast placement and scheduling service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -181,55 +180,6 @@ def settings() -> None:
         shown = "'***'" if "password" in name and value else repr(value)
         table.add_row(env, kind, default, shown)
     console.print(table)
-
-
-@app.command()
-def schedule(
-    flavor: str = typer.Option(..., help="Resources per instance: VCPU=2,MEMORY_MB=4096,..."),
-    count: int = typer.Option(1, "--count", "-n", help="Instances to place."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Choose and explain; claim nothing."),
-    explain: bool = typer.Option(False, "--explain", help="Show the stage-by-stage tally."),
-    trait: list[str] = typer.Option([], help="Required trait (repeatable)."),
-    forbid: list[str] = typer.Option([], help="Forbidden trait (repeatable)."),
-    zone: str = typer.Option(None, "--availability-zone", help="Availability zone."),
-    group: str = typer.Option(None, help="Server group uuid (created with --policy)."),
-    policy: str = typer.Option(None, help="Server group policy (affinity, anti-affinity, ...)."),
-    project: str = typer.Option(None, help="Project owning the instances."),
-    user: str = typer.Option(None, help="User owning the instances."),
-    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
-) -> None:
-    """Place instances with the scheduler (claims them unless --dry-run) and print a table."""
-    from berth import scheduler
-    from berth.scheduler import report
-    from berth.services import Services
-
-    settings = _settings(database_url=database_url)
-    try:
-        spec = scheduler.RequestSpec(
-            resources=scheduler.parse_flavor(flavor),
-            num_instances=count,
-            required_traits=set(trait),
-            forbidden_traits=set(forbid),
-            availability_zone=zone,
-            server_group=scheduler.ServerGroupSpec(group, policy) if group else None,
-            project_id=project,
-            user_id=user,
-            dry_run=dry_run,
-            explain=explain or dry_run,
-        )
-        services = Services.from_settings(settings)
-        answer = scheduler.select_destinations(services, spec)
-    except scheduler.NoValidHost as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        if exc.explanation is not None:
-            console.print(report.stages(exc.explanation))
-        raise typer.Exit(1) from None
-    except PlacementError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(2) from None
-    console.print(report.selections(answer, services.db))
-    if answer.explanation is not None:
-        console.print(report.stages(answer.explanation))
 
 
 @app.command()
