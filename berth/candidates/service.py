@@ -14,12 +14,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from berth.candidates import loading, render, sql_source
-from berth.candidates.index import index_for
+from berth.candidates.index import MemoryIndex, index_for
 from berth.candidates.matching import MemoryMatcher
 from berth.candidates.plan import GroupPlan, Plan, resolve
 from berth.candidates.request import CandidateRequest
 from berth.candidates.results import Limits, Result, collect, group_is_empty
 from berth.db import tables as t
+from berth.db.engine import Database
 from berth.services import Services
 
 
@@ -46,16 +47,23 @@ def _from_memory(
     index = index_for(services.db)
     with index.lock, _gc_paused():
         index.refresh()
-        u = index.universe
-
-        def alone_empty(plan: Plan, group: GroupPlan) -> bool:
-            return group_is_empty(u, plan, group, MemoryMatcher(group))
-
-        plan = resolve(request, index, alone_empty)
-        if plan is None:
+        result = search_memory(index, request, limits)
+        if result is None:
             return empty()
-        result = collect(u, plan, [MemoryMatcher(g) for g in plan.groups], limits)
         return render.body(result, shape, index.class_names, index.trait_names)
+
+
+def search_memory(index: MemoryIndex, request: CandidateRequest, limits: Limits) -> Result | None:
+    """The in-memory design (None: empty answer); call with the index current and locked."""
+    u = index.universe
+
+    def alone_empty(plan: Plan, group: GroupPlan) -> bool:
+        return group_is_empty(u, plan, group, MemoryMatcher(group))
+
+    plan = resolve(request, index, alone_empty)
+    if plan is None:
+        return None
+    return collect(u, plan, [MemoryMatcher(g) for g in plan.groups], limits)
 
 
 @contextlib.contextmanager
@@ -70,9 +78,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def search_sql(services: Services, request: CandidateRequest, limits: Limits) -> Result | None:
-    """The SQL design end to end (None: empty answer); also used by the tests."""
-    with services.db.read() as conn:
+def search_sql(db: Database, request: CandidateRequest, limits: Limits) -> Result | None:
+    """The SQL design end to end (None: empty answer)."""
+    with db.read() as conn:
         catalog = sql_source.SqlCatalog(conn)
 
         def alone_empty(plan: Plan, group: GroupPlan) -> bool:
@@ -91,7 +99,7 @@ def search_sql(services: Services, request: CandidateRequest, limits: Limits) ->
 def _from_sql(
     services: Services, request: CandidateRequest, shape: render.Shape, limits: Limits
 ) -> dict[str, Any]:
-    result = search_sql(services, request, limits)
+    result = search_sql(services.db, request, limits)
     if result is None:
         return empty()
     with services.db.read() as conn:

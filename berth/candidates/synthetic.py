@@ -125,8 +125,11 @@ def _provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[st
     return rows
 
 
-def write(conn: Connection, specs: Sequence[ProviderSpec]) -> list[int]:
-    """Insert ``specs`` (with their traits, aggregates and usage); returns their ids."""
+def write(conn: Connection, specs: Sequence[ProviderSpec], announce: bool = True) -> list[int]:
+    """Insert ``specs`` (with traits, aggregates and usage); returns their ids.
+
+    ``announce`` logs "reload everything" in the change feed for running workers.
+    """
     first = int(conn.execute(select(func.max(t.resource_providers.c.id))).scalar() or 0) + 1
     classes = _ids_by_name(conn, t.resource_classes, {rc for s in specs for rc in s.inventories})
     traits = _ensure_traits(conn, {tr for s in specs for tr in s.traits})
@@ -180,7 +183,8 @@ def write(conn: Connection, specs: Sequence[ProviderSpec]) -> list[int]:
                 "(SELECT max(id) FROM resource_providers))"
             )
         )
-    changes.record(conn, [changes.EVERYTHING])
+    if announce:
+        changes.record(conn, [changes.EVERYTHING])
     return list(range(first, first + len(specs)))
 
 

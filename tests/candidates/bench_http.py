@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server import running_berth  # noqa: E402
+from server import running_berth
 
-from berth.candidates import synthetic  # noqa: E402
+from berth.candidates import synthetic
 
 QUERIES = {
     "limit50": "resources=VCPU:2,MEMORY_MB:4096,DISK_GB:20&limit=50",

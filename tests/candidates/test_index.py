@@ -1,0 +1,229 @@
+"""The in-memory index stays equal to a fresh load while writers change the database.
+
+Writers are emulated with plain SQL plus ``changes.record`` of the touched
+providers (the contract every berth writer follows); after each batch the
+incrementally refreshed index must equal one loaded from scratch, derived
+lookup structures included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import fresh_database
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, delete, insert, select, update
+
+from berth.candidates.index import MemoryIndex
+from berth.candidates.model import Universe
+from berth.candidates.synthetic import ProviderSpec, write
+from berth.db import tables as t
+from berth.db.engine import Database
+from berth.placement import changes
+
+from .worlds import wipe, worlds
+
+RP = t.resource_providers
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+def snapshot(u: Universe) -> dict[str, Any]:
+    """Everything the engine reads, as plain comparable data."""
+    providers = {
+        p.id: (
+            p.uuid,
+            p.parent_id,
+            p.root_id,
+            sorted(
+                (rc, (i.total, i.reserved, i.min_unit, i.max_unit, i.step_size, i.used))
+                for rc, i in p.inventories.items()
+            ),
+            sorted(p.traits),
+            sorted(p.aggregates),
+        )
+        for p in u.providers.values()
+    }
+    return {
+        "providers": providers,
+        "by_uuid": u.by_uuid,
+        "members": u.members,
+        "roots": u.roots,
+        "nested": u.nested,
+        "by_rc": u.by_rc,
+        "by_trait": u.by_trait,
+        "by_agg": u.by_agg,
+        "sharing": u.sharing,
+        "sharing_by_agg": u.sharing_by_agg,
+        "rc_roots": (u.rc_roots.counts, u.rc_roots.sorted),
+        "trait_roots": (u.trait_roots.counts, u.trait_roots.sorted),
+        "agg_roots": (u.agg_roots.counts, u.agg_roots.sorted),
+    }
+
+
+@pytest.fixture(scope="module")
+def index_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One SQLite database, refilled for every example."""
+    db = fresh_database("sqlite", Path(tmp_path_factory.mktemp("index")))
+    yield db
+    db.dispose()
+
+
+def _ids(conn: Connection) -> list[int]:
+    return sorted(conn.execute(select(RP.c.id)).scalars())
+
+
+def _subtree(conn: Connection, pid: int) -> list[int]:
+    rows = conn.execute(select(RP.c.id, RP.c.parent_provider_id)).all()
+    out, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in rows if parent in frontier]
+        out += frontier
+    return out
+
+
+def _change_usage(conn: Connection, pid: int, draw: Draw) -> list[int]:
+    conn.execute(
+        insert(t.allocations).values(
+            resource_provider_id=pid,
+            consumer_id="c",
+            resource_class_id=draw(st.integers(0, 2)),
+            used=draw(st.integers(1, 3)),
+        )
+    )
+    return [pid]
+
+
+def _change_inventory(conn: Connection, pid: int, draw: Draw) -> list[int]:
+    rc = draw(st.integers(0, 2))
+    inv = t.inventories
+    mine = (inv.c.resource_provider_id == pid, inv.c.resource_class_id == rc)
+    conn.execute(delete(inv).where(*mine))
+    if draw(st.booleans()):
+        conn.execute(
+            insert(inv).values(
+                resource_provider_id=pid,
+                resource_class_id=rc,
+                total=draw(st.integers(1, 9)),
+                reserved=0,
+                min_unit=1,
+                max_unit=9,
+                step_size=1,
+                allocation_ratio=1.0,
+            )
+        )
+    return [pid]
+
+
+def _change_memberships(conn: Connection, pid: int, draw: Draw) -> list[int]:
+    rpt, rpa = t.resource_provider_traits, t.resource_provider_aggregates
+    trait_ids = conn.execute(
+        select(t.traits.c.id).where(t.traits.c.name.like("CUSTOM_T%"))
+    ).scalars()
+    sharing = conn.execute(
+        select(t.traits.c.id).where(t.traits.c.name == "MISC_SHARES_VIA_AGGREGATE")
+    ).scalar_one()
+    choices = [*trait_ids, sharing]
+    conn.execute(delete(rpt).where(rpt.c.resource_provider_id == pid))
+    for trait in draw(st.sets(st.sampled_from(choices), max_size=2)):
+        conn.execute(insert(rpt).values(resource_provider_id=pid, trait_id=trait))
+    agg_ids = list(conn.execute(select(t.placement_aggregates.c.id)).scalars())
+    conn.execute(delete(rpa).where(rpa.c.resource_provider_id == pid))
+    chosen: set[int] = draw(st.sets(st.sampled_from(agg_ids), max_size=2)) if agg_ids else set()
+    for agg in chosen:
+        conn.execute(insert(rpa).values(resource_provider_id=pid, aggregate_id=agg))
+    return [pid]
+
+
+def _reparent(conn: Connection, pid: int, draw: Draw) -> list[int]:
+    subtree = _subtree(conn, pid)
+    others = [other for other in _ids(conn) if other not in subtree]
+    parent = draw(st.sampled_from(others)) if others and draw(st.booleans()) else None
+    root = pid
+    if parent is not None:
+        root = conn.execute(select(RP.c.root_provider_id).where(RP.c.id == parent)).scalar_one()
+    conn.execute(update(RP).where(RP.c.id == pid).values(parent_provider_id=parent))
+    conn.execute(update(RP).where(RP.c.id.in_(subtree)).values(root_provider_id=root))
+    return subtree
+
+
+def _delete_leaf(conn: Connection, pid: int, draw: Draw) -> list[int]:
+    if conn.execute(select(RP.c.id).where(RP.c.parent_provider_id == pid)).first():
+        return []
+    for table in (t.inventories, t.allocations, t.resource_provider_traits):
+        conn.execute(delete(table).where(table.c.resource_provider_id == pid))
+    rpa = t.resource_provider_aggregates
+    conn.execute(delete(rpa).where(rpa.c.resource_provider_id == pid))
+    conn.execute(delete(RP).where(RP.c.id == pid))
+    return [pid]
+
+
+def _add_provider(conn: Connection, pid: int, draw: Draw) -> list[int]:
+    n = draw(st.integers(100, 10**6))
+    spec = ProviderSpec(uuid=f"20000000-0000-0000-0000-{n:012d}", name=f"new{n}")
+    if conn.execute(select(RP.c.id).where(RP.c.uuid == spec.uuid)).first():
+        return []
+    spec.inventories = {"VCPU": (4, 0, 1, 4, 1, 1.0)}
+    (new,) = write(conn, [spec], announce=False)
+    if draw(st.booleans()):
+        root = conn.execute(select(RP.c.root_provider_id).where(RP.c.id == pid)).scalar_one()
+        conn.execute(
+            update(RP).where(RP.c.id == new).values(parent_provider_id=pid, root_provider_id=root)
+        )
+    return [new]
+
+
+OPERATIONS = [
+    _change_usage,
+    _change_inventory,
+    _change_memberships,
+    _reparent,
+    _delete_leaf,
+    _add_provider,
+]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(specs=worlds(), data=st.data())
+def test_refreshed_index_equals_fresh_load(
+    index_db: Database, specs: list[ProviderSpec], data: st.DataObject
+) -> None:
+    wipe(index_db)
+    with index_db.write() as conn:
+        write(conn, specs)
+    index = MemoryIndex(index_db)
+    index.refresh()
+    for _ in range(data.draw(st.integers(1, 4))):
+        with index_db.write() as conn:
+            ids = _ids(conn)
+            if not ids:
+                break
+            for _ in range(data.draw(st.integers(1, 3))):
+                operation = data.draw(st.sampled_from(OPERATIONS))
+                touched = operation(conn, data.draw(st.sampled_from(ids)), data.draw)
+                changes.record(conn, touched)
+                ids = _ids(conn)
+                if not ids:
+                    break
+        index.refresh()
+        fresh = MemoryIndex(index_db)
+        fresh.refresh()
+        assert snapshot(index.universe) == snapshot(fresh.universe)
+
+
+def test_feed_everything_marker_reloads(index_db: Database) -> None:
+    wipe(index_db)
+    index = MemoryIndex(index_db)
+    index.refresh()
+    assert not index.universe.providers
+    with index_db.write() as conn:
+        write(conn, [ProviderSpec(uuid="30000000-0000-0000-0000-000000000001", name="x")])
+    index.refresh()
+    assert set(index.universe.by_uuid) == {"30000000-0000-0000-0000-000000000001"}
