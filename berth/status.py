@@ -148,6 +148,8 @@ def _hosts(conn: Connection, names: dict[int, str]) -> list[HostFill]:
             ratio = used / capacity if capacity else (1.0 if used else 0.0)
             if ratio > fill or not bottleneck:
                 fill, bottleneck = ratio, name
+        if not fill:
+            bottleneck = ""  # nothing used: no class is the busiest
         hosts.append(HostFill(row.uuid, row.name or "", fill, bottleneck, classes))
     return hosts
 
@@ -181,10 +183,12 @@ def _percent(value: float) -> str:
 
 
 def _host_table(title: str, hosts: list[HostFill]) -> Table:
-    table = Table("host", "uuid", "fill", "busiest class", "used / capacity", title=title)
+    table = Table("host", "uuid", "fill", "busiest class", title=title)
+    table.add_column("used / capacity", justify="right")
     for host in hosts:
-        detail = ", ".join(f"{name} {used}/{cap}" for name, (used, cap) in host.classes.items())
-        table.add_row(host.name, host.uuid, _percent(host.fill), host.bottleneck, detail)
+        used, cap = host.classes.get(host.bottleneck, (0, 0))
+        detail = f"{used} / {cap}" if host.bottleneck else "-"
+        table.add_row(host.name, host.uuid, _percent(host.fill), host.bottleneck or "-", detail)
     return table
 
 
