@@ -28,7 +28,7 @@ from berth.db import tables as t
 from berth.db.engine import Database
 
 from . import brute
-from .worlds import EMPTY_AGG, keys, requests, wipe, worlds
+from .worlds import EMPTY_AGG, TRAITS, keys, requests, wipe, worlds
 
 SETTINGS = settings(
     max_examples=300,
@@ -49,6 +49,10 @@ def _store(db: Database, specs: list[ProviderSpec]) -> None:
     wipe(db)
     with db.write() as conn:
         write(conn, specs)
+        # Every trait a request may name exists, even when no provider has it.
+        have = set(conn.execute(select(t.traits.c.name)).scalars())
+        for name in sorted(set(TRAITS) - have):
+            conn.execute(insert(t.traits).values(name=name))
         agg = t.placement_aggregates
         if conn.execute(select(agg.c.id).where(agg.c.uuid == EMPTY_AGG)).first() is None:
             conn.execute(insert(agg).values(uuid=EMPTY_AGG))
