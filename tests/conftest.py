@@ -2,7 +2,9 @@
 
 PostgreSQL and MariaDB tests run against the real servers named by
 ``BERTH_TEST_POSTGRES_URL`` / ``BERTH_TEST_MYSQL_URL`` (defaults: the local
-``test`` databases).  Where a server does not answer the tests skip with the
+``test`` databases).  Each test session creates its own database on each
+server (``berth_t<pid>``, dropped at the end) so that concurrent runs cannot
+disturb each other.  Where a server does not answer the tests skip with the
 reason, unless ``BERTH_TEST_REQUIRE_DATABASES=1`` (set by ``.ci/run``), which
 turns a missing database into a failure.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -23,11 +26,43 @@ from berth.db import migrate, tables
 from berth.db.engine import Database
 from berth.placement import catalog
 
-POSTGRES_URL = os.environ.get(
+ADMIN_POSTGRES_URL = os.environ.get(
     "BERTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-MYSQL_URL = os.environ.get("BERTH_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+ADMIN_MYSQL_URL = os.environ.get("BERTH_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REQUIRE = os.environ.get("BERTH_TEST_REQUIRE_DATABASES") == "1"
+SESSION_DB = f"berth_t{os.getpid()}"
+POSTGRES_URL = str(make_url(ADMIN_POSTGRES_URL).set(database=SESSION_DB).render_as_string(False))
+MYSQL_URL = str(make_url(ADMIN_MYSQL_URL).set(database=SESSION_DB).render_as_string(False))
+
+
+def _admin(url: str, statement: str) -> None:
+    engine = Database(url).engine.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_databases() -> Iterator[None]:
+    """Create this session's own PostgreSQL and MariaDB databases; drop them after."""
+    made = []
+    for admin in (ADMIN_POSTGRES_URL, ADMIN_MYSQL_URL):
+        try:
+            _admin(admin, f"DROP DATABASE IF EXISTS {SESSION_DB}")
+            _admin(admin, f"CREATE DATABASE {SESSION_DB}")
+            made.append(admin)
+        except Exception:  # unreachable: the tests using it skip or fail with the reason
+            continue
+    yield
+    for admin in made:
+        try:
+            _admin(admin, f"DROP DATABASE IF EXISTS {SESSION_DB}")
+        except Exception:  # a server that went away keeps its database
+            continue
+
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 
