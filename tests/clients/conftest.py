@@ -4,10 +4,13 @@ Two servers are started once per session: one with the default ``noauth2``
 strategy (the client sends ``--os-auth-type admin_token --os-token admin``)
 and one with ``BERTH_AUTH_STRATEGY=admin_token`` (the client sends
 ``--os-auth-type none``, whose token is the literal ``notused``).
+``BERTH_TEST_CLIENTS_DATABASE_URL`` runs both on that database instead of
+fresh SQLite files (the tests name everything uniquely, so they can share it).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -19,18 +22,20 @@ pytest.importorskip("openstackclient", reason="python-openstackclient is not ins
 pytest.importorskip("osc_placement", reason="osc-placement is not installed")
 patch_client_cache()
 
+DATABASE_URL = os.environ.get("BERTH_TEST_CLIENTS_DATABASE_URL") or None
+
 
 @pytest.fixture(scope="session")
 def berth_noauth2() -> Iterator[str]:
     """A berth server with the default noauth2 strategy."""
-    with running_berth() as url:
+    with running_berth(database_url=DATABASE_URL) as url:
         yield url
 
 
 @pytest.fixture(scope="session")
 def berth_admin_token() -> Iterator[str]:
     """A berth server that treats every token as admin."""
-    with running_berth(env={"BERTH_AUTH_STRATEGY": "admin_token"}) as url:
+    with running_berth(DATABASE_URL, env={"BERTH_AUTH_STRATEGY": "admin_token"}) as url:
         yield url
 
 
