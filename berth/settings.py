@@ -76,14 +76,15 @@ class Settings:
     scheduler_host_subset_size: int = 1
     scheduler_alternates: int = 2
     scheduler_claim_retries: int = 3
-    scheduler_scan_limit: int = 0
-    scheduler_scan_random_start: bool = False
+    scheduler_scan_limit: int = 100
+    scheduler_scan_random_start: bool = True
     scheduler_partitioning: str = "none"
     scheduler_worker_index: int = -1
     scheduler_worker_count: int = 0
     scheduler_worker_heartbeat: int = 10
     scheduler_hash_replicas: int = 64
     scheduler_refresh_ms: int = 1000
+    scheduler_index_refresh_ms: int = 0
     scheduler_metric_limits: str = ""
     scheduler_metric_weights: str = ""
     scheduler_default_availability_zone: str = "nova"

@@ -23,6 +23,8 @@ class HostChoice:
     host_uuid: str
     allocation: dict[str, dict[str, int]]  # provider uuid -> class -> amount
     weight: float = 0.0
+    # The same allocation by (provider id, class id), for this worker's bookkeeping.
+    amounts: dict[tuple[int, int], int] = field(default_factory=dict, compare=False, repr=False)
 
     def as_body(self) -> dict[str, Any]:
         """JSON shape: the host and an allocation request as Placement takes it."""

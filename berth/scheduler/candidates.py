@@ -118,17 +118,21 @@ class CandidateSource:
         return self._needs
 
     def why_not(self, root: int) -> str:
-        """Why ``root`` yields no candidate, in a few words."""
+        """Why ``root`` yields no candidate, in a few words.
+
+        What a host *is* (inventory kinds, traits, aggregates) is reported
+        before what it *has left* (capacity): the former never changes by
+        waiting.
+        """
         u = self.universe
         members = self.tree(root)
         if u.sharing:
             members += [u.providers[s] for s in u.sharing_at(root)]
-        for rc, name, amount in self.needs.resources:
-            holders = [p.inventories[rc] for p in members if rc is not None and rc in p.inventories]
-            if not holders:
+        holders = {}
+        for rc, name, _ in self.needs.resources:
+            holders[name] = [p.inventories[rc] for p in members if rc in p.inventories]
+            if not holders[name]:
                 return f"had no {name} inventory"
-            if not any(inv.fits(amount) for inv in holders):
-                return f"lacked {name}"
         traits = frozenset().union(*(p.traits for p in members))
         for trait, name in self.needs.required:
             if trait is None or trait not in traits:
@@ -139,4 +143,7 @@ class CandidateSource:
         aggs = frozenset().union(*(p.aggregates for p in members))
         if any(aggs.isdisjoint(any_of) for any_of in self.needs.member_of):
             return "not in the requested aggregates"
+        for _, name, amount in self.needs.resources:
+            if not any(inv.fits(amount) for inv in holders[name]):
+                return f"lacked {name}"
         return "no allocation candidate"

@@ -57,6 +57,7 @@ class SchedulerConfig:
     worker_heartbeat: int
     hash_replicas: int
     refresh_seconds: float
+    index_refresh_seconds: float
     metric_limits: tuple[MetricLimit, ...]
     metric_weights: tuple[tuple[str, float], ...]
     default_availability_zone: str
@@ -128,6 +129,7 @@ def from_settings(settings: Settings) -> SchedulerConfig:
         worker_heartbeat=settings.scheduler_worker_heartbeat,
         hash_replicas=settings.scheduler_hash_replicas,
         refresh_seconds=settings.scheduler_refresh_ms / 1000,
+        index_refresh_seconds=settings.scheduler_index_refresh_ms / 1000,
         metric_limits=_limits(settings.scheduler_metric_limits),
         metric_weights=_pairs(settings.scheduler_metric_weights, "scheduler_metric_weights"),
         default_availability_zone=settings.scheduler_default_availability_zone,

@@ -173,13 +173,16 @@ class MetricsThreshold(Filter):
 
 
 class RequestFit(Filter):
-    """Room left after this request's earlier instances (always on for multi-instance)."""
+    """Room left after this request's earlier instances and this worker's unread claims.
+
+    Always on (the pipeline adds it last) whenever there is anything to count.
+    """
 
     name = "request_fit"
     per_instance = True
 
     def applies(self, ctx: SchedulingContext) -> bool:
-        return ctx.spec.num_instances > 1
+        return ctx.spec.num_instances > 1 or bool(ctx.consumed)
 
     def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
         consumed = ctx.consumed
@@ -191,7 +194,7 @@ class RequestFit(Filter):
             if taken:
                 inv = providers[pid].inventories[rc]
                 if inv.used + taken + amount > inv.capacity:
-                    return "full after this request's earlier instances"
+                    return "full after claims the index has not read yet"
         return None
 
 

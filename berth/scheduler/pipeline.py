@@ -29,6 +29,7 @@ from berth.scheduler.explain import CANDIDATES, Explanation
 from berth.scheduler.filters import Filter
 from berth.scheduler.hoststate import HostCatalog, HostState
 from berth.scheduler.partition import Partitioner
+from berth.scheduler.pending import PendingClaims
 from berth.scheduler.scan import HostScan, phases
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.weighers import Weigher
@@ -45,6 +46,7 @@ class Pipeline:
     partitioner: Partitioner
     catalog: HostCatalog
     index: MemoryIndex
+    pending: PendingClaims = field(default_factory=PendingClaims)
 
 
 def build(services: Services) -> Pipeline:
@@ -144,6 +146,7 @@ class Selector:
             self.hints,
         )
         ctx.requested = source.requested
+        ctx.consumed = self.p.pending.snapshot()
         return ctx
 
     def _scan_limit(self) -> int:
@@ -182,7 +185,8 @@ class Selector:
         rcs = {rc for _, rc in host.candidate.amounts}
         if not rcs <= names.keys():
             names = self.p.index.class_names(rcs)
-        return HostChoice(host.uuid, host.allocation(source.universe, names), weight)
+        allocation = host.allocation(source.universe, names)
+        return HostChoice(host.uuid, allocation, weight, dict(host.candidate.amounts))
 
     def explain(self, ctx: SchedulingContext) -> Explanation:
         """Every host of the cloud through every stage, for the answer (not the hot path)."""
@@ -216,7 +220,7 @@ def decide(pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> Decision:
     pipeline.catalog.refresh(config.refresh_seconds, _counts_instances(pipeline))
     pipeline.partitioner.refresh()
     with pipeline.index.lock, _gc_paused():
-        pipeline.index.refresh()
+        pipeline.pending.refresh(config.index_refresh_seconds, pipeline.index.refresh)
         return Selector(pipeline, spec, hints).decide()
 
 

@@ -75,7 +75,10 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
     group = hints.group
     owner = Owner(spec.project_id, spec.user_id, group.uuid if group is not None else None)
     known = KnownClasses(pipeline.index.rc_names)
-    return _claim(services.db, spec, decision, owner, known, pipeline.config.claim_retries)
+    answer = _claim(services.db, spec, decision, owner, known, pipeline.config.claim_retries)
+    for selection in answer.selections:
+        pipeline.pending.add(selection.chosen.amounts)
+    return answer
 
 
 def _hints(services: Services, spec: RequestSpec) -> Hints:

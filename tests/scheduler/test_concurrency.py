@@ -1,0 +1,141 @@
+"""Many scheduler processes at once: no over-commit, no group violation, no lost or stray claim.
+
+W processes (each its own engine, index and pipeline, like API workers on
+several hosts) place thousands of instances into a few dozen pack-first
+hosts, some in shared anti-affinity groups, until the cloud is full.  Then:
+
+* no provider's usage of any class exceeds (total - reserved) * ratio;
+* no two members of an anti-affinity group share a host (and a
+  ``max_server_per_host=2`` group has at most two per host);
+* every successful answer's allocation is in the database, exactly;
+* every allocation in the database belongs to a successful answer.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from berth import settings as settings_mod
+from berth.db.engine import Database
+from berth.logging import configure as configure_logging
+from berth.scheduler import NoValidHost, RequestSpec, ServerGroupSpec, select_destinations
+from berth.services import Services
+from tests.scheduler.conftest import consumers_of, over_committed, write_cloud
+
+WORKERS = 8
+HOSTS = 64
+INSTANCES = 2000
+INVENTORY = {
+    "VCPU": (64, 0, 1, 64, 1, 1.0),
+    "MEMORY_MB": (131072, 0, 1, 131072, 1, 1.0),
+    "DISK_GB": (1000, 0, 1, 1000, 1, 1.0),
+}
+GROUPS = [(f"77777777-0000-0000-0000-{i:012d}", None if i < 8 else 2) for i in range(10)]
+
+Placed = dict[str, tuple[str, dict[str, dict[str, int]], str | None]]
+
+
+def _request(rng: random.Random, project: str) -> RequestSpec:
+    vcpu = rng.choice([1, 2, 2, 4])
+    flavor = {"VCPU": vcpu, "MEMORY_MB": 1024 * vcpu, "DISK_GB": 10 * vcpu}
+    if rng.random() < 0.25:
+        uuid, limit = rng.choice(GROUPS)
+        group = ServerGroupSpec(uuid, "anti-affinity", limit)
+        return RequestSpec(flavor, num_instances=2, server_group=group, project_id=project)
+    return RequestSpec(flavor, num_instances=rng.choice([1, 1, 1, 3]), project_id=project)
+
+
+def _worker(url: str, index: int, partitioning: str, start: Any, out: Any) -> None:
+    settings = settings_mod.load(
+        environ={},
+        database_url=url,
+        scheduler_weighers="ram=-1,cpu=-1",
+        scheduler_partitioning=partitioning,
+        scheduler_worker_index=index,
+        scheduler_worker_count=WORKERS,
+        scheduler_refresh_ms=0,
+        log_level="WARNING",
+    )
+    configure_logging(settings)
+    services = Services.from_settings(settings)
+    rng = random.Random(index)
+    placed: Placed = {}
+    failed: list[str] = []
+    stats: Counter[str] = Counter()
+    start.wait()
+    try:
+        while len(placed) + len(failed) < INSTANCES // WORKERS:
+            spec = _request(rng, f"project-{index}")
+            group = spec.server_group.uuid if spec.server_group else None
+            try:
+                answer = select_destinations(services, spec)
+            except NoValidHost:
+                failed += spec.instance_uuids
+                stats["no_valid_host"] += 1
+                continue
+            stats["lost_races"] += answer.lost_races
+            for s in answer.selections:
+                placed[s.instance_uuid] = (s.host_uuid, s.allocation, group)
+    except Exception as exc:  # reported to the parent, which fails the test
+        stats[f"crash: {type(exc).__name__}: {exc}"] += 1
+    finally:
+        services.db.dispose()
+    out.put((placed, failed, dict(stats)))
+
+
+def _run(db: Database, partitioning: str) -> tuple[Placed, list[str], Counter[str]]:
+    mp = multiprocessing.get_context("spawn")
+    start, out = mp.Barrier(WORKERS), mp.Queue()
+    procs = [
+        mp.Process(target=_worker, args=(db.url, i, partitioning, start, out))
+        for i in range(WORKERS)
+    ]
+    for p in procs:
+        p.start()
+    placed: Placed = {}
+    failed: list[str] = []
+    stats: Counter[str] = Counter()
+    for _ in procs:
+        got, lost, counts = out.get(timeout=300)
+        placed.update(got)
+        failed += lost
+        stats.update(counts)
+    for p in procs:
+        p.join(timeout=30)
+    return placed, failed, stats
+
+
+def _check_groups(placed: Placed) -> None:
+    per_group: dict[str, Counter[str]] = {}
+    for host, _, group in placed.values():
+        if group is not None:
+            per_group.setdefault(group, Counter())[host] += 1
+    limits = dict(GROUPS)
+    for group, hosts in per_group.items():
+        allowed = limits[group] or 1
+        assert max(hosts.values()) <= allowed, (group, hosts.most_common(3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("partitioning", ["none", "modulo"])
+def test_concurrent_schedulers_keep_every_invariant(db: Database, partitioning: str) -> None:
+    write_cloud(db, HOSTS, inventories=INVENTORY)
+    started = time.monotonic()
+    placed, failed, stats = _run(db, partitioning)
+    elapsed = time.monotonic() - started
+    assert not [k for k in stats if k.startswith("crash")], stats
+    assert over_committed(db) == []
+    _check_groups(placed)
+    held = consumers_of(db)
+    assert set(held) == set(placed), "an allocation without an answer, or an answer without one"
+    for instance, (host, allocation, _) in placed.items():
+        assert held[instance] == host and set(allocation) == {host}
+    # The run must have filled the cloud, or it proves little about races at the edge.
+    assert stats["no_valid_host"] > 0 and len(placed) > INSTANCES * 0.6, (len(placed), stats)
+    print(f"{partitioning}: {len(placed)} placed, {len(failed)} refused in {elapsed:.1f}s, {stats}")
