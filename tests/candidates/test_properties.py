@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import fresh_database
+from conftest import BACKENDS, fresh_database
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
@@ -31,16 +31,18 @@ from . import brute
 from .worlds import EMPTY_AGG, TRAITS, keys, requests, wipe, worlds
 
 SETTINGS = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 
-@pytest.fixture(scope="module")
-def world_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """One SQLite database, refilled for every example."""
-    db = fresh_database("sqlite", Path(tmp_path_factory.mktemp("worlds")))
+@pytest.fixture(scope="module", params=BACKENDS)
+def world_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """One database per backend, refilled for every example."""
+    db = fresh_database(request.param, Path(tmp_path_factory.mktemp("worlds")))
     yield db
     db.dispose()
 

@@ -4,7 +4,7 @@ to write a world into a database and read engine results back as names."""
 from __future__ import annotations
 
 from hypothesis import strategies as st
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from berth.candidates.request import CandidateRequest, RequestGroup
 from berth.candidates.results import Result
@@ -126,6 +126,9 @@ def requests(draw: st.DrawFn, specs: list[ProviderSpec]) -> CandidateRequest:
 def wipe(db: Database) -> None:
     """Remove every provider and what hangs off it (catalogues stay)."""
     with db.write() as conn:
+        # MariaDB checks the self-references row by row: cut them first.
+        rp = t.resource_providers
+        conn.execute(update(rp).values(parent_provider_id=None, root_provider_id=None))
         for table in (
             t.allocations,
             t.inventories,
