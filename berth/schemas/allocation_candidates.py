@@ -48,11 +48,12 @@ def _grouped(suffix: str, group_keys: tuple[str, ...], *extra: str) -> dict[str,
     }
     for key in extra:
         props[key] = {"type": ["string"]}
+    # Key order matters: a validation error message prints the schema.
     return {
         "type": "object",
         "properties": props,
-        "patternProperties": {f"^{key}({suffix})?$": {"type": "string"} for key in group_keys},
         "additionalProperties": False,
+        "patternProperties": {f"^{key}({suffix})?$": {"type": "string"} for key in group_keys},
     }
 
 
