@@ -19,6 +19,9 @@ from berth.api import routes
 
 from .helpers import OpenStackCLI, custom, unique
 
+# Real servers and ~300 CLI runs: about a minute and a half.
+pytestmark = pytest.mark.slow
+
 
 def _at_least(version: str, minor: int) -> bool:
     """Whether a CLI version string ("1" negotiates 1.29) is >= 1.<minor>."""

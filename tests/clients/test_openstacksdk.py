@@ -20,7 +20,10 @@ openstack = pytest.importorskip("openstack", reason="openstacksdk is not install
 from openstack import exceptions  # noqa: E402
 
 # The SDK warns about its own future API changes; they say nothing about berth.
-pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture(params=["admin_token", "none"])
