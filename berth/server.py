@@ -42,8 +42,6 @@ def serve(settings: Settings) -> None:
             "4",
             "--keep-alive",
             "5",
-            "--access-logfile",
-            "-",
             "berth.wsgi:application",
         ]
     os.execv(sys.executable, argv)

@@ -43,7 +43,6 @@ class Settings:
     randomize_allocation_candidates: bool = False
     max_allocation_candidates: int = -1
     candidates_filter: str = "memory"
-    sync_on_startup: bool = True
     log_level: str = "INFO"
     log_json: bool = True
     log_requests: bool = True

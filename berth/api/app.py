@@ -6,6 +6,7 @@ from typing import Any, cast
 
 import falcon
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from berth.api import keystone, microversion
 from berth.api.context import RequestContext
@@ -27,7 +28,8 @@ from berth.api.middleware import (
 )
 from berth.api.requestlog import RequestLog
 from berth.api.routes import ROUTES, Route
-from berth.placement.errors import PlacementError
+from berth.db.engine import is_transient
+from berth.placement.errors import CONCURRENT_UPDATE, PlacementError
 from berth.services import Services
 from berth.settings import Settings
 
@@ -81,6 +83,18 @@ def _on_falcon_error(
     _render(req, resp, HTTPError(status, message, vary=False))
 
 
+def _on_database_error(
+    req: falcon.Request, resp: falcon.Response, ex: DBAPIError, params: Any
+) -> None:
+    """A deadlock or Galera certification failure did nothing: the client may retry."""
+    if not is_transient(ex):
+        _on_unexpected(req, resp, ex, params)
+        return
+    log.warning("transient database error", error=str(ex.orig))
+    message = "Another thread concurrently updated the data. Please retry your update"
+    _render(req, resp, HTTPError(409, message, CONCURRENT_UPDATE))
+
+
 def _on_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
     log.exception("unexpected error", request_id=getattr(req.context, "request_id", None))
     _render(req, resp, HTTPError(500, "An unexpected error occurred.", vary=False))
@@ -116,6 +130,7 @@ def create_app(settings: Settings, services: Services | None = None) -> keystone
     for template, handlers in ROUTES.items():
         app.add_route(template, Route(handlers))
     app.add_error_handler(Exception, _on_unexpected)
+    app.add_error_handler(DBAPIError, _on_database_error)
     app.add_error_handler(falcon.HTTPError, _on_falcon_error)
     app.add_error_handler(PlacementError, _on_domain_error)
     app.add_error_handler(HTTPError, _on_http_error)

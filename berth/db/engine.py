@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool, QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -112,3 +113,15 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (call after fork)."""
         self.engine.dispose()
+
+
+def is_transient(exc: DBAPIError) -> bool:
+    """A deadlock, serialization failure, Galera certification failure or lock
+    timeout: the transaction did nothing and is worth running again."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in (1205, 1213):
+        return True
+    return "database is locked" in str(orig)

@@ -31,8 +31,9 @@ import structlog
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from berth import metrics
 from berth.db import tables as t
-from berth.db.engine import Database
+from berth.db.engine import Database, is_transient
 from berth.placement import changes, errors
 from berth.placement import consumers as cons
 from berth.placement.consumers import ConsumerRow, GenerationMismatch
@@ -372,17 +373,6 @@ def write(
     run_atomically(db, once, attempts)
 
 
-def _transient(exc: DBAPIError) -> bool:
-    """A deadlock, serialization failure or lock timeout: worth running again."""
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
-        return True
-    args = getattr(orig, "args", ())
-    if args and args[0] in (1205, 1213):
-        return True
-    return "database is locked" in str(orig)
-
-
 def run_atomically(db: Database, once: Callable[[Connection], T], attempts: int) -> T:
     """Run ``once`` in a write transaction, again while it loses a race.
 
@@ -398,8 +388,10 @@ def run_atomically(db: Database, once: Callable[[Connection], T], attempts: int)
         except (errors.ConcurrentUpdate, IntegrityError) as exc:
             log.debug("allocation write lost a race, retrying", attempt=attempt, error=str(exc))
         except DBAPIError as exc:
-            if not _transient(exc):
+            if not is_transient(exc):
                 raise
             log.debug("allocation write hit a transient error", attempt=attempt, error=str(exc))
+        metrics.WRITE_RETRIES.labels("allocations").inc()
     log.warning("exceeded retry limit on allocations write", attempts=attempts)
+    metrics.WRITE_CONFLICTS.labels("allocations").inc()
     raise errors.ConcurrentUpdate(RETRIES_EXHAUSTED)
