@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from berth import settings as settings_mod
+from berth.bench.cli import app as bench_app
 from berth.db import migrate
 from berth.db.engine import Database
 from berth.placement import catalog
@@ -18,6 +19,7 @@ from berth.placement.errors import PlacementError
 app = typer.Typer(help="berth: a fast placement and scheduling service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
 console = Console()
 
 

@@ -1,0 +1,179 @@
+"""W concurrent schedulers claiming hosts: claims/s, conflicts, retries, give-ups, latency.
+
+Every scheduler is its own process (spawned, so nothing is shared but the
+target); all warm up, wait at a barrier, then place one instance at a time
+(a random one of the six sizes) until the time is up or the cloud is full
+for them (``full_after`` "no valid host" answers in a row).  The parent
+adds up their counts; :mod:`berth.bench.invariants` then checks that no
+provider ended over capacity.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from berth.bench import strategies
+from berth.bench.claimers import (
+    Attempt,
+    PlacementClaimer,
+    SchedulerClaimer,
+    SchedulerHttpClaimer,
+)
+from berth.bench.progress import Advance
+from berth.bench.records import latency_summary
+from berth.bench.targets import Target
+
+
+@dataclass
+class ClaimsPlan:
+    """The workload: who claims, how, for how long."""
+
+    target: Target
+    # "scheduler" (berth's), "placement" (client-side claims) or "compute" (claim after delay)
+    mode: str = "scheduler"
+    strategy: str = "pack"
+    partitioning: str = "none"
+    workers: int = 8
+    seconds: float = 10.0
+    limit: int = 0  # client-side: limit= on GET /allocation_candidates (0: none)
+    delay: float = 0.0  # compute: seconds between selection and the compute host's claim
+    attempts: int = 5  # client-side: claims tried per instance before giving up
+    full_after: int = 20
+    seed: int = 0
+    overrides: dict[str, Any] = field(default_factory=dict)  # more scheduler settings
+
+    def settings(self) -> dict[str, Any]:
+        """For a result line."""
+        out = asdict(self)
+        out["target"] = self.target.describe()
+        return out
+
+
+def make_claimer(plan: ClaimsPlan, index: int) -> Any:
+    """The claimer worker ``index`` uses."""
+    target = plan.target
+    if plan.mode == "scheduler" and target.kind == "berth-inproc":
+        overrides = strategies.scheduler_settings(
+            plan.strategy, plan.partitioning, index, plan.workers
+        )
+        return SchedulerClaimer(target.database_url, {**overrides, **plan.overrides})
+    if plan.mode == "scheduler" and target.kind == "berth-http":
+        return SchedulerHttpClaimer(target.transport())
+    if plan.mode == "scheduler":
+        raise ValueError(f"{target.name} has no berth scheduler: use --mode placement")
+    return PlacementClaimer(
+        target.transport(),
+        plan.strategy,
+        plan.partitioning,
+        index,
+        plan.workers,
+        plan.limit,
+        plan.attempts,
+        plan.delay if plan.mode == "compute" else 0.0,
+    )
+
+
+def tally(stats: Counter[str], attempt: Attempt) -> None:
+    """Add one attempt to a worker's counts."""
+    stats["requests"] += 1
+    stats["claimed"] += attempt.claimed
+    stats["conflicts"] += attempt.conflicts
+    stats["retries"] += attempt.retries
+    stats["give_ups"] += attempt.gave_up
+    stats["no_host"] += attempt.no_host
+
+
+def work(plan: ClaimsPlan, index: int, start: Any, out: Any) -> None:
+    """One scheduler process: warm up, wait for the others, claim until done."""
+    claimer = make_claimer(plan, index)
+    claimer.warm_up()
+    rng = random.Random(plan.seed * 1000 + index)
+    stats: Counter[str] = Counter()
+    latencies: list[float] = []
+    start.wait()
+    began = time.monotonic()
+    deadline = began + plan.seconds
+    misses = 0
+    while time.monotonic() < deadline and misses < plan.full_after:
+        t0 = time.perf_counter()
+        attempt = claimer.claim(strategies.request_size(rng), rng)
+        if attempt.claimed:
+            latencies.append(time.perf_counter() - t0)
+        misses = misses + 1 if attempt.no_host else 0
+        tally(stats, attempt)
+    stats["full"] = int(misses >= plan.full_after)
+    out.put((index, dict(stats), latencies, time.monotonic() - began))
+
+
+def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
+    """Run the workers; the summed result."""
+    mp = multiprocessing.get_context("spawn")
+    start, out = mp.Barrier(plan.workers + 1), mp.Queue()
+    procs = [mp.Process(target=work, args=(plan, i, start, out)) for i in range(plan.workers)]
+    for p in procs:
+        p.start()
+    try:
+        start.wait(timeout=600)
+    except Exception:
+        for p in procs:
+            p.terminate()
+        raise RuntimeError("a scheduler process failed to start (see its traceback)") from None
+    began = time.monotonic()
+    results = _gather(procs, out, plan, began, advance)
+    for p in procs:
+        p.join()
+    return summarise(results, plan.seconds)
+
+
+def _gather(
+    procs: list[Any], out: Any, plan: ClaimsPlan, began: float, advance: Advance | None
+) -> list[tuple[dict[str, int], list[float], float]]:
+    results: list[tuple[dict[str, int], list[float], float]] = []
+    shown = 0
+    while len(results) < len(procs):
+        try:
+            _, counts, lat, active = out.get(timeout=1.0)
+            results.append((counts, lat, active))
+        except queue.Empty:
+            if not any(p.is_alive() for p in procs) and out.empty():
+                raise RuntimeError("a scheduler process died (see its traceback)") from None
+        now = int(min(plan.seconds, time.monotonic() - began))
+        if advance and now > shown:
+            advance(now - shown)
+            shown = now
+    if advance and shown < int(plan.seconds):
+        advance(int(plan.seconds) - shown)
+    return results
+
+
+def summarise(results: list[tuple[dict[str, int], list[float], float]], seconds: float) -> dict:
+    """Totals and rates over the run (rates over the longest worker's active time)."""
+    stats: Counter[str] = Counter()
+    latencies: list[float] = []
+    active = 0.0
+    for counts, lat, took in results:
+        stats.update(counts)
+        latencies += lat
+        active = max(active, took)
+    elapsed = active or seconds
+    attempts = stats["claimed"] + stats["conflicts"]
+    return {
+        "claims_per_s": round(stats["claimed"] / elapsed, 2),
+        "conflicts_per_s": round(stats["conflicts"] / elapsed, 2),
+        "conflict_pct": round(100 * stats["conflicts"] / attempts, 2) if attempts else 0.0,
+        "claimed": stats["claimed"],
+        "requests": stats["requests"],
+        "conflicts": stats["conflicts"],
+        "retries": stats["retries"],
+        "give_ups": stats["give_ups"],
+        "no_host": stats["no_host"],
+        "cloud_full": stats["full"] > 0,
+        "elapsed_s": round(elapsed, 2),
+        **latency_summary(latencies),
+    }

@@ -1,0 +1,262 @@
+"""``berth bench ...``: the benchmark lab's commands (populate, candidates, reference, report).
+
+The claims-side commands (claims, compute-claims, workers) are in
+:mod:`berth.bench.cli_claims` and register on the same app.  Every
+measurement is printed and appended as a JSON line to ``--out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from berth.bench import candidates as cand
+from berth.bench import loader, procs, records, topology
+from berth.bench.progress import bar
+from berth.bench.targets import Target, open_target
+
+app = typer.Typer(help="The benchmark lab: measure berth and any Placement.", no_args_is_help=True)
+reference_app = typer.Typer(help="The real OpenStack Placement, side by side.")
+app.add_typer(reference_app, name="reference")
+console = Console()
+
+OUT = typer.Option("results.jsonl", "--out", help="Append every result as a JSON line here.")
+TARGET = typer.Option("inproc", help="inproc, serve, reference or a Placement URL.")
+AGAINST = typer.Option([], help="More targets measured in the same run (repeatable).")
+DATABASE = typer.Option("", help="berth's database URL (default: BERTH_DATABASE_URL).")
+
+
+def emit(out: str, kind: str, target: Target, settings: dict[str, Any], result: dict) -> None:
+    """Append one result line."""
+    records.append(out, records.record(kind, target.name, settings, result))
+
+
+def topology_from(profile: str, hosts: int, **fields: Any) -> topology.Topology:
+    """A profile with the fields given on the command line changed."""
+    base = topology.PROFILES[profile]
+    changed = {k: v for k, v in fields.items() if v is not None}
+    return dataclasses.replace(base, hosts=hosts, **changed)
+
+
+def populate_target(
+    target: Target, topo: topology.Topology, concurrency: int = 8, show: bool = True
+) -> dict[str, Any]:
+    """Write ``topo`` to ``target`` (bulk when its database is known); the figures."""
+    specs = topology.build(topo)
+    with bar(f"populate {target.name}", len(specs), show) as advance:
+        if target.database_url:
+            took = loader.into_database(target.database_url, specs, target.schema, True, advance)
+            path = "bulk-sql"
+        else:
+            took = loader.through_api(target.transport(), specs, concurrency, advance)
+            path = "api"
+    return {
+        "providers": len(specs),
+        "hosts": topo.host_count,
+        "seconds": round(took, 3),
+        "providers_per_s": round(len(specs) / took, 1) if took else 0.0,
+        "path": path,
+    }
+
+
+@app.command()
+def populate(
+    target: str = TARGET,
+    database_url: str = DATABASE,
+    profile: str = typer.Option("placement-bench", help="placement-bench or candidates."),
+    hosts: int = typer.Option(
+        0, "--hosts", "-n", help="Exactly this many hosts (0: rows x racks x hosts-per-rack)."
+    ),
+    rows: int = typer.Option(None, help="Rows (default 1)."),
+    racks: int = typer.Option(None, help="Racks per row (default 5)."),
+    hosts_per_rack: int = typer.Option(None, help="Hosts per rack (default 20)."),
+    vcpus: int = typer.Option(None, help="VCPU per host."),
+    vcpu_ratio: float = typer.Option(None, help="VCPU allocation ratio."),
+    memory_mb: int = typer.Option(None, help="MEMORY_MB per host."),
+    memory_ratio: float = typer.Option(None, help="MEMORY_MB allocation ratio."),
+    disk_gb: int = typer.Option(None, help="DISK_GB per host (0: none)."),
+    gpu_fraction: float = typer.Option(None, help="Share of hosts with CUSTOM_GPU."),
+    aggregates: int = typer.Option(None, help="Aggregates the hosts are spread over."),
+    numa: int = typer.Option(None, help="NUMA children per host (0: none)."),
+    shared_storage_gb: int = typer.Option(None, help="One sharing DISK_GB pool per rack."),
+    concurrency: int = typer.Option(8, help="Concurrent API calls (URL targets)."),
+    out: str = OUT,
+) -> None:
+    """Replace the target's cloud with a rows x racks x hosts topology."""
+    topo = topology_from(
+        profile, hosts, rows=rows, racks=racks, hosts_per_rack=hosts_per_rack, vcpus=vcpus,
+        vcpu_ratio=vcpu_ratio, memory_mb=memory_mb, memory_ratio=memory_ratio, disk_gb=disk_gb,
+        gpu_fraction=gpu_fraction, aggregates=aggregates, numa_nodes=numa,
+        shared_storage_gb=shared_storage_gb,
+    )  # fmt: skip
+    with open_target(target, database_url) as tg:
+        result = populate_target(tg, topo, concurrency)
+        emit(out, "populate", tg, {"topology": topo.as_dict(), "profile": profile}, result)
+    console.print(
+        f"{result['providers']} providers in {result['seconds']:.1f}s "
+        f"({result['providers_per_s']:.0f}/s, {result['path']})"
+    )
+
+
+def host_count(target: Target) -> int:
+    """Root providers with VCPU somewhere in their tree (the hosts), best effort."""
+    if target.database_url:
+        from sqlalchemy import func, select
+
+        from berth.db import tables as t
+        from berth.db.engine import Database
+
+        db = Database(target.database_url)
+        rp = t.resource_providers
+        with db.read() as conn:
+            roots = rp.c.id == rp.c.root_provider_id
+            n = conn.execute(select(func.count()).select_from(rp).where(roots)).scalar()
+        db.dispose()
+        return int(n or 0)
+    status, body = target.transport().request("GET", "/resource_providers?resources=VCPU:1")
+    return len(__import__("orjson").loads(body)["resource_providers"]) if status == 200 else -1
+
+
+def _startup(target: Target, query: str) -> dict[str, Any]:
+    """Cold start of a server the lab started: spawn to first candidates answer, RSS."""
+    took, status, _ = cand.timed_get(target.transport(), cand.QUERIES.get(query, query))
+    return {
+        "first_answer_s": round(time.monotonic() - target.started, 3),
+        "first_request_ms": round(took * 1000, 1),
+        "status": status,
+        "worker_rss_mb": [round(x, 1) for x in procs.worker_rss_mb(target.pid)],
+    }
+
+
+Rows = dict[tuple[str, int], dict[str, Any]]
+
+
+def measure_candidates(target: Target, opts: dict[str, Any], out: str) -> Rows:
+    """Every query at every concurrency against ``target``; results by (query, c)."""
+    hosts = host_count(target)
+    if target.pid:
+        startup = _startup(target, opts["queries"][0])
+        emit(out, "startup", target, {**opts, "hosts": hosts}, startup)
+        console.print(f"{target.name}: first answer {startup['first_answer_s']}s after spawn")
+    transport = target.transport()
+    found: Rows = {}
+    for query in opts["queries"]:
+        for c in cand.concurrency_steps(opts["concurrency"]):
+            with bar(f"{target.name} {query} c={c}", opts["requests"]) as advance:
+                cell = cand.run_cell(
+                    transport, query, c, opts["requests"], opts["seconds"], advance
+                )
+            settings = {**opts, "query": query, "concurrency": c, "hosts": hosts}
+            settings["query_string"] = cand.QUERIES.get(query, query)
+            result = cell.result()
+            if target.pid:
+                result["worker_rss_mb"] = [round(x, 1) for x in procs.worker_rss_mb(target.pid)]
+            emit(out, "candidates", target, settings, result)
+            found[(query, c)] = result
+    return found
+
+
+def comparison(names: list[str], runs: list[Rows], metric: str, label: str) -> Table:
+    """One row per (query, concurrency): the metric per target and its ratio to the first."""
+    table = Table(label, "c", *names, *(f"{n} / {names[0]}" for n in names[1:]))
+    for key in runs[0]:
+        values = [run.get(key, {}).get(metric, 0.0) for run in runs]
+        ratios = [f"{v / values[0]:.1f}x" if values[0] else "-" for v in values[1:]]
+        table.add_row(key[0], str(key[1]), *(f"{v:.2f}" for v in values), *ratios)
+    return table
+
+
+@app.command()
+def candidates(
+    target: str = TARGET,
+    against: list[str] = AGAINST,
+    database_url: str = DATABASE,
+    queries: str = typer.Option(
+        ",".join(cand.DEFAULT_MIX),
+        help=f"Names from {list(cand.QUERIES)} or raw query strings, comma-separated.",
+    ),
+    concurrency: int = typer.Option(1, help="Highest concurrency (1, 2, 4, ... up to it)."),
+    requests: int = typer.Option(200, help="Requests per query and concurrency."),
+    seconds: float = typer.Option(20.0, help="At most this long per query and concurrency."),
+    server_workers: int = typer.Option(1, help="Worker processes of a berth the lab serves."),
+    server: str = typer.Option("gunicorn", help="gunicorn or granian (serve)."),
+    filter_: str = typer.Option("memory", "--filter", help="berth: memory or sql filtering."),
+    out: str = OUT,
+) -> None:
+    """Latency percentiles and throughput of GET /allocation_candidates."""
+    opts = {
+        "queries": [q for q in queries.split(",") if q] if "&" not in queries else [queries],
+        "concurrency": concurrency, "requests": requests, "seconds": seconds,
+        "server_workers": server_workers, "server": server, "filter": filter_,
+    }  # fmt: skip
+    names, runs = [], []
+    env = {"BERTH_CANDIDATES_FILTER": filter_}
+    for name in [target, *against]:
+        with open_target(name, database_url, server_workers, server, env) as tg:
+            tg.overrides = {"candidates_filter": filter_}
+            runs.append(measure_candidates(tg, opts, out))
+            names.append(tg.name)
+    console.print(comparison(names, runs, "p50_ms", "p50 ms"))
+    console.print(comparison(names, runs, "throughput_rps", "req/s"))
+
+
+@reference_app.command("start")
+def reference_start(
+    database_url: str = typer.Option(
+        "",
+        help="berth's database; the reference gets its own one on the same server.",
+    ),
+    port: int = typer.Option(8792, help="Port on 127.0.0.1."),
+    workers: int = typer.Option(2, help="gunicorn worker processes."),
+) -> None:
+    """Install (first time) and start OpenStack Placement in its own venv, noauth2."""
+    from berth import settings as settings_mod
+    from berth.bench import reference
+
+    url = database_url or settings_mod.load().effective_database_url
+    with console.status("starting the reference (the first start installs it)..."):
+        state = reference.start(url, port, workers)
+    console.print(f"reference Placement {reference.VERSION} on {state.url} (pid {state.pid})")
+    console.print(f"its database: {state.database_url}")
+
+
+@reference_app.command("stop")
+def reference_stop() -> None:
+    """Stop the reference started by ``berth bench reference start``."""
+    from berth.bench import reference
+
+    console.print("stopped" if reference.stop() else "not running")
+
+
+@reference_app.command("status")
+def reference_status() -> None:
+    """Whether the reference runs, where, on which database."""
+    from berth.bench import reference
+
+    state = reference.current()
+    console.print(f"running: {state}" if state else "not running")
+
+
+@app.command()
+def report(
+    inputs: list[Path] = typer.Argument(..., help="JSON lines files (from --out)."),
+    output: Path = typer.Option(Path("docs/bench/report.md"), help="Markdown file to write."),
+    plots: Path = typer.Option(Path("docs/bench"), help="Directory for the PNG plots."),
+) -> None:
+    """Turn result lines into a Markdown report with tables and PNG plots."""
+    from berth.bench import report as report_mod
+
+    lines = records.load(inputs)
+    text = report_mod.render(lines, plots, relative_to=output.parent)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    console.print(f"{len(lines)} results -> {output} (plots in {plots})")
+
+
+from berth.bench import cli_claims  # noqa: E402,F401  (registers claims, compute-claims, workers)

@@ -1,0 +1,215 @@
+"""``berth bench claims | compute-claims | workers`` (registered on :data:`berth.bench.cli.app`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from berth.bench import candidates as cand
+from berth.bench import invariants, strategies
+from berth.bench.claims import ClaimsPlan, run
+from berth.bench.cli import (
+    AGAINST,
+    DATABASE,
+    OUT,
+    TARGET,
+    app,
+    console,
+    emit,
+    populate_target,
+    topology_from,
+)
+from berth.bench.progress import bar, timed
+from berth.bench.targets import Target, berth_server, open_target
+
+RESULT_COLUMNS = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups")
+
+
+def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise typer.BadParameter(f"unknown {what} {bad}; choose from {list(allowed)}")
+    return values
+
+
+@contextlib.contextmanager
+def _target_for(
+    name: str, database_url: str, strategy: str, partitioning: str, server_workers: int
+) -> Iterator[Target]:
+    """The target; a berth the lab serves gets this strategy and partitioning as settings."""
+    env = strategies.server_env(strategy, partitioning)
+    with open_target(name, database_url, server_workers, env=env) as target:
+        yield target
+
+
+def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any]:
+    target = plan.target
+    if hosts:
+        populate_target(target, topology_from("placement-bench", hosts), show=False)
+    label = f"{kind} {target.name} {plan.strategy}/{plan.partitioning} W={plan.workers}"
+    with timed(label, plan.seconds) as advance:
+        result = run(plan, advance)
+    result.update(
+        invariants.check(None if target.is_berth else target.transport(), target.database_url)
+    )
+    result["hosts"] = hosts
+    emit(out, kind, target, {**plan.settings(), "hosts": hosts}, result)
+    return result
+
+
+def _table(rows: list[tuple[str, str, str, int, dict[str, Any]]]) -> Table:
+    table = Table(
+        "target",
+        "strategy",
+        "partitioning",
+        "hosts",
+        *RESULT_COLUMNS,
+        "p50 ms",
+        "p99 ms",
+        "over capacity",
+    )
+    for name, strategy, part, hosts, r in rows:
+        cells = [str(r[c]) for c in RESULT_COLUMNS]
+        table.add_row(
+            name,
+            strategy,
+            part,
+            str(hosts),
+            *cells,
+            str(r["p50_ms"]),
+            str(r["p99_ms"]),
+            str(r["over_capacity"]),
+        )
+    return table
+
+
+@app.command()
+def claims(
+    target: str = TARGET,
+    against: list[str] = AGAINST,
+    database_url: str = DATABASE,
+    mode: str = typer.Option(
+        "auto", help="scheduler (berth's), placement (client-side claims) or auto."
+    ),
+    strategy: str = typer.Option("pack", help="pack, spread, random (comma-separated)."),
+    partitioning: str = typer.Option("none,modulo", help="none, modulo, hash (comma-separated)."),
+    workers: int = typer.Option(8, help="Concurrent scheduler processes."),
+    seconds: float = typer.Option(10.0, help="How long each run claims."),
+    hosts: list[int] = typer.Option(
+        [], help="Repopulate with this many placement-bench hosts before each run (repeatable)."
+    ),
+    repeat: int = typer.Option(1, help="Runs per combination (report the median)."),
+    limit: int = typer.Option(0, help="Client-side: limit on GET /allocation_candidates."),
+    server_workers: int = typer.Option(2, help="Worker processes of a berth the lab serves."),
+    out: str = OUT,
+) -> None:
+    """W schedulers claiming at once: claims/s, conflicts, retries, give-ups, latency."""
+    rows = []
+    for name in [target, *against]:
+        for s in _split(strategy, strategies.STRATEGIES, "strategy"):
+            for p in _split(partitioning, strategies.PARTITIONINGS, "partitioning"):
+                with _target_for(name, database_url, s, p, server_workers) as tg:
+                    chosen = (
+                        mode if mode != "auto" else ("scheduler" if tg.is_berth else "placement")
+                    )
+                    plan = ClaimsPlan(tg, chosen, s, p, workers, seconds, limit)
+                    for n in hosts or [0]:
+                        for _ in range(repeat):
+                            rows.append((tg.name, s, p, n, _one_run(plan, n, out, "claims")))
+    console.print(_table(rows))
+
+
+@app.command("compute-claims")
+def compute_claims(
+    target: str = TARGET,
+    database_url: str = DATABASE,
+    delay_ms: float = typer.Option(500.0, help="Between selection and the compute host's claim."),
+    attempts: int = typer.Option(3, help="Schedules per instance (Nova's max_attempts)."),
+    workers: int = typer.Option(8, help="Concurrent scheduler processes."),
+    seconds: float = typer.Option(10.0, help="How long each design runs."),
+    hosts: int = typer.Option(100, help="Repopulate with this many hosts before each design."),
+    strategy: str = typer.Option("pack", help="pack, spread or random."),
+    out: str = OUT,
+) -> None:
+    """The old design (compute host claims after a delay) vs claiming in the scheduler."""
+    rows = []
+    with _target_for(target, database_url, strategy, "none", 2) as tg:
+        new = "scheduler" if tg.is_berth else "placement"
+        for design in ("compute", new):
+            plan = ClaimsPlan(
+                tg,
+                design,
+                strategy,
+                "none",
+                workers,
+                seconds,
+                attempts=attempts,
+                delay=delay_ms / 1000,
+            )
+            result = _one_run(plan, hosts, out, "compute-claims")
+            per_boot = result["retries"] / result["claimed"] if result["claimed"] else 0.0
+            rows.append((design, result, per_boot))
+    table = Table(
+        "design", "claims/s", "retries", "retries per boot", "give-ups", "p50 ms", "p99 ms"
+    )
+    for design, r, per_boot in rows:
+        table.add_row(
+            design,
+            str(r["claims_per_s"]),
+            str(r["retries"]),
+            f"{per_boot:.3f}",
+            str(r["give_ups"]),
+            str(r["p50_ms"]),
+            str(r["p99_ms"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def workers(
+    database_url: str = DATABASE,
+    processes: str = typer.Option("1,2,4", help="Worker process counts to try."),
+    servers: str = typer.Option("gunicorn,granian", help="HTTP servers to try."),
+    query: str = typer.Option("limit", help="Query name or raw query string."),
+    concurrency: int = typer.Option(8, help="Concurrent client connections."),
+    seconds: float = typer.Option(10.0, help="Per server and worker count."),
+    out: str = OUT,
+) -> None:
+    """API throughput against the number of worker processes, per HTTP server."""
+    table = Table("server", "workers", "req/s", "p50 ms", "p99 ms", "errors")
+    for server in _split(servers, ("gunicorn", "granian"), "server"):
+        for n in [int(x) for x in processes.split(",")]:
+            with berth_server(_db(database_url), n, server) as tg:
+                transport = tg.transport()
+                cand.run_cell(transport, query, concurrency, 4 * n * concurrency, 30.0)  # warm
+                with bar(f"{server} x{n}", 10**9) as advance:
+                    cell = cand.run_cell(transport, query, concurrency, 10**9, seconds, advance)
+                r = cell.result()
+                settings = {
+                    "server": server,
+                    "workers": n,
+                    "query": query,
+                    "concurrency": concurrency,
+                    "seconds": seconds,
+                }
+                emit(out, "workers", tg, settings, r)
+                table.add_row(
+                    server,
+                    str(n),
+                    str(r["throughput_rps"]),
+                    str(r["p50_ms"]),
+                    str(r["p99_ms"]),
+                    str(r["errors"]),
+                )
+    console.print(table)
+
+
+def _db(database_url: str) -> str:
+    from berth import settings as settings_mod
+
+    return database_url or settings_mod.load().effective_database_url

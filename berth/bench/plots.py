@@ -1,0 +1,121 @@
+"""PNG plots of the report (matplotlib, Agg backend: no display needed).
+
+Three pictures: candidates p50 against hosts (per target), claims/s
+against hosts (per target, strategy and partitioning), and the seed's
+question, filtering in the database vs in memory (berth's two modes).
+Each series is the median over repeated runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from berth.bench.report import Line, group, median_of, target_label
+
+Series = dict[str, list[tuple[float, float]]]
+
+
+def series(lines: list[Line], kind: str, label: Callable[[Line], str | None], field: str) -> Series:
+    """label -> sorted (hosts, median field) points; lines whose label is None are skipped."""
+    out: Series = {}
+    keyed = group(
+        (x for x in lines if x["kind"] == kind),
+        lambda x: (label(x), x["settings"].get("hosts")),
+    )
+    for (name, hosts), same in keyed.items():
+        if name is None or not hosts:
+            continue
+        out.setdefault(name, []).append((float(hosts), median_of(same, field)))
+    return {name: sorted(points) for name, points in out.items()}
+
+
+def _draw(data: Series, title: str, ylabel: str, path: Path, log_y: bool = False) -> bool:
+    if not data:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for name, points in sorted(data.items()):
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel("compute hosts")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def _candidates_label(query: str) -> Callable[[Line], str | None]:
+    def label(x: Line) -> str | None:
+        s = x["settings"]
+        if s.get("query") != query or s.get("concurrency") != 1:
+            return None
+        berth = x["target"] in ("inproc", "serve")
+        return target_label(x) + (f" [{s.get('filter')}]" if berth else "")
+
+    return label
+
+
+def _claims_label(x: Line) -> str:
+    s = x["settings"]
+    return f"{target_label(x)} {s.get('strategy')}/{s.get('partitioning')} W={s.get('workers')}"
+
+
+def _filter_label(x: Line) -> str | None:
+    s = x["settings"]
+    if x["target"] not in ("inproc", "serve") or s.get("concurrency") != 1:
+        return None
+    if s.get("query") != "limit":
+        return None
+    return {"sql": "in the database (sql)", "memory": "in memory"}.get(s.get("filter", ""))
+
+
+def draw_all(lines: list[Line], directory: Path) -> list[tuple[str, Path]]:
+    """Draw every plot the lines allow; (title, file) of each drawn."""
+    plans: list[tuple[str, Series, str, str, bool]] = [
+        (
+            "candidates p50, limit=50, c=1",
+            series(lines, "candidates", _candidates_label("limit"), "p50_ms"),
+            "p50 ms",
+            "candidates-limit.png",
+            True,
+        ),
+        (
+            "candidates p50, no limit, c=1",
+            series(lines, "candidates", _candidates_label("nolimit"), "p50_ms"),
+            "p50 ms",
+            "candidates-nolimit.png",
+            True,
+        ),
+        (
+            "successful claims/s",
+            series(lines, "claims", _claims_label, "claims_per_s"),
+            "claims/s",
+            "claims.png",
+            True,
+        ),
+        (
+            "filtering in the database vs in memory (berth, limit=50)",
+            series(lines, "candidates", _filter_label, "p50_ms"),
+            "p50 ms",
+            "filtering.png",
+            True,
+        ),
+    ]
+    drawn = []
+    for title, data, ylabel, name, log_y in plans:
+        path = directory / name
+        if _draw(data, title, ylabel, path, log_y):
+            drawn.append((title, path))
+    return drawn

@@ -1,0 +1,47 @@
+"""Rich progress bars for the lab's long steps, and a silent stand-in for tests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+Advance = Callable[[int], None]
+
+console = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def bar(description: str, total: float, enabled: bool = True) -> Iterator[Advance]:
+    """A progress bar of ``total`` steps; yields ``advance(n)``."""
+    if not enabled:
+        yield lambda n: None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+@contextlib.contextmanager
+def timed(description: str, seconds: float, enabled: bool = True) -> Iterator[Advance]:
+    """A bar over a fixed duration: advance it by elapsed whole seconds."""
+    with bar(f"{description} ({seconds:g}s)", int(seconds), enabled) as advance:
+        yield advance

@@ -1,0 +1,204 @@
+"""Result lines -> a Markdown report: one table per kind of measurement, plus plots.
+
+Lines measuring the same thing (same kind, target and settings) are
+repeats: the tables show the median of each figure and how many runs it
+summarises, because a small shared machine is noisy.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+Line = dict[str, Any]
+Key = tuple[Any, ...]
+
+TARGET_LABELS = {"inproc": "berth (in process)", "serve": "berth (HTTP)", "reference": "reference"}
+
+
+def target_label(line: Line) -> str:
+    """A short, stable name for the line's target."""
+    name = str(line["target"])
+    return TARGET_LABELS.get(name, name)
+
+
+def median_of(lines: Sequence[Line], field: str) -> float:
+    """The median of a numeric result field over repeated lines."""
+    values = [float(x["result"].get(field, 0.0)) for x in lines]
+    return statistics.median(values) if values else 0.0
+
+
+def group(lines: Iterable[Line], key: Callable[[Line], Key]) -> dict[Key, list[Line]]:
+    """Lines by ``key``, keys in first-seen order."""
+    out: dict[Key, list[Line]] = {}
+    for line in lines:
+        out.setdefault(key(line), []).append(line)
+    return out
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:,}"
+        return str(v)
+
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _of(lines: list[Line], kind: str) -> list[Line]:
+    return [x for x in lines if x["kind"] == kind]
+
+
+def candidates_key(x: Line) -> Key:
+    """What makes two candidates lines repeats of each other."""
+    s = x["settings"]
+    filt = s.get("filter", "") if x["target"] in ("inproc", "serve") else ""
+    return (target_label(x), filt, s.get("hosts"), s.get("query"), s.get("concurrency"))
+
+
+def candidates_table(lines: list[Line]) -> str:
+    """Median latency percentiles and throughput per target, filter, hosts, query, c."""
+    rows = []
+    for key, same in group(_of(lines, "candidates"), candidates_key).items():
+        figures = [median_of(same, f) for f in ("p50_ms", "p90_ms", "p99_ms", "throughput_rps")]
+        cands = int(same[-1]["result"].get("candidates", -1))
+        rows.append([*key, cands, *figures, len(same)])
+    head = ["target", "filter", "hosts", "query", "c", "candidates", "p50 ms", "p90 ms",
+            "p99 ms", "req/s", "runs"]  # fmt: skip
+    return table(head, rows)
+
+
+def startup_table(lines: list[Line]) -> str:
+    """Cold start and worker memory of servers the lab started."""
+    rows = []
+    for x in _of(lines, "startup"):
+        s, r = x["settings"], x["result"]
+        rss = max(r.get("worker_rss_mb") or [0.0])
+        rows.append([target_label(x), s.get("filter", ""), s.get("hosts"), s.get("server_workers"),
+                     r["first_answer_s"], r["first_request_ms"], rss])  # fmt: skip
+    head = ["target", "filter", "hosts", "workers", "spawn to first answer s",
+            "first request ms", "max worker RSS MB"]  # fmt: skip
+    return table(head, rows)
+
+
+def claims_key(x: Line) -> Key:
+    """What makes two claims lines repeats of each other."""
+    s = x["settings"]
+    return (target_label(x), s.get("mode"), s.get("hosts"), s.get("strategy"),
+            s.get("partitioning"), s.get("workers"))  # fmt: skip
+
+
+CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups",
+                 "p50_ms", "p99_ms")  # fmt: skip
+
+
+def claims_table(lines: list[Line], kind: str = "claims") -> str:
+    """Median claims figures per target, mode, hosts, strategy, partitioning, W."""
+    rows = []
+    for key, same in group(_of(lines, kind), claims_key).items():
+        figures = [median_of(same, f) for f in CLAIM_FIGURES]
+        over = max(int(x["result"].get("over_capacity", 0)) for x in same)
+        rows.append([*key, *figures, over, len(same)])
+    head = ["target", "mode", "hosts", "strategy", "partitioning", "W", "claims/s",
+            "conflicts/s", "conflict %", "retries", "give-ups", "p50 ms", "p99 ms",
+            "over capacity", "runs"]  # fmt: skip
+    return table(head, rows)
+
+
+def compute_table(lines: list[Line]) -> str:
+    """The old design vs claiming in the scheduler: retries per successful boot."""
+    rows = []
+    for key, same in group(_of(lines, "compute-claims"), claims_key).items():
+        claimed = median_of(same, "claimed")
+        retries = median_of(same, "retries")
+        delay = same[0]["settings"].get("delay", 0.0) if key[1] == "compute" else 0.0
+        rows.append([key[0], key[1], key[2], int(delay * 1000), median_of(same, "claims_per_s"),
+                     retries / claimed if claimed else 0.0, median_of(same, "give_ups"),
+                     median_of(same, "p50_ms"), len(same)])  # fmt: skip
+    head = ["target", "design", "hosts", "claim delay ms", "claims/s", "retries per boot",
+            "give-ups", "p50 ms", "runs"]  # fmt: skip
+    return table(head, rows)
+
+
+def workers_table(lines: list[Line]) -> str:
+    """Throughput against worker processes per HTTP server."""
+
+    def key(x: Line) -> Key:
+        s = x["settings"]
+        return (s["server"], s["workers"], s["query"], s["concurrency"])
+
+    rows = []
+    for k, same in group(_of(lines, "workers"), key).items():
+        rows.append([*k, median_of(same, "throughput_rps"), median_of(same, "p50_ms"),
+                     median_of(same, "p99_ms"), len(same)])  # fmt: skip
+    return table(["server", "workers", "query", "c", "req/s", "p50 ms", "p99 ms", "runs"], rows)
+
+
+def populate_table(lines: list[Line]) -> str:
+    """Bulk loading speed."""
+    rows = []
+    for x in _of(lines, "populate"):
+        r = x["result"]
+        rows.append(
+            [target_label(x), r["path"], r["providers"], r["seconds"], r["providers_per_s"]]
+        )
+    return table(["target", "path", "providers", "seconds", "providers/s"], rows)
+
+
+def machine_summary(lines: list[Line]) -> str:
+    """Cores, memory, python, versions and the load averages seen."""
+    if not lines:
+        return "No results."
+    m = lines[-1]["machine"]
+    loads = [x["machine"]["loadavg"][0] for x in lines]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(lines[-1]["versions"].items()))
+    return (
+        f"{m['cores']} cores, {m['memory_mb']:,} MB, Python {m['python']} ({m['platform']}); "
+        f"{versions}. 1-minute load average during the runs: {min(loads):.1f} to "
+        f"{max(loads):.1f} (median {statistics.median(loads):.1f})."
+    )
+
+
+SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
+    ("populate", "Populate", populate_table),
+    ("candidates", "Allocation candidates", candidates_table),
+    ("startup", "Cold start and memory", startup_table),
+    ("claims", "Claims", claims_table),
+    ("compute-claims", "Claims in the compute host (the old design)", compute_table),
+    ("workers", "Worker processes", workers_table),
+]
+
+
+def render(lines: list[Line], plots: Path | None = None, relative_to: Path | None = None) -> str:
+    """The whole report; plots are drawn into ``plots`` when given."""
+    parts = ["# berth benchmark report", "", machine_summary(lines), ""]
+    for kind, title, make in SECTIONS:
+        if _of(lines, kind):
+            parts += [f"## {title}", "", make(lines), ""]
+    if plots is not None:
+        from berth.bench import plots as plots_mod
+
+        drawn = plots_mod.draw_all(lines, plots)
+        if drawn:
+            parts += ["## Plots", ""]
+        for title, path in drawn:
+            shown = _relative(path, relative_to)
+            parts += [f"![{title}]({shown})", ""]
+    return "\n".join(parts)
+
+
+def _relative(path: Path, base: Path | None) -> str:
+    if base is None:
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,176 @@
+"""What a benchmark runs against: a :class:`Target` named by a short string.
+
+``inproc``      berth's WSGI app in this process, over ``--database-url``;
+``serve``       ``berth serve`` started here on a free port over the same
+                database (``--workers``, ``--server``), stopped afterwards;
+``reference``   the OpenStack Placement started by ``berth bench reference start``;
+``http://...``  any Placement-compatible URL.
+
+A target knows its database when the lab can see it (berth's, or the
+reference's), so populating and the capacity check can go straight to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth.bench.transport import HttpTransport, Transport, in_process
+
+
+@dataclass
+class Target:
+    """A resolved target: how to reach it and what it is."""
+
+    name: str  # "inproc", "serve", "reference" or the URL
+    kind: str  # "berth-inproc", "berth-http" or "placement-http"
+    url: str = ""
+    database_url: str = ""  # the database behind it, when known
+    schema: str = "berth"  # "berth" or "placement" (the reference's tables)
+    started: float = 0.0  # monotonic time the server was spawned (serve)
+    pid: int = 0
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_berth(self) -> bool:
+        """True for berth (in process or over HTTP)."""
+        return self.kind.startswith("berth")
+
+    def transport(self) -> Transport:
+        """A fresh transport (one per process: connections are not shared)."""
+        if self.kind == "berth-inproc":
+            return in_process(self.database_url, **self.overrides)
+        return HttpTransport(self.url)
+
+    def describe(self) -> dict[str, Any]:
+        """For a result line."""
+        return {"name": self.name, "kind": self.kind, "url": self.url, "db": _db_kind(self)}
+
+
+def _db_kind(target: Target) -> str:
+    url = target.database_url
+    return url.split(":", 1)[0].split("+", 1)[0] if url else ""
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 120.0) -> None:
+    """Block until ``GET url/`` answers (RuntimeError if the server died or never did)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no answer at {url} within {timeout}s")
+
+
+@contextlib.contextmanager
+def berth_server(
+    database_url: str,
+    workers: int = 1,
+    server: str = "gunicorn",
+    env: dict[str, str] | None = None,
+) -> Iterator[Target]:
+    """Run ``berth serve`` on a free port over ``database_url``; yield it as a target."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
+        full_env = dict(os.environ)
+        full_env.update(
+            {
+                "BERTH_DATA_DIR": tmp,
+                "BERTH_DATABASE_URL": database_url,
+                "BERTH_BIND": f"127.0.0.1:{port}",
+                "BERTH_WORKERS": str(workers),
+                "BERTH_SERVER": server,
+                "BERTH_LOG_LEVEL": "WARNING",
+                "BERTH_LOG_REQUESTS": "false",
+            }
+        )
+        full_env.update(env or {})
+        started = time.monotonic()
+        with open(os.path.join(tmp, "server.log"), "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "berth.cli", "serve"],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_ready(url, proc)
+                yield Target(
+                    "serve", "berth-http", url, database_url, started=started, pid=proc.pid
+                )
+            except RuntimeError:
+                log.flush()
+                with open(os.path.join(tmp, "server.log"), encoding="utf-8") as fh:
+                    sys.stderr.write(fh.read()[-3000:])
+                raise
+            finally:
+                _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def open_target(
+    name: str,
+    database_url: str = "",
+    workers: int = 1,
+    server: str = "gunicorn",
+    env: dict[str, str] | None = None,
+) -> Iterator[Target]:
+    """Resolve ``name`` (see the module docstring); servers it starts stop on exit."""
+    if name == "inproc":
+        yield Target("inproc", "berth-inproc", database_url=_berth_db(database_url))
+    elif name == "serve":
+        with berth_server(_berth_db(database_url), workers, server, env) as target:
+            yield target
+    elif name == "reference":
+        from berth.bench import reference
+
+        state = reference.current()
+        if state is None:
+            raise RuntimeError("the reference is not running (berth bench reference start)")
+        yield Target("reference", "placement-http", state.url, state.database_url, "placement")
+    elif name.startswith(("http://", "https://")):
+        yield Target(name, _probe(name), name.rstrip("/"))
+    else:
+        raise ValueError(f"unknown target {name!r}: inproc, serve, reference or a URL")
+
+
+def _berth_db(database_url: str) -> str:
+    from berth import settings as settings_mod
+
+    return database_url or settings_mod.load().effective_database_url
+
+
+def _probe(url: str) -> str:
+    """berth answers ``GET /scheduler``; other Placements do not."""
+    status, _ = HttpTransport(url).request("GET", "/scheduler")
+    return "berth-http" if status == 200 else "placement-http"
