@@ -98,8 +98,18 @@ def _ensure_aggregates(conn: Connection, uuids: set[str]) -> dict[str, int]:
 
 
 def _bulk(conn: Connection, table: Table, rows: Sequence[dict[str, object]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        conn.execute(insert(table), rows[start : start + CHUNK])
+    """executemany straight through the driver (no per-row SQLAlchemy processing)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(mark for _ in columns)})"
+    )
+    values = [tuple(row[c] for c in columns) for row in rows]
+    for start in range(0, len(values), CHUNK):
+        conn.exec_driver_sql(sql, values[start : start + CHUNK])
 
 
 def _provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[str, object]]:
@@ -125,22 +135,24 @@ def _provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[st
     return rows
 
 
-def write(conn: Connection, specs: Sequence[ProviderSpec], announce: bool = True) -> list[int]:
-    """Insert ``specs`` (with traits, aggregates and usage); returns their ids.
-
-    ``announce`` logs "reload everything" in the change feed for running workers.
-    """
-    first = int(conn.execute(select(func.max(t.resource_providers.c.id))).scalar() or 0) + 1
-    classes = _ids_by_name(conn, t.resource_classes, {rc for s in specs for rc in s.inventories})
-    traits = _ensure_traits(conn, {tr for s in specs for tr in s.traits})
-    aggs = _ensure_aggregates(conn, {a for s in specs for a in s.aggregates})
+def _dependent_rows(
+    specs: Sequence[ProviderSpec],
+    first: int,
+    classes: dict[str, int],
+    traits: dict[str, int],
+    aggs: dict[str, int],
+) -> dict[Table, list[dict[str, object]]]:
+    """Inventory, usage, trait and aggregate rows of providers numbered from ``first``."""
     now = utcnow()
-    _bulk(conn, t.resource_providers, _provider_rows(specs, first))
-    inventories, allocations, rp_traits, rp_aggs = [], [], [], []
-    for i, spec in enumerate(specs):
-        pid = first + i
+    rows: dict[Table, list[dict[str, object]]] = {
+        t.inventories: [],
+        t.allocations: [],
+        t.resource_provider_traits: [],
+        t.resource_provider_aggregates: [],
+    }
+    for pid, spec in enumerate(specs, start=first):
         for rc, (total, reserved, lo, hi, step, ratio) in spec.inventories.items():
-            inventories.append(
+            rows[t.inventories].append(
                 {
                     "resource_provider_id": pid,
                     "resource_class_id": classes[rc],
@@ -153,28 +165,39 @@ def write(conn: Connection, specs: Sequence[ProviderSpec], announce: bool = True
                     "created_at": now,
                 }
             )
-        for rc, used in spec.used.items():
-            allocations.append(
-                {
-                    "resource_provider_id": pid,
-                    "consumer_id": str(uuidlib.uuid4()),
-                    "resource_class_id": classes[rc],
-                    "used": used,
-                    "created_at": now,
-                }
-            )
-        rp_traits += [
+        rows[t.allocations] += [
+            {
+                "resource_provider_id": pid,
+                "consumer_id": str(uuidlib.uuid4()),
+                "resource_class_id": classes[rc],
+                "used": used,
+                "created_at": now,
+            }
+            for rc, used in spec.used.items()
+        ]
+        rows[t.resource_provider_traits] += [
             {"resource_provider_id": pid, "trait_id": traits[tr], "created_at": now}
             for tr in spec.traits
         ]
-        rp_aggs += [
+        rows[t.resource_provider_aggregates] += [
             {"resource_provider_id": pid, "aggregate_id": aggs[a], "created_at": now}
             for a in spec.aggregates
         ]
-    _bulk(conn, t.inventories, inventories)
-    _bulk(conn, t.allocations, allocations)
-    _bulk(conn, t.resource_provider_traits, rp_traits)
-    _bulk(conn, t.resource_provider_aggregates, rp_aggs)
+    return rows
+
+
+def write(conn: Connection, specs: Sequence[ProviderSpec], announce: bool = True) -> list[int]:
+    """Insert ``specs`` (with traits, aggregates and usage); returns their ids.
+
+    ``announce`` logs "reload everything" in the change feed for running workers.
+    """
+    first = int(conn.execute(select(func.max(t.resource_providers.c.id))).scalar() or 0) + 1
+    classes = _ids_by_name(conn, t.resource_classes, {rc for s in specs for rc in s.inventories})
+    traits = _ensure_traits(conn, {tr for s in specs for tr in s.traits})
+    aggs = _ensure_aggregates(conn, {a for s in specs for a in s.aggregates})
+    _bulk(conn, t.resource_providers, _provider_rows(specs, first))
+    for table, rows in _dependent_rows(specs, first, classes, traits, aggs).items():
+        _bulk(conn, table, rows)
     if conn.dialect.name == "postgresql":
         # Ids were given explicitly: move the sequence past them.
         conn.execute(
