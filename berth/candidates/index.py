@@ -64,6 +64,7 @@ class MemoryIndex:
         """Read everything again."""
         started = time.monotonic()
         # Millions of small objects: the cyclic collector would only slow this down.
+        collecting = gc.isenabled()
         gc.disable()
         try:
             with self.db.read() as conn:
@@ -72,7 +73,8 @@ class MemoryIndex:
                 self.agg_ids = loading.aggregate_uuids(conn)
             self.universe = Universe.build(self.trait_ids.get(SHARING_TRAIT), providers.values())
         finally:
-            gc.enable()
+            if collecting:
+                gc.enable()
         # The index lives as long as the process: keep the collector off it.
         gc.freeze()
         log.info(
