@@ -185,6 +185,7 @@ class PlacementClaimer:
                 "project_id": PROJECT,
                 "user_id": USER,
                 "consumer_generation": None,
+                "consumer_type": "INSTANCE",  # required from microversion 1.38
             }
             status, raw = self.transport.request("PUT", f"/allocations/{uuidlib.uuid4()}", body)
             if status == 204:

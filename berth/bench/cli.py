@@ -164,11 +164,12 @@ def measure_candidates(target: Target, opts: dict[str, Any], out: str) -> Rows:
 
 def comparison(names: list[str], runs: list[Rows], metric: str, label: str) -> Table:
     """One row per (query, concurrency): the metric per target and its ratio to the first."""
-    table = Table(label, "c", *names, *(f"{n} / {names[0]}" for n in names[1:]))
+    table = Table(label, "c", "found", *names, *(f"{n} / {names[0]}" for n in names[1:]))
     for key in runs[0]:
         values = [run.get(key, {}).get(metric, 0.0) for run in runs]
-        ratios = [f"{v / values[0]:.1f}x" if values[0] else "-" for v in values[1:]]
-        table.add_row(key[0], str(key[1]), *(f"{v:.2f}" for v in values), *ratios)
+        found = "/".join(str(run.get(key, {}).get("candidates", "-")) for run in runs)
+        ratios = [f"{v / values[0]:.3g}x" if values[0] else "-" for v in values[1:]]
+        table.add_row(key[0], str(key[1]), found, *(f"{v:.2f}" for v in values), *ratios)
     return table
 
 

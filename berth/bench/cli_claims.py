@@ -20,10 +20,11 @@ from berth.bench.cli import (
     app,
     console,
     emit,
+    host_count,
     populate_target,
     topology_from,
 )
-from berth.bench.progress import bar, timed
+from berth.bench.progress import clock, timed
 from berth.bench.targets import Target, berth_server, open_target
 
 RESULT_COLUMNS = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups")
@@ -57,6 +58,7 @@ def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any
     result.update(
         invariants.check(None if target.is_berth else target.transport(), target.database_url)
     )
+    hosts = hosts or host_count(target)
     result["hosts"] = hosts
     emit(out, kind, target, {**plan.settings(), "hosts": hosts}, result)
     return result
@@ -187,7 +189,7 @@ def workers(
             with berth_server(_db(database_url), n, server) as tg:
                 transport = tg.transport()
                 cand.run_cell(transport, query, concurrency, 4 * n * concurrency, 30.0)  # warm
-                with bar(f"{server} x{n}", 10**9) as advance:
+                with clock(f"{server} x{n}", seconds) as advance:
                     cell = cand.run_cell(transport, query, concurrency, 10**9, seconds, advance)
                 r = cell.result()
                 settings = {

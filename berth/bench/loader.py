@@ -75,9 +75,8 @@ def into_database(
         started = time.monotonic()
         if replace:
             wipe(db)
-        step = 20_000
-        for start in range(0, len(specs), step):
-            chunk = specs[start : start + step]
+        for start, end in chunks(specs):
+            chunk = specs[start:end]
             with db.write() as conn:
                 bulk.write(conn, _reindexed(chunk, start))
             if advance:
@@ -104,9 +103,17 @@ def _reindexed(chunk: Sequence[ProviderSpec], offset: int) -> list[ProviderSpec]
     return out
 
 
-def chunk_edges_ok(specs: Sequence[ProviderSpec], step: int = 20_000) -> bool:
-    """Whether no tree straddles a chunk edge (the bulk path writes chunk by chunk)."""
-    return all(s.parent is None or s.parent // step == i // step for i, s in enumerate(specs))
+def chunks(specs: Sequence[ProviderSpec], step: int = 20_000) -> list[tuple[int, int]]:
+    """(start, end) of transactions of about ``step`` providers, cut only before a root."""
+    edges = []
+    start = 0
+    while start < len(specs):
+        end = min(start + step, len(specs))
+        while end < len(specs) and specs[end].parent is not None:
+            end += 1
+        edges.append((start, end))
+        start = end
+    return edges
 
 
 def _create(transport: Transport, spec: ProviderSpec, parent_uuid: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -45,3 +46,21 @@ def timed(description: str, seconds: float, enabled: bool = True) -> Iterator[Ad
     """A bar over a fixed duration: advance it by elapsed whole seconds."""
     with bar(f"{description} ({seconds:g}s)", int(seconds), enabled) as advance:
         yield advance
+
+
+@contextlib.contextmanager
+def clock(description: str, seconds: float, enabled: bool = True) -> Iterator[Advance]:
+    """A bar over a fixed duration that any call moves to the time elapsed so far."""
+    started = time.monotonic()
+    shown = 0
+
+    with bar(f"{description} ({seconds:g}s)", int(seconds), enabled) as advance:
+
+        def tick(_: int) -> None:
+            nonlocal shown
+            now = min(int(seconds), int(time.monotonic() - started))
+            if now > shown:
+                advance(now - shown)
+                shown = now
+
+        yield tick

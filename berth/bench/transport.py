@@ -86,24 +86,36 @@ class HttpTransport:
 
 
 class InProcessTransport:
-    """berth's WSGI app called directly (falcon's test client): no sockets, no workers."""
+    """berth's WSGI app called directly: no sockets, no server, no workers."""
 
     def __init__(self, app: Any, name: str = "inproc") -> None:
-        import falcon.testing
-
         self.name = name
-        self.client = falcon.testing.TestClient(app)
+        self.app = app
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
-        """One simulated request."""
+        """One request through the WSGI callable."""
+        from falcon.testing import create_environ
+
         sent_headers, data = _headers(body, headers)
         route, _, query = path.partition("?")
-        result = self.client.simulate_request(
-            method, route, query_string=query or None, headers=sent_headers, body=data
+        environ = create_environ(
+            route, query, headers=sent_headers, body=data or b"", method=method, host="localhost"
         )
-        return result.status_code, result.content
+        status: list[str] = []
+
+        def start_response(line: str, _headers: Any, _exc: Any = None) -> None:
+            status.append(line)
+
+        chunks = self.app(environ, start_response)
+        try:
+            content = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return int(status[0].split(" ", 1)[0]), content
 
 
 def in_process(database_url: str, **overrides: Any) -> InProcessTransport:

@@ -1,0 +1,52 @@
+"""A small run of the whole lab (100 hosts, a few seconds each) through the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from berth.bench import records
+from berth.cli import app
+
+
+def _bench(*args: str) -> str:
+    result = CliRunner().invoke(app, ["bench", *args])
+    assert result.exit_code == 0, f"{args}: {result.output}\n{result.exception!r}"
+    return result.output
+
+
+@pytest.mark.slow  # spawns scheduler processes: ~30 s on a busy 2-core machine
+def test_populate_measure_claim_report(tmp_path: Path) -> None:
+    out = str(tmp_path / "results.jsonl")
+    db = ["--database-url", f"sqlite:///{tmp_path / 'berth.sqlite'}", "--out", out]
+    _bench("populate", "--hosts", "100", "--profile", "candidates", *db)
+    shown = _bench(
+        "candidates", "--queries", "limit,trait", "--requests", "20", "--seconds", "3", *db
+    )
+    assert "limit" in shown and "trait" in shown
+    common = ["--workers", "2", "--seconds", "2", "--hosts", "100", "--partitioning", "modulo"]
+    _bench("claims", *common, *db)
+    _bench("claims", "--mode", "placement", "--strategy", "spread", *common, *db)
+    lines = records.load([out])
+    assert [x["kind"] for x in lines] == [
+        "populate",
+        "candidates",
+        "candidates",
+        "claims",
+        "claims",
+    ]
+    populate, limit = lines[0]["result"], lines[1]["result"]
+    assert populate["providers"] == 100 and populate["path"] == "bulk-sql"
+    assert limit["candidates"] == 50 and limit["errors"] == 0 and limit["requests"] == 20
+    for claims in lines[3:]:
+        assert claims["result"]["claimed"] > 0
+        assert claims["result"]["over_capacity"] == 0
+        assert claims["result"]["checked_via"] == "sql"
+    assert lines[4]["settings"]["mode"] == "placement"
+    report = tmp_path / "docs" / "report.md"
+    _bench("report", out, "--output", str(report), "--plots", str(tmp_path / "docs" / "bench"))
+    text = report.read_text()
+    assert "## Claims" in text and "## Allocation candidates" in text
+    assert "![successful claims/s](bench/claims.png)" in text

@@ -1,0 +1,90 @@
+"""Report rendering: medians of repeats, one table per kind, plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from berth.bench import records, report
+
+MACHINE = {
+    "cores": 2,
+    "memory_mb": 4096,
+    "python": "3.11",
+    "platform": "Linux",
+    "loadavg": [1.0, 1, 1],
+}
+
+
+def _line(
+    kind: str, target: str, settings: dict[str, Any], result: dict[str, Any], load: float = 1.0
+) -> dict:
+    machine = {**MACHINE, "loadavg": [load, 1.0, 1.0]}
+    return {"kind": kind, "target": target, "settings": settings, "result": result,
+            "machine": machine, "versions": {"berth": "0.1.0"}, "at": "now"}  # fmt: skip
+
+
+def _cand(target: str, hosts: int, p50: float, query: str = "limit", filt: str = "memory") -> dict:
+    settings = {"hosts": hosts, "query": query, "concurrency": 1, "filter": filt}
+    result = {"p50_ms": p50, "p90_ms": p50, "p99_ms": 2 * p50, "throughput_rps": 1000 / p50,
+              "candidates": 50}  # fmt: skip
+    return _line("candidates", target, settings, result)
+
+
+def _claims(target: str, hosts: int, part: str, rate: float) -> dict:
+    settings = {"hosts": hosts, "mode": "scheduler", "strategy": "pack", "partitioning": part,
+                "workers": 8}  # fmt: skip
+    result = {"claims_per_s": rate, "conflicts_per_s": 1.0, "conflict_pct": 0.5, "retries": 3,
+              "give_ups": 0, "p50_ms": 4.0, "p99_ms": 9.0, "over_capacity": 0}  # fmt: skip
+    return _line("claims", target, settings, result)
+
+
+LINES = [
+    _cand("serve", 100, 1.0), _cand("serve", 100, 3.0), _cand("serve", 100, 2.0),
+    _cand("serve", 800, 2.5), _cand("reference", 100, 40.0), _cand("reference", 800, 130.0),
+    _cand("serve", 100, 9.0, filt="sql"), _cand("serve", 800, 30.0, filt="sql"),
+    _claims("inproc", 100, "none", 500.0), _claims("inproc", 100, "none", 700.0),
+    _claims("inproc", 800, "modulo", 900.0), _claims("reference", 100, "none", 15.0),
+]  # fmt: skip
+
+
+def _row(text: str, *cells: str) -> str:
+    rows = [line for line in text.splitlines() if all(f"| {c} |" in line for c in cells)]
+    assert len(rows) == 1, (cells, rows)
+    return rows[0]
+
+
+def test_repeats_are_summarised_by_their_median() -> None:
+    text = report.candidates_table(LINES)
+    row = _row(text, "berth (HTTP)", "memory", "100")
+    assert "| 2.00 |" in row and row.endswith("| 3 |")  # median of 1, 3, 2 over 3 runs
+    claims = report.claims_table(LINES)
+    assert "| 600 |" in _row(claims, "berth (in process)", "100", "none")
+
+
+def test_every_kind_gets_its_section_and_the_load_is_reported(tmp_path: Path) -> None:
+    lines = [*LINES, _line("startup", "serve", {"hosts": 100, "server_workers": 1},
+                           {"first_answer_s": 1.5, "first_request_ms": 300.0,
+                            "worker_rss_mb": [120.0, 80.0]}, load=7.5)]  # fmt: skip
+    text = report.render(lines)
+    for title in ("## Allocation candidates", "## Claims", "## Cold start and memory"):
+        assert title in text
+    assert "## Worker processes" not in text
+    assert "1.0 to 7.5" in text
+    assert _row(report.startup_table(lines), "berth (HTTP)", "100").endswith("| 300 | 120 |")
+
+
+def test_plots_are_drawn_and_linked(tmp_path: Path) -> None:
+    out = tmp_path / "docs"
+    text = report.render(LINES, out / "bench", relative_to=out)
+    for name in ("candidates-limit.png", "claims.png", "filtering.png"):
+        assert (out / "bench" / name).stat().st_size > 1000
+        assert f"(bench/{name})" in text
+    assert not (out / "bench" / "candidates-nolimit.png").exists()  # no such lines
+
+
+def test_report_of_written_lines(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    for line in LINES:
+        records.append(path, line)
+    assert report.render(records.load([path])) == report.render(LINES)
