@@ -179,7 +179,19 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
 
 def render(lines: list[Line], plots: Path | None = None, relative_to: Path | None = None) -> str:
     """The whole report; plots are drawn into ``plots`` when given."""
+    from berth.bench import seed
+
     parts = ["# berth benchmark report", "", machine_summary(lines), ""]
+    if _of(lines, "candidates"):
+        parts += ["## Filtering in the database vs in memory (p50 ms, c=1)", ""]
+        parts += [seed.filtering_table(lines), ""]
+    if _of(lines, "claims"):
+        parts += [
+            "## Successful claims/s, 8 schedulers, pack-first",
+            "",
+            seed.claims_table(lines),
+            "",
+        ]
     for kind, title, make in SECTIONS:
         if _of(lines, kind):
             parts += [f"## {title}", "", make(lines), ""]

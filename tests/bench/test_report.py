@@ -88,3 +88,14 @@ def test_report_of_written_lines(tmp_path: Path) -> None:
     for line in LINES:
         records.append(path, line)
     assert report.render(records.load([path])) == report.render(LINES)
+
+
+def test_seed_tables_put_published_and_measured_side_by_side() -> None:
+    from berth.bench import seed
+
+    filtering = seed.filtering_table(LINES)
+    assert _row(filtering, "800").startswith("| 800 | 34.8 | 48.3 | 30.0 | 2.5 | 130.0 |")
+    assert _row(filtering, "400").startswith("| 400 | 27.6 | 34.7 |  |  |  |")
+    claims = seed.claims_table(LINES)
+    assert _row(claims, "100").startswith("| 100 | 54.1 | 97.1 | 600.0 |  |  |  | 15.0 |")
+    assert _row(claims, "800").endswith("| 8.3 | 8.8 |")
