@@ -1,0 +1,37 @@
+"""Counting and summing scheduler outcomes."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from berth.bench.claimers import Attempt
+from berth.bench.claims import summarise, tally
+
+
+def test_tally_counts_each_outcome() -> None:
+    stats: Counter[str] = Counter()
+    tally(stats, Attempt(claimed=True, conflicts=2, retries=2))
+    tally(stats, Attempt(gave_up=True, conflicts=5, retries=4))
+    tally(stats, Attempt(no_host=True))
+    assert (
+        stats
+        == Counter(requests=3, claimed=1, conflicts=7, retries=6, give_ups=1, no_host=1) + Counter()
+    )  # zero counts dropped
+
+
+def test_summary_rates_use_the_longest_worker_and_latencies_of_successes() -> None:
+    first = {"claimed": 30, "conflicts": 10, "requests": 32, "retries": 10, "full": 0}
+    second = {"claimed": 70, "conflicts": 0, "requests": 70, "retries": 0, "full": 1}
+    workers = [(first, [0.01] * 30, 9.5), (second, [0.03] * 70, 10.0)]
+    result = summarise(workers, seconds=10.0)
+    assert result["claims_per_s"] == 10.0
+    assert result["conflicts_per_s"] == 1.0
+    assert result["conflict_pct"] == round(100 * 10 / 110, 2)
+    assert result["cloud_full"] is True
+    assert result["p50_ms"] == 30.0 and result["p99_ms"] == 30.0
+    assert result["requests"] == 102
+
+
+def test_empty_run_does_not_divide_by_zero() -> None:
+    result = summarise([({}, [], 0.0)], seconds=5.0)
+    assert result["claims_per_s"] == 0.0 and result["conflict_pct"] == 0.0
