@@ -95,6 +95,34 @@ def _subtree_ids(conn: Connection, provider_id: int) -> list[int]:
     return ids
 
 
+def _parent_change(
+    conn: Connection, current: ProviderRow, parent_uuid: str | None, allow_reparenting: bool
+) -> tuple[dict[str, object], list[int]]:
+    """Column values and the moved subtree for giving ``current`` a new parent (or none)."""
+
+    def refuse(action: str, reason: str) -> errors.InvalidInput:
+        message = f"Unable to save resource provider {current.uuid}: "
+        return errors.InvalidInput(message + _action_error(action, reason))
+
+    if parent_uuid is None:
+        if current.parent_provider_id is None:
+            return {}, []
+        if not allow_reparenting:
+            raise refuse("update", "un-parenting a provider is not currently allowed.")
+        subtree = _subtree_ids(conn, current.id)
+        return {"parent_provider_id": None, "root_provider_id": current.id}, subtree
+    parent = find_provider(conn, parent_uuid)
+    if parent is None:
+        raise refuse("create", "parent provider UUID does not exist.")
+    moving = current.parent_provider_id not in (None, parent.id)
+    if moving and not allow_reparenting:
+        raise refuse("update", "re-parenting a provider is not currently allowed.")
+    subtree = _subtree_ids(conn, current.id)
+    if parent.id in subtree:
+        raise refuse("update", "creating loop in the provider tree is not allowed.")
+    return {"parent_provider_id": parent.id, "root_provider_id": parent.root_provider_id}, subtree
+
+
 def update_provider(
     conn: Connection,
     uuid: str,
@@ -107,50 +135,21 @@ def update_provider(
     current = get_provider(conn, uuid)
     values: dict[str, object] = {"name": name, "updated_at": utcnow()}
     subtree: list[int] = []
-    new_root: int | None = None
     if change_parent:
-        prefix = f"Unable to save resource provider {uuid}: "
-        if parent_uuid is not None:
-            parent = find_provider(conn, parent_uuid)
-            if parent is None:
-                raise errors.InvalidInput(
-                    prefix + _action_error("create", "parent provider UUID does not exist.")
-                )
-            if (
-                current.parent_provider_id is not None
-                and current.parent_provider_id != parent.id
-                and not allow_reparenting
-            ):
-                raise errors.InvalidInput(
-                    prefix
-                    + _action_error("update", "re-parenting a provider is not currently allowed.")
-                )
-            subtree = _subtree_ids(conn, current.id)
-            if parent.id in subtree:
-                raise errors.InvalidInput(
-                    prefix
-                    + _action_error("update", "creating loop in the provider tree is not allowed.")
-                )
-            new_root = parent.root_provider_id
-            values.update(parent_provider_id=parent.id, root_provider_id=new_root)
-        elif current.parent_provider_id is not None:
-            if not allow_reparenting:
-                raise errors.InvalidInput(
-                    prefix
-                    + _action_error("update", "un-parenting a provider is not currently allowed.")
-                )
-            subtree = _subtree_ids(conn, current.id)
-            new_root = current.id
-            values.update(parent_provider_id=None, root_provider_id=new_root)
-    if (
-        name != current.name
-        and conn.execute(select(RP.c.id).where(RP.c.name == name, RP.c.id != current.id)).first()
-    ):
-        raise errors.Conflict(
-            f"Conflicting resource provider {name} already exists.", code=errors.DUPLICATE_NAME
-        )
-    conn.execute(update(RP).where(RP.c.id == current.id).values(**values))
-    if subtree and new_root is not None:
+        moved, subtree = _parent_change(conn, current, parent_uuid, allow_reparenting)
+        values.update(moved)
+    duplicate = errors.Conflict(
+        f"Conflicting resource provider {name} already exists.", code=errors.DUPLICATE_NAME
+    )
+    taken = select(RP.c.id).where(RP.c.name == name, RP.c.id != current.id)
+    if name != current.name and conn.execute(taken).first():
+        raise duplicate
+    try:
+        conn.execute(update(RP).where(RP.c.id == current.id).values(**values))
+    except IntegrityError:  # a concurrent rename took the name first
+        raise duplicate from None
+    if subtree and "root_provider_id" in values:
+        new_root = values["root_provider_id"]
         conn.execute(update(RP).where(RP.c.id.in_(subtree)).values(root_provider_id=new_root))
     changes.record(conn, [current.id, *subtree])
     return get_provider(conn, uuid)
