@@ -16,6 +16,8 @@ that host: the caller moves on to the next alternate.
 from __future__ import annotations
 
 import contextlib
+import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -118,6 +120,8 @@ def _transaction(
 
     def once(conn: Connection) -> None:
         outcome.transactions += 1
+        if outcome.transactions > 1:
+            _back_off(conn, outcome.transactions)
         plan = allocations.prepare(conn, requests, check_generation=True)
         touched = allocations.apply(conn, plan, _classes(conn, known, claims))
         allocations.claim(conn, touched)
@@ -126,6 +130,26 @@ def _transaction(
             groups.enforce(conn, owner.group_uuid, placed)
 
     return once
+
+
+# Lost races: wait up to 2, 4, 8 ... ms (capped) before running again, so
+# that workers which all lost to the same winner do not collide again at once.
+BACKOFF_MS = 2.0
+BACKOFF_CAP_MS = 25.0
+
+
+def _back_off(conn: Connection, transaction: int) -> None:
+    """Sleep a random, growing while before rerunning a claim that lost a race.
+
+    Nothing has been sent in this transaction yet (PostgreSQL and MariaDB
+    begin on the first statement), so no lock is held while waiting.  SQLite
+    writers are serialised by ``BEGIN IMMEDIATE`` and never lose a race, and
+    must not sleep holding its write lock: no wait there.
+    """
+    if conn.dialect.name == "sqlite":
+        return
+    ceiling = min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** (transaction - 2))
+    time.sleep(random.uniform(0, ceiling) / 1000)
 
 
 def claim_batch(

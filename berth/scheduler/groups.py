@@ -156,12 +156,15 @@ def ensure(
 ) -> ServerGroup:
     """The group named by ``spec``, created when the spec gives a policy."""
     group = find(conn, spec.uuid)
-    if group is None:
-        if spec.policy is None:
-            raise errors.NotFound(
-                f"No server group with uuid {spec.uuid} found", code=GROUP_NOT_FOUND
-            )
+    if group is None and spec.policy is not None:
         return create(conn, spec, project_id, user_id)
+    return ensure_found(group, spec)
+
+
+def ensure_found(group: ServerGroup | None, spec: ServerGroupSpec) -> ServerGroup:
+    """``group`` if it matches ``spec``: NotFound when absent, Conflict on another policy."""
+    if group is None:
+        raise errors.NotFound(f"No server group with uuid {spec.uuid} found", code=GROUP_NOT_FOUND)
     if spec.policy is not None and (spec.policy, spec.max_server_per_host) != (
         group.policy,
         group.max_server_per_host,

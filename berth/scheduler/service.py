@@ -11,8 +11,10 @@ import os
 import threading
 import time
 
+from sqlalchemy import Connection
+
 from berth.db.engine import Database
-from berth.placement import allocations, errors
+from berth.placement import allocations
 from berth.scheduler import claims, groups
 from berth.scheduler.answer import Answer, HostChoice, NoValidHost, Selection
 from berth.scheduler.claims import Claim, KnownClasses, Owner
@@ -83,37 +85,40 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
 
 def _hints(services: Services, spec: RequestSpec) -> Hints:
     """Server group (created when the spec defines it) and the hosts behind the hints."""
-    wanted = spec.server_group
-    if not (wanted or spec.same_host or spec.different_host or spec.ignore_hosts):
+    if not (spec.server_group or spec.same_host or spec.different_host or spec.ignore_hosts):
         return Hints()
-    db = services.db
-    group: ServerGroup | None = None
-    if wanted is not None:
-        with db.read() as conn:
-            group = groups.find(conn, wanted.uuid)
-        if group is None and wanted.policy is not None and not spec.dry_run:
-            ensure = lambda conn: groups.ensure(conn, wanted, spec.project_id, spec.user_id)  # noqa: E731
-            group = allocations.run_atomically(
-                db, ensure, services.settings.scheduler_claim_retries
-            )
-        elif group is None and wanted.policy is not None:
-            # A dry run creates nothing: judge against an empty group.
-            group = ServerGroup(
-                -1,
-                wanted.uuid,
-                wanted.name,
-                spec.project_id,
-                spec.user_id,
-                wanted.policy,
-                wanted.max_server_per_host,
-                0,
-            )
-        elif group is None:
-            raise errors.NotFound(
-                f"No server group with uuid {wanted.uuid} found", code=groups.GROUP_NOT_FOUND
-            )
-    with db.read() as conn:
+    group = _group(services, spec) if spec.server_group is not None else None
+    with services.db.read() as conn:
         return read_hints(conn, spec, group)
+
+
+def _group(services: Services, spec: RequestSpec) -> ServerGroup:
+    """The spec's server group: existing, created (policy given), or an empty stand-in (dry run)."""
+    wanted = spec.server_group
+    assert wanted is not None
+    db = services.db
+    with db.read() as conn:
+        found = groups.find(conn, wanted.uuid)
+    if found is not None or wanted.policy is None:
+        # ensure() checks the policy of an existing group, and NotFound without a policy.
+        return groups.ensure_found(found, wanted)
+    if spec.dry_run:
+        # A dry run creates nothing: judge against an empty group.
+        return ServerGroup(
+            -1,
+            wanted.uuid,
+            wanted.name,
+            spec.project_id,
+            spec.user_id,
+            wanted.policy,
+            wanted.max_server_per_host,
+            0,
+        )
+
+    def ensure(conn: Connection) -> ServerGroup:
+        return groups.ensure(conn, wanted, spec.project_id, spec.user_id)
+
+    return allocations.run_atomically(db, ensure, services.settings.scheduler_claim_retries)
 
 
 def _claim(

@@ -172,3 +172,21 @@ def test_random_start_spreads_the_scan(db: Database, make_services: MakeServices
     assert {
         select_destinations(fixed, _spec(dry_run=True)).selections[0].host_uuid for _ in range(5)
     } == {host_uuid(1)}
+
+
+def test_server_group_policy_must_match(db: Database, make_services: MakeServices) -> None:
+    from berth.placement import errors
+
+    write_cloud(db, 2)
+    services = make_services()
+    select_destinations(services, _spec(server_group=ServerGroupSpec(GROUP, "anti-affinity")))
+    with pytest.raises(errors.Conflict, match="another policy"):
+        select_destinations(services, _spec(server_group=ServerGroupSpec(GROUP, "affinity")))
+    with pytest.raises(errors.NotFound):
+        other = "99999999-0000-0000-0000-0000000000aa"
+        select_destinations(services, _spec(server_group=ServerGroupSpec(other)))
+    dry = _spec(server_group=ServerGroupSpec("99999999-0000-0000-0000-0000000000bb", "affinity"))
+    dry.dry_run = True
+    assert select_destinations(services, dry).selections
+    with pytest.raises(errors.NotFound):  # the dry run created nothing
+        select_destinations(services, _spec(server_group=ServerGroupSpec(dry.server_group.uuid)))  # type: ignore[union-attr]
