@@ -78,6 +78,14 @@ class Search:
         self._by_class = [sorted(group.resources) for group in plan.groups]
         self.built = 0
         self._seen: set[object] = set()
+        # Without sharing providers every candidate lies in its anchor's tree, and one
+        # anchor never yields the same candidate twice: no de-duplication needed.
+        self._dedupe = bool(universe.sharing)
+        classes = [rc for group in plan.groups for rc, _ in group.resources]
+        self._overlap = len(set(classes)) < len(classes)
+        granular = sum(1 for group in plan.groups if group.use_same_provider)
+        self._alone_possible = not (plan.isolate and granular > 1)
+        self._plain = [_plain(group) for group in plan.groups]
 
     def run(self, anchors: Iterable[int]) -> Iterator[Candidate]:
         """Candidates anchored at each of ``anchors`` in turn (unique, capped)."""
@@ -100,10 +108,11 @@ class Search:
                     continue
                 found = self._combine(slots)
             for candidate in found:
-                key = candidate.key()
-                if key in self._seen:
-                    continue
-                self._seen.add(key)
+                if self._dedupe:
+                    key = candidate.key()
+                    if key in self._seen:
+                        continue
+                    self._seen.add(key)
                 self.built += 1
                 if not (self.exclude_nested and self._spans_tree(candidate)):
                     yield candidate
@@ -121,37 +130,38 @@ class Search:
 
     def _alone(self, p: Provider) -> Candidate | None:
         """Every group from the one provider of a single-provider tree."""
+        if not self._alone_possible:
+            return None
         totals: dict[tuple[int, int], int] = {}
-        granular = 0
+        pid = p.id
         for index, group in enumerate(self.plan.groups):
             matcher = self.matchers[index]
             if group.use_same_provider:
-                granular += 1
                 if not matcher.matches(p):
                     return None
-            elif not self._alone_unsuffixed(group, matcher, p):
+            elif not self._alone_unsuffixed(index, group, matcher, p):
                 return None
             for rc, amount in group.resources:
-                key = (p.id, rc)
+                key = (pid, rc)
                 totals[key] = totals.get(key, 0) + amount
-        if self.plan.isolate and granular > 1:
-            return None
-        if len(totals) < sum(len(group.resources) for group in self.plan.groups):
+        if self._overlap:
             for (_, rc), total in totals.items():
                 inv = p.inventories[rc]
                 if inv.used + total > inv.capacity or total > inv.max_unit:
                     return None
-        only = frozenset((p.id,))
+        only = frozenset((pid,))
         return Candidate(totals, {group.suffix: only for group in self.plan.groups})
 
-    def _alone_unsuffixed(self, group: GroupPlan, matcher: GroupMatcher, p: Provider) -> bool:
-        if group.in_tree_root is not None and group.in_tree_root != p.id:
-            return False
-        if not self._usable(group, p, False):
-            return False
+    def _alone_unsuffixed(
+        self, index: int, group: GroupPlan, matcher: GroupMatcher, p: Provider
+    ) -> bool:
         if not all(matcher.fits(p, rc, amount) for rc, amount in group.resources):
             return False
-        return self._group_traits_ok(group, [p.id])
+        if self._plain[index]:
+            return True
+        if group.in_tree_root is not None and group.in_tree_root != p.id:
+            return False
+        return self._usable(group, p, False) and self._group_traits_ok(group, [p.id])
 
     def _slots(
         self, anchor: int, members: list[Provider], shared: list[Provider]
@@ -281,6 +291,17 @@ class Search:
         pids = {pid for pid, _ in candidate.amounts}
         roots = {self.u.providers[pid].root_id for pid in pids}
         return len(roots) != len(pids)
+
+
+def _plain(group: GroupPlan) -> bool:
+    """An unsuffixed group asking for resources only (no traits, aggregates or tree)."""
+    return not (
+        group.required
+        or group.forbidden
+        or group.member_of
+        or group.forbidden_aggs
+        or group.in_tree_root is not None
+    )
 
 
 def _in_all(p: Provider, member_of: list[frozenset[int]]) -> bool:

@@ -66,7 +66,11 @@ def body(
 def _by_provider(c: Candidate, names: dict[int, str]) -> dict[int, dict[str, int]]:
     out: dict[int, dict[str, int]] = {}
     for (pid, rc), amount in c.amounts.items():
-        out.setdefault(pid, {})[names[rc]] = amount
+        resources = out.get(pid)
+        if resources is None:
+            out[pid] = {names[rc]: amount}
+        else:
+            resources[names[rc]] = amount
     return out
 
 

@@ -12,10 +12,10 @@ import jsonschema
 from berth.api.errors import HTTPError, bad_request
 from berth.api.util import (
     FORMAT_CHECKER,
+    JSON,
     authorize,
     check_accept,
     ctx,
-    send_json,
     set_last_modified,
 )
 from berth.candidates import service
@@ -58,5 +58,7 @@ def list_candidates(req: falcon.Request, resp: falcon.Response) -> None:
     minor = c.version.minor
     _validate(params, minor)
     request = parse(pairs, Features.at(minor))
-    send_json(resp, service.answer(c.services, request, Shape.at(minor)))
+    resp.status = 200
+    resp.content_type = JSON
+    resp.data = service.answer(c.services, request, Shape.at(minor))
     set_last_modified(req, resp, None)
