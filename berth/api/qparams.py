@@ -9,10 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jsonschema
-
 from berth.api.errors import bad_request
-from berth.api.util import FORMAT_CHECKER, is_uuid_like
+from berth.api.util import is_uuid_like, schema_error
 
 RESOURCES_FORM = (
     "Badly formed resources parameter. Expected resources query string parameter "
@@ -23,10 +21,9 @@ RESOURCES_FORM = (
 def validate_query(params: Mapping[str, Sequence[str]], schema: Mapping[str, Any]) -> None:
     """Validate the last value of each parameter against ``schema`` (400 on error)."""
     flat = {key: values[-1] for key, values in params.items()}
-    try:
-        jsonschema.validate(flat, schema, format_checker=FORMAT_CHECKER)
-    except jsonschema.ValidationError as exc:
-        raise bad_request(f"Invalid query string parameters: {exc}") from None
+    error = schema_error(flat, schema)
+    if error is not None:
+        raise bad_request(f"Invalid query string parameters: {error}")
 
 
 def parse_resources(value: str) -> dict[str, int]:

@@ -86,12 +86,32 @@ def extract_json(req: falcon.Request, schema: Mapping[str, Any]) -> Any:
     return data
 
 
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
+
+
+def schema_error(data: Any, schema: Mapping[str, Any]) -> jsonschema.ValidationError | None:
+    """The error ``jsonschema.validate`` would raise, or None.
+
+    Validators are built (and their schema checked) once per schema object:
+    checking a schema costs milliseconds, more than most requests.
+    """
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        cached = (schema, cls(schema, format_checker=FORMAT_CHECKER))
+        _VALIDATORS[id(schema)] = cached
+    error: jsonschema.ValidationError | None = jsonschema.exceptions.best_match(
+        cached[1].iter_errors(data)
+    )
+    return error
+
+
 def validate(data: Any, schema: Mapping[str, Any]) -> None:
     """400 'JSON does not validate' with jsonschema's own message."""
-    try:
-        jsonschema.validate(data, schema, format_checker=FORMAT_CHECKER)
-    except jsonschema.ValidationError as exc:
-        raise bad_request(f"JSON does not validate: {exc}") from None
+    error = schema_error(data, schema)
+    if error is not None:
+        raise bad_request(f"JSON does not validate: {error}")
 
 
 def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:

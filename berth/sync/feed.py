@@ -9,7 +9,8 @@ Ids are assigned at insert time but become visible at commit, so a smaller
 id can appear after a larger one.  The feed therefore remembers the *holes*
 below the highest id it has seen and keeps reading from the oldest hole until
 it is filled or older than ``HOLE_TIMEOUT`` (a rolled-back transaction leaves
-a hole that is never filled).  A write acknowledged before ``poll`` starts is
+a hole that is never filled).  On a (re)start the missing ids among the last
+``START_WINDOW`` below the top are holes too.  A write acknowledged before ``poll`` starts is
 always returned by it: its row is committed and its id is either above the
 highest id seen or one of the open holes.
 """
@@ -29,6 +30,7 @@ HOLE_TIMEOUT = 60.0
 RETENTION_SECONDS = 600
 PRUNE_EVERY = 60.0
 EVERYTHING = 0
+START_WINDOW = 1000
 
 
 @dataclass
@@ -42,10 +44,18 @@ class ChangeFeed:
     last_prune: float = 0.0
 
     def _start(self) -> None:
+        # Ids just below the top that are not there yet may belong to
+        # transactions still in flight: watch them as holes.
         with self.db.read() as conn:
-            top = conn.execute(select(func.max(t.change_log.c.id))).scalar()
-        self.high = int(top or 0)
-        self.holes.clear()
+            top = int(conn.execute(select(func.max(t.change_log.c.id))).scalar() or 0)
+            recent = set(
+                conn.execute(
+                    select(t.change_log.c.id).where(t.change_log.c.id > top - START_WINDOW)
+                ).scalars()
+            )
+        self.high = top
+        now = time.monotonic()
+        self.holes = {i: now for i in range(max(1, top - START_WINDOW + 1), top) if i not in recent}
 
     def poll(self) -> set[int] | None:
         """Provider ids changed since the last poll; None means reload all."""

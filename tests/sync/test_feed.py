@@ -48,3 +48,14 @@ def test_everything_marker_requests_reload(db: Database) -> None:
     with db.write() as conn:
         changes.record(conn, [changes.EVERYTHING])
     assert feed.poll() is None
+
+
+def test_transaction_in_flight_at_start_is_not_lost(db: Database) -> None:
+    now = utcnow()
+    with db.write() as conn:
+        conn.execute(insert(t.change_log).values(id=10, provider_id=3, created_at=now))
+    feed = ChangeFeed(db)
+    assert feed.poll() is None  # start: the top is 10, 1..9 are open holes
+    with db.write() as conn:  # id 9 was handed out earlier and commits only now
+        conn.execute(insert(t.change_log).values(id=9, provider_id=4, created_at=now))
+    assert feed.poll() == {4}

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
-import jsonschema
 
 from berth.api.errors import HTTPError, bad_request
 from berth.api.util import (
-    FORMAT_CHECKER,
     JSON,
     authorize,
     check_accept,
     ctx,
+    schema_error,
     set_last_modified,
 )
 from berth.candidates import service
@@ -27,19 +24,11 @@ from berth.schemas import allocation_candidates as schemas
 SINCE = 10
 
 
-@functools.cache
-def _validator(minor: int) -> Any:
-    """The query validator of a microversion, built once (checking a schema is slow)."""
-    schema = next(schema for (_, since), schema in schemas.QUERY if minor >= since)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=FORMAT_CHECKER)
-
-
 def _validate(params: dict[str, list[str]], minor: int) -> None:
     """As ``jsonschema.validate`` on the last value of each parameter (same message)."""
+    schema = next(schema for (_, since), schema in schemas.QUERY if minor >= since)
     flat = {key: values[-1] for key, values in params.items()}
-    error = jsonschema.exceptions.best_match(_validator(minor).iter_errors(flat))
+    error = schema_error(flat, schema)
     if error is not None:
         raise bad_request(f"Invalid query string parameters: {error}")
 

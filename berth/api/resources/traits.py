@@ -6,7 +6,6 @@ import datetime
 from collections.abc import Sequence
 
 import falcon
-import jsonschema
 
 from berth.api.errors import HTTPError, bad_request
 from berth.api.util import (
@@ -18,6 +17,7 @@ from berth.api.util import (
     not_found_provider,
     query_params,
     require_json_content,
+    schema_error,
     send_empty,
     send_json,
     set_last_modified,
@@ -70,10 +70,9 @@ def _send_traits(
 def _filters(req: falcon.Request) -> domain.TraitFilter:
     """The filters of GET /traits from its query string (400 when malformed)."""
     params = {key: values[-1] for key, values in query_params(req).items()}
-    try:
-        jsonschema.validate(params, schemas.LIST_TRAITS_QUERY)
-    except jsonschema.ValidationError as exc:
-        raise bad_request(f"Invalid query string parameters: {exc}") from None
+    error = schema_error(params, schemas.LIST_TRAITS_QUERY)
+    if error is not None:
+        raise bad_request(f"Invalid query string parameters: {error}")
     names: list[str] | None = None
     prefix: str | None = None
     if "name" in params:
@@ -121,10 +120,8 @@ def create(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """PUT /traits/{name}: create a custom trait (201) or confirm it (204)."""
     _require_version(req)
     authorize(req, "placement:traits:update")
-    try:
-        jsonschema.validate(name, schemas.CUSTOM_TRAIT_NAME)
-    except jsonschema.ValidationError:
-        raise bad_request(INVALID_TRAIT) from None
+    if schema_error(name, schemas.CUSTOM_TRAIT_NAME) is not None:
+        raise bad_request(INVALID_TRAIT)
     with ctx(req).services.db.write() as conn:
         trait, created = domain.ensure_trait(conn, name)
     send_empty(resp, 201 if created else 204)
