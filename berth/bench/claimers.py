@@ -59,7 +59,7 @@ class SchedulerClaimer:
         from berth.services import Services
 
         settings = settings_mod.load(
-            database_url=database_url, log_level="WARNING", log_requests=False, **overrides
+            database_url=database_url, log_level="ERROR", log_requests=False, **overrides
         )
         configure(settings)
         self.services = Services.from_settings(settings)

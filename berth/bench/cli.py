@@ -12,9 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import case
 
 from berth.bench import candidates as cand
 from berth.bench import loader, procs, records, topology
@@ -104,8 +106,8 @@ def populate(
     )
 
 
-def host_count(target: Target) -> int:
-    """Root providers with VCPU somewhere in their tree (the hosts), best effort."""
+def cloud_size(target: Target) -> tuple[int, int]:
+    """(root providers, all providers) of the target's cloud, best effort."""
     if target.database_url:
         from sqlalchemy import func, select
 
@@ -115,12 +117,22 @@ def host_count(target: Target) -> int:
         db = Database(target.database_url)
         rp = t.resource_providers
         with db.read() as conn:
-            roots = rp.c.id == rp.c.root_provider_id
-            n = conn.execute(select(func.count()).select_from(rp).where(roots)).scalar()
+            roots = func.sum(case((rp.c.id == rp.c.root_provider_id, 1), else_=0))
+            n_roots, n_all = conn.execute(select(roots, func.count()).select_from(rp)).one()
         db.dispose()
-        return int(n or 0)
-    status, body = target.transport().request("GET", "/resource_providers?resources=VCPU:1")
-    return len(__import__("orjson").loads(body)["resource_providers"]) if status == 200 else -1
+        return int(n_roots or 0), int(n_all or 0)
+    status, body = target.transport().request("GET", "/resource_providers")
+    if status != 200:
+        return -1, -1
+    providers = orjson.loads(body)["resource_providers"]
+    return sum(p.get("root_provider_uuid", p["uuid"]) == p["uuid"] for p in providers), len(
+        providers
+    )
+
+
+def host_count(target: Target) -> int:
+    """Root providers of the target's cloud (its hosts, plus any sharing pools)."""
+    return cloud_size(target)[0]
 
 
 def _startup(target: Target, query: str) -> dict[str, Any]:
@@ -139,7 +151,8 @@ Rows = dict[tuple[str, int], dict[str, Any]]
 
 def measure_candidates(target: Target, opts: dict[str, Any], out: str) -> Rows:
     """Every query at every concurrency against ``target``; results by (query, c)."""
-    hosts = host_count(target)
+    hosts, providers = cloud_size(target)
+    opts = {**opts, "providers": providers}
     if target.pid:
         startup = _startup(target, opts["queries"][0])
         emit(out, "startup", target, {**opts, "hosts": hosts}, startup)

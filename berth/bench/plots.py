@@ -38,9 +38,11 @@ def _draw(data: Series, title: str, ylabel: str, path: Path, log_y: bool = False
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for name, points in sorted(data.items()):
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
+    colours = plt.get_cmap("tab10" if len(data) <= 10 else "tab20")
+    for i, (name, points) in enumerate(sorted(data.items())):
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(xs, ys, marker="o", label=name, color=colours(i), linestyle=_style(name))
     ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
@@ -56,10 +58,28 @@ def _draw(data: Series, title: str, ylabel: str, path: Path, log_y: bool = False
     return True
 
 
+def _style(name: str) -> str:
+    """The reference dashed, berth over HTTP dotted, berth in process solid."""
+    if name.startswith("reference"):
+        return "--"
+    return ":" if "HTTP" in name else "-"
+
+
+def _several(data: Series) -> Series:
+    """Only the series with more than one point (a lone point is in the tables)."""
+    return {name: points for name, points in data.items() if len(points) > 1}
+
+
+def flat(x: Line) -> bool:
+    """Whether the line's cloud is one provider per host (no NUMA children or pools)."""
+    s = x["settings"]
+    return s.get("providers") in (None, s.get("hosts"))
+
+
 def _candidates_label(query: str) -> Callable[[Line], str | None]:
     def label(x: Line) -> str | None:
         s = x["settings"]
-        if s.get("query") != query or s.get("concurrency") != 1:
+        if s.get("query") != query or s.get("concurrency") != 1 or not flat(x):
             return None
         berth = x["target"] in ("inproc", "serve")
         return target_label(x) + (f" [{s.get('filter')}]" if berth else "")
@@ -74,7 +94,7 @@ def _claims_label(x: Line) -> str:
 
 def _filter_label(x: Line) -> str | None:
     s = x["settings"]
-    if x["target"] not in ("inproc", "serve") or s.get("concurrency") != 1:
+    if x["target"] not in ("inproc", "serve") or s.get("concurrency") != 1 or not flat(x):
         return None
     if s.get("query") != "limit":
         return None
@@ -100,7 +120,7 @@ def draw_all(lines: list[Line], directory: Path) -> list[tuple[str, Path]]:
         ),
         (
             "successful claims/s",
-            series(lines, "claims", _claims_label, "claims_per_s"),
+            _several(series(lines, "claims", _claims_label, "claims_per_s")),
             "claims/s",
             "claims.png",
             True,

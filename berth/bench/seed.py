@@ -49,7 +49,8 @@ def _cands(target: str, query: str, filt: str | None) -> Callable[[Line], bool]:
     def match(x: Line) -> bool:
         s = x["settings"]
         ok = x["target"] == target and s.get("query") == query and s.get("concurrency") == 1
-        return ok and (filt is None or s.get("filter") == filt)
+        flat = s.get("providers") in (None, s.get("hosts"))  # no NUMA children or pools
+        return ok and flat and (filt is None or s.get("filter") == filt)
 
     return match
 

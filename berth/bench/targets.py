@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
+
 from berth.bench.transport import HttpTransport, Transport, in_process
 
 
@@ -156,12 +158,12 @@ def open_target(
 
         state = reference.current()
         if state is None:
-            raise RuntimeError("the reference is not running (berth bench reference start)")
+            raise click.ClickException("the reference is not running (berth bench reference start)")
         yield Target("reference", "placement-http", state.url, state.database_url, "placement")
     elif name.startswith(("http://", "https://")):
         yield Target(name, _probe(name), name.rstrip("/"))
     else:
-        raise ValueError(f"unknown target {name!r}: inproc, serve, reference or a URL")
+        raise click.BadParameter(f"unknown target {name!r}: inproc, serve, reference or a URL")
 
 
 def _berth_db(database_url: str) -> str:

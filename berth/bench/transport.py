@@ -123,12 +123,14 @@ def in_process(database_url: str, **overrides: Any) -> InProcessTransport:
     from berth import settings as settings_mod
     from berth.api.app import create_app
     from berth.db import migrate
+    from berth.logging import configure
     from berth.placement import catalog
     from berth.services import Services
 
     settings = settings_mod.load(
-        database_url=database_url, log_requests=False, log_level="WARNING", **overrides
+        database_url=database_url, log_requests=False, log_level="ERROR", **overrides
     )
+    configure(settings)  # lost races are routine here: keep the console for results
     services = Services.from_settings(settings)
     migrate.upgrade(services.db)
     catalog.sync(services.db)
