@@ -9,7 +9,8 @@ choosing a host it has just filled.  An entry is dropped once a refresh
 that *started after* the claim committed has run: that refresh read it.
 Other workers' claims are seen only at the next refresh; until then a
 claim may be refused (full, or a lost race) and the next alternate is
-tried, so staleness costs retries, never correctness.
+tried, so staleness costs retries, never correctness.  A refused claim, or
+a request no host could take, makes the next request refresh first.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class PendingClaims:
                 for key, n in amounts.items():
                     out[key] = out.get(key, 0) + n
         return out
+
+    def invalidate(self) -> None:
+        """Refresh before the next request: a claim was refused, the view was wrong."""
+        self.last_refresh = float("-inf")
 
     def refresh(self, interval: float, refresh: Callable[[], None]) -> None:
         """Run ``refresh`` if the last one is older than ``interval`` s; forget what it read."""

@@ -66,6 +66,7 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
     hints = _hints(services, spec)
     decision = decide(pipeline, spec, hints)
     if not decision.placements or (decision.unplaced and spec.all_or_nothing):
+        pipeline.pending.invalidate()  # maybe only this worker's view said so
         raise no_valid_host(decision, spec)
     if spec.dry_run:
         selections = [
@@ -77,9 +78,15 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
     group = hints.group
     owner = Owner(spec.project_id, spec.user_id, group.uuid if group is not None else None)
     known = KnownClasses(pipeline.index.rc_names)
-    answer = _claim(services.db, spec, decision, owner, known, pipeline.config.claim_retries)
+    try:
+        answer = _claim(services.db, spec, decision, owner, known, pipeline.config.claim_retries)
+    except NoValidHost:
+        pipeline.pending.invalidate()
+        raise
     for selection in answer.selections:
         pipeline.pending.add(selection.chosen.amounts)
+    if answer.refused or answer.lost_races:
+        pipeline.pending.invalidate()
     return answer
 
 
