@@ -44,7 +44,8 @@ LINES = [
     _cand("serve", 800, 2.5), _cand("reference", 100, 40.0), _cand("reference", 800, 130.0),
     _cand("serve", 100, 9.0, filt="sql"), _cand("serve", 800, 30.0, filt="sql"),
     _claims("inproc", 100, "none", 500.0), _claims("inproc", 100, "none", 700.0),
-    _claims("inproc", 800, "modulo", 900.0), _claims("reference", 100, "none", 15.0),
+    _claims("inproc", 800, "modulo", 900.0),
+    _claims("inproc", 800, "none", 650.0), _claims("reference", 100, "none", 15.0),
 ]  # fmt: skip
 
 
