@@ -190,3 +190,40 @@ def test_server_group_policy_must_match(db: Database, make_services: MakeService
     assert select_destinations(services, dry).selections
     with pytest.raises(errors.NotFound):  # the dry run created nothing
         select_destinations(services, _spec(server_group=ServerGroupSpec(dry.server_group.uuid)))  # type: ignore[union-attr]
+
+
+def test_host_attributes_and_aggregate_metadata(db: Database, make_services: MakeServices) -> None:
+    from berth.placement.allocations import run_atomically
+    from berth.scheduler import store
+
+    agg_a, agg_b = "aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002"
+    write_cloud(db, 4, aggregates={1: {agg_a}, 2: {agg_a}, 3: {agg_b}})
+
+    def put(fn: object, *args: object) -> None:
+        run_atomically(db, lambda conn: fn(conn, *args), 3)  # type: ignore[operator]
+
+    put(store.put_aggregate_metadata, agg_a, {"filter_tenant_id": "gold", "ssd": "true"})
+    put(store.put_aggregate_metadata, agg_b, {"ssd": "true"})
+    for i in (1, 2):
+        put(store.put_host, host_uuid(i), store.HostAttributes(metrics={"cpu.percent": 50.0}))
+    put(store.put_host, host_uuid(3), store.HostAttributes(metrics={"cpu.percent": 95.0}))
+    put(store.put_host, host_uuid(4), store.HostAttributes(metrics={"cpu.percent": 10.0}))
+    services = make_services(metric_limits="cpu.percent<=90")
+    ssd = {"aggregate_instance_extra_specs:ssd": "true"}
+    gold = select_destinations(services, _spec(project_id="gold", extra_specs=ssd, dry_run=True))
+    assert gold.selections[0].host_uuid in {host_uuid(1), host_uuid(2)}
+    with pytest.raises(NoValidHost) as caught:
+        select_destinations(services, _spec(project_id="tin", extra_specs=ssd))
+    assert caught.value.explanation is not None
+    assert caught.value.explanation.summary() == (
+        "0 of 4 hosts: 2 isolated to other projects, 1 aggregate metadata ssd is not true, "
+        "1 metric cpu.percent<=90 not met"
+    )
+
+
+def test_instances_weigher_spreads_by_count(db: Database, make_services: MakeServices) -> None:
+    write_cloud(db, 3)
+    select_destinations(make_services(weighers="ram=-1"), _spec(num_instances=2))  # both on cn1
+    services = make_services(weighers="instances=1.0,ram=-0.01")
+    answer = select_destinations(services, _spec(num_instances=2))
+    assert {s.host_uuid for s in answer.selections} == {host_uuid(2), host_uuid(3)}
