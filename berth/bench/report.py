@@ -61,7 +61,8 @@ def candidates_key(x: Line) -> Key:
     """What makes two candidates lines repeats of each other."""
     s = x["settings"]
     filt = s.get("filter", "") if x["target"] in ("inproc", "serve") else ""
-    return (target_label(x), filt, s.get("hosts"), s.get("query"), s.get("concurrency"))
+    workers = s.get("server_workers", "") if x["target"] == "serve" else ""
+    return (target_label(x), filt, workers, s.get("hosts"), s.get("query"), s.get("concurrency"))
 
 
 def candidates_table(lines: list[Line]) -> str:
@@ -71,7 +72,7 @@ def candidates_table(lines: list[Line]) -> str:
         figures = [median_of(same, f) for f in ("p50_ms", "p90_ms", "p99_ms", "throughput_rps")]
         cands = int(same[-1]["result"].get("candidates", -1))
         rows.append([*key, cands, *figures, len(same)])
-    head = ["target", "filter", "hosts", "query", "c", "candidates", "p50 ms", "p90 ms",
+    head = ["target", "filter", "workers", "hosts", "query", "c", "candidates", "p50 ms", "p90 ms",
             "p99 ms", "req/s", "runs"]  # fmt: skip
     return table(head, rows)
 

@@ -50,7 +50,8 @@ def _cands(target: str, query: str, filt: str | None) -> Callable[[Line], bool]:
         s = x["settings"]
         ok = x["target"] == target and s.get("query") == query and s.get("concurrency") == 1
         flat = s.get("providers") in (None, s.get("hosts"))  # no NUMA children or pools
-        return ok and flat and (filt is None or s.get("filter") == filt)
+        one_worker = target != "serve" or s.get("server_workers", 1) == 1
+        return ok and flat and one_worker and (filt is None or s.get("filter") == filt)
 
     return match
 

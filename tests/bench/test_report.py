@@ -57,7 +57,7 @@ def _row(text: str, *cells: str) -> str:
 
 def test_repeats_are_summarised_by_their_median() -> None:
     text = report.candidates_table(LINES)
-    row = _row(text, "berth (HTTP)", "memory", "100")
+    row = _row(text, "berth (HTTP)", "memory", "", "100")
     assert "| 2.00 |" in row and row.endswith("| 3 |")  # median of 1, 3, 2 over 3 runs
     claims = report.claims_table(LINES)
     assert "| 600 |" in _row(claims, "berth (in process)", "100", "none")
