@@ -152,7 +152,11 @@ def through_api(
     concurrency: int = 8,
     advance: Advance | None = None,
 ) -> float:
-    """Create ``specs`` through the API, ``concurrency`` at a time; seconds taken."""
+    """Replace the cloud with ``specs`` through the API, ``concurrency`` at a time.
+
+    Returns the seconds the writes took (emptying the old cloud first is not counted).
+    """
+    clear_through_api(transport, concurrency)
     started = time.monotonic()
     for name in sorted({t for s in specs for t in s.traits if t.startswith("CUSTOM_")}):
         status, body = transport.request("PUT", f"/traits/{name}")
@@ -171,6 +175,41 @@ def through_api(
 
             list(pool.map(one, wave))
     return time.monotonic() - started
+
+
+def _pool_map(concurrency: int, work: Callable[[str], object], items: Sequence[str]) -> None:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        list(pool.map(work, items))
+
+
+def clear_through_api(transport: Transport, concurrency: int = 8) -> int:
+    """Delete every allocation and provider through the API (leaves first); providers deleted."""
+    listing = json_of(*transport.request("GET", "/resource_providers"), "list providers")
+    providers = listing["resource_providers"]
+    consumers: set[str] = set()
+
+    def allocations_of(uuid: str) -> None:
+        found = json_of(*transport.request("GET", f"/resource_providers/{uuid}/allocations"), uuid)
+        consumers.update(found["allocations"])
+
+    def delete(path: str) -> None:
+        status, body = transport.request("DELETE", path)
+        if status not in (204, 404):
+            raise RuntimeError(f"DELETE {path}: HTTP {status}: {body[:200]!r}")
+
+    _pool_map(concurrency, allocations_of, [p["uuid"] for p in providers])
+    _pool_map(concurrency, lambda c: delete(f"/allocations/{c}"), sorted(consumers))
+    parent = {p["uuid"]: p.get("parent_provider_uuid") for p in providers}
+    depth: dict[str, int] = {}
+    for uuid in parent:
+        d, up = 0, parent[uuid]
+        while up:
+            d, up = d + 1, parent.get(up)
+        depth[uuid] = d
+    for level in sorted(set(depth.values()), reverse=True):
+        wave = [u for u, d in depth.items() if d == level]
+        _pool_map(concurrency, lambda u: delete(f"/resource_providers/{u}"), wave)
+    return len(providers)
 
 
 def _depths(specs: Sequence[ProviderSpec]) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid as uuidlib
 from pathlib import Path
 
 import orjson
@@ -57,6 +58,17 @@ def test_api_load_matches_bulk_load(tmp_path: Path) -> None:
     found = [sorted(orjson.dumps(r).decode() for r in a["allocation_requests"]) for a in answers]
     assert found[0] == found[1]
     assert len(found[0]) == 60  # every NUMA node, with its rack's pool
+    # Again, with allocations in place: the old cloud is emptied first, children before parents.
+    body = {"allocations": answers[0]["allocation_requests"][0]["allocations"],
+            "project_id": "p", "user_id": "u", "consumer_generation": None,
+            "consumer_type": "INSTANCE"}  # fmt: skip
+    status, _ = api.request("PUT", f"/allocations/{uuidlib.uuid4()}", body)
+    assert status == 204
+    loader.through_api(api, specs[:10], concurrency=4)
+    listing = json_of(*api.request("GET", "/resource_providers"), "list")
+    assert sorted(p["uuid"] for p in listing["resource_providers"]) == sorted(
+        s.uuid for s in specs[:10]
+    )
 
 
 def test_capacity_check_by_sql_and_by_api_agree(tmp_path: Path) -> None:
