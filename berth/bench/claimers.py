@@ -40,6 +40,7 @@ class Attempt:
     retries: int = 0  # claims tried again (another host or another round)
     gave_up: bool = False  # conflicts until the retry budget ran out
     no_host: bool = False  # nothing fits (the cloud is full for this size)
+    errors: int = 0  # 5xx answers (retried)
 
 
 class Claimer(Protocol):
@@ -105,6 +106,8 @@ class SchedulerHttpClaimer:
         if status == 409:
             refused = b"refused" in raw
             return Attempt(gave_up=refused, no_host=not refused)
+        if status >= 500:
+            return Attempt(errors=1)
         if status != 200:
             raise RuntimeError(f"select_destinations: HTTP {status}: {raw[:300]!r}")
         answer = orjson.loads(raw)
@@ -142,12 +145,14 @@ class PlacementClaimer:
         """One read, so connections are open before the clock starts."""
         self.candidates({"VCPU": 1, "MEMORY_MB": 64})
 
-    def candidates(self, resources: dict[str, int]) -> list[tuple[str, dict[str, Any], Any]]:
-        """(host uuid, allocations, summary) per candidate."""
+    def candidates(self, resources: dict[str, int]) -> list[tuple[str, dict[str, Any], Any]] | None:
+        """(host uuid, allocations, summary) per candidate; None on a server error."""
         query = "resources=" + ",".join(f"{rc}:{n}" for rc, n in resources.items())
         if self.limit:
             query += f"&limit={self.limit}"
         status, raw = self.transport.request("GET", "/allocation_candidates?" + query)
+        if status >= 500:
+            return None
         if status != 200:
             raise RuntimeError(f"allocation_candidates: HTTP {status}: {raw[:300]!r}")
         body = orjson.loads(raw)
@@ -170,33 +175,46 @@ class PlacementClaimer:
         return ranked
 
     def claim(self, resources: dict[str, int], rng: random.Random) -> Attempt:
-        """Read candidates, claim the best; on a conflict wait 10-100 ms and start over."""
+        """Read candidates, claim the best; on a conflict wait 10-100 ms and start over.
+
+        A 5xx answer (the reference on SQLite: "database is locked") is counted as a
+        server error and retried like a conflict.
+        """
         attempt = Attempt()
         for round_ in range(self.attempts):
             found = self.candidates(resources)
-            if not found:
+            if found is None:
+                attempt.errors += 1
+            elif not found:
                 attempt.no_host = True
                 return attempt
-            host, allocations, _ = found[self._ranked(found, resources, rng)[0]]
-            if self.delay:
-                time.sleep(self.delay)
-            body = {
-                "allocations": {rp: {"resources": v["resources"]} for rp, v in allocations.items()},
-                "project_id": PROJECT,
-                "user_id": USER,
-                "consumer_generation": None,
-                "consumer_type": "INSTANCE",  # required from microversion 1.38
-            }
-            status, raw = self.transport.request("PUT", f"/allocations/{uuidlib.uuid4()}", body)
-            if status == 204:
-                attempt.claimed, attempt.host = True, host
-                return attempt
-            if status != 409:
-                raise RuntimeError(f"PUT allocations: HTTP {status}: {raw[:300]!r}")
-            attempt.conflicts += 1
+            else:
+                host, allocations, _ = found[self._ranked(found, resources, rng)[0]]
+                if self.delay:
+                    time.sleep(self.delay)
+                status = self._put(allocations)
+                if status == 204:
+                    attempt.claimed, attempt.host = True, host
+                    return attempt
+                attempt.conflicts += status == 409
+                attempt.errors += status >= 500
             if round_ + 1 < self.attempts:
                 attempt.retries += 1
                 if not self.delay:
                     time.sleep(rng.uniform(0.010, 0.100))
         attempt.gave_up = True
         return attempt
+
+    def _put(self, allocations: dict[str, Any]) -> int:
+        """Claim for a new consumer: 204, 409 (conflict) or 5xx; anything else is a bug."""
+        body = {
+            "allocations": {rp: {"resources": v["resources"]} for rp, v in allocations.items()},
+            "project_id": PROJECT,
+            "user_id": USER,
+            "consumer_generation": None,
+            "consumer_type": "INSTANCE",  # required from microversion 1.38
+        }
+        status, raw = self.transport.request("PUT", f"/allocations/{uuidlib.uuid4()}", body)
+        if status not in (204, 409) and status < 500:
+            raise RuntimeError(f"PUT allocations: HTTP {status}: {raw[:300]!r}")
+        return status

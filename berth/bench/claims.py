@@ -87,6 +87,7 @@ def tally(stats: Counter[str], attempt: Attempt) -> None:
     stats["retries"] += attempt.retries
     stats["give_ups"] += attempt.gave_up
     stats["no_host"] += attempt.no_host
+    stats["server_errors"] += attempt.errors
 
 
 def work(plan: ClaimsPlan, index: int, start: Any, out: Any) -> None:
@@ -173,6 +174,7 @@ def summarise(results: list[tuple[dict[str, int], list[float], float]], seconds:
         "retries": stats["retries"],
         "give_ups": stats["give_ups"],
         "no_host": stats["no_host"],
+        "server_errors": stats["server_errors"],
         "cloud_full": stats["full"] > 0,
         "elapsed_s": round(elapsed, 2),
         **latency_summary(latencies),

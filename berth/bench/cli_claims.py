@@ -65,28 +65,12 @@ def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any
 
 
 def _table(rows: list[tuple[str, str, str, int, dict[str, Any]]]) -> Table:
-    table = Table(
-        "target",
-        "strategy",
-        "partitioning",
-        "hosts",
-        *RESULT_COLUMNS,
-        "p50 ms",
-        "p99 ms",
-        "over capacity",
-    )
+    table = Table("target", "strategy", "part.", "hosts", "claims/s", "confl./s", "confl. %",
+                  "retries", "give-ups", "5xx", "p50 ms", "p99 ms", "over cap.")  # fmt: skip
     for name, strategy, part, hosts, r in rows:
-        cells = [str(r[c]) for c in RESULT_COLUMNS]
-        table.add_row(
-            name,
-            strategy,
-            part,
-            str(hosts),
-            *cells,
-            str(r["p50_ms"]),
-            str(r["p99_ms"]),
-            str(r["over_capacity"]),
-        )
+        figures = [r[c] for c in (*RESULT_COLUMNS, "server_errors", "p50_ms", "p99_ms")]
+        cells = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in figures]
+        table.add_row(name, strategy, part, str(hosts), *cells, str(r["over_capacity"]))
     return table
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 
 from berth.bench.targets import wait_ready
 from berth.db.engine import Database, normalise_url
+from berth.placement import catalog
 
 VERSION = "16.0.0"
 DATABASE = "berth_reference"
@@ -132,6 +133,11 @@ def start(berth_database_url: str, port: int = 8792, workers: int = 2) -> Refere
     bin_dir = venv() / "bin"
     manage = [str(bin_dir / "placement-manage"), "--config-dir", str(home()), "db", "sync"]
     subprocess.run(manage, env=env, check=True, capture_output=True)
+    # Standard classes and traits written once here: otherwise every worker inserts them
+    # as it boots, and on SQLite the losers die with "database is locked".
+    db = Database(lab_url)
+    catalog.sync(db)
+    db.dispose()
     log = home() / "gunicorn.log"
     argv = [str(bin_dir / "gunicorn"), "--no-control-socket", "-w", str(workers)]
     argv += ["-b", f"127.0.0.1:{port}", "placement.wsgi.api:application"]
@@ -141,6 +147,9 @@ def start(berth_database_url: str, port: int = 8792, workers: int = 2) -> Refere
         )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
+    time.sleep(2.0)  # every worker has booted (or died) by now
+    if proc.poll() is not None:
+        raise RuntimeError(f"the reference exited after starting; see {log}")
     state = ReferenceState(url, proc.pid, lab_url, placement_url, workers, str(log))
     _state_file().write_text(json.dumps(asdict(state), indent=2))
     return state

@@ -98,7 +98,7 @@ def claims_key(x: Line) -> Key:
 
 
 CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups",
-                 "p50_ms", "p99_ms")  # fmt: skip
+                 "server_errors", "p50_ms", "p99_ms")  # fmt: skip
 
 
 def claims_table(lines: list[Line], kind: str = "claims") -> str:
@@ -109,7 +109,7 @@ def claims_table(lines: list[Line], kind: str = "claims") -> str:
         over = max(int(x["result"].get("over_capacity", 0)) for x in same)
         rows.append([*key, *figures, over, len(same)])
     head = ["target", "mode", "hosts", "strategy", "partitioning", "W", "claims/s",
-            "conflicts/s", "conflict %", "retries", "give-ups", "p50 ms", "p99 ms",
+            "conflicts/s", "conflict %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
             "over capacity", "runs"]  # fmt: skip
     return table(head, rows)
 

@@ -13,10 +13,10 @@ def test_tally_counts_each_outcome() -> None:
     tally(stats, Attempt(claimed=True, conflicts=2, retries=2))
     tally(stats, Attempt(gave_up=True, conflicts=5, retries=4))
     tally(stats, Attempt(no_host=True))
-    assert (
-        stats
-        == Counter(requests=3, claimed=1, conflicts=7, retries=6, give_ups=1, no_host=1) + Counter()
-    )  # zero counts dropped
+    tally(stats, Attempt(errors=2, retries=2, claimed=True))
+    assert +stats == Counter(
+        requests=4, claimed=2, conflicts=7, retries=8, give_ups=1, no_host=1, server_errors=2
+    )
 
 
 def test_summary_rates_use_the_longest_worker_and_latencies_of_successes() -> None:
