@@ -19,8 +19,6 @@ import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from berth.scheduler.partition import Ring
-
 SIZES: list[tuple[int, int]] = [(1, 64), (1, 512), (2, 2048), (4, 4096), (8, 16384), (16, 32768)]
 STRATEGIES = ("pack", "spread", "random")
 PARTITIONINGS = ("none", "modulo", "hash")
@@ -53,6 +51,8 @@ def owner_function(partitioning: str, workers: int) -> Callable[[str], int]:
     if partitioning == "modulo":
         return lambda uuid: (uuidlib.UUID(uuid).int - 1) % workers
     if partitioning == "hash":
+        from berth.scheduler.partition import Ring  # the scheduler's own ring, imported late
+
         names = [f"worker-{i}" for i in range(workers)]
         ring = Ring(names, HASH_REPLICAS)
         return lambda uuid: names.index(ring.owner(uuid))
