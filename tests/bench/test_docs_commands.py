@@ -22,6 +22,8 @@ def _commands() -> list[str]:
     found = []
     for path in SOURCES:
         text = path.read_text().replace("\\\n", " ")
+        if path.suffix == ".md":  # only the fenced code blocks
+            text = "\n".join(re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL))
         for line in text.splitlines():
             match = PATTERN.search(line)
             if match:

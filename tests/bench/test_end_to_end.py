@@ -49,4 +49,4 @@ def test_populate_measure_claim_report(tmp_path: Path) -> None:
     _bench("report", out, "--output", str(report), "--plots", str(tmp_path / "docs" / "bench"))
     text = report.read_text()
     assert "## Claims" in text and "## Allocation candidates" in text
-    assert "![successful claims/s](bench/claims.png)" in text
+    assert "](bench/candidates-limit.png)" in text
