@@ -31,7 +31,7 @@ class Settings:
     database_url: str = ""
     bind: str = "127.0.0.1:8780"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    server: str = "gunicorn"
+    server: str = "granian"
     auth_strategy: str = "noauth2"
     enforce_new_defaults: bool = True
     policy_file: str = ""

@@ -199,7 +199,7 @@ def candidates(
     requests: int = typer.Option(200, help="Requests per query and concurrency."),
     seconds: float = typer.Option(20.0, help="At most this long per query and concurrency."),
     server_workers: int = typer.Option(1, help="Worker processes of a berth the lab serves."),
-    server: str = typer.Option("gunicorn", help="gunicorn or granian (serve)."),
+    server: str = typer.Option("granian", help="granian or gunicorn (serve)."),
     filter_: str = typer.Option("memory", "--filter", help="berth: memory or sql filtering."),
     out: str = OUT,
 ) -> None:

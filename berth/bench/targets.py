@@ -88,7 +88,7 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 
 def berth_server(
     database_url: str,
     workers: int = 1,
-    server: str = "gunicorn",
+    server: str = "granian",
     env: dict[str, str] | None = None,
 ) -> Iterator[Target]:
     """Run ``berth serve`` on a free port over ``database_url``; yield it as a target."""
@@ -144,7 +144,7 @@ def open_target(
     name: str,
     database_url: str = "",
     workers: int = 1,
-    server: str = "gunicorn",
+    server: str = "granian",
     env: dict[str, str] | None = None,
 ) -> Iterator[Target]:
     """Resolve ``name`` (see the module docstring); servers it starts stop on exit."""

@@ -160,9 +160,9 @@ def _get(url: str, token: str | None, extra: dict[str, str] | None = None) -> tu
     request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, dict(answer.headers)
+            return answer.status, {k.lower(): v for k, v in answer.headers.items()}
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers)
+        return err.code, {k.lower(): v for k, v in err.headers.items()}
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_tokens_validated_by_keystone(
     got, headers = _get(url + path, token)
     assert got == status
     if status == 401:
-        assert "Keystone uri=" in headers.get("WWW-Authenticate", "")
+        assert "Keystone uri=" in headers.get("www-authenticate", "")
 
 
 def test_forged_identity_headers_are_ignored(berth_with_keystone: tuple[str, object]) -> None:
