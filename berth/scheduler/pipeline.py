@@ -104,6 +104,7 @@ class Selector:
         self.spec = spec
         self.hints = hints
         self.alternates = pipeline.config.alternates if spec.alternates is None else spec.alternates
+        self.scores = weighers_mod.Scores()
 
     def decide(self) -> Decision:
         """Choose hosts for every instance of the request."""
@@ -128,6 +129,7 @@ class Selector:
                     break
                 continue
             ctx.take(ranked[0][0])
+            self.scores.forget(ranked[0][0].root)
             choices = [self.choice(host, weight, source) for host, weight in ranked]
             decision.placements.append(Placement(instance, choices))
         explanation.publish()
@@ -172,7 +174,7 @@ class Selector:
         e.merge_instance(tally)
         if not fit:
             return []
-        weights = weighers_mod.weigh(fit, self.p.weighers, ctx)
+        weights = weighers_mod.weigh(fit, self.p.weighers, ctx, self.scores)
         wanted = self.p.config.host_subset_size + self.alternates
         best = heapq.nlargest(wanted, range(len(fit)), key=weights.__getitem__)
         first = random.choice(best[: self.p.config.host_subset_size])

@@ -127,17 +127,46 @@ def normalise(raw: Sequence[float]) -> list[float]:
     return [(value - lo) / span for value in raw]
 
 
+class Scores:
+    """Raw scores per host, kept across the instances of one request.
+
+    Placing an instance changes only the chosen host's free room, instance
+    count and group members, so only that host is scored again
+    (:meth:`forget`); the others' raw scores are reused.
+    """
+
+    def __init__(self) -> None:
+        self.raw: dict[int, list[float]] = {}
+
+    def of(
+        self, host: HostState, weighers: list[tuple[Weigher, float]], ctx: SchedulingContext
+    ) -> list[float]:
+        """``host``'s raw score under each weigher (0 where a weigher does not apply)."""
+        found = self.raw.get(host.root)
+        if found is None:
+            found = [w.score(host, ctx) if w.applies(ctx) else 0.0 for w, _ in weighers]
+            self.raw[host.root] = found
+        return found
+
+    def forget(self, root: int) -> None:
+        """Score host ``root`` again next time (an instance was placed there)."""
+        self.raw.pop(root, None)
+
+
 def weigh(
-    hosts: Sequence[HostState], weighers: list[tuple[Weigher, float]], ctx: SchedulingContext
+    hosts: Sequence[HostState],
+    weighers: list[tuple[Weigher, float]],
+    ctx: SchedulingContext,
+    scores: Scores | None = None,
 ) -> list[float]:
     """The combined weight of each host, in the order given."""
     totals = [0.0] * len(hosts)
-    if len(hosts) < 2:
+    if len(hosts) < 2 or not weighers:
         return totals
-    for weigher, multiplier in weighers:
-        if not weigher.applies(ctx):
-            continue
-        scores = normalise([weigher.score(h, ctx) for h in hosts])
-        for i, value in enumerate(scores):
+    scores = scores or Scores()
+    rows = [scores.of(h, weighers, ctx) for h in hosts]
+    for column, (_, multiplier) in enumerate(weighers):
+        normalised = normalise([row[column] for row in rows])
+        for i, value in enumerate(normalised):
             totals[i] += multiplier * value
     return totals

@@ -108,3 +108,19 @@ def test_request_consumption_counts_as_used() -> None:
     ctx = context(u, weighers="cpu=1.0")
     ctx.consumed[(1, 0)] = 10  # earlier instances of this request took 10 VCPU on host 1
     assert WEIGHERS["cpu"]().score(host(u, 1), ctx) == 6.0
+
+
+def test_cached_scores_match_fresh_ones_after_a_placement() -> None:
+    from berth.scheduler.weighers import Scores
+
+    u = world(make_provider(1, {"VCPU": 4}), make_provider(2), make_provider(3, {"VCPU": 8}))
+    ctx = context(u, RequestSpec(resources={"VCPU": 2}, num_instances=3), weighers="cpu=1,ram=1")
+    hosts = [host(u, pid, VCPU=2) for pid in (1, 2, 3)]
+    weighers = build(ctx.config.weighers)
+    scores = Scores()
+    for _ in range(3):
+        cached = weigh(hosts, weighers, ctx, scores)
+        assert cached == weigh(hosts, weighers, ctx)  # no cache: everything scored again
+        best = hosts[max(range(3), key=cached.__getitem__)]
+        ctx.take(best)
+        scores.forget(best.root)
