@@ -133,9 +133,16 @@ def create(
     conn: Connection, spec: ServerGroupSpec, project_id: str | None, user_id: str | None
 ) -> ServerGroup:
     """Insert a group (a duplicate uuid is a Conflict)."""
-    policy = _check_policy(spec.policy, spec.max_server_per_host)
     if find(conn, spec.uuid, with_members=False) is not None:
         raise errors.Conflict(f"Server group {spec.uuid} already exists")
+    return _insert(conn, spec, project_id, user_id)
+
+
+def _insert(
+    conn: Connection, spec: ServerGroupSpec, project_id: str | None, user_id: str | None
+) -> ServerGroup:
+    """The INSERT; a concurrent insert of the same uuid is an IntegrityError (retry)."""
+    policy = _check_policy(spec.policy, spec.max_server_per_host)
     conn.execute(
         insert(G).values(
             uuid=spec.uuid,
@@ -154,10 +161,15 @@ def create(
 def ensure(
     conn: Connection, spec: ServerGroupSpec, project_id: str | None, user_id: str | None
 ) -> ServerGroup:
-    """The group named by ``spec``, created when the spec gives a policy."""
+    """The group named by ``spec``, created when the spec gives a policy.
+
+    Two requests creating the same group race on its unique uuid: the loser
+    gets an IntegrityError, and :func:`~berth.placement.allocations.run_atomically`
+    runs it again, now finding the group.
+    """
     group = find(conn, spec.uuid)
     if group is None and spec.policy is not None:
-        return create(conn, spec, project_id, user_id)
+        return _insert(conn, spec, project_id, user_id)
     return ensure_found(group, spec)
 
 
