@@ -190,3 +190,5 @@ def release(db: Database, instances: list[str], group_uuid: str | None, retries:
             groups.forget(conn, group_uuid, instances)
 
     allocations.run_atomically(db, once, max(retries, 10))
+    # Claims counted as "claimed" earlier, now undone (all-or-nothing).
+    CLAIMS.labels("released").inc(len(instances))

@@ -28,7 +28,7 @@ REQUESTS = PromCounter(
 )
 CLAIMS = PromCounter(
     "berth_scheduler_claims",
-    "Claim attempts by outcome (claimed, conflict, full, group)",
+    "Claim attempts by outcome (claimed, conflict, full, group; released = claimed then undone)",
     ["outcome"],
 )
 SELECT_SECONDS = Histogram(
