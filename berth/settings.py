@@ -75,6 +75,7 @@ class Settings:
     scheduler_host_subset_size: int = 1
     scheduler_alternates: int = 2
     scheduler_claim_retries: int = 3
+    scheduler_claim_batch: int = 64
     scheduler_scan_limit: int = 100
     scheduler_scan_random_start: bool = True
     scheduler_partitioning: str = "none"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import random
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -41,6 +42,7 @@ class ClaimsPlan:
     partitioning: str = "none"
     workers: int = 8
     seconds: float = 10.0
+    concurrency: int = 1  # requests each scheduler serves at once (threads)
     limit: int = 0  # client-side: limit= on GET /allocation_candidates (0: none)
     delay: float = 0.0  # compute: seconds between selection and the compute host's claim
     attempts: int = 5  # client-side: claims tried per instance before giving up
@@ -91,25 +93,59 @@ def tally(stats: Counter[str], attempt: Attempt) -> None:
 
 
 def work(plan: ClaimsPlan, index: int, start: Any, out: Any) -> None:
-    """One scheduler process: warm up, wait for the others, claim until done."""
-    claimer = make_claimer(plan, index)
-    claimer.warm_up()
-    rng = random.Random(plan.seed * 1000 + index)
-    stats: Counter[str] = Counter()
-    latencies: list[float] = []
+    """One scheduler process: warm up, wait for the others, claim until done.
+
+    With ``plan.concurrency`` above 1 the process serves that many requests
+    at once, one thread each (as a server worker with request threads): an
+    in-process scheduler is shared by them, other targets get a client each.
+    """
+    first = make_claimer(plan, index)
+    shared = isinstance(first, SchedulerClaimer)
+    claimers = [first if shared or n == 0 else make_claimer(plan, index)
+                for n in range(plan.concurrency)]  # fmt: skip
+    for claimer in claimers if not shared else [first]:
+        claimer.warm_up()
+    loops = [_Loop(plan, claimer, plan.seed * 1000 + index * 64 + n)
+             for n, claimer in enumerate(claimers)]  # fmt: skip
     start.wait()
     began = time.monotonic()
     deadline = began + plan.seconds
-    misses = 0
-    while time.monotonic() < deadline and misses < plan.full_after:
-        t0 = time.perf_counter()
-        attempt = claimer.claim(strategies.request_size(rng), rng)
-        if attempt.claimed:
-            latencies.append(time.perf_counter() - t0)
-        misses = misses + 1 if attempt.no_host else 0
-        tally(stats, attempt)
-    stats["full"] = int(misses >= plan.full_after)
+    threads = [threading.Thread(target=loop.run, args=(deadline,)) for loop in loops[1:]]
+    for thread in threads:
+        thread.start()
+    loops[0].run(deadline)
+    for thread in threads:
+        thread.join()
+    stats: Counter[str] = Counter()
+    latencies: list[float] = []
+    for loop in loops:
+        stats.update(loop.stats)
+        latencies += loop.latencies
+    stats["full"] = int(any(loop.full for loop in loops))
     out.put((index, dict(stats), latencies, time.monotonic() - began))
+
+
+class _Loop:
+    """One stream of requests, one at a time, until the deadline or the cloud is full."""
+
+    def __init__(self, plan: ClaimsPlan, claimer: Any, seed: int) -> None:
+        self.plan = plan
+        self.claimer = claimer
+        self.rng = random.Random(seed)
+        self.stats: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.full = False
+
+    def run(self, deadline: float) -> None:
+        misses = 0
+        while time.monotonic() < deadline and misses < self.plan.full_after:
+            t0 = time.perf_counter()
+            attempt = self.claimer.claim(strategies.request_size(self.rng), self.rng)
+            if attempt.claimed:
+                self.latencies.append(time.perf_counter() - t0)
+            misses = misses + 1 if attempt.no_host else 0
+            tally(self.stats, attempt)
+        self.full = misses >= self.plan.full_after
 
 
 def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,7 +53,10 @@ def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any
     target = plan.target
     if hosts:
         populate_target(target, topology_from("placement-bench", hosts), show=False)
-    label = f"{kind} {target.name} {plan.strategy}/{plan.partitioning} W={plan.workers}"
+    label = (
+        f"{kind} {target.name} {plan.strategy}/{plan.partitioning} "
+        f"W={plan.workers}x{plan.concurrency} {_describe(plan.overrides)}"
+    )
     with timed(label, plan.seconds) as advance:
         result = run(plan, advance)
     result.update(
@@ -64,13 +68,32 @@ def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any
     return result
 
 
-def _table(rows: list[tuple[str, str, str, int, dict[str, Any]]]) -> Table:
-    table = Table("target", "strategy", "part.", "hosts", "claims/s", "confl./s", "confl. %",
-                  "retries", "give-ups", "5xx", "p50 ms", "p99 ms", "over cap.")  # fmt: skip
-    for name, strategy, part, hosts, r in rows:
+def _describe(overrides: dict[str, Any]) -> str:
+    return " ".join(f"{k.removeprefix('scheduler_')}={v}" for k, v in sorted(overrides.items()))
+
+
+def _overrides(pairs: list[str]) -> list[dict[str, Any]]:
+    """``--set name=v1,v2`` options as one settings dict per combination."""
+    combos: list[dict[str, Any]] = [{}]
+    for pair in pairs:
+        name, sep, values = pair.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"--set wants NAME=VALUE[,VALUE...], got {pair!r}")
+        key = name.strip().lower().removeprefix("berth_")
+        combos = [{**c, key: v.strip()} for c in combos for v in values.split(",")]
+    return combos
+
+
+def _table(rows: list[tuple[str, str, str, int, int, str, dict[str, Any]]]) -> Table:
+    table = Table("target", "strategy", "part.", "hosts", "conc.", "settings", "claims/s",
+                  "confl./s", "confl. %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
+                  "over cap.")  # fmt: skip
+    for name, strategy, part, hosts, conc, extra, r in rows:
         figures = [r[c] for c in (*RESULT_COLUMNS, "server_errors", "p50_ms", "p99_ms")]
         cells = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in figures]
-        table.add_row(name, strategy, part, str(hosts), *cells, str(r["over_capacity"]))
+        table.add_row(
+            name, strategy, part, str(hosts), str(conc), extra, *cells, str(r["over_capacity"])
+        )
     return table
 
 
@@ -92,6 +115,15 @@ def claims(
     repeat: int = typer.Option(1, help="Runs per combination (report the median)."),
     limit: int = typer.Option(0, help="Client-side: limit on GET /allocation_candidates."),
     server_workers: int = typer.Option(2, help="Worker processes of a berth the lab serves."),
+    concurrency: list[int] = typer.Option(
+        [1], help="Requests each scheduler serves at once, one thread each (repeatable)."
+    ),
+    settings: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Scheduler setting for berth in process, NAME=V1[,V2...]: one run per value "
+        "(repeatable; e.g. --set scheduler_claim_batch=0,64).",
+    ),
     out: str = OUT,
 ) -> None:
     """W schedulers claiming at once: claims/s, conflicts, retries, give-ups, latency."""
@@ -103,10 +135,13 @@ def claims(
                     chosen = (
                         mode if mode != "auto" else ("scheduler" if tg.is_berth else "placement")
                     )
-                    plan = ClaimsPlan(tg, chosen, s, p, workers, seconds, limit)
                     for n in hosts or [0]:
-                        for _ in range(repeat):
-                            rows.append((tg.name, s, p, n, _one_run(plan, n, out, "claims")))
+                        for c, extra in itertools.product(concurrency, _overrides(settings)):
+                            plan = ClaimsPlan(tg, chosen, s, p, workers, seconds, limit)
+                            plan.concurrency, plan.overrides = c, extra
+                            for _ in range(repeat):
+                                result = _one_run(plan, n, out, "claims")
+                                rows.append((tg.name, s, p, n, c, _describe(extra), result))
     console.print(_table(rows))
 
 

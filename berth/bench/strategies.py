@@ -41,6 +41,9 @@ def scheduler_settings(strategy: str, partitioning: str, index: int, count: int)
         # random: no weights, a random host among the whole scan window.
         "scheduler_host_subset_size": 1000 if strategy == "random" else 1,
         "scheduler_partitioning": "consistent" if partitioning == "hash" else partitioning,
+        # Packing its own hosts, a worker fills them in order; unpartitioned
+        # workers start at random places so that they do not all pick one host.
+        "scheduler_scan_random_start": not (strategy == "pack" and partitioning != "none"),
         "scheduler_worker_index": index if partitioning != "none" else -1,
         "scheduler_worker_count": count if partitioning != "none" else 0,
     }

@@ -23,12 +23,12 @@ A generation the *client* sent that does not match is a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
 import structlog
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Select, delete, func, insert, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from berth import metrics
@@ -217,7 +217,9 @@ def _entries(
 
 
 @dataclass(frozen=True)
-class _Capacity:
+class Capacity:
+    """One inventory and the usage on it, as read in the writing transaction."""
+
     total: int
     reserved: int
     min_unit: int
@@ -226,11 +228,26 @@ class _Capacity:
     allocation_ratio: float
     used: int
 
+    def refusal(self, amount: int, added: int, held: int = 0) -> str | None:
+        """Why ``amount`` does not fit (None: it does), the rule of every write.
 
-def _capacities(
-    conn: Connection, provider_ids: set[int], class_ids: set[int]
-) -> dict[tuple[int, int], _Capacity]:
-    """Inventory and current usage per (provider, class), read in one query."""
+        ``added`` is what the write puts on this inventory in all (``amount``
+        included), ``held`` what the writing consumers held on it before;
+        over capacity is tolerated only if the write does not add to it.
+        """
+        if not (self.min_unit <= amount <= self.max_unit) or amount % self.step_size:
+            return "violate inventory constraints"
+        capacity = (self.total - self.reserved) * self.allocation_ratio
+        if self.used + added > capacity and added > held:
+            return "exceed the capacity"
+        return None
+
+
+def capacity_rows(
+    conn: Connection, provider_ids: Collection[int] | Select[Any], class_ids: Collection[int]
+) -> Sequence[Any]:
+    """Inventory and current usage per (provider, class), with the provider's uuid
+    and generation, read in one query (``provider_ids``: ids or a SELECT of ids)."""
     usage = (
         select(
             A.c.resource_provider_id,
@@ -245,16 +262,13 @@ def _capacities(
         select(
             INV.c.resource_provider_id,
             INV.c.resource_class_id,
-            INV.c.total,
-            INV.c.reserved,
-            INV.c.min_unit,
-            INV.c.max_unit,
-            INV.c.step_size,
-            INV.c.allocation_ratio,
+            RP.c.uuid,
+            RP.c.generation,
+            *CAPACITY_COLUMNS,
             usage.c.used,
         )
         .select_from(
-            INV.outerjoin(
+            INV.join(RP, RP.c.id == INV.c.resource_provider_id).outerjoin(
                 usage,
                 (INV.c.resource_provider_id == usage.c.resource_provider_id)
                 & (INV.c.resource_class_id == usage.c.resource_class_id),
@@ -262,13 +276,38 @@ def _capacities(
         )
         .where(INV.c.resource_provider_id.in_(provider_ids), INV.c.resource_class_id.in_(class_ids))
     )
-    out = {}
-    for r in conn.execute(query):
-        values = dict(r._mapping)
-        key = (values.pop("resource_provider_id"), values.pop("resource_class_id"))
-        values["used"] = int(values["used"] or 0)
-        out[key] = _Capacity(**values)
-    return out
+    return conn.execute(query).all()
+
+
+CAPACITY_COLUMNS = (
+    INV.c.total,
+    INV.c.reserved,
+    INV.c.min_unit,
+    INV.c.max_unit,
+    INV.c.step_size,
+    INV.c.allocation_ratio,
+)
+
+
+def capacity(row: Any) -> Capacity:
+    """The :class:`Capacity` of one :func:`capacity_rows` row."""
+    return Capacity(
+        row.total,
+        row.reserved,
+        row.min_unit,
+        row.max_unit,
+        row.step_size,
+        row.allocation_ratio,
+        int(row.used or 0),
+    )
+
+
+def capacities(
+    conn: Connection, provider_ids: set[int], class_ids: set[int]
+) -> dict[tuple[int, int], Capacity]:
+    """Inventory and current usage per (provider, class), read in one query."""
+    rows = capacity_rows(conn, provider_ids, class_ids)
+    return {(r.resource_provider_id, r.resource_class_id): capacity(r) for r in rows}
 
 
 def _check(
@@ -285,7 +324,7 @@ def _check(
     over capacity is allowed only when it lowers that provider's usage.
     """
     provider_ids = {e.provider_id for e in entries}
-    caps = _capacities(conn, provider_ids, set(class_ids.values()))
+    caps = capacities(conn, provider_ids, set(class_ids.values()))
     with_inventory = {pid for pid, _ in caps}
     missing = [e.provider_uuid for e in entries if e.provider_id not in with_inventory]
     if missing:
@@ -300,12 +339,9 @@ def _check(
         cap = caps.get(key)
         if cap is None:
             _refuse(conn, plan, _inventory_invalid(e.resource_class, e.provider_uuid))
-        if not (cap.min_unit <= e.amount <= cap.max_unit) or e.amount % cap.step_size:
-            _refuse(conn, plan, _unable(e, "violate inventory constraints"))
-        capacity = (cap.total - cap.reserved) * cap.allocation_ratio
-        # Over capacity is tolerated only if this write does not add to it.
-        if cap.used + running[key] > capacity and running[key] > mine.get(key, 0):
-            _refuse(conn, plan, _unable(e, "exceed the capacity"))
+        why = cap.refusal(e.amount, running[key], mine.get(key, 0))
+        if why is not None:
+            _refuse(conn, plan, unable(e.resource_class, e.provider_uuid, why))
 
 
 def _inventory_invalid(resource_class: str, provider: str) -> InvalidAllocation:
@@ -314,10 +350,11 @@ def _inventory_invalid(resource_class: str, provider: str) -> InvalidAllocation:
     )
 
 
-def _unable(e: _Entry, why: str) -> InvalidAllocation:
+def unable(resource_class: str, provider_uuid: str, why: str) -> InvalidAllocation:
+    """The reference's refusal of an amount (``why``: from :meth:`Capacity.refusal`)."""
     return InvalidAllocation(
-        f"Unable to create allocation for '{e.resource_class}' on resource provider "
-        f"'{e.provider_uuid}'. The requested amount would {why}."
+        f"Unable to create allocation for '{resource_class}' on resource provider "
+        f"'{provider_uuid}'. The requested amount would {why}."
     )
 
 

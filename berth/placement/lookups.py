@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, select, update
+from sqlalchemy import Connection, Select, select, tuple_, update
 
 from berth.db import tables as t
 from berth.placement import errors
@@ -71,19 +71,47 @@ def get_provider(conn: Connection, uuid: str) -> ProviderRow:
     return provider
 
 
+def try_bump(conn: Connection, provider_id: int, expected: int) -> bool:
+    """Compare-and-swap the provider generation from ``expected`` to +1; False if lost.
+
+    The caller records the change (:func:`berth.placement.changes.record`).
+    """
+    result = conn.execute(
+        update(RP)
+        .where(RP.c.id == provider_id, RP.c.generation == expected)
+        .values(generation=expected + 1, updated_at=utcnow())
+    )
+    return bool(result.rowcount == 1)
+
+
+def swap_generations(conn: Connection, expected: dict[int, int]) -> set[int]:
+    """Compare-and-swap several provider generations (id -> expected); the ids swapped.
+
+    One ``UPDATE ... WHERE (id, generation) IN (...) RETURNING id`` where the
+    database returns updated rows (PostgreSQL, SQLite), else one
+    :func:`try_bump` per provider, in id order (MariaDB, MySQL).
+    """
+    if not expected:
+        return set()
+    if not conn.dialect.update_returning:
+        return {pid for pid in sorted(expected) if try_bump(conn, pid, expected[pid])}
+    pairs = sorted(expected.items())
+    result = conn.execute(
+        update(RP)
+        .where(tuple_(RP.c.id, RP.c.generation).in_(pairs))
+        .values(generation=RP.c.generation + 1, updated_at=utcnow())
+        .returning(RP.c.id)
+    )
+    return set(result.scalars())
+
+
 def bump_generation(conn: Connection, provider_id: int, expected: int) -> int:
     """Compare-and-swap the provider generation from ``expected`` to +1.
 
     Raises ConcurrentUpdate when another writer changed it first.  This is
     the only way a write claims a provider: no row locks are taken earlier.
     """
-    now = utcnow()
-    result = conn.execute(
-        update(RP)
-        .where(RP.c.id == provider_id, RP.c.generation == expected)
-        .values(generation=expected + 1, updated_at=now)
-    )
-    if result.rowcount != 1:
+    if not try_bump(conn, provider_id, expected):
         raise errors.ConcurrentUpdate(
             "resource provider generation conflict",
         )

@@ -9,8 +9,10 @@ transaction back and runs it again (``scheduler_claim_retries`` times);
 a host that turns out full, or a group rule that would break, is final for
 that host: the caller moves on to the next alternate.
 
-:func:`claim_batch` tries every instance of a request in one transaction
-(the fast path); :func:`release` undoes claims (all-or-nothing).
+:func:`claim_batch` tries every instance of a request in one transaction;
+:func:`claim_combined` does the same through the group commit, sharing the
+transaction with other threads' claims (requests without a server group);
+:func:`release` undoes claims (all-or-nothing).
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from berth.db.engine import Database
-from berth.placement import allocations, consumers, errors
+from berth.placement import allocations, consumers, errors, new_consumers
 from berth.placement.allocations import ConsumerAllocations, InvalidAllocation
 from berth.placement.catalog import CUSTOM_ID_START
 from berth.placement.lookups import ResourceClassCache
+from berth.placement.new_consumers import NewConsumer
 from berth.scheduler import groups
+from berth.scheduler.combiner import ClaimCombiner
 from berth.scheduler.explain import CLAIMS
 from berth.scheduler.groups import GroupViolation
 
@@ -172,6 +176,31 @@ def claim_batch(
         outcome.kind, outcome.message = "group", exc.message
     except errors.ConcurrentUpdate as exc:
         outcome.kind, outcome.message = "conflict", exc.message
+    CLAIMS.labels(outcome.kind).inc(len(claims) if outcome.ok else 1)
+    if outcome.lost_races:
+        CLAIMS.labels("lost_race").inc(outcome.lost_races)
+    return outcome
+
+
+def claim_combined(
+    combiner: ClaimCombiner, claims: list[Claim], owner: Owner, known: KnownClasses
+) -> Outcome:
+    """Like :func:`claim_batch`, through the group commit (no server group).
+
+    The claims share a transaction with the concurrent claims of other
+    threads of this process (:mod:`berth.scheduler.combiner`); still all
+    or nothing.
+    """
+    assert owner.group_uuid is None, "server-group claims take claim_batch"
+    request = [
+        NewConsumer(c.instance_uuid, c.allocation, owner.project_id, owner.user_id) for c in claims
+    ]
+    job = combiner.claim(request, known)
+    assert job.verdict is not None
+    verdict = job.verdict
+    if verdict.kind == new_consumers.EXISTS:
+        raise InstanceExists(verdict.message.split(", "))
+    outcome = Outcome(verdict.kind, verdict.message, job.transactions)
     CLAIMS.labels(outcome.kind).inc(len(claims) if outcome.ok else 1)
     if outcome.lost_races:
         CLAIMS.labels("lost_race").inc(outcome.lost_races)

@@ -49,6 +49,7 @@ class SchedulerConfig:
     host_subset_size: int
     alternates: int
     claim_retries: int
+    claim_batch: int
     scan_limit: int
     scan_random_start: bool
     partitioning: str
@@ -108,6 +109,8 @@ def _check(config: SchedulerConfig) -> None:
         raise ValueError("scheduler_host_subset_size must be at least 1")
     if config.alternates < 0 or config.claim_retries < 1 or config.scan_limit < 0:
         raise ValueError("scheduler_alternates >= 0, claim_retries >= 1, scan_limit >= 0")
+    if config.claim_batch < 0:
+        raise ValueError("scheduler_claim_batch must be 0 (no group commit) or more")
     if config.worker_count > 0 and not 0 <= config.worker_index < config.worker_count:
         raise ValueError("scheduler_worker_index must be in [0, scheduler_worker_count)")
 
@@ -121,6 +124,7 @@ def from_settings(settings: Settings) -> SchedulerConfig:
         host_subset_size=settings.scheduler_host_subset_size,
         alternates=settings.scheduler_alternates,
         claim_retries=settings.scheduler_claim_retries,
+        claim_batch=settings.scheduler_claim_batch,
         scan_limit=settings.scheduler_scan_limit,
         scan_random_start=settings.scheduler_scan_random_start,
         partitioning=settings.scheduler_partitioning,

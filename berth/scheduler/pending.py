@@ -1,12 +1,15 @@
-"""This worker's own recent claims, until its candidates index has read them back.
+"""This worker's own claims, from selection until its candidates index has read them back.
 
 Refreshing the index before every request costs a poll of the change feed
 and a re-read of every changed provider.  With ``scheduler_index_refresh_ms``
 above 0 the scheduler refreshes less often and instead remembers what its
-own successful claims took (:meth:`PendingClaims.add`); selection counts
-those amounts as used (:meth:`snapshot`), so the worker does not keep
-choosing a host it has just filled.  An entry is dropped once a refresh
-that *started after* the claim committed has run: that refresh read it.
+own claims take: a selection *reserves* the amounts of the hosts it chose
+(:meth:`PendingClaims.reserve`, under the index lock, so the next selection
+of any thread counts them as used); the claim then *settles* the
+reservation: kept if it committed, dropped if it was refused.  A kept
+entry is forgotten once a refresh that *started after* the commit has run:
+that refresh read it.  Entries still in flight are never forgotten.
+
 Other workers' claims are seen only at the next refresh; until then a
 claim may be refused (full, or a lost race) and the next alternate is
 tried, so staleness costs retries, never correctness.  A refused claim, or
@@ -18,31 +21,60 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+Amounts = dict[tuple[int, int], int]  # (provider id, class id) -> amount
+
+
+class Reservation:
+    """Amounts one selection took; ``serial`` is set when its claim commits."""
+
+    __slots__ = ("amounts", "serial")
+
+    def __init__(self, amounts: Amounts) -> None:
+        self.amounts = amounts
+        self.serial: int | None = None
 
 
 class PendingClaims:
-    """(provider id, class id) -> amount claimed by this process since its last refresh."""
+    """(provider id, class id) -> amount this process holds beyond its index."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.entries: list[tuple[int, dict[tuple[int, int], int]]] = []
+        self.entries: set[Reservation] = set()
+        self.totals: Amounts = {}
         self.serial = itertools.count(1)
         self.last_refresh = float("-inf")
 
-    def add(self, amounts: dict[tuple[int, int], int]) -> None:
-        """Remember a committed claim (call after the commit)."""
+    def reserve(self, amounts: Iterable[Amounts]) -> list[Reservation]:
+        """Count ``amounts`` (one per chosen host) as used until settled."""
+        made = [Reservation(dict(a)) for a in amounts]
         with self.lock:
-            self.entries.append((next(self.serial), dict(amounts)))
+            for r in made:
+                self.entries.add(r)
+                self._count(r.amounts, 1)
+        return made
 
-    def snapshot(self) -> dict[tuple[int, int], int]:
-        """Every pending amount, summed."""
-        out: dict[tuple[int, int], int] = {}
+    def settle(self, reservation: Reservation, committed: bool) -> None:
+        """The claim behind ``reservation`` committed (keep it) or was refused (drop it)."""
         with self.lock:
-            for _, amounts in self.entries:
-                for key, n in amounts.items():
-                    out[key] = out.get(key, 0) + n
-        return out
+            if reservation not in self.entries:
+                return
+            if committed:
+                reservation.serial = next(self.serial)
+            else:
+                self.entries.discard(reservation)
+                self._count(reservation.amounts, -1)
+
+    def add(self, amounts: Amounts) -> None:
+        """Remember a claim that committed without a reservation (an alternate host)."""
+        (made,) = self.reserve([amounts])
+        self.settle(made, True)
+
+    def snapshot(self) -> Amounts:
+        """Every pending amount, summed (a copy)."""
+        with self.lock:
+            return dict(self.totals)
 
     def invalidate(self) -> None:
         """Refresh before the next request: a claim was refused, the view was wrong."""
@@ -54,8 +86,20 @@ class PendingClaims:
         if now - self.last_refresh < interval:
             return
         with self.lock:
-            seen = next(self.serial)  # claims added from here on may postdate the refresh
+            seen = next(self.serial)  # claims committed from here on may postdate the refresh
         refresh()
         self.last_refresh = now
         with self.lock:
-            self.entries = [(n, amounts) for n, amounts in self.entries if n > seen]
+            read = {r for r in self.entries if r.serial is not None and r.serial < seen}
+            self.entries -= read
+            for r in read:
+                self._count(r.amounts, -1)
+
+    def _count(self, amounts: Amounts, sign: int) -> None:
+        totals = self.totals
+        for key, n in amounts.items():
+            left = totals.get(key, 0) + sign * n
+            if left:
+                totals[key] = left
+            else:
+                totals.pop(key, None)

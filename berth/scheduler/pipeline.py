@@ -23,13 +23,14 @@ from berth.scheduler import filters as filters_mod
 from berth.scheduler import weighers as weighers_mod
 from berth.scheduler.answer import HostChoice, NoValidHost
 from berth.scheduler.candidates import CandidateSource
+from berth.scheduler.combiner import ClaimCombiner
 from berth.scheduler.config import SchedulerConfig
 from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.explain import CANDIDATES, Explanation
 from berth.scheduler.filters import Filter
 from berth.scheduler.hoststate import HostCatalog, HostState
 from berth.scheduler.partition import Partitioner
-from berth.scheduler.pending import PendingClaims
+from berth.scheduler.pending import PendingClaims, Reservation
 from berth.scheduler.scan import HostScan, phases
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.weighers import Weigher
@@ -46,6 +47,8 @@ class Pipeline:
     partitioner: Partitioner
     catalog: HostCatalog
     index: MemoryIndex
+    # The group commit of this process's claims (None: one transaction per claim).
+    combiner: ClaimCombiner | None = None
     pending: PendingClaims = field(default_factory=PendingClaims)
 
 
@@ -64,6 +67,12 @@ def build(services: Services) -> Pipeline:
         partitioner=Partitioner(config, services.db),
         # berth's own host attributes (disabled, zone, metrics, aggregate metadata).
         catalog=HostCatalog(services.db),
+        # Claims: concurrent requests of this process share transactions.
+        combiner=(
+            ClaimCombiner(services.db, config.claim_retries, config.claim_batch)
+            if config.claim_batch
+            else None
+        ),
     )
 
 
@@ -82,6 +91,8 @@ class Decision:
     placements: list[Placement] = field(default_factory=list)
     unplaced: list[str] = field(default_factory=list)
     explanation: Explanation | None = None
+    # The chosen hosts' amounts, counted as used until the claims settle them.
+    reservations: list[Reservation] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -223,7 +234,11 @@ def decide(pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> Decision:
     pipeline.partitioner.refresh()
     with pipeline.index.lock, _gc_paused():
         pipeline.pending.refresh(config.index_refresh_seconds, pipeline.index.refresh)
-        return Selector(pipeline, spec, hints).decide()
+        decision = Selector(pipeline, spec, hints).decide()
+        if not spec.dry_run:
+            chosen = (p.ranked[0].amounts for p in decision.placements)
+            decision.reservations = pipeline.pending.reserve(chosen)
+        return decision
 
 
 def _counts_instances(pipeline: Pipeline) -> bool:

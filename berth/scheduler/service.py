@@ -65,29 +65,38 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
     pipeline = pipeline_for(services)
     hints = _hints(services, spec)
     decision = decide(pipeline, spec, hints)
-    if not decision.placements or (decision.unplaced and spec.all_or_nothing):
-        pipeline.pending.invalidate()  # maybe only this worker's view said so
-        raise no_valid_host(decision, spec)
-    if spec.dry_run:
-        selections = [
-            Selection(p.instance_uuid, p.ranked[0], p.ranked[1:]) for p in decision.placements
-        ]
-        return Answer(
-            selections, claimed=False, failed=decision.unplaced, explanation=decision.explanation
-        )
-    group = hints.group
-    owner = Owner(spec.project_id, spec.user_id, group.uuid if group is not None else None)
-    known = KnownClasses(pipeline.index.rc_names)
+    answer: Answer | None = None
     try:
-        answer = _claim(services.db, spec, decision, owner, known, pipeline.config.claim_retries)
-    except NoValidHost:
-        pipeline.pending.invalidate()
-        raise
-    for selection in answer.selections:
-        pipeline.pending.add(selection.chosen.amounts)
-    if answer.refused or answer.lost_races:
-        pipeline.pending.invalidate()
-    return answer
+        if not decision.placements or (decision.unplaced and spec.all_or_nothing):
+            pipeline.pending.invalidate()  # maybe only this worker's view said so
+            raise no_valid_host(decision, spec)
+        if spec.dry_run:
+            selections = [
+                Selection(p.instance_uuid, p.ranked[0], p.ranked[1:]) for p in decision.placements
+            ]
+            return Answer(
+                selections,
+                claimed=False,
+                failed=decision.unplaced,
+                explanation=decision.explanation,
+            )
+        answer = _claim(pipeline, services.db, spec, decision, hints)
+        return answer
+    finally:
+        _settle(pipeline, decision, answer)
+
+
+def _settle(pipeline: Pipeline, decision: Decision, answer: Answer | None) -> None:
+    """Keep the reservations of first choices claimed, drop the rest; note alternates taken."""
+    chosen = {s.instance_uuid: s.chosen for s in answer.selections} if answer else {}
+    pending = pipeline.pending
+    for placement, reservation in zip(decision.placements, decision.reservations, strict=False):
+        host = chosen.get(placement.instance_uuid)
+        pending.settle(reservation, committed=host is placement.ranked[0])
+        if host is not None and host is not placement.ranked[0]:
+            pending.add(host.amounts)
+    if answer is None or answer.refused or answer.lost_races:
+        pending.invalidate()
 
 
 def _hints(services: Services, spec: RequestSpec) -> Hints:
@@ -129,19 +138,16 @@ def _group(services: Services, spec: RequestSpec) -> ServerGroup:
 
 
 def _claim(
-    db: Database,
-    spec: RequestSpec,
-    decision: Decision,
-    owner: Owner,
-    known: KnownClasses,
-    retries: int,
+    pipeline: Pipeline, db: Database, spec: RequestSpec, decision: Decision, hints: Hints
 ) -> Answer:
-    """Claim every placement: one transaction when possible, else one by one with alternates."""
+    """Claim every placement: all at once when possible, else one by one with alternates."""
+    group = hints.group
+    owner = Owner(spec.project_id, spec.user_id, group.uuid if group is not None else None)
+    claimer = _Claimer(pipeline, db, owner)
     placements = decision.placements
     answer = Answer([], claimed=True, failed=list(decision.unplaced))
     if len(placements) > 1:
-        batch = [_as_claim(p.instance_uuid, p.ranked[0]) for p in placements]
-        outcome = claims.claim_batch(db, batch, owner, known, retries)
+        outcome = claimer.claim([_as_claim(p.instance_uuid, p.ranked[0]) for p in placements])
         answer.lost_races += outcome.lost_races
         if outcome.ok:
             answer.selections = [_selection(p, p.ranked[0]) for p in placements]
@@ -149,13 +155,13 @@ def _claim(
         answer.refused += 1
     claimed: list[str] = []
     for placement in placements:
-        chosen = _claim_one(db, placement, owner, known, retries, answer)
+        chosen = _claim_one(claimer, placement, answer)
         if chosen is not None:
             claimed.append(placement.instance_uuid)
             answer.selections.append(_selection(placement, chosen))
             continue
         if spec.all_or_nothing:
-            claims.release(db, claimed, owner.group_uuid, retries)
+            claims.release(db, claimed, owner.group_uuid, pipeline.config.claim_retries)
             raise NoValidHost(
                 f"No valid host for instance {placement.instance_uuid}: every one of its "
                 f"{len(placement.ranked)} hosts refused the claim (full, group rule or "
@@ -167,19 +173,27 @@ def _claim(
     return answer
 
 
-def _claim_one(
-    db: Database,
-    placement: Placement,
-    owner: Owner,
-    known: KnownClasses,
-    retries: int,
-    answer: Answer,
-) -> HostChoice | None:
+class _Claimer:
+    """Claims of one request: through the group commit, or (server group) on their own."""
+
+    def __init__(self, pipeline: Pipeline, db: Database, owner: Owner) -> None:
+        self.pipeline = pipeline
+        self.db = db
+        self.owner = owner
+        self.known = KnownClasses(pipeline.index.rc_names)
+
+    def claim(self, batch: list[Claim]) -> claims.Outcome:
+        combiner = self.pipeline.combiner
+        if combiner is not None and self.owner.group_uuid is None:
+            return claims.claim_combined(combiner, batch, self.owner, self.known)
+        retries = self.pipeline.config.claim_retries
+        return claims.claim_batch(self.db, batch, self.owner, self.known, retries)
+
+
+def _claim_one(claimer: _Claimer, placement: Placement, answer: Answer) -> HostChoice | None:
     """The first host (chosen, then alternates) that accepts the claim."""
     for host in placement.ranked:
-        outcome = claims.claim_batch(
-            db, [_as_claim(placement.instance_uuid, host)], owner, known, retries
-        )
+        outcome = claimer.claim([_as_claim(placement.instance_uuid, host)])
         answer.lost_races += outcome.lost_races
         if outcome.ok:
             return host

@@ -1,0 +1,159 @@
+"""Group commit: the concurrent claims of one process share transactions.
+
+A commit waits for the database to make it durable (an fsync), and on a
+small machine the number of commits per second, not the work inside them,
+bounds the claims per second.  Threads of one scheduler process (HTTP
+request threads, or a benchmark's) therefore hand their claims to a
+:class:`ClaimCombiner`: the first thread to arrive becomes the *leader*
+and writes every claim queued by then in one transaction
+(:func:`berth.placement.new_consumers.write`); the others wait.  When the
+leader's own claim is settled it passes the lead to the first thread still
+waiting, whose claim heads the queue, so no thread serves others for long.
+
+A claim that lost a provider's compare-and-swap to another writer goes
+back in the queue and is judged again in the next transaction (which reads
+the new usage), up to ``retries`` times.  A transient database error
+(deadlock, Galera certification failure) does the same for the whole
+batch.  Any other error is raised in every thread of the batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from prometheus_client import Histogram
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from berth.db.engine import Database, is_transient
+from berth.placement import new_consumers
+from berth.placement.lookups import ResourceClassCache
+from berth.placement.new_consumers import NewConsumer, OwnerIds, Verdict
+
+log = structlog.get_logger("berth.scheduler.combiner")
+
+BATCH_SIZE = Histogram(
+    "berth_scheduler_claim_batch_size",
+    "Claim requests written per transaction by the group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
+
+
+@dataclass(eq=False)
+class Job:
+    """One all-or-nothing claim request waiting for its transaction."""
+
+    consumers: Sequence[NewConsumer]
+    known: ResourceClassCache
+    done: threading.Event = field(default_factory=threading.Event)
+    verdict: Verdict | None = None
+    error: BaseException | None = None
+    transactions: int = 0  # transactions it was judged in
+    lead: bool = False  # woken to lead, not because it is settled
+
+
+class ClaimCombiner:
+    """Writes queued claims of many threads in shared transactions."""
+
+    def __init__(self, db: Database, retries: int, max_batch: int = 64) -> None:
+        self.db = db
+        self.retries = max(1, retries)
+        self.max_batch = max_batch
+        self.owners = OwnerIds()
+        self.lock = threading.Lock()
+        self.queue: list[Job] = []
+        self.busy = False
+        # Consumers are new as a rule: the unique key finds the exceptions, and
+        # only the transaction after such a failure reads which ones exist.
+        self.check_existing = False
+
+    def claim(self, consumers: Sequence[NewConsumer], known: ResourceClassCache) -> Job:
+        """Write ``consumers`` (all or none); the settled job (verdict, transactions)."""
+        job = Job(consumers, known)
+        with self.lock:
+            self.queue.append(job)
+            leading = not self.busy
+            self.busy = True
+        if not leading:
+            job.done.wait()
+            if not job.lead:
+                return self._settled(job)
+        self._lead(job)
+        return self._settled(job)
+
+    @staticmethod
+    def _settled(job: Job) -> Job:
+        if job.error is not None:
+            raise job.error
+        return job
+
+    def _lead(self, mine: Job) -> None:
+        """Write batches until ``mine`` is settled, then pass the lead on."""
+        settled: list[Job] = []
+        while mine.verdict is None and mine.error is None:
+            with self.lock:
+                batch = self.queue[: self.max_batch]
+                del self.queue[: len(batch)]
+            settled += self._write(batch)
+        with self.lock:
+            if self.queue:
+                following = self.queue[0]
+                following.lead = True
+                following.done.set()
+            else:
+                self.busy = False
+        for job in settled:
+            if job is not mine:
+                job.done.set()
+
+    def _write(self, batch: list[Job]) -> list[Job]:
+        """One transaction for ``batch``; the jobs settled (the others are queued again)."""
+        for job in batch:
+            job.transactions += 1
+        BATCH_SIZE.observe(len(batch))
+        try:
+            with self.db.write() as conn:
+                known = batch[0].known if _same_classes(batch) else ResourceClassCache(conn)
+                requests = [j.consumers for j in batch]
+                verdicts = new_consumers.write(
+                    conn, requests, known, self.owners, self.check_existing
+                )
+        except DBAPIError as exc:
+            self.owners.committed(False)
+            self.check_existing = isinstance(exc, IntegrityError)
+            # A unique-key race (consumer, project) or a transient error: run again.
+            if not isinstance(exc, IntegrityError) and not is_transient(exc):
+                return _fail(batch, exc)
+            log.debug("claim batch rolled back, trying again", size=len(batch), error=str(exc))
+            verdicts = [Verdict(new_consumers.CONFLICT, str(exc)) for _ in batch]
+        except Exception as exc:  # every waiting thread must hear of it
+            self.owners.committed(False)
+            return _fail(batch, exc)
+        else:
+            self.owners.committed(True)
+            self.check_existing = False
+        settled = []
+        with self.lock:
+            for job, verdict in zip(batch, verdicts, strict=True):
+                if verdict.kind == new_consumers.CONFLICT and job.transactions < self.retries:
+                    self.queue.append(job)
+                    continue
+                job.verdict = verdict
+                settled.append(job)
+        return settled
+
+
+def _same_classes(batch: list[Job]) -> bool:
+    """True when every job's class names are known to the first job's cache."""
+    known = batch[0].known.by_name
+    return all(
+        rc in known for j in batch for c in j.consumers for a in c.resources.values() for rc in a
+    )
+
+
+def _fail(batch: list[Job], exc: BaseException) -> list[Job]:
+    for job in batch:
+        job.error = exc
+    return batch
