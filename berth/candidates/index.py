@@ -48,6 +48,8 @@ class MemoryIndex:
         self.trait_names: dict[int, str] = {}
         self.trait_ids: dict[str, int] = {}
         self.agg_ids: dict[str, int] = {}
+        # Moves whenever the universe changes: results computed from it stay valid until then.
+        self.version = 0
 
     def refresh(self) -> None:
         """Catch up with every committed write (call with ``lock`` held)."""
@@ -72,6 +74,7 @@ class MemoryIndex:
                 providers = loading.read_providers(conn)
                 self.agg_ids = loading.aggregate_uuids(conn)
             self.universe = Universe.build(self.trait_ids.get(SHARING_TRAIT), providers.values())
+            self.version += 1
         finally:
             if collecting:
                 gc.enable()
@@ -103,6 +106,7 @@ class MemoryIndex:
             if new_traits:
                 self._read_names(conn)
         universe = self.universe
+        self.version += 1
         for pid in ids:
             universe.remove(pid)
         for pid in ids:

@@ -82,6 +82,13 @@ class CandidateSource:
             self.anchors = candidate_anchors(u, self.plan)
         self.spec = spec
         self._needs: Needs | None = None
+        # What decides whether a host yields a candidate (see scan.MissMemo).
+        self.shape = (
+            tuple(sorted(spec.resources.items())),
+            tuple(sorted(spec.required_traits)),
+            tuple(sorted(spec.forbidden_traits)),
+            tuple(tuple(sorted(any_of)) for any_of in spec.member_of),
+        )
 
     def agg_uuid(self, agg: int) -> str | None:
         """The uuid of aggregate id ``agg`` (an inverse of the index's map, cached)."""

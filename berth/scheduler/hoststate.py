@@ -73,6 +73,8 @@ class HostCatalog:
         if now - self.checked < interval:
             return
         with self.lock:
+            if now - self.checked < interval:
+                return  # another thread refreshed while this one waited
             with self.db.read() as conn:
                 found = store.changed_since(conn, self.revision)
                 if count_instances:

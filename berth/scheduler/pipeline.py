@@ -31,7 +31,7 @@ from berth.scheduler.filters import Filter
 from berth.scheduler.hoststate import HostCatalog, HostState
 from berth.scheduler.partition import Partitioner
 from berth.scheduler.pending import PendingClaims, Reservation
-from berth.scheduler.scan import HostScan, phases
+from berth.scheduler.scan import HostScan, MissMemo, phases
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.weighers import Weigher
 from berth.services import Services
@@ -50,6 +50,7 @@ class Pipeline:
     # The group commit of this process's claims (None: one transaction per claim).
     combiner: ClaimCombiner | None = None
     pending: PendingClaims = field(default_factory=PendingClaims)
+    misses: MissMemo = field(default_factory=MissMemo)
 
 
 def build(services: Services) -> Pipeline:
@@ -129,7 +130,8 @@ class Selector:
         explanation = Explanation([CANDIDATES, *(f.name for f in static + dynamic)])
         # 3. Request-wide filters, streamed over the scan order (own partition first).
         order = phases(source.anchors, p.partitioner, ctx, p.config.scan_random_start)
-        scan = HostScan(source, ctx, static, explanation, order, self._scan_limit())
+        misses = p.misses.of(p.index.version, source.shape)
+        scan = HostScan(source, ctx, static, explanation, order, self._scan_limit(), misses)
         decision = Decision()
         for instance in spec.instance_uuids:
             # 4. Per-instance filters, weighers, and a choice among the top hosts.

@@ -11,7 +11,7 @@ It moves on to the other workers' hosts only once its own are exhausted.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 from berth.scheduler.candidates import CandidateSource
 from berth.scheduler.context import SchedulingContext
@@ -43,6 +43,32 @@ def phases(
     return [mine, rest]
 
 
+class MissMemo:
+    """Hosts the candidates stage turned away, and why, per request shape and index version.
+
+    Whether a host yields a candidate depends only on the index and on the
+    request's resources, traits and aggregates; until the index next
+    changes (:attr:`MemoryIndex.version`) the answer is the same, so a
+    packing scan does not ask again about the hosts it filled.  Used under
+    the index lock.
+    """
+
+    MAX_SHAPES = 256
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.shapes: dict[Hashable, dict[int, str]] = {}
+
+    def of(self, version: int, shape: Hashable) -> dict[int, str]:
+        """The misses known for ``shape`` at index ``version`` (root -> reason)."""
+        if version != self.version or len(self.shapes) >= self.MAX_SHAPES:
+            self.version, self.shapes = version, {}
+        found = self.shapes.get(shape)
+        if found is None:
+            found = self.shapes[shape] = {}
+        return found
+
+
 class HostScan:
     """Feasible hosts found so far, extended on demand."""
 
@@ -54,8 +80,10 @@ class HostScan:
         explanation: Explanation,
         order: list[Iterator[int]],
         limit: int,
+        misses: dict[int, str] | None = None,
     ) -> None:
         self.source = source
+        self.misses = {} if misses is None else misses
         self.ctx = ctx
         self.filters = filters
         self.explanation = explanation
@@ -87,9 +115,14 @@ class HostScan:
         explanation = self.explanation
         explanation.examined += 1
         source = self.source
+        known = self.misses.get(root)
+        if known is not None:
+            explanation.reject(CANDIDATES, known)
+            return None
         candidate = source.at(root)
         if candidate is None:
-            explanation.reject(CANDIDATES, source.why_not(root))
+            why = self.misses[root] = source.why_not(root)
+            explanation.reject(CANDIDATES, why)
             return None
         provider = source.universe.providers[root]
         host = HostState(
