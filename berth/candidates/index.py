@@ -50,6 +50,8 @@ class MemoryIndex:
         self.agg_ids: dict[str, int] = {}
         # Moves whenever the universe changes: results computed from it stay valid until then.
         self.version = 0
+        self._capacity_memo: dict[tuple[int, int, int, int | None], bool] = {}
+        self._capacity_memo_version = 0
 
     def refresh(self) -> None:
         """Catch up with every committed write (call with ``lock`` held)."""
@@ -179,7 +181,21 @@ class MemoryIndex:
         return bool(found)
 
     def any_capacity(self, rc: int, amount: int, tree_root: int | None) -> bool:
-        """Whether some provider (of tree ``tree_root``) has room for ``amount`` of ``rc``."""
+        """Whether some provider (of tree ``tree_root``) has room for ``amount`` of ``rc``.
+
+        Remembered until the index changes: a filling cloud would otherwise
+        make every request walk past the same full providers.
+        """
+        key = (self.version, rc, amount, tree_root)
+        known = self._capacity_memo.get(key)
+        if known is None:
+            if len(self._capacity_memo) > 4096 or self._capacity_memo_version != self.version:
+                self._capacity_memo = {}
+                self._capacity_memo_version = self.version
+            known = self._capacity_memo[key] = self._any_capacity(rc, amount, tree_root)
+        return known
+
+    def _any_capacity(self, rc: int, amount: int, tree_root: int | None) -> bool:
         u = self.universe
         pids: Iterable[int] = u.by_rc.get(rc, ())
         if tree_root is not None:

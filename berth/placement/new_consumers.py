@@ -28,8 +28,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, DateTime, Insert, Table, bindparam, func, insert, literal, select
+from sqlalchemy.dialects import postgresql
 
 from berth.db import tables as t
 from berth.placement import changes
@@ -261,35 +263,58 @@ def _insert(
 ) -> None:
     if not accepted:
         return
-    now = utcnow()
-    consumer_rows = []
-    allocation_rows = []
+    consumers: list[tuple[str, int, int]] = []
+    allocations: list[tuple[int, str, int | None, int]] = []
     for request in accepted:
         for c in request:
-            consumer_rows.append(
-                {
-                    "uuid": c.uuid,
-                    "project_id": owners.project(conn, c.project_id),
-                    # No project (before 1.8): the incomplete owner, user included.
-                    "user_id": owners.user(conn, c.user_id if c.project_id else None),
-                    "generation": 1,
-                    "consumer_type_id": None,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            allocation_rows += [
-                {
-                    "resource_provider_id": providers[uuid][0],
-                    "consumer_id": c.uuid,
-                    "resource_class_id": class_ids[rc],
-                    "used": amount,
-                    "created_at": now,
-                }
+            project = owners.project(conn, c.project_id)
+            # No project (before 1.8): the incomplete owner, user included.
+            user = owners.user(conn, c.user_id if c.project_id else None)
+            consumers.append((c.uuid, project, user))
+            allocations += [
+                (providers[uuid][0], c.uuid, class_ids[rc], amount)
                 for uuid, amounts in c.resources.items()
                 for rc, amount in amounts.items()
                 if amount > 0
             ]
-    conn.execute(insert(C), consumer_rows)
-    if allocation_rows:
-        conn.execute(insert(A), allocation_rows)
+    now = utcnow()
+    if conn.dialect.name == "postgresql":
+        # One statement of fixed text per table, the rows as arrays.
+        conn.execute(_CONSUMERS_FROM_ARRAYS, _arrays(_CONSUMER, consumers, now=now))
+        if allocations:
+            conn.execute(_ALLOCATIONS_FROM_ARRAYS, _arrays(_ALLOCATION, allocations, now=now))
+        return
+    fixed = {"generation": 1, "created_at": now, "updated_at": now}
+    conn.execute(insert(C), [{**_named(_CONSUMER, row), **fixed} for row in consumers])
+    if allocations:
+        rows = [{**_named(_ALLOCATION, row), "created_at": now} for row in allocations]
+        conn.execute(insert(A), rows)
+
+
+def _named(names: tuple[str, ...], row: tuple[Any, ...]) -> dict[str, Any]:
+    return dict(zip(names, row, strict=True))
+
+
+def _arrays(names: tuple[str, ...], rows: list[Any], **extra: Any) -> dict[str, Any]:
+    """Rows as one list per column, by column name."""
+    columns = zip(*rows, strict=True)
+    return {**{n: list(c) for n, c in zip(names, columns, strict=True)}, **extra}
+
+
+_CONSUMER = ("uuid", "project_id", "user_id")
+_ALLOCATION = ("resource_provider_id", "consumer_id", "resource_class_id", "used")
+
+
+def _from_arrays(table: Table, names: tuple[str, ...], extra: dict[str, Any]) -> Insert:
+    """``INSERT INTO table (names..., extra...) SELECT * FROM unnest(:names...)`` (PostgreSQL)."""
+    arrays = [bindparam(n, type_=postgresql.ARRAY(table.c[n].type)) for n in names]
+    rows = func.unnest(*arrays).table_valued(*names).render_derived()
+    query = select(*(rows.c[n] for n in names), *extra.values())
+    return insert(table).from_select([*names, *extra], query)
+
+
+_NOW = bindparam("now", type_=DateTime())
+_CONSUMERS_FROM_ARRAYS = _from_arrays(
+    C, _CONSUMER, {"generation": literal(1), "created_at": _NOW, "updated_at": _NOW}
+)
+_ALLOCATIONS_FROM_ARRAYS = _from_arrays(A, _ALLOCATION, {"created_at": _NOW})
