@@ -9,12 +9,9 @@ database, where capacity and group rules are checked again atomically.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import heapq
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from berth.candidates.index import MemoryIndex, index_for
@@ -94,18 +91,6 @@ class Decision:
     explanation: Explanation | None = None
     # The chosen hosts' amounts, counted as used until the claims settle them.
     reservations: list[Reservation] = field(default_factory=list)
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic collection in the middle of a selection (it allocates no cycles)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Selector:
@@ -234,7 +219,7 @@ def decide(pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> Decision:
     config = pipeline.config
     pipeline.catalog.refresh(config.refresh_seconds, _counts_instances(pipeline))
     pipeline.partitioner.refresh()
-    with pipeline.index.lock, _gc_paused():
+    with pipeline.index.lock:
         pipeline.pending.refresh(config.index_refresh_seconds, pipeline.index.refresh)
         decision = Selector(pipeline, spec, hints).decide()
         if not spec.dry_run:
