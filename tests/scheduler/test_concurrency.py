@@ -1,8 +1,10 @@
 """Many scheduler processes at once: no over-commit, no group violation, no lost or stray claim.
 
 W processes (each its own engine, index and pipeline, like API workers on
-several hosts) place thousands of instances into a few dozen pack-first
-hosts, some in shared anti-affinity groups, until the cloud is full.  Half
+several hosts), each serving T requests at once from T threads (so that
+their claims share group-commit transactions), place thousands of
+instances into a few dozen pack-first hosts, some in shared anti-affinity
+groups, until the cloud is full.  Half
 the workers scan every host with an exact view and pick among the 3 fullest
 that fit (so they race each other on nearly every claim); the other half
 share the hosts by consistent hashing with a view refreshed every 100 ms
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -33,6 +36,7 @@ from berth.services import Services
 from tests.scheduler.conftest import consumers_of, over_committed, write_cloud
 
 WORKERS = 8
+THREADS = 4
 HOSTS = 64
 INSTANCES = 2000
 INVENTORY = {
@@ -82,28 +86,42 @@ def _worker(url: str, index: int, start: Any, out: Any) -> None:
     settings = _settings(url, index)
     configure_logging(settings)
     services = Services.from_settings(settings)
-    rng = random.Random(index)
     placed: Placed = {}
     failed: list[str] = []
     stats: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def serve(stream: int) -> None:
+        rng = random.Random(index * THREADS + stream)
+        mine = 0
+        try:
+            while mine < INSTANCES // WORKERS // THREADS:
+                spec = _request(rng, f"project-{index}")
+                group = spec.server_group.uuid if spec.server_group else None
+                mine += spec.num_instances
+                try:
+                    answer = select_destinations(services, spec)
+                except NoValidHost:
+                    with lock:
+                        failed.extend(spec.instance_uuids)
+                        stats["no_valid_host"] += 1
+                    continue
+                with lock:
+                    stats["lost_races"] += answer.lost_races
+                    for s in answer.selections:
+                        placed[s.instance_uuid] = (s.host_uuid, s.allocation, group)
+                    failed.extend(answer.failed)
+        except Exception as exc:  # reported to the parent, which fails the test
+            with lock:
+                stats[f"crash: {type(exc).__name__}: {exc}"] += 1
+
+    threads = [threading.Thread(target=serve, args=(n,)) for n in range(THREADS)]
     start.wait()
-    try:
-        while len(placed) + len(failed) < INSTANCES // WORKERS:
-            spec = _request(rng, f"project-{index}")
-            group = spec.server_group.uuid if spec.server_group else None
-            try:
-                answer = select_destinations(services, spec)
-            except NoValidHost:
-                failed += spec.instance_uuids
-                stats["no_valid_host"] += 1
-                continue
-            stats["lost_races"] += answer.lost_races
-            for s in answer.selections:
-                placed[s.instance_uuid] = (s.host_uuid, s.allocation, group)
-    except Exception as exc:  # reported to the parent, which fails the test
-        stats[f"crash: {type(exc).__name__}: {exc}"] += 1
-    finally:
-        services.db.dispose()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    services.db.dispose()
     out.put((placed, failed, dict(stats)))
 
 

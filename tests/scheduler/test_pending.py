@@ -31,3 +31,18 @@ def test_interval_and_invalidate() -> None:
     pending.invalidate()  # a refused claim: the next request refreshes
     pending.refresh(60.0, lambda: calls.append(3))
     assert calls == [1, 3]
+
+
+def test_reservations_in_flight_outlive_a_refresh_and_refused_ones_vanish() -> None:
+    pending = PendingClaims()
+    kept, refused, flying = pending.reserve([{(1, 0): 2}, {(1, 0): 3}, {(2, 0): 4}])
+    assert pending.snapshot() == {(1, 0): 5, (2, 0): 4}
+    pending.settle(refused, committed=False)
+    pending.settle(kept, committed=True)
+    assert pending.snapshot() == {(1, 0): 2, (2, 0): 4}
+    pending.refresh(0.0, lambda: None)  # read the committed claim; the other is not committed
+    assert pending.snapshot() == {(2, 0): 4}
+    pending.settle(flying, committed=True)  # committed after that refresh started: still held
+    assert pending.snapshot() == {(2, 0): 4}
+    pending.refresh(0.0, lambda: None)
+    assert pending.snapshot() == {}

@@ -1,0 +1,144 @@
+"""The group commit: many new consumers' claims judged and written in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from berth.db import tables as t
+from berth.db.engine import Database
+from berth.placement import new_consumers
+from berth.placement.lookups import ResourceClassCache, swap_generations
+from berth.placement.new_consumers import NewConsumer, OwnerIds
+from berth.scheduler.combiner import ClaimCombiner
+from tests.scheduler.conftest import consumers_of, host_uuid, over_committed, usage, write_cloud
+
+
+def _uuid(i: int) -> str:
+    return f"cccccccc-0000-0000-0000-{i:012d}"
+
+
+def _one(i: int, host: int, vcpu: int) -> list[NewConsumer]:
+    return [NewConsumer(_uuid(i), {host_uuid(host): {"VCPU": vcpu}}, "proj", "user")]
+
+
+def _write(db: Database, requests: list[list[NewConsumer]], check: bool = True) -> list[str]:
+    with db.write() as conn:
+        verdicts = new_consumers.write(conn, requests, ResourceClassCache(conn), OwnerIds(), check)
+    return [v.kind for v in verdicts]
+
+
+def test_requests_are_judged_in_order_each_all_or_nothing(db: Database) -> None:
+    write_cloud(db, 2)  # 8 VCPU each
+    pair = [  # the second instance does not fit after the first: neither is written
+        NewConsumer(_uuid(10), {host_uuid(1): {"VCPU": 2}}, "proj", "user"),
+        NewConsumer(_uuid(11), {host_uuid(1): {"VCPU": 9}}, "proj", "user"),
+    ]
+    kinds = _write(db, [_one(1, 1, 5), _one(2, 1, 4), _one(3, 1, 3), pair, _one(4, 2, 8)])
+    assert kinds == ["claimed", "full", "claimed", "full", "claimed"]
+    assert usage(db) == {host_uuid(1): {"VCPU": 8}, host_uuid(2): {"VCPU": 8}}
+    assert consumers_of(db) == {
+        _uuid(1): host_uuid(1),
+        _uuid(3): host_uuid(1),
+        _uuid(4): host_uuid(2),
+    }
+    with db.read() as conn:
+        rows = conn.execute(select(t.consumers.c.uuid, t.consumers.c.generation)).all()
+    assert {r.generation for r in rows} == {1}  # as after the API's first write
+
+
+def test_refusals_say_why_as_the_api_does(db: Database) -> None:
+    write_cloud(db, 1)
+    missing = [NewConsumer(_uuid(2), {host_uuid(9): {"VCPU": 1}})]
+    no_class = [NewConsumer(_uuid(3), {host_uuid(1): {"CUSTOM_NONE": 1}})]
+    with db.write() as conn:
+        requests = [_one(1, 1, 5), _one(5, 1, 4), _one(6, 1, 9), missing, no_class]
+        verdicts = new_consumers.write(conn, requests, ResourceClassCache(conn), OwnerIds())
+    unable = f"Unable to create allocation for 'VCPU' on resource provider '{host_uuid(1)}'. "
+    assert verdicts[1].message == unable + "The requested amount would exceed the capacity."
+    constraints = "The requested amount would violate inventory constraints."
+    assert verdicts[2].message == unable + constraints
+    assert [v.kind for v in verdicts] == ["claimed", "full", "full", "full", "full"]
+    assert "does not exist" in verdicts[3].message and "invalid" in verdicts[4].message
+    assert consumers_of(db) == {_uuid(1): host_uuid(1)}
+
+
+def test_an_existing_consumer_is_refused_or_caught_by_the_key(db: Database) -> None:
+    write_cloud(db, 1)
+    assert _write(db, [_one(1, 1, 1)]) == ["claimed"]
+    assert _write(db, [_one(1, 1, 1), _one(2, 1, 1), _one(2, 1, 1)]) == [
+        "exists",
+        "claimed",
+        "exists",
+    ]
+    with pytest.raises(IntegrityError):
+        _write(db, [_one(1, 1, 1)], check=False)
+    assert usage(db) == {host_uuid(1): {"VCPU": 2}}
+
+
+def test_a_stale_generation_loses_the_swap(db: Database) -> None:
+    write_cloud(db, 2)
+    RP = t.resource_providers
+    with db.write() as conn:
+        ids = dict(conn.execute(select(RP.c.uuid, RP.c.id)).all())
+        one, two = ids[host_uuid(1)], ids[host_uuid(2)]
+        before = dict(conn.execute(select(RP.c.id, RP.c.generation)).all())
+        assert swap_generations(conn, {one: before[one], two: before[two] + 5}) == {one}
+        assert swap_generations(conn, {one: before[one]}) == set()  # already moved on
+        after = dict(conn.execute(select(RP.c.id, RP.c.generation)).all())
+    assert after == {one: before[one] + 1, two: before[two]}
+
+
+class _HeldDatabase:
+    """A database whose first write transaction waits until ``ready()`` says go."""
+
+    def __init__(self, db: Database, ready: threading.Event) -> None:
+        self.db = db
+        self.ready = ready
+        self.transactions = 0
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[object]:
+        self.transactions += 1
+        if self.transactions == 1:
+            assert self.ready.wait(30)
+        with self.db.write() as conn:
+            yield conn
+
+
+def test_claims_queued_meanwhile_share_the_next_transaction(db: Database) -> None:
+    write_cloud(db, 4)  # 32 VCPU in all
+    ready = threading.Event()
+    held = _HeldDatabase(db, ready)
+    combiner = ClaimCombiner(held, retries=3)  # type: ignore[arg-type]
+    with db.read() as conn:
+        known = ResourceClassCache(conn)
+    jobs: dict[int, str] = {}
+
+    def claim(i: int) -> None:
+        job = combiner.claim(_one(i, 1 + i % 4, 3), known)
+        assert job.verdict is not None
+        jobs[i] = job.verdict.kind
+
+    first = threading.Thread(target=claim, args=(0,))
+    first.start()
+    while held.transactions == 0:  # the leader is in its transaction
+        threading.Event().wait(0.001)
+    others = [threading.Thread(target=claim, args=(i,)) for i in range(1, 16)]
+    for thread in others:
+        thread.start()
+    while len(combiner.queue) < 15:
+        threading.Event().wait(0.001)
+    ready.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert held.transactions == 2  # the leader's own, then all fifteen at once
+    assert sorted(jobs.values()).count("claimed") == 8  # 4 hosts x two of 3 VCPU
+    assert over_committed(db) == []
+    claimed = {_uuid(i) for i, kind in jobs.items() if kind == "claimed"}
+    assert set(consumers_of(db)) == claimed
