@@ -85,8 +85,25 @@ _ADMIN_OR_SERVICE_ACTIONS = [
     "allocation_candidates:list",
 ]
 
+# berth's scheduler extension (docs/scheduler.md), berth:scheduler:<action>.
+_SCHEDULER_ACTIONS = [
+    "versions",
+    "select_destinations",
+    "hosts:list",
+    "hosts:show",
+    "hosts:update",
+    "aggregates:show",
+    "aggregates:update",
+    "server_groups:list",
+    "server_groups:create",
+    "server_groups:show",
+    "server_groups:update",
+    "server_groups:delete",
+]
+
 DEFAULT_RULES: list[RuleDefault] = [
     *_BASE,
+    *(RuleDefault(f"berth:scheduler:{a}", ADMIN_OR_SERVICE) for a in _SCHEDULER_ACTIONS),
     *(RuleDefault(f"placement:{a}", ADMIN_OR_SERVICE) for a in _ADMIN_OR_SERVICE_ACTIONS),
     RuleDefault("placement:usages", "rule:admin_or_project_reader_or_service_api"),
     RuleDefault("placement:reshaper:reshape", "rule:service_api"),

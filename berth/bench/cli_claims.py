@@ -26,6 +26,7 @@ from berth.bench.cli import (
     topology_from,
 )
 from berth.bench.progress import clock, timed
+from berth.bench.report import settings_label
 from berth.bench.targets import Target, berth_server, open_target
 
 RESULT_COLUMNS = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups")
@@ -55,7 +56,7 @@ def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any
         populate_target(target, topology_from("placement-bench", hosts), show=False)
     label = (
         f"{kind} {target.name} {plan.strategy}/{plan.partitioning} "
-        f"W={plan.workers}x{plan.concurrency} {_describe(plan.overrides)}"
+        f"W={plan.workers}x{plan.concurrency} {settings_label(plan.overrides)}"
     )
     with timed(label, plan.seconds) as advance:
         result = run(plan, advance)
@@ -66,10 +67,6 @@ def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any
     result["hosts"] = hosts
     emit(out, kind, target, {**plan.settings(), "hosts": hosts}, result)
     return result
-
-
-def _describe(overrides: dict[str, Any]) -> str:
-    return " ".join(f"{k.removeprefix('scheduler_')}={v}" for k, v in sorted(overrides.items()))
 
 
 def _overrides(pairs: list[str]) -> list[dict[str, Any]]:
@@ -141,7 +138,7 @@ def claims(
                             plan.concurrency, plan.overrides = c, extra
                             for _ in range(repeat):
                                 result = _one_run(plan, n, out, "claims")
-                                rows.append((tg.name, s, p, n, c, _describe(extra), result))
+                                rows.append((tg.name, s, p, n, c, settings_label(extra), result))
     console.print(_table(rows))
 
 

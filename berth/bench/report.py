@@ -94,7 +94,13 @@ def claims_key(x: Line) -> Key:
     """What makes two claims lines repeats of each other."""
     s = x["settings"]
     return (target_label(x), s.get("mode"), s.get("hosts"), s.get("strategy"),
-            s.get("partitioning"), s.get("workers"))  # fmt: skip
+            s.get("partitioning"), s.get("workers"), s.get("concurrency", 1),
+            settings_label(s.get("overrides") or {}))  # fmt: skip
+
+
+def settings_label(overrides: dict[str, Any]) -> str:
+    """Scheduler settings a run changed, short (``index_refresh_ms=1000 scan_limit=10``)."""
+    return " ".join(f"{k.removeprefix('scheduler_')}={v}" for k, v in sorted(overrides.items()))
 
 
 CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups",
@@ -108,7 +114,8 @@ def claims_table(lines: list[Line], kind: str = "claims") -> str:
         figures = [median_of(same, f) for f in CLAIM_FIGURES]
         over = max(int(x["result"].get("over_capacity", 0)) for x in same)
         rows.append([*key, *figures, over, len(same)])
-    head = ["target", "mode", "hosts", "strategy", "partitioning", "W", "claims/s",
+    head = ["target", "mode", "hosts", "strategy", "partitioning", "W", "requests at once",
+            "settings", "claims/s",
             "conflicts/s", "conflict %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
             "over capacity", "runs"]  # fmt: skip
     return table(head, rows)

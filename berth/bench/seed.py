@@ -90,6 +90,7 @@ def _claims(target: str, partitioning: str) -> Callable[[Line], bool]:
             and s.get("partitioning") == partitioning
             and s.get("strategy") == "pack"
             and s.get("workers") == 8
+            and s.get("concurrency", 1) == 1  # as the seed: one request at a time each
         )
 
     return match

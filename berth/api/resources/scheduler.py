@@ -26,8 +26,6 @@ from berth.schemas import versioned
 SERVICE_TYPE = "scheduler"
 VERSIONS = ["1.0"]
 VERSION_HEADER = "berth-scheduler-version"
-# Used when the deployment's policy does not name the scheduler's rules yet.
-FALLBACK_RULE = "admin_or_service_api"
 
 
 def _version(req: falcon.Request) -> microversion_parse.Version:
@@ -41,9 +39,8 @@ def _version(req: falcon.Request) -> microversion_parse.Version:
 def _authorize(req: falcon.Request, action: str) -> None:
     """Check ``berth:scheduler:<action>`` (admin or service unless the policy says otherwise)."""
     rule = f"berth:scheduler:{action}"
-    known = ctx(req).services.enforcer.rules
     try:
-        authorize(req, rule if rule in known else FALLBACK_RULE)
+        authorize(req, rule)
     except errors.NotAuthorized:
         raise errors.NotAuthorized(f"Policy does not allow {rule} to be performed.") from None
 
