@@ -50,21 +50,24 @@ b candidates --target serve --against reference --queries nested,granular,limit 
 
 # 2. Claims: placement-bench's cloud (24 cores x16, 256 GB x1.5), 8 schedulers, pack-first.
 # berth: one request at a time per scheduler (the seed's way) and 32 at once (group commit).
-VIEW=(--set scheduler_index_refresh_ms=1000 --set scheduler_scan_limit=10)
 b claims --target inproc --strategy pack --partitioning none,modulo --workers 8 --seconds 10 \
-    --hosts 100 --hosts 800 --hosts 10000 --repeat 3 --concurrency 1 --concurrency 32 "${VIEW[@]}"
+    --hosts 100 --hosts 800 --hosts 10000 --repeat 3 --concurrency 1 --concurrency 32 \
+    --set scheduler_index_refresh_ms=1000 --set scheduler_scan_limit=10
 b claims --target inproc --strategy pack --partitioning none,modulo --workers 8 --seconds 10 \
-    --hosts 200 --hosts 400 "${VIEW[@]}"
+    --hosts 200 --hosts 400 \
+    --set scheduler_index_refresh_ms=1000 --set scheduler_scan_limit=10
 # The two claim designs in one run: one transaction per claim, and group commit.
 b claims --target inproc --strategy pack --partitioning modulo --workers 8 --seconds 10 \
-    --hosts 10000 --repeat 3 --concurrency 8 "${VIEW[@]}" --set scheduler_claim_batch=0,64
+    --hosts 10000 --repeat 3 --concurrency 8 \
+    --set scheduler_index_refresh_ms=1000 --set scheduler_scan_limit=10 --set scheduler_claim_batch=0,64
 b claims --target reference --strategy pack --partitioning none,modulo --workers 8 --seconds 15 \
     --hosts 100 --hosts 800
 b claims --target reference --strategy pack --partitioning none --workers 8 --seconds 20 --hosts 10000
 # Over HTTP, and the other strategies and partitionings, at 800 hosts.
 b claims --target serve --strategy pack --partitioning none,modulo --workers 8 --seconds 10 --hosts 800
 b claims --target inproc --strategy spread,random --partitioning none,hash --workers 8 --seconds 10 \
-    --hosts 800 "${VIEW[@]}"
+    --hosts 800 \
+    --set scheduler_index_refresh_ms=1000 --set scheduler_scan_limit=10
 
 # 3. The old design: the compute host claims 500 ms after selection; collisions reschedule.
 b compute-claims --target inproc --hosts 100 --workers 8 --seconds 10 --delay-ms 500
