@@ -243,22 +243,21 @@ class Capacity:
         return None
 
 
-def capacity_rows(
-    conn: Connection, provider_ids: Collection[int] | Select[Any], class_ids: Collection[int]
-) -> Sequence[Any]:
-    """Inventory and current usage per (provider, class), with the provider's uuid
-    and generation, read in one query (``provider_ids``: ids or a SELECT of ids)."""
+def capacity_query(providers: Any, classes: Any) -> Select[Any]:
+    """Inventory and current usage per (provider, class), with the provider's uuid and
+    generation: one query.  ``providers`` / ``classes``: what ``IN`` takes (ids, a
+    SELECT of ids, or an expanding bind parameter, for a statement built once)."""
     usage = (
         select(
             A.c.resource_provider_id,
             A.c.resource_class_id,
             func.sum(A.c.used).label("used"),
         )
-        .where(A.c.resource_provider_id.in_(provider_ids), A.c.resource_class_id.in_(class_ids))
+        .where(A.c.resource_provider_id.in_(providers), A.c.resource_class_id.in_(classes))
         .group_by(A.c.resource_provider_id, A.c.resource_class_id)
         .subquery()
     )
-    query = (
+    return (
         select(
             INV.c.resource_provider_id,
             INV.c.resource_class_id,
@@ -274,9 +273,15 @@ def capacity_rows(
                 & (INV.c.resource_class_id == usage.c.resource_class_id),
             )
         )
-        .where(INV.c.resource_provider_id.in_(provider_ids), INV.c.resource_class_id.in_(class_ids))
+        .where(INV.c.resource_provider_id.in_(providers), INV.c.resource_class_id.in_(classes))
     )
-    return conn.execute(query).all()
+
+
+def capacity_rows(
+    conn: Connection, provider_ids: Collection[int], class_ids: Collection[int]
+) -> Sequence[Any]:
+    """The rows of :func:`capacity_query` for these providers and classes."""
+    return conn.execute(capacity_query(provider_ids, class_ids)).all()
 
 
 CAPACITY_COLUMNS = (

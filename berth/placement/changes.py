@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, DateTime, bindparam, insert
 
 from berth.db import tables as t
+from berth.db.arrays import insert_from_arrays
 from berth.placement.lookups import utcnow
 
 EVERYTHING = 0
@@ -15,6 +16,16 @@ EVERYTHING = 0
 def record(conn: Connection, provider_ids: Iterable[int]) -> None:
     """Append the touched providers to the change log, in the caller's transaction."""
     now = utcnow()
-    rows = [{"provider_id": pid, "created_at": now} for pid in sorted(set(provider_ids))]
+    ids = sorted(set(provider_ids))
+    if len(ids) > 1 and conn.dialect.name == "postgresql":
+        conn.execute(_FROM_ARRAYS, {"provider_id": ids, "now": now})
+        return
+    rows = [{"provider_id": pid, "created_at": now} for pid in ids]
     if rows:
-        conn.execute(insert(t.change_log), rows)
+        conn.execute(_INSERT, rows)
+
+
+_INSERT = insert(t.change_log)  # built once: reused, it is not analysed again per call
+_FROM_ARRAYS = insert_from_arrays(
+    t.change_log, ("provider_id",), {"created_at": bindparam("now", type_=DateTime())}
+)

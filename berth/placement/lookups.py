@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, select, tuple_, update
+from sqlalchemy import Connection, Select, bindparam, select, tuple_, update
 
 from berth.db import tables as t
 from berth.placement import errors
@@ -95,14 +95,17 @@ def swap_generations(conn: Connection, expected: dict[int, int]) -> set[int]:
         return set()
     if not conn.dialect.update_returning:
         return {pid for pid in sorted(expected) if try_bump(conn, pid, expected[pid])}
-    pairs = sorted(expected.items())
-    result = conn.execute(
-        update(RP)
-        .where(tuple_(RP.c.id, RP.c.generation).in_(pairs))
-        .values(generation=RP.c.generation + 1, updated_at=utcnow())
-        .returning(RP.c.id)
-    )
+    result = conn.execute(_SWAP, {"pairs": sorted(expected.items()), "now": utcnow()})
     return set(result.scalars())
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_SWAP = (
+    update(RP)
+    .where(tuple_(RP.c.id, RP.c.generation).in_(bindparam("pairs", expanding=True)))
+    .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
+    .returning(RP.c.id)
+)
 
 
 def bump_generation(conn: Connection, provider_id: int, expected: int) -> int:

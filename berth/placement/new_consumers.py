@@ -30,13 +30,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Insert, Table, bindparam, func, insert, literal, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, DateTime, bindparam, insert, literal, select
 
 from berth.db import tables as t
+from berth.db.arrays import as_arrays, insert_from_arrays
 from berth.placement import changes
 from berth.placement import consumers as cons
-from berth.placement.allocations import Capacity, capacity, capacity_rows, unable
+from berth.placement.allocations import Capacity, capacity, capacity_query, unable
 from berth.placement.lookups import ResourceClassCache, swap_generations, utcnow
 
 C = t.consumers
@@ -169,10 +169,10 @@ def _read(
     wanted = {rc for rc in class_ids.values() if rc is not None}
     if not uuids or not wanted:
         return {}, {}
-    ids = select(RP.c.id).where(RP.c.uuid.in_(uuids))
     providers: dict[str, tuple[int, int]] = {}
     caps: dict[tuple[int, int], Capacity] = {}
-    for row in capacity_rows(conn, ids, wanted):
+    params = {"uuids": sorted(uuids), "classes": sorted(wanted)}
+    for row in conn.execute(_CAPACITIES, params):
         providers[row.uuid] = (row.resource_provider_id, row.generation)
         caps[(row.resource_provider_id, row.resource_class_id)] = capacity(row)
     return providers, caps
@@ -280,9 +280,9 @@ def _insert(
     now = utcnow()
     if conn.dialect.name == "postgresql":
         # One statement of fixed text per table, the rows as arrays.
-        conn.execute(_CONSUMERS_FROM_ARRAYS, _arrays(_CONSUMER, consumers, now=now))
+        conn.execute(_CONSUMERS_FROM_ARRAYS, as_arrays(_CONSUMER, consumers, now=now))
         if allocations:
-            conn.execute(_ALLOCATIONS_FROM_ARRAYS, _arrays(_ALLOCATION, allocations, now=now))
+            conn.execute(_ALLOCATIONS_FROM_ARRAYS, as_arrays(_ALLOCATION, allocations, now=now))
         return
     fixed = {"generation": 1, "created_at": now, "updated_at": now}
     conn.execute(insert(C), [{**_named(_CONSUMER, row), **fixed} for row in consumers])
@@ -295,26 +295,15 @@ def _named(names: tuple[str, ...], row: tuple[Any, ...]) -> dict[str, Any]:
     return dict(zip(names, row, strict=True))
 
 
-def _arrays(names: tuple[str, ...], rows: list[Any], **extra: Any) -> dict[str, Any]:
-    """Rows as one list per column, by column name."""
-    columns = zip(*rows, strict=True)
-    return {**{n: list(c) for n, c in zip(names, columns, strict=True)}, **extra}
-
-
+# Built once: a statement object reused is not analysed again on every call.
+_CAPACITIES = capacity_query(
+    select(RP.c.id).where(RP.c.uuid.in_(bindparam("uuids", expanding=True))),
+    bindparam("classes", expanding=True),
+)
 _CONSUMER = ("uuid", "project_id", "user_id")
 _ALLOCATION = ("resource_provider_id", "consumer_id", "resource_class_id", "used")
-
-
-def _from_arrays(table: Table, names: tuple[str, ...], extra: dict[str, Any]) -> Insert:
-    """``INSERT INTO table (names..., extra...) SELECT * FROM unnest(:names...)`` (PostgreSQL)."""
-    arrays = [bindparam(n, type_=postgresql.ARRAY(table.c[n].type)) for n in names]
-    rows = func.unnest(*arrays).table_valued(*names).render_derived()
-    query = select(*(rows.c[n] for n in names), *extra.values())
-    return insert(table).from_select([*names, *extra], query)
-
-
 _NOW = bindparam("now", type_=DateTime())
-_CONSUMERS_FROM_ARRAYS = _from_arrays(
+_CONSUMERS_FROM_ARRAYS = insert_from_arrays(
     C, _CONSUMER, {"generation": literal(1), "created_at": _NOW, "updated_at": _NOW}
 )
-_ALLOCATIONS_FROM_ARRAYS = _from_arrays(A, _ALLOCATION, {"created_at": _NOW})
+_ALLOCATIONS_FROM_ARRAYS = insert_from_arrays(A, _ALLOCATION, {"created_at": _NOW})

@@ -113,10 +113,12 @@ class Selector:
         static = [f for f in p.filters if not f.per_instance and f.applies(ctx)]
         dynamic = [f for f in p.filters if f.per_instance and f.applies(ctx)]
         explanation = Explanation([CANDIDATES, *(f.name for f in static + dynamic)])
-        # 3. Request-wide filters, streamed over the scan order (own partition first).
-        order = phases(source.anchors, p.partitioner, ctx, p.config.scan_random_start)
+        # 3. Request-wide filters, streamed over the scan order (own partition first,
+        #    after the hosts already known to have no candidate).
         misses = p.misses.of(p.index.version, source.shape)
-        scan = HostScan(source, ctx, static, explanation, order, self._scan_limit(), misses)
+        order = phases(source.anchors, p.partitioner, ctx, p.config.scan_random_start, misses)
+        limit = self._scan_limit()
+        scan = HostScan(source, ctx, static, explanation, order, limit, misses.reasons)
         decision = Decision()
         for instance in spec.instance_uuids:
             # 4. Per-instance filters, weighers, and a choice among the top hosts.

@@ -10,9 +10,11 @@ It moves on to the other workers' hosts only once its own are exhausted.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Hashable, Iterator, Sequence
 
+from berth.candidates.model import Universe
 from berth.scheduler.candidates import CandidateSource
 from berth.scheduler.context import SchedulingContext
 from berth.scheduler.explain import CANDIDATES, Explanation
@@ -31,16 +33,49 @@ def rotated(anchors: Sequence[int], random_start: bool) -> Iterator[int]:
 
 
 def phases(
-    anchors: Sequence[int], partitioner: Partitioner, ctx: SchedulingContext, random_start: bool
+    anchors: Sequence[int],
+    partitioner: Partitioner,
+    ctx: SchedulingContext,
+    random_start: bool,
+    known: Misses | None = None,
 ) -> list[Iterator[int]]:
-    """This worker's hosts first, then the rest (one phase when not partitioned)."""
+    """This worker's hosts first, then the rest (one phase when not partitioned).
+
+    Scanning its own hosts in a fixed order (a packing worker), the scan
+    starts after the leading hosts ``known`` to yield no candidate.
+    """
     if not partitioner.active:
         return [rotated(anchors, random_start)]
     u = ctx.universe
     owns = partitioner.owns
-    mine = (a for a in rotated(anchors, random_start) if owns(a, u))
     rest = (a for a in rotated(anchors, random_start) if not owns(a, u))
-    return [mine, rest]
+    if random_start or known is None:
+        return [(a for a in rotated(anchors, random_start) if owns(a, u)), rest]
+    return [known.own_after_misses(anchors, partitioner, u), rest]
+
+
+class Misses:
+    """One request shape's misses (root -> reason) and its partition's hosts in order."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[int, str] = {}
+        self.own: list[int] = []
+        self.own_of: tuple[object, ...] | None = None
+        self.prefix = 0  # own[:prefix] are all misses
+
+    def own_after_misses(
+        self, anchors: Sequence[int], partitioner: Partitioner, u: Universe
+    ) -> Iterator[int]:
+        """This worker's anchors in order, after the leading ones known to be misses."""
+        key = (partitioner.strategy, partitioner.count, partitioner.index, id(partitioner.ring))
+        if key != self.own_of:
+            self.own = [a for a in anchors if partitioner.owns(a, u)]
+            self.own_of, self.prefix = key, 0
+        own, i = self.own, self.prefix
+        while i < len(own) and own[i] in self.reasons:
+            i += 1
+        self.prefix = i
+        return itertools.islice(own, i, None)
 
 
 class MissMemo:
@@ -49,23 +84,23 @@ class MissMemo:
     Whether a host yields a candidate depends only on the index and on the
     request's resources, traits and aggregates; until the index next
     changes (:attr:`MemoryIndex.version`) the answer is the same, so a
-    packing scan does not ask again about the hosts it filled.  Used under
-    the index lock.
+    packing scan does not ask again about the hosts it filled, and a
+    partitioned one starts after them.  Used under the index lock.
     """
 
     MAX_SHAPES = 256
 
     def __init__(self) -> None:
         self.version = -1
-        self.shapes: dict[Hashable, dict[int, str]] = {}
+        self.shapes: dict[Hashable, Misses] = {}
 
-    def of(self, version: int, shape: Hashable) -> dict[int, str]:
-        """The misses known for ``shape`` at index ``version`` (root -> reason)."""
+    def of(self, version: int, shape: Hashable) -> Misses:
+        """The misses known for ``shape`` at index ``version``."""
         if version != self.version or len(self.shapes) >= self.MAX_SHAPES:
             self.version, self.shapes = version, {}
         found = self.shapes.get(shape)
         if found is None:
-            found = self.shapes[shape] = {}
+            found = self.shapes[shape] = Misses()
         return found
 
 
