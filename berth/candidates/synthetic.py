@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 import uuid as uuidlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Table, func, insert, select, text
@@ -70,30 +70,20 @@ def cloud(n: int, aggregates: int = 10) -> list[ProviderSpec]:
     return [compute_node(i, i % 10 == 0, aggs[i % aggregates]) for i in range(n)]
 
 
-def _ids_by_name(conn: Connection, table: Table, names: Iterable[str]) -> dict[str, int]:
-    wanted = set(names)
-    rows = conn.execute(select(table.c.name, table.c.id)).all()
-    return {name: rid for name, rid in rows if name in wanted}
+def ids_by(conn: Connection, table: Table, key: str, wanted: Iterable[str]) -> dict[str, int]:
+    """Ids of the rows of ``table`` whose ``key`` column is in ``wanted``."""
+    names = set(wanted)
+    rows = conn.execute(select(table.c[key], table.c.id)).all()
+    return {name: rid for name, rid in rows if name in names}
 
 
-def _ensure_traits(conn: Connection, names: set[str]) -> dict[str, int]:
-    have = _ids_by_name(conn, t.traits, names)
-    missing = [{"name": n, "created_at": utcnow()} for n in sorted(names - set(have))]
+def ensure_ids(conn: Connection, table: Table, key: str, wanted: set[str]) -> dict[str, int]:
+    """Like :func:`ids_by`, inserting the rows missing first (traits, aggregates)."""
+    have = ids_by(conn, table, key, wanted)
+    missing = [{key: v, "created_at": utcnow()} for v in sorted(wanted - set(have))]
     if missing:
-        conn.execute(insert(t.traits), missing)
-        have = _ids_by_name(conn, t.traits, names)
-    return have
-
-
-def _ensure_aggregates(conn: Connection, uuids: set[str]) -> dict[str, int]:
-    agg = t.placement_aggregates
-    rows = conn.execute(select(agg.c.uuid, agg.c.id)).all()
-    have = {u: i for u, i in rows if u in uuids}
-    missing = [{"uuid": u, "created_at": utcnow()} for u in sorted(uuids - set(have))]
-    if missing:
-        conn.execute(insert(agg), missing)
-        rows = conn.execute(select(agg.c.uuid, agg.c.id)).all()
-        have = {u: i for u, i in rows if u in uuids}
+        conn.execute(insert(table), missing)
+        have = ids_by(conn, table, key, wanted)
     return have
 
 
@@ -112,7 +102,8 @@ def _bulk(conn: Connection, table: Table, rows: Sequence[dict[str, object]]) -> 
         conn.exec_driver_sql(sql, values[start : start + CHUNK])
 
 
-def _provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[str, object]]:
+def provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[str, object]]:
+    """Provider rows with explicit ids from ``first_id`` (parents and roots resolved)."""
     now = utcnow()
     roots: list[int] = []
     rows: list[dict[str, object]] = []
@@ -135,7 +126,7 @@ def _provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[st
     return rows
 
 
-def _dependent_rows(
+def dependent_rows(
     specs: Sequence[ProviderSpec],
     first: int,
     classes: dict[str, int],
@@ -186,18 +177,34 @@ def _dependent_rows(
     return rows
 
 
-def write(conn: Connection, specs: Sequence[ProviderSpec], announce: bool = True) -> list[int]:
+Rows = Sequence[dict[str, object]]
+
+
+def write(
+    conn: Connection,
+    specs: Sequence[ProviderSpec],
+    announce: bool = True,
+    insert_rows: Callable[[Connection, Table, Rows], None] | None = None,
+) -> list[int]:
     """Insert ``specs`` (with traits, aggregates and usage); returns their ids.
 
-    ``announce`` logs "reload everything" in the change feed for running workers.
+    ``announce`` logs "reload everything" in the change feed for running
+    workers; ``insert_rows`` writes one table's rows (default: executemany
+    through the driver).  The tables are addressed by name only, so the same
+    rows fill berth's schema and OpenStack Placement's.
     """
+    write_rows = insert_rows or _bulk
     first = int(conn.execute(select(func.max(t.resource_providers.c.id))).scalar() or 0) + 1
-    classes = _ids_by_name(conn, t.resource_classes, {rc for s in specs for rc in s.inventories})
-    traits = _ensure_traits(conn, {tr for s in specs for tr in s.traits})
-    aggs = _ensure_aggregates(conn, {a for s in specs for a in s.aggregates})
-    _bulk(conn, t.resource_providers, _provider_rows(specs, first))
-    for table, rows in _dependent_rows(specs, first, classes, traits, aggs).items():
-        _bulk(conn, table, rows)
+    rcs = {rc for s in specs for rc in (*s.inventories, *s.used)}
+    classes = ids_by(conn, t.resource_classes, "name", rcs)
+    if rcs - set(classes):
+        raise ValueError(f"unknown resource classes: {sorted(rcs - set(classes))}")
+    traits = ensure_ids(conn, t.traits, "name", {tr for s in specs for tr in s.traits})
+    uuids = {a for s in specs for a in s.aggregates}
+    aggs = ensure_ids(conn, t.placement_aggregates, "uuid", uuids)
+    write_rows(conn, t.resource_providers, provider_rows(specs, first))
+    for table, rows in dependent_rows(specs, first, classes, traits, aggs).items():
+        write_rows(conn, table, rows)
     if conn.dialect.name == "postgresql":
         # Ids were given explicitly: move the sequence past them.
         conn.execute(
