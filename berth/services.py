@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from berth import metrics
-from berth.api.policy import Enforcer, load_overrides
 from berth.db.engine import Database
+from berth.policy import Enforcer, load_overrides
 from berth.settings import Settings
 
 

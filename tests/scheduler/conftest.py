@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from berth import settings as settings_mod
-from berth.api.policy import Enforcer
 from berth.candidates import synthetic
 from berth.candidates.synthetic import ProviderSpec
 from berth.db import tables as t
 from berth.db.engine import Database
+from berth.policy import Enforcer
 from berth.services import Services
 
 # (total, reserved, min_unit, max_unit, step_size, allocation_ratio)
