@@ -21,11 +21,11 @@ from berth.scheduler import weighers as weighers_mod
 from berth.scheduler.answer import HostChoice, NoValidHost
 from berth.scheduler.candidates import CandidateSource
 from berth.scheduler.combiner import ClaimCombiner
-from berth.scheduler.config import SchedulerConfig
 from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.explain import CANDIDATES, Explanation
 from berth.scheduler.filters import Filter
 from berth.scheduler.hoststate import HostCatalog, HostState
+from berth.scheduler.options import SchedulerConfig
 from berth.scheduler.partition import Partitioner
 from berth.scheduler.pending import PendingClaims, Reservation
 from berth.scheduler.scan import HostScan, MissMemo, phases
