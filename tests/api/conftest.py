@@ -28,3 +28,4 @@ def client(
     services = Services(settings=settings, db=sqlite_db, enforcer=Enforcer(False))
     app = create_app(settings, services)
     yield falcon.testing.TestClient(app, headers={"x-auth-token": "admin"})
+    services.close()

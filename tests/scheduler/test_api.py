@@ -33,6 +33,7 @@ def client(
     yield falcon.testing.TestClient(
         create_app(settings, services), headers={"x-auth-token": "admin"}
     )
+    services.close()
 
 
 def _select(client: falcon.testing.TestClient, **body: Any) -> falcon.testing.Result:
