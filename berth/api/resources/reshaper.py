@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from berth.api.errors import HTTPError, bad_request, conflict
@@ -13,15 +15,9 @@ from berth.schemas import reshaper as schemas
 from berth.schemas import versioned
 
 
-def reshape(req: falcon.Request, resp: falcon.Response) -> None:
-    """POST /reshaper: replace inventories and allocations together."""
-    c = ctx(req)
-    if not c.want(30):
-        raise HTTPError(404, "")
-    require_json_content(req)
-    authorize(req, "placement:reshaper:reshape")
-    data = extract_json(req, versioned(schemas.RESHAPE, c.version))
-    inventories = [
+def _inventories(data: dict[str, Any]) -> list[reshaper.ProviderInventories]:
+    """The body's new inventories, per provider."""
+    return [
         reshaper.ProviderInventories(
             uuid=uuid,
             generation=body["resource_provider_generation"],
@@ -29,7 +25,11 @@ def reshape(req: falcon.Request, resp: falcon.Response) -> None:
         )
         for uuid, body in data["inventories"].items()
     ]
-    requests = [
+
+
+def _allocations(data: dict[str, Any]) -> list[ConsumerAllocations]:
+    """The body's new allocations, per consumer."""
+    return [
         ConsumerAllocations(
             uuid=uuid,
             resources={rp: dict(a["resources"]) for rp, a in body["allocations"].items()},
@@ -40,6 +40,17 @@ def reshape(req: falcon.Request, resp: falcon.Response) -> None:
         )
         for uuid, body in data["allocations"].items()
     ]
+
+
+def reshape(req: falcon.Request, resp: falcon.Response) -> None:
+    """POST /reshaper: replace inventories and allocations together."""
+    c = ctx(req)
+    if not c.want(30):
+        raise HTTPError(404, "")
+    require_json_content(req)
+    authorize(req, "placement:reshaper:reshape")
+    data = extract_json(req, versioned(schemas.RESHAPE, c.version))
+    inventories, requests = _inventories(data), _allocations(data)
     try:
         reshaper.reshape(
             c.services.db,
