@@ -1,22 +1,68 @@
-"""The long-lived objects a worker process shares across requests."""
+"""The long-lived objects a worker process shares across requests.
+
+:class:`Services` owns them: the settings, the database, the policy
+enforcer, and, built on first use, the in-memory candidates index and the
+scheduler pipeline over that database.  Whoever builds a ``Services``
+(the WSGI entry point once per worker process, the CLI, a benchmark, a test
+fixture) decides their lifetime and ends it with :meth:`Services.close`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from berth import metrics
-from berth.api.policy import Enforcer, load_overrides
+from berth.candidates.index import MemoryIndex
 from berth.db.engine import Database
+from berth.policy import Enforcer, load_overrides
+from berth.scheduler.pipeline import Pipeline
+from berth.scheduler.pipeline import build as build_pipeline
 from berth.settings import Settings
 
+T = TypeVar("T")
 
-@dataclass
+
+class Lazy(Generic[T]):
+    """A value built on first use by one thread, shared by all; built again in a forked child."""
+
+    def __init__(self, build: Callable[[], T]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._built: tuple[int, T] | None = None
+
+    def get(self) -> T:
+        """The value of this process (built now if it is not yet)."""
+        built = self._built
+        if built is None or built[0] != os.getpid():
+            with self._lock:
+                built = self._built
+                if built is None or built[0] != os.getpid():
+                    built = self._built = (os.getpid(), self._build())
+        return built[1]
+
+    def drop(self) -> None:
+        """Forget the value (the next :meth:`get` builds a new one)."""
+        with self._lock:
+            self._built = None
+
+
+@dataclass(eq=False)
 class Services:
-    """Settings, the database and the policy enforcer of one process."""
+    """Settings, the database, the policy enforcer, and what this process builds over them."""
 
     settings: Settings
     db: Database
     enforcer: Enforcer
+    _index: Lazy[MemoryIndex] = field(init=False, repr=False)
+    _pipeline: Lazy[Pipeline] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._index = Lazy(lambda: MemoryIndex(self.db))
+        self._pipeline = Lazy(lambda: build_pipeline(self.settings, self.db, self.candidates_index))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -31,3 +77,19 @@ class Services:
                 overrides=load_overrides(settings.policy_file),
             ),
         )
+
+    @property
+    def candidates_index(self) -> MemoryIndex:
+        """The in-memory provider index over ``db`` (created empty; its first refresh loads it)."""
+        return self._index.get()
+
+    @property
+    def scheduler_pipeline(self) -> Pipeline:
+        """The scheduler's stages, wired from the settings over :attr:`candidates_index`."""
+        return self._pipeline.get()
+
+    def close(self) -> None:
+        """Drop the index and the pipeline and close the database's pooled connections."""
+        self._pipeline.drop()
+        self._index.drop()
+        self.db.dispose()

@@ -46,7 +46,7 @@ ERROR_CODE_MIN_VERSION = (1, 23)
 DOMAIN_STATUS: dict[type[domain.PlacementError], int] = {
     domain.NotFound: 404,
     domain.Conflict: 409,
-    domain.InvalidInput: 400,
+    domain.InvalidInput: 400,  # berth.qparams.InvalidQuery (a malformed query) too
     domain.NotAuthorized: 403,
 }
 

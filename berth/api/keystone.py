@@ -10,7 +10,7 @@ Two pieces, as in the reference:
   (``/``, the health checks, ``/metrics``) bypass it.
 * :class:`KeystoneCredentials`, a Falcon middleware, turns those headers into
   the same :class:`~berth.api.context.Credentials` the other strategies
-  produce, so the reference's policy defaults (``berth.api.policy``) apply
+  produce, so the reference's policy defaults (``berth.policy``) apply
   to Keystone roles unchanged.
 
 keystonemiddleware is an optional dependency: ``pip install 'berth[keystone]'``.

@@ -4,37 +4,20 @@ from __future__ import annotations
 
 import datetime
 import json
-import uuid
 from collections.abc import Mapping
 from email.utils import format_datetime
 from typing import Any, cast
 
 import falcon
-import jsonschema
 import orjson
 
 from berth.api.context import RequestContext
 from berth.api.errors import HTTPError, bad_request
 from berth.placement import errors as domain
+from berth.schemas.validation import is_uuid_like as is_uuid_like
+from berth.schemas.validation import schema_error as schema_error
 
 JSON = "application/json"
-
-FORMAT_CHECKER = jsonschema.FormatChecker()
-
-
-def is_uuid_like(value: object) -> bool:
-    """True for anything oslo's ``is_uuid_like`` accepts."""
-    if not isinstance(value, str):
-        return False
-    try:
-        canonical = str(uuid.UUID(value)).replace("-", "")
-    except (TypeError, ValueError, AttributeError):
-        return False
-    stripped = value.replace("urn:", "").replace("uuid:", "").strip("{}").replace("-", "").lower()
-    return canonical == stripped
-
-
-FORMAT_CHECKER.checks("uuid")(is_uuid_like)
 
 
 def ctx(req: falcon.Request) -> RequestContext:
@@ -84,27 +67,6 @@ def extract_json(req: falcon.Request, schema: Mapping[str, Any]) -> Any:
     data = _loads(raw)
     validate(data, schema)
     return data
-
-
-_VALIDATORS: dict[int, tuple[Mapping[str, Any], Any]] = {}
-
-
-def schema_error(data: Any, schema: Mapping[str, Any]) -> jsonschema.ValidationError | None:
-    """The error ``jsonschema.validate`` would raise, or None.
-
-    Validators are built (and their schema checked) once per schema object:
-    checking a schema costs milliseconds, more than most requests.
-    """
-    cached = _VALIDATORS.get(id(schema))
-    if cached is None or cached[0] is not schema:
-        cls = jsonschema.validators.validator_for(schema)
-        cls.check_schema(schema)
-        cached = (schema, cls(schema, format_checker=FORMAT_CHECKER))
-        _VALIDATORS[id(schema)] = cached
-    error: jsonschema.ValidationError | None = jsonschema.exceptions.best_match(
-        cached[1].iter_errors(data)
-    )
-    return error
 
 
 def validate(data: Any, schema: Mapping[str, Any]) -> None:

@@ -14,7 +14,6 @@ for classes, renamed without any provider changing).
 from __future__ import annotations
 
 import gc
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -48,6 +47,7 @@ class MemoryIndex:
         self.trait_names: dict[int, str] = {}
         self.trait_ids: dict[str, int] = {}
         self.agg_ids: dict[str, int] = {}
+        self._agg_uuids: dict[int, str] | None = None  # agg_ids inverted, on first use
         # Moves whenever the universe changes: results computed from it stay valid until then.
         self.version = 0
         self._capacity_memo: dict[tuple[int, int, int, int | None], bool] = {}
@@ -75,6 +75,7 @@ class MemoryIndex:
                 self._read_names(conn)
                 providers = loading.read_providers(conn)
                 self.agg_ids = loading.aggregate_uuids(conn)
+                self._agg_uuids = None
             self.universe = Universe.build(self.trait_ids.get(SHARING_TRAIT), providers.values())
             self.version += 1
         finally:
@@ -104,6 +105,7 @@ class MemoryIndex:
             )
             if new_aggs:
                 self.agg_ids.update(loading.aggregate_uuids(conn, new_aggs))
+                self._agg_uuids = None
             new_traits = {tr for p in fresh.values() for tr in p.traits} - set(self.trait_names)
             if new_traits:
                 self._read_names(conn)
@@ -158,6 +160,13 @@ class MemoryIndex:
         """Id of aggregate ``uuid`` if some provider is (or was) in it."""
         return self.agg_ids.get(uuid)
 
+    def agg_uuid(self, agg: int) -> str | None:
+        """Uuid of aggregate id ``agg`` (``agg_ids`` inverted once per change of it)."""
+        inverse = self._agg_uuids
+        if inverse is None:
+            inverse = self._agg_uuids = {i: u for u, i in self.agg_ids.items()}
+        return inverse.get(agg)
+
     def tree_root(self, uuid: str) -> int | None:
         """Root of the tree holding provider ``uuid``."""
         pid = self.universe.by_uuid.get(uuid)
@@ -209,17 +218,3 @@ class MemoryIndex:
 
 def _root_ok(p: Provider, required: frozenset[int], forbidden: frozenset[int]) -> bool:
     return p.parent_id is None and required <= p.traits and p.traits.isdisjoint(forbidden)
-
-
-_INDEXES: dict[tuple[int, int], MemoryIndex] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def index_for(db: Database) -> MemoryIndex:
-    """This process's index over ``db`` (created empty; the first refresh loads it)."""
-    key = (os.getpid(), id(db))
-    index = _INDEXES.get(key)
-    if index is None:
-        with _REGISTRY_LOCK:
-            index = _INDEXES.setdefault(key, MemoryIndex(db))
-    return index

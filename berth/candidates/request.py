@@ -11,9 +11,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from berth.api import qparams
-from berth.api.errors import HTTPError, bad_request
+from berth import qparams
 from berth.placement import errors
+from berth.qparams import InvalidQuery
 from berth.schemas.allocation_candidates import GROUP_KEYS, SUFFIX_NAME, SUFFIX_NUMBER
 
 _KEY_NUMBER = re.compile(rf"^({'|'.join(GROUP_KEYS)})({SUFFIX_NUMBER})?$")
@@ -82,7 +82,7 @@ def _values(pairs: Sequence[tuple[str, str]], key: str) -> list[str]:
 
 
 def parse(pairs: Sequence[tuple[str, str]], features: Features) -> CandidateRequest:
-    """The parsed request; 400 ``HTTPError`` with the reference's message on bad input."""
+    """The parsed request; :class:`InvalidQuery` with the reference's message on bad input."""
     request = _request_wide(pairs)
     request.nested_aware = features.nested_aware
     request.groups = _groups(pairs, features)
@@ -94,7 +94,7 @@ def parse(pairs: Sequence[tuple[str, str]], features: Features) -> CandidateRequ
         _check_conflicts(request.groups)
     granular = [g for g in request.groups.values() if g.use_same_provider]
     if request.group_policy is None and len(granular) > 1:
-        raise bad_request(
+        raise InvalidQuery(
             'The "group_policy" parameter is required when specifying '
             'more than one "resources{N}" parameter.'
         )
@@ -108,14 +108,14 @@ def _request_wide(pairs: Sequence[tuple[str, str]]) -> CandidateRequest:
         try:
             request.limit = int(limits[0])
         except ValueError:
-            raise bad_request(f"Invalid query string parameters: bad limit {limits[0]!r}") from None
+            message = f"Invalid query string parameters: bad limit {limits[0]!r}"
+            raise InvalidQuery(message) from None
     policies = _values(pairs, "group_policy")
     request.group_policy = policies[0] if policies else None
     roots = _values(pairs, "root_required")
     if roots:
         if len(roots) > 1:
-            raise HTTPError(
-                400,
+            raise InvalidQuery(
                 "Query parameter 'root_required' may be specified only once.",
                 code=errors.ILLEGAL_DUPLICATE_QUERYPARAM,
             )
@@ -123,8 +123,7 @@ def _request_wide(pairs: Sequence[tuple[str, str]]) -> CandidateRequest:
     for value in _values(pairs, "same_subtree"):
         suffixes = {part.strip() for part in value.split(",")}
         if "" in suffixes:
-            raise HTTPError(
-                400,
+            raise InvalidQuery(
                 "Empty string (unsuffixed group) can not be specified in `same_subtree` ",
                 code=errors.QUERYPARAM_BAD_VALUE,
             )
@@ -138,8 +137,7 @@ def _root_traits(value: str) -> tuple[set[str], set[str]]:
     required = {next(iter(names)) for names in any_of}
     conflicts = required & forbidden
     if conflicts:
-        raise HTTPError(
-            400,
+        raise InvalidQuery(
             "Conflicting required and forbidden traits found in root_required: "
             + ", ".join(conflicts),
             code=errors.QUERYPARAM_BAD_VALUE,
@@ -181,23 +179,20 @@ def _check_resourceless(request: CandidateRequest) -> None:
     resourceless = {suffix for suffix, group in groups.items() if not group.resources}
     in_subtrees: set[str] = set().union(*request.same_subtrees)
     if len(resourceless) == len(groups):
-        raise HTTPError(
-            400,
+        raise InvalidQuery(
             "There must be at least one resources or resources[$S] parameter.",
             code=errors.QUERYPARAM_MISSING_VALUE,
         )
     bad = [suffix for suffix in resourceless if suffix not in in_subtrees]
     if bad:
-        raise HTTPError(
-            400,
+        raise InvalidQuery(
             "Resourceless suffixed group request should be specified in `same_subtree` "
             f"query param: bad group(s) - {bad}.",
             code=errors.QUERYPARAM_BAD_VALUE,
         )
     unknown = [suffix for suffix in in_subtrees if suffix not in groups]
     if unknown:
-        raise HTTPError(
-            400,
+        raise InvalidQuery(
             f"Real suffixes should be specified in `same_subtree`: {unknown} not found in "
             f"{list(groups)}.",
             code=errors.QUERYPARAM_BAD_VALUE,
@@ -207,7 +202,7 @@ def _check_resourceless(request: CandidateRequest) -> None:
 def _check_orphans(groups: dict[str, RequestGroup]) -> None:
     orphans = [f"required{s}" for s, g in groups.items() if g.required and not g.resources]
     if orphans:
-        raise bad_request(
+        raise InvalidQuery(
             "All traits parameters must be associated with resources.  "
             f"Found the following orphaned traits keys: {', '.join(orphans)}"
         )
@@ -217,14 +212,14 @@ def _check_orphans(groups: dict[str, RequestGroup]) -> None:
         if not g.resources and (g.member_of or g.forbidden_aggs)
     ]
     if orphans:
-        raise bad_request(
+        raise InvalidQuery(
             "All member_of parameters must be associated with resources. "
             f"Found the following orphaned member_of keys: {', '.join(orphans)}"
         )
     if not all(g.resources for g in groups.values()):
-        raise bad_request("All request groups must specify resources.")
+        raise InvalidQuery("All request groups must specify resources.")
     if not groups:
-        raise bad_request(
+        raise InvalidQuery(
             "At least one request group (`resources` or `resources{$S}`) is required."
         )
 
@@ -237,7 +232,7 @@ def _check_conflicts(groups: dict[str, RequestGroup]) -> None:
         if all(name in group.forbidden for name in any_of)
     ]
     if conflicts:
-        raise bad_request(
+        raise InvalidQuery(
             "Conflicting required and forbidden traits found in the following traits keys: "
             + ", ".join(sorted(conflicts))
         )

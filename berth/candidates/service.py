@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from berth.candidates import loading, render, sql_source
-from berth.candidates.index import MemoryIndex, index_for
+from berth.candidates.index import MemoryIndex
 from berth.candidates.matching import MemoryMatcher
 from berth.candidates.plan import GroupPlan, Plan, resolve
 from berth.candidates.request import CandidateRequest
@@ -53,7 +53,7 @@ def answer(services: Services, request: CandidateRequest, shape: render.Shape) -
 def _from_memory(
     services: Services, request: CandidateRequest, shape: render.Shape, limits: Limits
 ) -> dict[str, Any]:
-    index = index_for(services.db)
+    index = services.candidates_index
     with index.lock:
         index.refresh()
         result = search_memory(index, request, limits)

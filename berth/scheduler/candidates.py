@@ -25,8 +25,6 @@ from berth.candidates.request import CandidateRequest, RequestGroup
 from berth.candidates.results import group_is_empty
 from berth.scheduler.spec import RequestSpec
 
-_INVERSE: dict[int, tuple[tuple[int, int] | None, dict[int, str]]] = {}
-
 
 def candidate_request(spec: RequestSpec) -> CandidateRequest:
     """The spec's resources, traits and aggregates as one unsuffixed request group."""
@@ -91,13 +89,8 @@ class CandidateSource:
         )
 
     def agg_uuid(self, agg: int) -> str | None:
-        """The uuid of aggregate id ``agg`` (an inverse of the index's map, cached)."""
-        forward = self.index.agg_ids
-        key, inverse = _INVERSE.get(id(self.index), (None, {}))
-        if key != (id(forward), len(forward)):
-            inverse = {i: u for u, i in forward.items()}
-            _INVERSE[id(self.index)] = ((id(forward), len(forward)), inverse)
-        return inverse.get(agg)
+        """The uuid of aggregate id ``agg`` (the index keeps the inverse of its map)."""
+        return self.index.agg_uuid(agg)
 
     @property
     def requested(self) -> list[tuple[int, int]]:

@@ -1,67 +1,20 @@
-"""The scheduler's settings, parsed and checked once: :class:`SchedulerConfig`.
+"""The scheduler's settings, parsed and checked once: :func:`from_settings`.
 
 The ``scheduler_*`` fields of :class:`berth.settings.Settings` are plain
 strings and integers (so they work as environment variables); this module
-turns them into lists, multipliers and limits, and says clearly what is
-wrong with a bad one.
+turns them into a :class:`~berth.scheduler.options.SchedulerConfig` (lists,
+multipliers and limits), and says clearly what is wrong with a bad one,
+including filter and weigher names their registries do not know.
 """
 
 from __future__ import annotations
 
 import functools
-import operator
-from collections.abc import Callable
-from dataclasses import dataclass
 
+from berth.scheduler.filters import FILTERS
+from berth.scheduler.options import COMPARISONS, MetricLimit, SchedulerConfig
+from berth.scheduler.weighers import WEIGHERS
 from berth.settings import Settings
-
-COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le,
-    ">=": operator.ge,
-    "<": operator.lt,
-    ">": operator.gt,
-    "==": operator.eq,
-}
-
-
-@dataclass(frozen=True)
-class MetricLimit:
-    """A host metric must satisfy ``value <op> bound`` (``cpu.percent<=90``)."""
-
-    name: str
-    op: str
-    bound: float
-
-    def allows(self, value: float) -> bool:
-        """Whether ``value`` is within the limit."""
-        return COMPARISONS[self.op](value, self.bound)
-
-    def __str__(self) -> str:
-        return f"{self.name}{self.op}{self.bound:g}"
-
-
-@dataclass(frozen=True)
-class SchedulerConfig:
-    """Everything the pipeline needs from the settings."""
-
-    filters: tuple[str, ...]
-    weighers: tuple[tuple[str, float], ...]
-    host_subset_size: int
-    alternates: int
-    claim_retries: int
-    claim_batch: int
-    scan_limit: int
-    scan_random_start: bool
-    partitioning: str
-    worker_index: int
-    worker_count: int
-    worker_heartbeat: int
-    hash_replicas: int
-    refresh_seconds: float
-    index_refresh_seconds: float
-    metric_limits: tuple[MetricLimit, ...]
-    metric_weights: tuple[tuple[str, float], ...]
-    default_availability_zone: str
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -96,9 +49,6 @@ def _limits(text: str) -> tuple[MetricLimit, ...]:
 
 
 def _check(config: SchedulerConfig) -> None:
-    from berth.scheduler.filters import FILTERS
-    from berth.scheduler.weighers import WEIGHERS
-
     unknown = [name for name in config.filters if name not in FILTERS]
     if unknown:
         raise ValueError(f"scheduler_filters: unknown {unknown}; known: {sorted(FILTERS)}")

@@ -17,9 +17,9 @@ from sqlalchemy import Connection, or_, select
 
 from berth.candidates.model import Universe
 from berth.db import tables as t
-from berth.scheduler.config import SchedulerConfig
 from berth.scheduler.groups import ServerGroup
 from berth.scheduler.hoststate import HostCatalog, HostState
+from berth.scheduler.options import SchedulerConfig
 from berth.scheduler.spec import RequestSpec
 
 

@@ -37,7 +37,7 @@ from berth.candidates.model import Universe
 from berth.db import tables as t
 from berth.db.engine import Database
 from berth.placement.lookups import utcnow
-from berth.scheduler.config import SchedulerConfig
+from berth.scheduler.options import SchedulerConfig
 
 W = t.scheduler_workers
 

@@ -1,6 +1,7 @@
 """select_destinations: candidates -> filters -> weighers -> top-k choice -> claim.
 
-:func:`build` wires the stages from the settings, once per process;
+:func:`build` wires the stages from the settings, once per process (the
+pipeline is :attr:`berth.services.Services.scheduler_pipeline`);
 :meth:`Scheduler.decide` runs them for one request (a comment per stage);
 :meth:`Scheduler.select` adds the claims.  Selection runs under this
 worker's candidates-index lock, from memory; claims run after it, in the
@@ -14,24 +15,25 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from berth.candidates.index import MemoryIndex, index_for
+from berth.candidates.index import MemoryIndex
+from berth.db.engine import Database
 from berth.scheduler import config as config_mod
 from berth.scheduler import filters as filters_mod
 from berth.scheduler import weighers as weighers_mod
 from berth.scheduler.answer import HostChoice, NoValidHost
 from berth.scheduler.candidates import CandidateSource
 from berth.scheduler.combiner import ClaimCombiner
-from berth.scheduler.config import SchedulerConfig
 from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.explain import CANDIDATES, Explanation
 from berth.scheduler.filters import Filter
 from berth.scheduler.hoststate import HostCatalog, HostState
+from berth.scheduler.options import SchedulerConfig
 from berth.scheduler.partition import Partitioner
 from berth.scheduler.pending import PendingClaims, Reservation
 from berth.scheduler.scan import HostScan, MissMemo, phases
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.weighers import Weigher
-from berth.services import Services
+from berth.settings import Settings
 
 
 @dataclass
@@ -50,24 +52,24 @@ class Pipeline:
     misses: MissMemo = field(default_factory=MissMemo)
 
 
-def build(services: Services) -> Pipeline:
-    """Wire the stages from the settings."""
-    config = config_mod.from_settings(services.settings)
+def build(settings: Settings, db: Database, index: MemoryIndex) -> Pipeline:
+    """Wire the stages from the settings, over ``db`` and this process's ``index``."""
+    config = config_mod.from_settings(settings)
     return Pipeline(
         config=config,
         # Candidates: the allocation-candidates engine over this worker's index.
-        index=index_for(services.db),
+        index=index,
         # Filters, in the order of scheduler_filters (request_fit always last).
         filters=filters_mod.build(config.filters),
         # Weighers with their multipliers (pack-first: negative resource multipliers).
         weighers=weighers_mod.build(config.weighers),
         # Which hosts this worker scans first.
-        partitioner=Partitioner(config, services.db),
+        partitioner=Partitioner(config, db),
         # berth's own host attributes (disabled, zone, metrics, aggregate metadata).
-        catalog=HostCatalog(services.db),
+        catalog=HostCatalog(db),
         # Claims: concurrent requests of this process share transactions.
         combiner=(
-            ClaimCombiner(services.db, config.claim_retries, config.claim_batch)
+            ClaimCombiner(db, config.claim_retries, config.claim_batch)
             if config.claim_batch
             else None
         ),

@@ -67,7 +67,8 @@ class Misses:
         self, anchors: Sequence[int], partitioner: Partitioner, u: Universe
     ) -> Iterator[int]:
         """This worker's anchors in order, after the leading ones known to be misses."""
-        key = (partitioner.strategy, partitioner.count, partitioner.index, id(partitioner.ring))
+        # The ring itself, not its id(): a replaced ring's address can be reused.
+        key = (partitioner.strategy, partitioner.count, partitioner.index, partitioner.ring)
         if key != self.own_of:
             self.own = [a for a in anchors if partitioner.owns(a, u)]
             self.own_of, self.prefix = key, 0

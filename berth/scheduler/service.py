@@ -1,15 +1,15 @@
 """The Python API: :func:`select_destinations` (selection, then claims).
 
 Safe to call from many threads and processes at once: each process builds
-its pipeline once (:func:`pipeline_for`), selection reads only memory, and
-every claim is one atomic transaction in the database.
+its pipeline once (:attr:`Services.scheduler_pipeline
+<berth.services.Services.scheduler_pipeline>`), selection reads only memory,
+and every claim is one atomic transaction in the database.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
@@ -21,22 +21,12 @@ from berth.scheduler.claims import Claim, KnownClasses, Owner
 from berth.scheduler.context import Hints, read_hints
 from berth.scheduler.explain import REQUESTS, SELECT_SECONDS
 from berth.scheduler.groups import ServerGroup
-from berth.scheduler.pipeline import Decision, Pipeline, Placement, build, decide, no_valid_host
+from berth.scheduler.pipeline import Decision, Pipeline, Placement, decide, no_valid_host
 from berth.scheduler.spec import RequestSpec
-from berth.services import Services
 
-_PIPELINES: dict[tuple[int, int], Pipeline] = {}
-_LOCK = threading.Lock()
-
-
-def pipeline_for(services: Services) -> Pipeline:
-    """This process's pipeline for ``services`` (built on first use)."""
-    key = (os.getpid(), id(services))
-    found = _PIPELINES.get(key)
-    if found is None:
-        with _LOCK:
-            found = _PIPELINES.setdefault(key, build(services))
-    return found
+if TYPE_CHECKING:
+    # berth.services builds the pipeline: at run time it imports us, not the reverse.
+    from berth.services import Services
 
 
 def select_destinations(services: Services, spec: RequestSpec) -> Answer:
@@ -62,7 +52,7 @@ def select_destinations(services: Services, spec: RequestSpec) -> Answer:
 
 
 def _select(services: Services, spec: RequestSpec) -> Answer:
-    pipeline = pipeline_for(services)
+    pipeline = services.scheduler_pipeline
     hints = _hints(services, spec)
     decision = decide(pipeline, spec, hints)
     answer: Answer | None = None

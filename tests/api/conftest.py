@@ -9,8 +9,8 @@ import pytest
 
 from berth import settings as settings_mod
 from berth.api.app import create_app
-from berth.api.policy import Enforcer
 from berth.db.engine import Database
+from berth.policy import Enforcer
 from berth.services import Services
 
 
@@ -28,3 +28,4 @@ def client(
     services = Services(settings=settings, db=sqlite_db, enforcer=Enforcer(False))
     app = create_app(settings, services)
     yield falcon.testing.TestClient(app, headers={"x-auth-token": "admin"})
+    services.close()

@@ -15,8 +15,8 @@ from server import running_berth
 from berth import settings as settings_mod
 from berth.api import keystone
 from berth.api.app import create_app
-from berth.api.policy import Enforcer
 from berth.db.engine import Database
+from berth.policy import Enforcer
 from berth.services import Services
 
 from .fake_keystone import Token, running_keystone

@@ -6,8 +6,9 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from berth.api.errors import HTTPError
+from berth.api.errors import from_domain
 from berth.candidates.request import Features, parse
+from berth.qparams import InvalidQuery
 
 AGG = "7a4b8b7e-4f6a-4a6e-9d0e-0b1f5b2c9a11"
 RP = "5e3b2a1c-1111-4a6e-9d0e-0b1f5b2c9a11"
@@ -129,9 +130,10 @@ def test_root_required_and_same_subtree() -> None:
     ],
 )
 def test_errors(query: str, minor: int, message: str, code: str | None) -> None:
-    with pytest.raises(HTTPError) as caught:
+    with pytest.raises(InvalidQuery) as caught:
         _parse(query, minor)
-    assert caught.value.status == 400
-    assert message in caught.value.message
-    if code is not None:
-        assert caught.value.code == code
+    # The parser raises a domain error; the API's table makes it this 400.
+    answer = from_domain(caught.value)
+    assert (answer.status, answer.vary) == (400, True)
+    assert message in answer.message
+    assert answer.code == (code or "placement.undefined_code")

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from berth import settings as settings_mod
-from berth.api.policy import Enforcer
 from berth.candidates import synthetic
 from berth.candidates.synthetic import ProviderSpec
 from berth.db import tables as t
 from berth.db.engine import Database
+from berth.policy import Enforcer
 from berth.services import Services
 
 # (total, reserved, min_unit, max_unit, step_size, allocation_ratio)
@@ -56,8 +56,9 @@ MakeServices = Callable[..., Services]
 
 
 @pytest.fixture
-def make_services(db: Database) -> MakeServices:
-    """Services over the test database with scheduler settings overridden."""
+def make_services(db: Database) -> Iterator[MakeServices]:
+    """Services over the test database with scheduler settings overridden (closed after)."""
+    made: list[Services] = []
 
     def make(**overrides: Any) -> Services:
         # Deterministic scan order (tests check which host wins); the random start
@@ -68,9 +69,12 @@ def make_services(db: Database) -> MakeServices:
             **{f"scheduler_{k}": v for k, v in overrides.items()},
         }
         settings = settings_mod.load(environ={}, database_url=db.url, **values)
-        return Services(settings=settings, db=db, enforcer=Enforcer(True))
+        made.append(Services(settings=settings, db=db, enforcer=Enforcer(True)))
+        return made[-1]
 
-    return make
+    yield make
+    for services in made:
+        services.close()
 
 
 def usage(db: Database) -> dict[str, dict[str, int]]:

@@ -10,10 +10,10 @@ from berth import settings as settings_mod
 from berth.candidates.engine import Candidate
 from berth.candidates.model import Inventory, Provider, Universe
 from berth.scheduler import config as config_mod
-from berth.scheduler.config import SchedulerConfig
 from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.groups import ServerGroup
 from berth.scheduler.hoststate import AggregateView, HostState
+from berth.scheduler.options import SchedulerConfig
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.store import DEFAULT_HOST, HostAttributes
 

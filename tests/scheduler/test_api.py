@@ -10,8 +10,8 @@ import pytest
 
 from berth import settings as settings_mod
 from berth.api.app import create_app
-from berth.api.policy import Enforcer
 from berth.db.engine import Database
+from berth.policy import Enforcer
 from berth.services import Services
 from tests.scheduler.conftest import host_uuid, usage, write_cloud
 
@@ -33,6 +33,7 @@ def client(
     yield falcon.testing.TestClient(
         create_app(settings, services), headers={"x-auth-token": "admin"}
     )
+    services.close()
 
 
 def _select(client: falcon.testing.TestClient, **body: Any) -> falcon.testing.Result:

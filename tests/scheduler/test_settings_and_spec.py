@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from berth.placement import errors
-from berth.scheduler.config import MetricLimit
+from berth.scheduler.options import MetricLimit
 from berth.scheduler.spec import RequestSpec, ServerGroupSpec, from_body, parse_flavor
 from tests.scheduler.helpers import config
 

@@ -6,15 +6,9 @@ from urllib.parse import parse_qsl
 
 import falcon
 
-from berth.api.errors import HTTPError, bad_request
-from berth.api.util import (
-    JSON,
-    authorize,
-    check_accept,
-    ctx,
-    schema_error,
-    set_last_modified,
-)
+from berth import qparams
+from berth.api.errors import HTTPError
+from berth.api.util import JSON, authorize, check_accept, ctx, set_last_modified
 from berth.candidates import service
 from berth.candidates.render import Shape
 from berth.candidates.request import Features, parse
@@ -27,10 +21,7 @@ SINCE = 10
 def _validate(params: dict[str, list[str]], minor: int) -> None:
     """As ``jsonschema.validate`` on the last value of each parameter (same message)."""
     schema = next(schema for (_, since), schema in schemas.QUERY if minor >= since)
-    flat = {key: values[-1] for key, values in params.items()}
-    error = schema_error(flat, schema)
-    if error is not None:
-        raise bad_request(f"Invalid query string parameters: {error}")
+    qparams.validate_query(params, schema)
 
 
 def list_candidates(req: falcon.Request, resp: falcon.Response) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import falcon
 
-from berth.api import qparams
+from berth import qparams
 from berth.api.errors import bad_request
 from berth.api.util import (
     authorize,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from berth.api.errors import HTTPError, bad_request, conflict
@@ -21,25 +23,7 @@ def reshape(req: falcon.Request, resp: falcon.Response) -> None:
     require_json_content(req)
     authorize(req, "placement:reshaper:reshape")
     data = extract_json(req, versioned(schemas.RESHAPE, c.version))
-    inventories = [
-        reshaper.ProviderInventories(
-            uuid=uuid,
-            generation=body["resource_provider_generation"],
-            inventories={rc: reshaper.with_defaults(r) for rc, r in body["inventories"].items()},
-        )
-        for uuid, body in data["inventories"].items()
-    ]
-    requests = [
-        ConsumerAllocations(
-            uuid=uuid,
-            resources={rp: dict(a["resources"]) for rp, a in body["allocations"].items()},
-            project_id=body["project_id"],
-            user_id=body["user_id"],
-            generation=body["consumer_generation"],
-            consumer_type=body.get("consumer_type"),
-        )
-        for uuid, body in data["allocations"].items()
-    ]
+    inventories, requests = _inventories(data), _allocations(data)
     try:
         reshaper.reshape(
             c.services.db,
@@ -58,3 +42,30 @@ def reshape(req: falcon.Request, resp: falcon.Response) -> None:
     except errors.ConcurrentUpdate as exc:
         raise conflict(f"update conflict: {exc.message}", errors.CONCURRENT_UPDATE) from None
     send_empty(resp)
+
+
+def _inventories(data: dict[str, Any]) -> list[reshaper.ProviderInventories]:
+    """The body's new inventories, per provider."""
+    return [
+        reshaper.ProviderInventories(
+            uuid=uuid,
+            generation=body["resource_provider_generation"],
+            inventories={rc: reshaper.with_defaults(r) for rc, r in body["inventories"].items()},
+        )
+        for uuid, body in data["inventories"].items()
+    ]
+
+
+def _allocations(data: dict[str, Any]) -> list[ConsumerAllocations]:
+    """The body's new allocations, per consumer."""
+    return [
+        ConsumerAllocations(
+            uuid=uuid,
+            resources={rp: dict(a["resources"]) for rp, a in body["allocations"].items()},
+            project_id=body["project_id"],
+            user_id=body["user_id"],
+            generation=body["consumer_generation"],
+            consumer_type=body.get("consumer_type"),
+        )
+        for uuid, body in data["allocations"].items()
+    ]

@@ -6,7 +6,7 @@ from typing import Any
 
 import falcon
 
-from berth.api import qparams
+from berth import qparams
 from berth.api.errors import HTTPError, not_found
 from berth.api.util import (
     authorize,

@@ -12,7 +12,7 @@ defaults; an overridden rule no longer ORs in its deprecated check.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,55 +138,64 @@ def _atom(text: str) -> Check:
     return generic
 
 
-def parse_check(text: str) -> Check:
-    """Compile an oslo.policy check string into a predicate."""
-    tokens: list[str] = _TOKEN.findall(text)
-    pos = 0
+class _Parser:
+    """Recursive descent over the tokens of one check string (``or`` < ``and`` < ``not``)."""
 
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
+    def __init__(self, text: str) -> None:
+        self.tokens: list[str] = _TOKEN.findall(text)
+        self.pos = 0
 
-    def take() -> str:
-        nonlocal pos
-        tok = tokens[pos]
-        pos += 1
+    def peek(self) -> str | None:
+        """The next token, not consumed (None at the end)."""
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        """Consume the next token."""
+        tok = self.tokens[self.pos]
+        self.pos += 1
         return tok
 
-    def parse_or() -> Check:
-        parts = [parse_and()]
-        while peek() == "or":
-            take()
-            parts.append(parse_and())
+    def any_of(self) -> Check:
+        """``a or b or ...``."""
+        return self._joined("or", self.all_of, any)
+
+    def all_of(self) -> Check:
+        """``a and b and ...``."""
+        return self._joined("and", self.negated, all)
+
+    def _joined(
+        self, word: str, operand: Callable[[], Check], combine: Callable[[Iterator[bool]], bool]
+    ) -> Check:
+        parts = [operand()]
+        while self.peek() == word:
+            self.take()
+            parts.append(operand())
         if len(parts) == 1:
             return parts[0]
-        return lambda t, c, e: any(p(t, c, e) for p in parts)
+        return lambda t, c, e: combine(p(t, c, e) for p in parts)
 
-    def parse_and() -> Check:
-        parts = [parse_not()]
-        while peek() == "and":
-            take()
-            parts.append(parse_not())
-        if len(parts) == 1:
-            return parts[0]
-        return lambda t, c, e: all(p(t, c, e) for p in parts)
-
-    def parse_not() -> Check:
-        if peek() == "not":
-            take()
-            inner = parse_not()
+    def negated(self) -> Check:
+        """``not x``, a parenthesised expression, or an atom."""
+        if self.peek() == "not":
+            self.take()
+            inner = self.negated()
             return lambda t, c, e: not inner(t, c, e)
-        if peek() == "(":
-            take()
-            inner = parse_or()
-            if peek() == ")":
-                take()
+        if self.peek() == "(":
+            self.take()
+            inner = self.any_of()
+            if self.peek() == ")":
+                self.take()
             return inner
-        return _atom(take())
+        return _atom(self.take())
 
-    if not tokens:
+
+def parse_check(text: str) -> Check:
+    """Compile an oslo.policy check string into a predicate."""
+    parser = _Parser(text)
+    if not parser.tokens:
         return lambda t, c, e: True
-    check = parse_or()
-    if pos != len(tokens):
+    check = parser.any_of()
+    if parser.pos != len(parser.tokens):
         raise ValueError(f"cannot parse policy rule {text!r}")
     return check
 
