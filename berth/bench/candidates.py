@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
+from berth.bench.cloud import GPU_TRAIT, aggregate_uuid
 from berth.bench.records import latency_summary
-from berth.bench.topology import GPU_TRAIT, aggregate_uuid
 from berth.bench.transport import Transport
 
 BASE = "resources=VCPU:2,MEMORY_MB:4096,DISK_GB:20"

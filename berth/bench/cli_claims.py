@@ -1,4 +1,4 @@
-"""``berth bench claims | compute-claims | workers`` (registered on :data:`berth.bench.cli.app`)."""
+"""``berth bench claims | compute-claims | workers``; :func:`register` adds them to the app."""
 
 from __future__ import annotations
 
@@ -13,26 +13,18 @@ from rich.table import Table
 from berth.bench import candidates as cand
 from berth.bench import invariants, strategies
 from berth.bench.claims import ClaimsPlan, run
-from berth.bench.cli import (
-    AGAINST,
-    DATABASE,
-    OUT,
-    TARGET,
-    app,
-    console,
-    emit,
-    host_count,
-    populate_target,
-    topology_from,
-)
+from berth.bench.cli_options import AGAINST, DATABASE, OUT, TARGET, console, emit
+from berth.bench.cloud import from_profile
+from berth.bench.populate import host_count, populate_target
 from berth.bench.progress import clock, timed
-from berth.bench.report import settings_label
-from berth.bench.targets import Target, berth_server, open_target
+from berth.bench.summary import settings_label
+from berth.bench.targets import Target, berth_database, berth_server, open_target
 
 RESULT_COLUMNS = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups")
 
 
 def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    """Comma-separated choices, each one of ``allowed``."""
     values = [v.strip() for v in text.split(",") if v.strip()]
     bad = [v for v in values if v not in allowed]
     if bad:
@@ -51,9 +43,10 @@ def _target_for(
 
 
 def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any]:
+    """Repopulate (``hosts`` > 0), claim, check capacity, write the result line."""
     target = plan.target
     if hosts:
-        populate_target(target, topology_from("placement-bench", hosts), show=False)
+        populate_target(target, from_profile("placement-bench", hosts), show=False)
     label = (
         f"{kind} {target.name} {plan.strategy}/{plan.partitioning} "
         f"W={plan.workers}x{plan.concurrency} {settings_label(plan.overrides)}"
@@ -82,6 +75,7 @@ def _overrides(pairs: list[str]) -> list[dict[str, Any]]:
 
 
 def _table(rows: list[tuple[str, str, str, int, int, str, dict[str, Any]]]) -> Table:
+    """The claims runs side by side."""
     table = Table("target", "strategy", "part.", "hosts", "conc.", "settings", "claims/s",
                   "confl./s", "confl. %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
                   "over cap.")  # fmt: skip
@@ -94,7 +88,6 @@ def _table(rows: list[tuple[str, str, str, int, int, str, dict[str, Any]]]) -> T
     return table
 
 
-@app.command()
 def claims(
     target: str = TARGET,
     against: list[str] = AGAINST,
@@ -142,7 +135,6 @@ def claims(
     console.print(_table(rows))
 
 
-@app.command("compute-claims")
 def compute_claims(
     target: str = TARGET,
     database_url: str = DATABASE,
@@ -188,7 +180,6 @@ def compute_claims(
     console.print(table)
 
 
-@app.command()
 def workers(
     database_url: str = DATABASE,
     processes: str = typer.Option("1,2,4", help="Worker process counts to try."),
@@ -202,7 +193,7 @@ def workers(
     table = Table("server", "workers", "req/s", "p50 ms", "p99 ms", "errors")
     for server in _split(servers, ("gunicorn", "granian"), "server"):
         for n in [int(x) for x in processes.split(",")]:
-            with berth_server(_db(database_url), n, server) as tg:
+            with berth_server(berth_database(database_url), n, server) as tg:
                 transport = tg.transport()
                 cand.run_cell(transport, query, concurrency, 4 * n * concurrency, 30.0)  # warm
                 with clock(f"{server} x{n}", seconds) as advance:
@@ -227,7 +218,8 @@ def workers(
     console.print(table)
 
 
-def _db(database_url: str) -> str:
-    from berth import settings as settings_mod
-
-    return database_url or settings_mod.load().effective_database_url
+def register(app: typer.Typer) -> None:
+    """Add claims, compute-claims and workers to ``app``."""
+    app.command()(claims)
+    app.command("compute-claims")(compute_claims)
+    app.command()(workers)

@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from berth.bench.targets import wait_ready
+from berth.bench.launch import wait_ready
 from berth.db.engine import Database, normalise_url
 from berth.placement import catalog
 

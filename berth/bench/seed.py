@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from berth.bench.report import Line, group, median_of, table
+from berth.bench.summary import Line, group, median_of, table
 
 # hosts -> average seconds to select a destination: (DB filtering, Python filtering)
 SEED_FILTERING: dict[int, tuple[float, float]] = {

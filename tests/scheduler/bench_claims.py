@@ -22,9 +22,10 @@ import time
 from collections import Counter
 from typing import Any
 
+from berth.candidates.synthetic import ProviderSpec
+
 from berth import settings as settings_mod
 from berth.candidates import synthetic
-from berth.candidates.synthetic import ProviderSpec
 from berth.db import migrate
 from berth.db.engine import Database
 from berth.logging import configure as configure_logging
