@@ -127,7 +127,7 @@ def claims(
                     )
                     for n in hosts or [0]:
                         for c, extra in itertools.product(concurrency, _overrides(settings)):
-                            plan = ClaimsPlan(tg, chosen, s, p, workers, seconds, limit)
+                            plan = ClaimsPlan(tg, chosen, s, p, workers, seconds, limit=limit)
                             plan.concurrency, plan.overrides = c, extra
                             for _ in range(repeat):
                                 result = _one_run(plan, n, out, "claims")
