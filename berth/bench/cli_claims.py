@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -49,7 +50,7 @@ def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any
         populate_target(target, from_profile("placement-bench", hosts), show=False)
     label = (
         f"{kind} {target.name} {plan.strategy}/{plan.partitioning} "
-        f"W={plan.workers}x{plan.concurrency} {settings_label(plan.overrides)}"
+        f"W={plan.workers}x{plan.concurrency} {settings_label(plan.varied())}"
     )
     with timed(label, plan.seconds) as advance:
         result = run(plan, advance)
@@ -74,7 +75,11 @@ def _overrides(pairs: list[str]) -> list[dict[str, Any]]:
     return combos
 
 
-def _table(rows: list[tuple[str, str, str, int, int, str, dict[str, Any]]]) -> Table:
+# (target, strategy, partitioning, hosts, concurrency, settings label, result)
+Row = tuple[str, str, str, int, int, str, dict[str, Any]]
+
+
+def _table(rows: list[Row]) -> Table:
     """The claims runs side by side."""
     table = Table("target", "strategy", "part.", "hosts", "conc.", "settings", "claims/s",
                   "confl./s", "confl. %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
@@ -114,25 +119,62 @@ def claims(
         help="Scheduler setting for berth in process, NAME=V1[,V2...]: one run per value "
         "(repeatable; e.g. --set scheduler_claim_batch=0,64).",
     ),
+    batch: int = typer.Option(
+        1, help="Instances per request (num_instances; --mode scheduler only)."
+    ),
+    cpu_time: bool = typer.Option(
+        False,
+        "--cpu-time",
+        help="Also CPU ms per successful claim: the scheduler processes', and the database "
+        "servers' on this machine (Linux /proc).",
+    ),
+    cprofile: str = typer.Option(
+        "", help="cProfile scheduler 0's first request stream (CPU time) into this file."
+    ),
     out: str = OUT,
 ) -> None:
     """W schedulers claiming at once: claims/s, conflicts, retries, give-ups, latency."""
-    rows = []
+    rows: list[Row] = []
+    combos = list(itertools.product(concurrency, _overrides(settings)))
     for name in [target, *against]:
         for s in _split(strategy, strategies.STRATEGIES, "strategy"):
             for p in _split(partitioning, strategies.PARTITIONINGS, "partitioning"):
                 with _target_for(name, database_url, s, p, server_workers) as tg:
-                    chosen = (
-                        mode if mode != "auto" else ("scheduler" if tg.is_berth else "placement")
-                    )
-                    for n in hosts or [0]:
-                        for c, extra in itertools.product(concurrency, _overrides(settings)):
-                            plan = ClaimsPlan(tg, chosen, s, p, workers, seconds, limit=limit)
-                            plan.concurrency, plan.overrides = c, extra
-                            for _ in range(repeat):
-                                result = _one_run(plan, n, out, "claims")
-                                rows.append((tg.name, s, p, n, c, settings_label(extra), result))
+                    base = ClaimsPlan(
+                        tg, _mode(mode, tg, batch), s, p, workers, seconds, limit=limit,
+                        batch=batch, cpu_time=cpu_time, cprofile=cprofile,
+                    )  # fmt: skip
+                    rows += _runs(base, hosts or [0], combos, repeat, out)
     console.print(_table(rows))
+
+
+def _mode(asked: str, target: Target, batch: int) -> str:
+    """The claims mode for ``target`` (``auto``: berth's scheduler where there is one)."""
+    chosen = asked if asked != "auto" else ("scheduler" if target.is_berth else "placement")
+    if batch != 1 and chosen != "scheduler":
+        raise typer.BadParameter(f"--batch {batch} needs --mode scheduler (a berth target)")
+    return chosen
+
+
+def _runs(
+    base: ClaimsPlan,
+    hosts: list[int],
+    combos: list[tuple[int, dict[str, Any]]],
+    repeat: int,
+    out: str,
+) -> list[Row]:
+    """Every host count x (concurrency, settings) of ``base``, ``repeat`` times each."""
+    rows: list[Row] = []
+    for n in hosts:
+        for c, extra in combos:
+            plan = dataclasses.replace(base, concurrency=c, overrides=extra)
+            for _ in range(repeat):
+                result = _one_run(plan, n, out, "claims")
+                label = settings_label(plan.varied())
+                rows.append(
+                    (plan.target.name, plan.strategy, plan.partitioning, n, c, label, result)
+                )
+    return rows
 
 
 def compute_claims(

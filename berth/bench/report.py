@@ -57,9 +57,10 @@ def startup_table(lines: list[Line]) -> str:
 def claims_key(x: Line) -> Key:
     """What makes two claims lines repeats of each other."""
     s = x["settings"]
+    varied = {**(s.get("overrides") or {}), **({"batch": s["batch"]} if "batch" in s else {})}
     return (target_label(x), s.get("mode"), s.get("hosts"), s.get("strategy"),
             s.get("partitioning"), s.get("workers"), s.get("concurrency", 1),
-            settings_label(s.get("overrides") or {}))  # fmt: skip
+            settings_label(varied))  # fmt: skip
 
 
 CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups",
