@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.table import Table
 
@@ -208,6 +207,6 @@ def _plots_directory(asked: Path | None) -> Path | None:
     if plots.available():
         return asked or DEFAULT_PLOTS
     if asked is not None:
-        raise click.ClickException(plots.MISSING)
-    console.print(f"no plots: {plots.MISSING}")
+        raise typer.BadParameter(plots.MISSING, param_hint="'--plots'")
+    console.print(f"no plots: {plots.MISSING}", markup=False, soft_wrap=True)
     return None

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
+import typer
 
 from berth import settings as settings_mod
 from berth.bench import launch, reference
@@ -91,12 +91,16 @@ def open_target(
     elif name == "reference":
         state = reference.current()
         if state is None:
-            raise click.ClickException("the reference is not running (berth bench reference start)")
+            raise typer.BadParameter(
+                "the reference is not running (berth bench reference start)", param_hint="target"
+            )
         yield Target("reference", "placement-http", state.url, state.database_url, "placement")
     elif name.startswith(("http://", "https://")):
         yield Target(name, _probe(name), name.rstrip("/"))
     else:
-        raise click.BadParameter(f"unknown target {name!r}: inproc, serve, reference or a URL")
+        raise typer.BadParameter(
+            f"unknown target {name!r}: inproc, serve, reference or a URL", param_hint="target"
+        )
 
 
 def berth_database(database_url: str = "") -> str:
