@@ -178,6 +178,7 @@ class PlacementClaimer:
     def _ranked(
         self, found: list[tuple[str, dict[str, Any], Any]], resources: dict[str, int], rng: Any
     ) -> list[int]:
+        """Indices of ``found``, best first: by strategy, then this worker's hosts first."""
         pairs = [(host, summary) for host, _, summary in found]
         ranked = strategies.order(pairs, resources, self.strategy, rng)
         if self.partitioned:

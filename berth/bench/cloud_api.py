@@ -71,6 +71,7 @@ def through_api(
             wave = [i for i, d in enumerate(depth) if d == level]
 
             def one(i: int) -> None:
+                """Create spec ``i`` under its parent."""
                 parent = specs[i].parent
                 _create(transport, specs[i], specs[parent].uuid if parent is not None else None)
                 if advance:
@@ -93,10 +94,12 @@ def clear_through_api(transport: Transport, concurrency: int = 8) -> int:
     consumers: set[str] = set()
 
     def allocations_of(uuid: str) -> None:
+        """Collect the consumers with allocations on provider ``uuid``."""
         found = json_of(*transport.request("GET", f"/resource_providers/{uuid}/allocations"), uuid)
         consumers.update(found["allocations"])
 
     def delete(path: str) -> None:
+        """DELETE ``path``; already gone is fine."""
         status, body = transport.request("DELETE", path)
         if status not in (204, 404):
             raise RuntimeError(f"DELETE {path}: HTTP {status}: {body[:200]!r}")

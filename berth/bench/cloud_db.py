@@ -17,6 +17,7 @@ standard classes, and no change feed.
 
 from __future__ import annotations
 
+import datetime
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Sequence
@@ -119,6 +120,26 @@ def provider_rows(specs: Sequence[ProviderSpec], first_id: int) -> list[dict[str
     return rows
 
 
+def _inventory_rows(
+    pid: int, spec: ProviderSpec, classes: dict[str, int], now: datetime.datetime
+) -> list[dict[str, object]]:
+    """The inventory rows of provider ``pid``."""
+    return [
+        {
+            "resource_provider_id": pid,
+            "resource_class_id": classes[rc],
+            "total": total,
+            "reserved": reserved,
+            "min_unit": lo,
+            "max_unit": hi,
+            "step_size": step,
+            "allocation_ratio": ratio,
+            "created_at": now,
+        }
+        for rc, (total, reserved, lo, hi, step, ratio) in spec.inventories.items()
+    ]
+
+
 def dependent_rows(
     specs: Sequence[ProviderSpec],
     first: int,
@@ -135,20 +156,7 @@ def dependent_rows(
         t.resource_provider_aggregates: [],
     }
     for pid, spec in enumerate(specs, start=first):
-        for rc, (total, reserved, lo, hi, step, ratio) in spec.inventories.items():
-            rows[t.inventories].append(
-                {
-                    "resource_provider_id": pid,
-                    "resource_class_id": classes[rc],
-                    "total": total,
-                    "reserved": reserved,
-                    "min_unit": lo,
-                    "max_unit": hi,
-                    "step_size": step,
-                    "allocation_ratio": ratio,
-                    "created_at": now,
-                }
-            )
+        rows[t.inventories] += _inventory_rows(pid, spec, classes, now)
         rows[t.allocations] += [
             {
                 "resource_provider_id": pid,

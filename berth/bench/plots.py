@@ -105,6 +105,7 @@ def _candidates_label(query: str) -> Callable[[Line], str | None]:
     """Label candidates lines of ``query`` at c=1 on a flat cloud; None for the others."""
 
     def label(x: Line) -> str | None:
+        """The series the line belongs to, or None."""
         s = x["settings"]
         if s.get("query") != query or s.get("concurrency") != 1 or not flat(x):
             return None

@@ -52,6 +52,7 @@ class ReferenceState:
 
 
 def _state_file() -> Path:
+    """Where the running reference's state is kept."""
     return home() / "state.json"
 
 
@@ -113,6 +114,7 @@ def _databases(berth_url: str) -> tuple[str, str, str]:
 
 
 def _config(placement_url: str) -> Path:
+    """Write the reference's placement.conf (noauth2, its database)."""
     conf = home() / "placement.conf"
     conf.write_text(
         "[DEFAULT]\ndebug = False\n[api]\nauth_strategy = noauth2\n"

@@ -100,6 +100,7 @@ def workers_table(lines: list[Line]) -> str:
     """Throughput against worker processes per HTTP server."""
 
     def key(x: Line) -> Key:
+        """What makes two workers lines repeats of each other."""
         s = x["settings"]
         return (s["server"], s["workers"], s["query"], s["concurrency"])
 

@@ -40,6 +40,7 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """A Markdown table."""
 
     def fmt(v: Any) -> str:
+        """A cell: numbers with thousands separators."""
         if isinstance(v, float):
             return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
         if isinstance(v, int) and not isinstance(v, bool):
