@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
+from berth.bench.cloud import GPU_TRAIT, aggregate_uuid
 from berth.bench.records import latency_summary
-from berth.bench.topology import GPU_TRAIT, aggregate_uuid
 from berth.bench.transport import Transport
 
 BASE = "resources=VCPU:2,MEMORY_MB:4096,DISK_GB:20"
@@ -70,6 +70,7 @@ class Cell:
 
 
 def _count(body: bytes) -> int:
+    """How many allocation requests a candidates answer holds."""
     return len(orjson.loads(body).get("allocation_requests", []))
 
 
@@ -99,6 +100,7 @@ def run_cell(
     deadline = time.monotonic() + seconds
 
     def loop() -> None:
+        """One thread: send requests until the count or the time is used up."""
         nonlocal issued
         while time.monotonic() < deadline:
             with lock:

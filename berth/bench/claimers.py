@@ -34,7 +34,7 @@ USER = "bench-user"
 class Attempt:
     """The outcome of one instance's scheduling."""
 
-    claimed: bool = False
+    claimed: int = 0  # instances placed (0 or 1, or up to the batch for berth's scheduler)
     host: str = ""
     conflicts: int = 0  # claims refused or lost to another writer
     retries: int = 0  # claims tried again (another host or another round)
@@ -54,7 +54,7 @@ class Claimer(Protocol):
 class SchedulerClaimer:
     """berth's scheduler in process: selection from memory, the claim in the database."""
 
-    def __init__(self, database_url: str, overrides: dict[str, Any]) -> None:
+    def __init__(self, database_url: str, overrides: dict[str, Any], batch: int = 1) -> None:
         from berth import settings as settings_mod
         from berth.logging import configure
         from berth.services import Services
@@ -64,6 +64,7 @@ class SchedulerClaimer:
         )
         configure(settings)
         self.services = Services.from_settings(settings)
+        self.batch = batch
 
     def warm_up(self) -> None:
         """Load the in-memory index before the clock starts."""
@@ -74,10 +75,12 @@ class SchedulerClaimer:
             select_destinations(self.services, spec)
 
     def claim(self, resources: dict[str, int], rng: random.Random) -> Attempt:
-        """One select_destinations call."""
+        """One select_destinations call (for ``batch`` instances)."""
         from berth.scheduler import NoValidHost, RequestSpec, select_destinations
 
-        spec = RequestSpec(dict(resources), project_id=PROJECT, user_id=USER)
+        spec = RequestSpec(
+            dict(resources), num_instances=self.batch, project_id=PROJECT, user_id=USER
+        )
         try:
             answer = select_destinations(self.services, spec)
         except NoValidHost as exc:
@@ -85,14 +88,15 @@ class SchedulerClaimer:
             return Attempt(gave_up=refused, no_host=not refused)
         conflicts = answer.lost_races + answer.refused
         host = answer.selections[0].host_uuid if answer.selections else ""
-        return Attempt(bool(answer.selections), host, conflicts, conflicts)
+        return Attempt(len(answer.selections), host, conflicts, conflicts)
 
 
 class SchedulerHttpClaimer:
     """berth's scheduler over HTTP."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, batch: int = 1) -> None:
         self.transport = transport
+        self.batch = batch
 
     def warm_up(self) -> None:
         """One dry run, so every server worker has its index loaded early."""
@@ -100,8 +104,14 @@ class SchedulerHttpClaimer:
         self.transport.request("POST", "/scheduler/select_destinations", body)
 
     def claim(self, resources: dict[str, int], rng: random.Random) -> Attempt:
-        """One POST /scheduler/select_destinations."""
-        body = {"flavor": {"resources": resources}, "project_id": PROJECT, "user_id": USER}
+        """One POST /scheduler/select_destinations (for ``batch`` instances)."""
+        body: dict[str, Any] = {
+            "flavor": {"resources": resources},
+            "project_id": PROJECT,
+            "user_id": USER,
+        }
+        if self.batch != 1:
+            body["num_instances"] = self.batch
         status, raw = self.transport.request("POST", "/scheduler/select_destinations", body)
         if status == 409:
             refused = b"refused" in raw
@@ -113,7 +123,7 @@ class SchedulerHttpClaimer:
         answer = orjson.loads(raw)
         conflicts = answer.get("lost_races", 0) + answer.get("refused_claims", 0)
         host = answer["selections"][0]["host"]["uuid"] if answer["selections"] else ""
-        return Attempt(bool(answer["selections"]), host, conflicts, conflicts)
+        return Attempt(len(answer["selections"]), host, conflicts, conflicts)
 
 
 class PlacementClaimer:
@@ -168,6 +178,7 @@ class PlacementClaimer:
     def _ranked(
         self, found: list[tuple[str, dict[str, Any], Any]], resources: dict[str, int], rng: Any
     ) -> list[int]:
+        """Indices of ``found``, best first: by strategy, then this worker's hosts first."""
         pairs = [(host, summary) for host, _, summary in found]
         ranked = strategies.order(pairs, resources, self.strategy, rng)
         if self.partitioned:
@@ -194,7 +205,7 @@ class PlacementClaimer:
                     time.sleep(self.delay)
                 status = self._put(allocations)
                 if status == 204:
-                    attempt.claimed, attempt.host = True, host
+                    attempt.claimed, attempt.host = 1, host
                     return attempt
                 attempt.conflicts += status == 409
                 attempt.errors += status >= 500

@@ -10,6 +10,7 @@ provider ended over capacity.
 
 from __future__ import annotations
 
+import cProfile
 import multiprocessing
 import queue
 import random
@@ -19,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from berth.bench import strategies
+from berth.bench import procfs, strategies
 from berth.bench.claimers import (
     Attempt,
     PlacementClaimer,
@@ -49,12 +50,24 @@ class ClaimsPlan:
     full_after: int = 20
     seed: int = 0
     overrides: dict[str, Any] = field(default_factory=dict)  # more scheduler settings
+    batch: int = 1  # scheduler modes: instances per request (num_instances)
+    cpu_time: bool = False  # also CPU ms per claim, the schedulers' and the database's
+    cprofile: str = ""  # cProfile scheduler 0's first request stream into this file
 
     def settings(self) -> dict[str, Any]:
-        """For a result line."""
-        out = asdict(self)
+        """For a result line (the optional knobs only when they are not at their default)."""
+        out = {k: v for k, v in asdict(self).items() if OPTIONAL.get(k, _KEEP) != v}
         out["target"] = self.target.describe()
         return out
+
+    def varied(self) -> dict[str, Any]:
+        """The scheduler settings and the batch this run changed, for labels."""
+        return {**self.overrides, **({"batch": self.batch} if self.batch != 1 else {})}
+
+
+# Knobs a result line names only when a run changed them (older lines have none).
+OPTIONAL: dict[str, Any] = {"batch": 1, "cpu_time": False, "cprofile": ""}
+_KEEP = object()
 
 
 def make_claimer(plan: ClaimsPlan, index: int) -> Any:
@@ -64,11 +77,13 @@ def make_claimer(plan: ClaimsPlan, index: int) -> Any:
         overrides = strategies.scheduler_settings(
             plan.strategy, plan.partitioning, index, plan.workers
         )
-        return SchedulerClaimer(target.database_url, {**overrides, **plan.overrides})
+        return SchedulerClaimer(target.database_url, {**overrides, **plan.overrides}, plan.batch)
     if plan.mode == "scheduler" and target.kind == "berth-http":
-        return SchedulerHttpClaimer(target.transport())
+        return SchedulerHttpClaimer(target.transport(), plan.batch)
     if plan.mode == "scheduler":
         raise ValueError(f"{target.name} has no berth scheduler: use --mode placement")
+    if plan.batch != 1:
+        raise ValueError("several instances per request need --mode scheduler")
     return PlacementClaimer(
         target.transport(),
         plan.strategy,
@@ -96,8 +111,35 @@ def work(plan: ClaimsPlan, index: int, start: Any, out: Any) -> None:
     """One scheduler process: warm up, wait for the others, claim until done.
 
     With ``plan.concurrency`` above 1 the process serves that many requests
-    at once, one thread each (as a server worker with request threads): an
-    in-process scheduler is shared by them, other targets get a client each.
+    at once, one thread each (as a server worker with request threads).
+    Puts (index, counts, latencies, seconds active) on ``out``; the counts
+    include the process's CPU time in microseconds (``cpu_us``).
+    """
+    loops = _loops(plan, index)
+    profile = cProfile.Profile(time.process_time) if plan.cprofile and index == 0 else None
+    start.wait()
+    began, cpu = time.monotonic(), time.process_time()
+    if profile:
+        profile.enable()
+    _run_loops(loops, began + plan.seconds)
+    active = time.monotonic() - began
+    if profile:
+        profile.disable()
+        profile.dump_stats(plan.cprofile)
+    stats: Counter[str] = Counter(cpu_us=int((time.process_time() - cpu) * 1e6))
+    latencies: list[float] = []
+    for loop in loops:
+        stats.update(loop.stats)
+        latencies += loop.latencies
+    stats["full"] = int(any(loop.full for loop in loops))
+    out.put((index, dict(stats), latencies, active))
+
+
+def _loops(plan: ClaimsPlan, index: int) -> list[_Loop]:
+    """Scheduler ``index``'s request streams, their claimers warmed up.
+
+    An in-process scheduler is shared by the streams; other targets get a
+    client each.
     """
     first = make_claimer(plan, index)
     shared = isinstance(first, SchedulerClaimer)
@@ -105,24 +147,18 @@ def work(plan: ClaimsPlan, index: int, start: Any, out: Any) -> None:
                 for n in range(plan.concurrency)]  # fmt: skip
     for claimer in claimers if not shared else [first]:
         claimer.warm_up()
-    loops = [_Loop(plan, claimer, plan.seed * 1000 + index * 64 + n)
-             for n, claimer in enumerate(claimers)]  # fmt: skip
-    start.wait()
-    began = time.monotonic()
-    deadline = began + plan.seconds
+    return [_Loop(plan, claimer, plan.seed * 1000 + index * 64 + n)
+            for n, claimer in enumerate(claimers)]  # fmt: skip
+
+
+def _run_loops(loops: list[_Loop], deadline: float) -> None:
+    """The first stream in this thread, each other one in a thread of its own."""
     threads = [threading.Thread(target=loop.run, args=(deadline,)) for loop in loops[1:]]
     for thread in threads:
         thread.start()
     loops[0].run(deadline)
     for thread in threads:
         thread.join()
-    stats: Counter[str] = Counter()
-    latencies: list[float] = []
-    for loop in loops:
-        stats.update(loop.stats)
-        latencies += loop.latencies
-    stats["full"] = int(any(loop.full for loop in loops))
-    out.put((index, dict(stats), latencies, time.monotonic() - began))
 
 
 class _Loop:
@@ -137,6 +173,7 @@ class _Loop:
         self.full = False
 
     def run(self, deadline: float) -> None:
+        """Claim until ``deadline``, or until ``full_after`` answers in a row found no host."""
         misses = 0
         while time.monotonic() < deadline and misses < self.plan.full_after:
             t0 = time.perf_counter()
@@ -162,15 +199,20 @@ def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
             p.terminate()
         raise RuntimeError("a scheduler process failed to start (see its traceback)") from None
     began = time.monotonic()
+    database_cpu = procfs.database_cpu_s() if plan.cpu_time else 0.0
     results = _gather(procs, out, plan, began, advance)
+    summary = summarise(results, plan.seconds)
+    if plan.cpu_time:
+        summary.update(cpu_per_claim(results, procfs.database_cpu_s() - database_cpu))
     for p in procs:
         p.join()
-    return summarise(results, plan.seconds)
+    return summary
 
 
 def _gather(
     procs: list[Any], out: Any, plan: ClaimsPlan, began: float, advance: Advance | None
 ) -> list[tuple[dict[str, int], list[float], float]]:
+    """Every worker's (counts, latencies, seconds active), moving the bar meanwhile."""
     results: list[tuple[dict[str, int], list[float], float]] = []
     shown = 0
     while len(results) < len(procs):
@@ -214,4 +256,20 @@ def summarise(results: list[tuple[dict[str, int], list[float], float]], seconds:
         "cloud_full": stats["full"] > 0,
         "elapsed_s": round(elapsed, 2),
         **latency_summary(latencies),
+    }
+
+
+def cpu_per_claim(
+    results: list[tuple[dict[str, int], list[float], float]], database_s: float
+) -> dict[str, float]:
+    """CPU ms per successful claim: the scheduler processes', and the database servers'.
+
+    The database figure counts every database server process on this machine
+    (:func:`berth.bench.procfs.database_cpu_s`), other users' work included.
+    """
+    claimed = max(1, sum(counts.get("claimed", 0) for counts, _, _ in results))
+    client_ms = sum(counts.get("cpu_us", 0) for counts, _, _ in results) / 1000
+    return {
+        "client_cpu_ms_per_claim": round(client_ms / claimed, 3),
+        "database_cpu_ms_per_claim": round(database_s * 1000 / claimed, 3),
     }

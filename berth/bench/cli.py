@@ -1,70 +1,31 @@
 """``berth bench ...``: the benchmark lab's commands (populate, candidates, reference, report).
 
 The claims-side commands (claims, compute-claims, workers) are in
-:mod:`berth.bench.cli_claims` and register on the same app.  Every
+:mod:`berth.bench.cli_claims`, registered on the same app.  Every
 measurement is printed and appended as a JSON line to ``--out``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
-from sqlalchemy import case
 
 from berth.bench import candidates as cand
-from berth.bench import loader, procs, records, topology
+from berth.bench import cli_claims, cloud, plots, procfs, records, reference, report
+from berth.bench.cli_options import AGAINST, DATABASE, OUT, TARGET, console, emit
+from berth.bench.populate import cloud_size, populate_target
 from berth.bench.progress import bar
-from berth.bench.targets import Target, open_target
+from berth.bench.targets import Target, berth_database, open_target
 
 app = typer.Typer(help="The benchmark lab: measure berth and any Placement.", no_args_is_help=True)
 reference_app = typer.Typer(help="The real OpenStack Placement, side by side.")
 app.add_typer(reference_app, name="reference")
-console = Console()
-
-OUT = typer.Option("results.jsonl", "--out", help="Append every result as a JSON line here.")
-TARGET = typer.Option("inproc", help="inproc, serve, reference or a Placement URL.")
-AGAINST = typer.Option([], help="More targets measured in the same run (repeatable).")
-DATABASE = typer.Option("", help="berth's database URL (default: BERTH_DATABASE_URL).")
-
-
-def emit(out: str, kind: str, target: Target, settings: dict[str, Any], result: dict) -> None:
-    """Append one result line."""
-    records.append(out, records.record(kind, target.name, settings, result))
-
-
-def topology_from(profile: str, hosts: int, **fields: Any) -> topology.Topology:
-    """A profile with the fields given on the command line changed."""
-    base = topology.PROFILES[profile]
-    changed = {k: v for k, v in fields.items() if v is not None}
-    return dataclasses.replace(base, hosts=hosts, **changed)
-
-
-def populate_target(
-    target: Target, topo: topology.Topology, concurrency: int = 8, show: bool = True
-) -> dict[str, Any]:
-    """Write ``topo`` to ``target`` (bulk when its database is known); the figures."""
-    specs = topology.build(topo)
-    with bar(f"populate {target.name}", len(specs), show) as advance:
-        if target.database_url:
-            took = loader.into_database(target.database_url, specs, target.schema, True, advance)
-            path = "bulk-sql"
-        else:
-            took = loader.through_api(target.transport(), specs, concurrency, advance)
-            path = "api"
-    return {
-        "providers": len(specs),
-        "hosts": topo.host_count,
-        "seconds": round(took, 3),
-        "providers_per_s": round(len(specs) / took, 1) if took else 0.0,
-        "path": path,
-    }
+cli_claims.register(app)
+DEFAULT_PLOTS = Path("docs/bench")
 
 
 @app.command()
@@ -91,7 +52,7 @@ def populate(
     out: str = OUT,
 ) -> None:
     """Replace the target's cloud with a rows x racks x hosts topology."""
-    topo = topology_from(
+    topo = cloud.from_profile(
         profile, hosts, rows=rows, racks=racks, hosts_per_rack=hosts_per_rack, vcpus=vcpus,
         vcpu_ratio=vcpu_ratio, memory_mb=memory_mb, memory_ratio=memory_ratio, disk_gb=disk_gb,
         gpu_fraction=gpu_fraction, aggregates=aggregates, numa_nodes=numa,
@@ -106,35 +67,6 @@ def populate(
     )
 
 
-def cloud_size(target: Target) -> tuple[int, int]:
-    """(root providers, all providers) of the target's cloud, best effort."""
-    if target.database_url:
-        from sqlalchemy import func, select
-
-        from berth.db import tables as t
-        from berth.db.engine import Database
-
-        db = Database(target.database_url)
-        rp = t.resource_providers
-        with db.read() as conn:
-            roots = func.sum(case((rp.c.id == rp.c.root_provider_id, 1), else_=0))
-            n_roots, n_all = conn.execute(select(roots, func.count()).select_from(rp)).one()
-        db.dispose()
-        return int(n_roots or 0), int(n_all or 0)
-    status, body = target.transport().request("GET", "/resource_providers")
-    if status != 200:
-        return -1, -1
-    providers = orjson.loads(body)["resource_providers"]
-    return sum(p.get("root_provider_uuid", p["uuid"]) == p["uuid"] for p in providers), len(
-        providers
-    )
-
-
-def host_count(target: Target) -> int:
-    """Root providers of the target's cloud (its hosts, plus any sharing pools)."""
-    return cloud_size(target)[0]
-
-
 def _startup(target: Target, query: str) -> dict[str, Any]:
     """Cold start of a server the lab started: spawn to first candidates answer, RSS."""
     took, status, _ = cand.timed_get(target.transport(), cand.QUERIES.get(query, query))
@@ -142,7 +74,7 @@ def _startup(target: Target, query: str) -> dict[str, Any]:
         "first_answer_s": round(time.monotonic() - target.started, 3),
         "first_request_ms": round(took * 1000, 1),
         "status": status,
-        "worker_rss_mb": [round(x, 1) for x in procs.worker_rss_mb(target.pid)],
+        "worker_rss_mb": [round(x, 1) for x in procfs.worker_rss_mb(target.pid)],
     }
 
 
@@ -169,7 +101,7 @@ def measure_candidates(target: Target, opts: dict[str, Any], out: str) -> Rows:
             settings["query_string"] = cand.QUERIES.get(query, query)
             result = cell.result()
             if target.pid:
-                result["worker_rss_mb"] = [round(x, 1) for x in procs.worker_rss_mb(target.pid)]
+                result["worker_rss_mb"] = [round(x, 1) for x in procfs.worker_rss_mb(target.pid)]
             emit(out, "candidates", target, settings, result)
             found[(query, c)] = result
     return found
@@ -230,10 +162,7 @@ def reference_start(
     workers: int = typer.Option(2, help="gunicorn worker processes."),
 ) -> None:
     """Install (first time) and start OpenStack Placement in its own venv, noauth2."""
-    from berth import settings as settings_mod
-    from berth.bench import reference
-
-    url = database_url or settings_mod.load().effective_database_url
+    url = berth_database(database_url)
     with console.status("starting the reference (the first start installs it)..."):
         state = reference.start(url, port, workers)
     console.print(f"reference Placement {reference.VERSION} on {state.url} (pid {state.pid})")
@@ -243,34 +172,41 @@ def reference_start(
 @reference_app.command("stop")
 def reference_stop() -> None:
     """Stop the reference started by ``berth bench reference start``."""
-    from berth.bench import reference
-
     console.print("stopped" if reference.stop() else "not running")
 
 
 @reference_app.command("status")
 def reference_status() -> None:
     """Whether the reference runs, where, on which database."""
-    from berth.bench import reference
-
     state = reference.current()
     console.print(f"running: {state}" if state else "not running")
 
 
-@app.command()
-def report(
+@app.command("report")
+def report_command(
     inputs: list[Path] = typer.Argument(..., help="JSON lines files (from --out)."),
     output: Path = typer.Option(Path("docs/bench/report.md"), help="Markdown file to write."),
-    plots: Path = typer.Option(Path("docs/bench"), help="Directory for the PNG plots."),
+    plots_dir: Path | None = typer.Option(
+        None,
+        "--plots",
+        help=f"Directory for the PNG plots (default {DEFAULT_PLOTS}; they need matplotlib: "
+        "pip install 'berth[bench]').",
+    ),
 ) -> None:
     """Turn result lines into a Markdown report with tables and PNG plots."""
-    from berth.bench import report as report_mod
-
+    chosen = _plots_directory(plots_dir)
     lines = records.load(inputs)
-    text = report_mod.render(lines, plots, relative_to=output.parent)
+    text = report.render(lines, chosen, relative_to=output.parent)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
-    console.print(f"{len(lines)} results -> {output} (plots in {plots})")
+    console.print(f"{len(lines)} results -> {output}" + (f" (plots in {chosen})" if chosen else ""))
 
 
-from berth.bench import cli_claims  # noqa: E402,F401  (registers claims, compute-claims, workers)
+def _plots_directory(asked: Path | None) -> Path | None:
+    """Where to draw: ``--plots``, else the default; None (tables only) without matplotlib."""
+    if plots.available():
+        return asked or DEFAULT_PLOTS
+    if asked is not None:
+        raise typer.BadParameter(plots.MISSING, param_hint="'--plots'")
+    console.print(f"no plots: {plots.MISSING}", markup=False, soft_wrap=True)
+    return None

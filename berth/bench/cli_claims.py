@@ -1,8 +1,9 @@
-"""``berth bench claims | compute-claims | workers`` (registered on :data:`berth.bench.cli.app`)."""
+"""``berth bench claims | compute-claims | workers``; :func:`register` adds them to the app."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -13,26 +14,18 @@ from rich.table import Table
 from berth.bench import candidates as cand
 from berth.bench import invariants, strategies
 from berth.bench.claims import ClaimsPlan, run
-from berth.bench.cli import (
-    AGAINST,
-    DATABASE,
-    OUT,
-    TARGET,
-    app,
-    console,
-    emit,
-    host_count,
-    populate_target,
-    topology_from,
-)
+from berth.bench.cli_options import AGAINST, DATABASE, OUT, TARGET, console, emit
+from berth.bench.cloud import from_profile
+from berth.bench.populate import host_count, populate_target
 from berth.bench.progress import clock, timed
-from berth.bench.report import settings_label
-from berth.bench.targets import Target, berth_server, open_target
+from berth.bench.summary import settings_label
+from berth.bench.targets import Target, berth_database, berth_server, open_target
 
 RESULT_COLUMNS = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups")
 
 
 def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    """Comma-separated choices, each one of ``allowed``."""
     values = [v.strip() for v in text.split(",") if v.strip()]
     bad = [v for v in values if v not in allowed]
     if bad:
@@ -51,12 +44,13 @@ def _target_for(
 
 
 def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any]:
+    """Repopulate (``hosts`` > 0), claim, check capacity, write the result line."""
     target = plan.target
     if hosts:
-        populate_target(target, topology_from("placement-bench", hosts), show=False)
+        populate_target(target, from_profile("placement-bench", hosts), show=False)
     label = (
         f"{kind} {target.name} {plan.strategy}/{plan.partitioning} "
-        f"W={plan.workers}x{plan.concurrency} {settings_label(plan.overrides)}"
+        f"W={plan.workers}x{plan.concurrency} {settings_label(plan.varied())}"
     )
     with timed(label, plan.seconds) as advance:
         result = run(plan, advance)
@@ -81,7 +75,12 @@ def _overrides(pairs: list[str]) -> list[dict[str, Any]]:
     return combos
 
 
-def _table(rows: list[tuple[str, str, str, int, int, str, dict[str, Any]]]) -> Table:
+# (target, strategy, partitioning, hosts, concurrency, settings label, result)
+Row = tuple[str, str, str, int, int, str, dict[str, Any]]
+
+
+def _table(rows: list[Row]) -> Table:
+    """The claims runs side by side."""
     table = Table("target", "strategy", "part.", "hosts", "conc.", "settings", "claims/s",
                   "confl./s", "confl. %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
                   "over cap.")  # fmt: skip
@@ -94,7 +93,6 @@ def _table(rows: list[tuple[str, str, str, int, int, str, dict[str, Any]]]) -> T
     return table
 
 
-@app.command()
 def claims(
     target: str = TARGET,
     against: list[str] = AGAINST,
@@ -121,28 +119,64 @@ def claims(
         help="Scheduler setting for berth in process, NAME=V1[,V2...]: one run per value "
         "(repeatable; e.g. --set scheduler_claim_batch=0,64).",
     ),
+    batch: int = typer.Option(
+        1, help="Instances per request (num_instances; --mode scheduler only)."
+    ),
+    cpu_time: bool = typer.Option(
+        False,
+        "--cpu-time",
+        help="Also CPU ms per successful claim: the scheduler processes', and the database "
+        "servers' on this machine (Linux /proc).",
+    ),
+    cprofile: str = typer.Option(
+        "", help="cProfile scheduler 0's first request stream (CPU time) into this file."
+    ),
     out: str = OUT,
 ) -> None:
     """W schedulers claiming at once: claims/s, conflicts, retries, give-ups, latency."""
-    rows = []
+    rows: list[Row] = []
+    combos = list(itertools.product(concurrency, _overrides(settings)))
     for name in [target, *against]:
         for s in _split(strategy, strategies.STRATEGIES, "strategy"):
             for p in _split(partitioning, strategies.PARTITIONINGS, "partitioning"):
                 with _target_for(name, database_url, s, p, server_workers) as tg:
-                    chosen = (
-                        mode if mode != "auto" else ("scheduler" if tg.is_berth else "placement")
-                    )
-                    for n in hosts or [0]:
-                        for c, extra in itertools.product(concurrency, _overrides(settings)):
-                            plan = ClaimsPlan(tg, chosen, s, p, workers, seconds, limit)
-                            plan.concurrency, plan.overrides = c, extra
-                            for _ in range(repeat):
-                                result = _one_run(plan, n, out, "claims")
-                                rows.append((tg.name, s, p, n, c, settings_label(extra), result))
+                    base = ClaimsPlan(
+                        tg, _mode(mode, tg, batch), s, p, workers, seconds, limit=limit,
+                        batch=batch, cpu_time=cpu_time, cprofile=cprofile,
+                    )  # fmt: skip
+                    rows += _runs(base, hosts or [0], combos, repeat, out)
     console.print(_table(rows))
 
 
-@app.command("compute-claims")
+def _mode(asked: str, target: Target, batch: int) -> str:
+    """The claims mode for ``target`` (``auto``: berth's scheduler where there is one)."""
+    chosen = asked if asked != "auto" else ("scheduler" if target.is_berth else "placement")
+    if batch != 1 and chosen != "scheduler":
+        raise typer.BadParameter(f"--batch {batch} needs --mode scheduler (a berth target)")
+    return chosen
+
+
+def _runs(
+    base: ClaimsPlan,
+    hosts: list[int],
+    combos: list[tuple[int, dict[str, Any]]],
+    repeat: int,
+    out: str,
+) -> list[Row]:
+    """Every host count x (concurrency, settings) of ``base``, ``repeat`` times each."""
+    rows: list[Row] = []
+    for n in hosts:
+        for c, extra in combos:
+            plan = dataclasses.replace(base, concurrency=c, overrides=extra)
+            for _ in range(repeat):
+                result = _one_run(plan, n, out, "claims")
+                label = settings_label(plan.varied())
+                rows.append(
+                    (plan.target.name, plan.strategy, plan.partitioning, n, c, label, result)
+                )
+    return rows
+
+
 def compute_claims(
     target: str = TARGET,
     database_url: str = DATABASE,
@@ -188,7 +222,6 @@ def compute_claims(
     console.print(table)
 
 
-@app.command()
 def workers(
     database_url: str = DATABASE,
     processes: str = typer.Option("1,2,4", help="Worker process counts to try."),
@@ -202,7 +235,7 @@ def workers(
     table = Table("server", "workers", "req/s", "p50 ms", "p99 ms", "errors")
     for server in _split(servers, ("gunicorn", "granian"), "server"):
         for n in [int(x) for x in processes.split(",")]:
-            with berth_server(_db(database_url), n, server) as tg:
+            with berth_server(berth_database(database_url), n, server) as tg:
                 transport = tg.transport()
                 cand.run_cell(transport, query, concurrency, 4 * n * concurrency, 30.0)  # warm
                 with clock(f"{server} x{n}", seconds) as advance:
@@ -227,7 +260,8 @@ def workers(
     console.print(table)
 
 
-def _db(database_url: str) -> str:
-    from berth import settings as settings_mod
-
-    return database_url or settings_mod.load().effective_database_url
+def register(app: typer.Typer) -> None:
+    """Add claims, compute-claims and workers to ``app``."""
+    app.command()(claims)
+    app.command("compute-claims")(compute_claims)
+    app.command()(workers)

@@ -50,6 +50,7 @@ def over_capacity_sql(database_url: str) -> list[dict[str, Any]]:
 
 
 def _provider_excess(transport: Transport, uuid: str) -> list[dict[str, Any]]:
+    """The classes of provider ``uuid`` used beyond capacity, through the API."""
     base = f"/resource_providers/{uuid}"
     inventories = json_of(*transport.request("GET", base + "/inventories"), "inventories")
     usages = json_of(*transport.request("GET", base + "/usages"), "usages")["usages"]

@@ -1,5 +1,9 @@
 """PNG plots of the report (matplotlib, Agg backend: no display needed).
 
+matplotlib is optional (the ``bench`` extra, ``pip install 'berth[bench]'``):
+it is imported only when a plot is drawn, and without it :func:`draw_all`
+raises :class:`PlotsUnavailable` saying how to install it.
+
 Three pictures: candidates p50 against hosts (per target), claims/s
 against hosts (per target, strategy and partitioning), and the seed's
 question, filtering in the database vs in memory (berth's two modes).
@@ -8,12 +12,36 @@ Each series is the median over repeated runs.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from berth.bench.report import Line, group, median_of, target_label
+from berth.bench.summary import Line, group, median_of, target_label
 
 Series = dict[str, list[tuple[float, float]]]
+MISSING = "the plots need matplotlib, which is not installed: pip install 'berth[bench]'"
+
+
+class PlotsUnavailable(RuntimeError):
+    """matplotlib is not installed."""
+
+
+def available() -> bool:
+    """Whether matplotlib is installed (the ``bench`` extra)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (imported here: it is optional)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise PlotsUnavailable(MISSING) from None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
 
 
 def series(lines: list[Line], kind: str, label: Callable[[Line], str | None], field: str) -> Series:
@@ -31,13 +59,10 @@ def series(lines: list[Line], kind: str, label: Callable[[Line], str | None], fi
 
 
 def _draw(data: Series, title: str, ylabel: str, path: Path, log_y: bool = False) -> bool:
+    """One plot of ``data`` into ``path``; False when there is nothing to draw."""
     if not data:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=110)
     colours = plt.get_cmap("tab10" if len(data) <= 10 else "tab20")
     for i, (name, points) in enumerate(sorted(data.items())):
@@ -77,7 +102,10 @@ def flat(x: Line) -> bool:
 
 
 def _candidates_label(query: str) -> Callable[[Line], str | None]:
+    """Label candidates lines of ``query`` at c=1 on a flat cloud; None for the others."""
+
     def label(x: Line) -> str | None:
+        """The series the line belongs to, or None."""
         s = x["settings"]
         if s.get("query") != query or s.get("concurrency") != 1 or not flat(x):
             return None
@@ -88,11 +116,13 @@ def _candidates_label(query: str) -> Callable[[Line], str | None]:
 
 
 def _claims_label(x: Line) -> str:
+    """Target, strategy/partitioning and scheduler count of a claims line."""
     s = x["settings"]
     return f"{target_label(x)} {s.get('strategy')}/{s.get('partitioning')} W={s.get('workers')}"
 
 
 def _filter_label(x: Line) -> str | None:
+    """berth's filter mode of a limit=50, c=1 candidates line; None for the others."""
     s = x["settings"]
     if x["target"] not in ("inproc", "serve") or s.get("concurrency") != 1 or not flat(x):
         return None
@@ -101,41 +131,30 @@ def _filter_label(x: Line) -> str | None:
     return {"sql": "in the database (sql)", "memory": "in memory"}.get(s.get("filter", ""))
 
 
+# (title, kind, label, result field, y label, file); all with log-log axes.
+PLOTS: list[tuple[str, str, Callable[[Line], str | None], str, str, str]] = [
+    ("candidates p50, limit=50, c=1", "candidates", _candidates_label("limit"), "p50_ms",
+     "p50 ms", "candidates-limit.png"),
+    ("candidates p50, no limit, c=1", "candidates", _candidates_label("nolimit"), "p50_ms",
+     "p50 ms", "candidates-nolimit.png"),
+    ("successful claims/s", "claims", _claims_label, "claims_per_s", "claims/s", "claims.png"),
+    ("filtering in the database vs in memory (berth, limit=50)", "candidates", _filter_label,
+     "p50_ms", "p50 ms", "filtering.png"),
+]  # fmt: skip
+
+
 def draw_all(lines: list[Line], directory: Path) -> list[tuple[str, Path]]:
-    """Draw every plot the lines allow; (title, file) of each drawn."""
-    plans: list[tuple[str, Series, str, str, bool]] = [
-        (
-            "candidates p50, limit=50, c=1",
-            series(lines, "candidates", _candidates_label("limit"), "p50_ms"),
-            "p50 ms",
-            "candidates-limit.png",
-            True,
-        ),
-        (
-            "candidates p50, no limit, c=1",
-            series(lines, "candidates", _candidates_label("nolimit"), "p50_ms"),
-            "p50 ms",
-            "candidates-nolimit.png",
-            True,
-        ),
-        (
-            "successful claims/s",
-            _several(series(lines, "claims", _claims_label, "claims_per_s")),
-            "claims/s",
-            "claims.png",
-            True,
-        ),
-        (
-            "filtering in the database vs in memory (berth, limit=50)",
-            series(lines, "candidates", _filter_label, "p50_ms"),
-            "p50 ms",
-            "filtering.png",
-            True,
-        ),
-    ]
+    """Draw every plot the lines allow; (title, file) of each drawn.
+
+    Raises :class:`PlotsUnavailable` without matplotlib, whatever the lines.
+    """
+    if not available():
+        raise PlotsUnavailable(MISSING)
     drawn = []
-    for title, data, ylabel, name, log_y in plans:
-        path = directory / name
-        if _draw(data, title, ylabel, path, log_y):
-            drawn.append((title, path))
+    for title, kind, label, field, ylabel, name in PLOTS:
+        data = series(lines, kind, label, field)
+        if kind == "claims":
+            data = _several(data)
+        if _draw(data, title, ylabel, directory / name, log_y=True):
+            drawn.append((title, directory / name))
     return drawn

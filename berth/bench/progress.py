@@ -57,6 +57,7 @@ def clock(description: str, seconds: float, enabled: bool = True) -> Iterator[Ad
     with bar(f"{description} ({seconds:g}s)", int(seconds), enabled) as advance:
 
         def tick(_: int) -> None:
+            """Move the bar to the whole seconds elapsed."""
             nonlocal shown
             now = min(int(seconds), int(time.monotonic() - started))
             if now > shown:

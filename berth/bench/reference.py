@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from berth.bench.targets import wait_ready
+from berth.bench.launch import wait_ready
 from berth.db.engine import Database, normalise_url
 from berth.placement import catalog
 
@@ -52,6 +52,7 @@ class ReferenceState:
 
 
 def _state_file() -> Path:
+    """Where the running reference's state is kept."""
     return home() / "state.json"
 
 
@@ -113,6 +114,7 @@ def _databases(berth_url: str) -> tuple[str, str, str]:
 
 
 def _config(placement_url: str) -> Path:
+    """Write the reference's placement.conf (noauth2, its database)."""
     conf = home() / "placement.conf"
     conf.write_text(
         "[DEFAULT]\ndebug = False\n[api]\nauth_strategy = noauth2\n"

@@ -8,52 +8,16 @@ summarises, because a small shared machine is noisy.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-Line = dict[str, Any]
-Key = tuple[Any, ...]
-
-TARGET_LABELS = {"inproc": "berth (in process)", "serve": "berth (HTTP)", "reference": "reference"}
-
-
-def target_label(line: Line) -> str:
-    """A short, stable name for the line's target."""
-    name = str(line["target"])
-    return TARGET_LABELS.get(name, name)
-
-
-def median_of(lines: Sequence[Line], field: str) -> float:
-    """The median of a numeric result field over repeated lines."""
-    values = [float(x["result"].get(field, 0.0)) for x in lines]
-    return statistics.median(values) if values else 0.0
-
-
-def group(lines: Iterable[Line], key: Callable[[Line], Key]) -> dict[Key, list[Line]]:
-    """Lines by ``key``, keys in first-seen order."""
-    out: dict[Key, list[Line]] = {}
-    for line in lines:
-        out.setdefault(key(line), []).append(line)
-    return out
-
-
-def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A Markdown table."""
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
-        if isinstance(v, int) and not isinstance(v, bool):
-            return f"{v:,}"
-        return str(v)
-
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(out)
+from berth.bench import plots as plots_mod
+from berth.bench import seed
+from berth.bench.summary import Key, Line, group, median_of, settings_label, table, target_label
 
 
 def _of(lines: list[Line], kind: str) -> list[Line]:
+    """The lines of one kind of measurement."""
     return [x for x in lines if x["kind"] == kind]
 
 
@@ -93,14 +57,10 @@ def startup_table(lines: list[Line]) -> str:
 def claims_key(x: Line) -> Key:
     """What makes two claims lines repeats of each other."""
     s = x["settings"]
+    varied = {**(s.get("overrides") or {}), **({"batch": s["batch"]} if "batch" in s else {})}
     return (target_label(x), s.get("mode"), s.get("hosts"), s.get("strategy"),
             s.get("partitioning"), s.get("workers"), s.get("concurrency", 1),
-            settings_label(s.get("overrides") or {}))  # fmt: skip
-
-
-def settings_label(overrides: dict[str, Any]) -> str:
-    """Scheduler settings a run changed, short (``index_refresh_ms=1000 scan_limit=10``)."""
-    return " ".join(f"{k.removeprefix('scheduler_')}={v}" for k, v in sorted(overrides.items()))
+            settings_label(varied))  # fmt: skip
 
 
 CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups",
@@ -140,6 +100,7 @@ def workers_table(lines: list[Line]) -> str:
     """Throughput against worker processes per HTTP server."""
 
     def key(x: Line) -> Key:
+        """What makes two workers lines repeats of each other."""
         s = x["settings"]
         return (s["server"], s["workers"], s["query"], s["concurrency"])
 
@@ -187,8 +148,6 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
 
 def render(lines: list[Line], plots: Path | None = None, relative_to: Path | None = None) -> str:
     """The whole report; plots are drawn into ``plots`` when given."""
-    from berth.bench import seed
-
     parts = ["# berth benchmark report", "", machine_summary(lines), ""]
     if _of(lines, "candidates"):
         parts += ["## Filtering in the database vs in memory (p50 ms, c=1)", ""]
@@ -204,8 +163,6 @@ def render(lines: list[Line], plots: Path | None = None, relative_to: Path | Non
         if _of(lines, kind):
             parts += [f"## {title}", "", make(lines), ""]
     if plots is not None:
-        from berth.bench import plots as plots_mod
-
         drawn = plots_mod.draw_all(lines, plots)
         if drawn:
             parts += ["## Plots", ""]
@@ -216,6 +173,7 @@ def render(lines: list[Line], plots: Path | None = None, relative_to: Path | Non
 
 
 def _relative(path: Path, base: Path | None) -> str:
+    """``path`` as the report links it: relative to ``base`` when it lies below it."""
     if base is None:
         return str(path)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from berth.bench.report import Line, group, median_of, table
+from berth.bench.summary import Line, group, median_of, table
 
 # hosts -> average seconds to select a destination: (DB filtering, Python filtering)
 SEED_FILTERING: dict[int, tuple[float, float]] = {
@@ -46,7 +46,10 @@ def _lookup(
 
 
 def _cands(target: str, query: str, filt: str | None) -> Callable[[Line], bool]:
+    """Matches the flat-cloud, c=1 candidates lines of one target, query and filter."""
+
     def match(x: Line) -> bool:
+        """Whether ``x`` is such a line."""
         s = x["settings"]
         ok = x["target"] == target and s.get("query") == query and s.get("concurrency") == 1
         flat = s.get("providers") in (None, s.get("hosts"))  # no NUMA children or pools
@@ -57,6 +60,7 @@ def _cands(target: str, query: str, filt: str | None) -> Callable[[Line], bool]:
 
 
 def _cell(values: dict[int, float], hosts: int, scale: float = 1.0) -> str:
+    """The value for ``hosts``, formatted; empty when not measured."""
     value = values.get(hosts)
     return "" if value is None else f"{value * scale:,.1f}"
 
@@ -83,7 +87,10 @@ def filtering_table(lines: list[Line]) -> str:
 
 
 def _claims(target: str, partitioning: str) -> Callable[[Line], bool]:
+    """Matches the seed-like claims lines (8 schedulers, pack, one request at a time)."""
+
     def match(x: Line) -> bool:
+        """Whether ``x`` is such a line."""
         s = x["settings"]
         return bool(
             x["target"] == target

@@ -13,19 +13,14 @@ reference's), so populating and the capacity check can go straight to it.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import click
+import typer
 
+from berth import settings as settings_mod
+from berth.bench import launch, reference
 from berth.bench.transport import HttpTransport, Transport, in_process
 
 
@@ -59,29 +54,9 @@ class Target:
 
 
 def _db_kind(target: Target) -> str:
+    """The database kind behind the target (``postgresql``, ``sqlite``...; empty: unknown)."""
     url = target.database_url
     return url.split(":", 1)[0].split("+", 1)[0] if url else ""
-
-
-def free_port() -> int:
-    """An unused TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 120.0) -> None:
-    """Block until ``GET url/`` answers (RuntimeError if the server died or never did)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/", timeout=2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"no answer at {url} within {timeout}s")
 
 
 @contextlib.contextmanager
@@ -92,51 +67,11 @@ def berth_server(
     env: dict[str, str] | None = None,
 ) -> Iterator[Target]:
     """Run ``berth serve`` on a free port over ``database_url``; yield it as a target."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="berth-bench-") as tmp:
-        full_env = dict(os.environ)
-        full_env.update(
-            {
-                "BERTH_DATA_DIR": tmp,
-                "BERTH_DATABASE_URL": database_url,
-                "BERTH_BIND": f"127.0.0.1:{port}",
-                "BERTH_WORKERS": str(workers),
-                "BERTH_SERVER": server,
-                "BERTH_LOG_LEVEL": "WARNING",
-                "BERTH_LOG_REQUESTS": "false",
-            }
+    quiet = {"BERTH_SERVER": server, "BERTH_LOG_REQUESTS": "false", **(env or {})}
+    with launch.serve(database_url, workers, quiet) as served:
+        yield Target(
+            "serve", "berth-http", served.url, database_url, started=served.started, pid=served.pid
         )
-        full_env.update(env or {})
-        started = time.monotonic()
-        with open(os.path.join(tmp, "server.log"), "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "berth.cli", "serve"],
-                env=full_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            url = f"http://127.0.0.1:{port}"
-            try:
-                wait_ready(url, proc)
-                yield Target(
-                    "serve", "berth-http", url, database_url, started=started, pid=proc.pid
-                )
-            except RuntimeError:
-                log.flush()
-                with open(os.path.join(tmp, "server.log"), encoding="utf-8") as fh:
-                    sys.stderr.write(fh.read()[-3000:])
-                raise
-            finally:
-                _stop(proc)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @contextlib.contextmanager
@@ -149,26 +84,27 @@ def open_target(
 ) -> Iterator[Target]:
     """Resolve ``name`` (see the module docstring); servers it starts stop on exit."""
     if name == "inproc":
-        yield Target("inproc", "berth-inproc", database_url=_berth_db(database_url))
+        yield Target("inproc", "berth-inproc", database_url=berth_database(database_url))
     elif name == "serve":
-        with berth_server(_berth_db(database_url), workers, server, env) as target:
+        with berth_server(berth_database(database_url), workers, server, env) as target:
             yield target
     elif name == "reference":
-        from berth.bench import reference
-
         state = reference.current()
         if state is None:
-            raise click.ClickException("the reference is not running (berth bench reference start)")
+            raise typer.BadParameter(
+                "the reference is not running (berth bench reference start)", param_hint="target"
+            )
         yield Target("reference", "placement-http", state.url, state.database_url, "placement")
     elif name.startswith(("http://", "https://")):
         yield Target(name, _probe(name), name.rstrip("/"))
     else:
-        raise click.BadParameter(f"unknown target {name!r}: inproc, serve, reference or a URL")
+        raise typer.BadParameter(
+            f"unknown target {name!r}: inproc, serve, reference or a URL", param_hint="target"
+        )
 
 
-def _berth_db(database_url: str) -> str:
-    from berth import settings as settings_mod
-
+def berth_database(database_url: str = "") -> str:
+    """``database_url``, or berth's configured database when it is empty."""
     return database_url or settings_mod.load().effective_database_url
 
 

@@ -37,6 +37,7 @@ class Transport(Protocol):
 
 
 def _headers(body: Any, extra: dict[str, str] | None) -> tuple[dict[str, str], bytes | None]:
+    """The request headers and the JSON body bytes."""
     headers = dict(HEADERS)
     headers.update(extra or {})
     if body is None:
@@ -59,6 +60,7 @@ class HttpTransport:
         self.local = threading.local()
 
     def _conn(self) -> http.client.HTTPConnection:
+        """This thread's keep-alive connection (opened on first use)."""
         conn = getattr(self.local, "conn", None)
         if conn is None:
             kind = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
@@ -106,6 +108,7 @@ class InProcessTransport:
         status: list[str] = []
 
         def start_response(line: str, _headers: Any, _exc: Any = None) -> None:
+            """Keep the status line of the WSGI answer."""
             status.append(line)
 
         chunks = self.app(environ, start_response)

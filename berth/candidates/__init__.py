@@ -17,5 +17,5 @@ A request flows through one module per stage:
   summaries; :mod:`~berth.candidates.render` shapes the body per microversion.
 
 :mod:`~berth.candidates.service` wires the stages; :mod:`~berth.candidates.model`
-holds the plain data; :mod:`~berth.candidates.synthetic` loads benchmark clouds.
+holds the plain data.
 """

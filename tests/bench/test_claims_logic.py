@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from berth.bench import procfs
 from berth.bench.claimers import Attempt
-from berth.bench.claims import summarise, tally
+from berth.bench.claims import ClaimsPlan, cpu_per_claim, make_claimer, summarise, tally
+from berth.bench.targets import Target
 
 
 def test_tally_counts_each_outcome() -> None:
@@ -35,3 +39,36 @@ def test_summary_rates_use_the_longest_worker_and_latencies_of_successes() -> No
 def test_empty_run_does_not_divide_by_zero() -> None:
     result = summarise([({}, [], 0.0)], seconds=5.0)
     assert result["claims_per_s"] == 0.0 and result["conflict_pct"] == 0.0
+
+
+def test_cpu_per_claim_sums_the_schedulers_and_divides_by_claims() -> None:
+    workers = [
+        ({"claimed": 30, "cpu_us": 60_000}, [], 1.0),
+        ({"claimed": 70, "cpu_us": 40_000}, [], 1.0),
+    ]
+    assert cpu_per_claim(workers, database_s=0.05) == {
+        "client_cpu_ms_per_claim": 1.0,
+        "database_cpu_ms_per_claim": 0.5,
+    }
+    assert cpu_per_claim([({}, [], 0.0)], 0.0)["client_cpu_ms_per_claim"] == 0.0
+
+
+def test_result_lines_name_the_optional_knobs_only_when_changed() -> None:
+    target = Target("inproc", "berth-inproc", database_url="sqlite://")
+    plain = ClaimsPlan(target).settings()
+    assert not {"batch", "cpu_time", "cprofile"} & set(plain)
+    assert plain["target"]["name"] == "inproc" and plain["limit"] == 0
+    changed = ClaimsPlan(target, batch=4, cpu_time=True, overrides={"scheduler_scan_limit": 10})
+    assert changed.settings()["batch"] == 4 and changed.settings()["cpu_time"] is True
+    assert changed.varied() == {"scheduler_scan_limit": 10, "batch": 4}
+
+
+def test_several_instances_per_request_need_berths_scheduler() -> None:
+    target = Target("http://x", "placement-http", "http://x")
+    with pytest.raises(ValueError, match="--mode scheduler"):
+        make_claimer(ClaimsPlan(target, mode="placement", batch=2), 0)
+
+
+def test_database_cpu_is_a_clock_that_only_moves_forward() -> None:
+    first = procfs.database_cpu_s()
+    assert 0.0 <= first <= procfs.database_cpu_s()

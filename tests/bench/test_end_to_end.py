@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pstats
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,20 @@ def test_populate_measure_claim_report(tmp_path: Path) -> None:
     text = report.read_text()
     assert "## Claims" in text and "## Allocation candidates" in text
     assert "](bench/candidates-limit.png)" in text
+
+
+@pytest.mark.slow  # spawns scheduler processes
+def test_claims_in_batches_with_cpu_time_and_a_profile(tmp_path: Path) -> None:
+    out, profile = str(tmp_path / "results.jsonl"), tmp_path / "claims.prof"
+    db = ["--database-url", f"sqlite:///{tmp_path / 'berth.sqlite'}", "--out", out]
+    _bench("claims", "--workers", "2", "--seconds", "2", "--hosts", "20", "--partitioning",
+           "none", "--batch", "3", "--cpu-time", "--cprofile", str(profile), *db)  # fmt: skip
+    (line,) = records.load([out])
+    assert line["settings"]["batch"] == 3 and line["settings"]["cpu_time"] is True
+    assert line["result"]["claimed"] > 0 and line["result"]["over_capacity"] == 0
+    assert line["result"]["client_cpu_ms_per_claim"] > 0
+    assert line["result"]["database_cpu_ms_per_claim"] >= 0
+    assert pstats.Stats(str(profile)).total_calls > 0
+    refused = CliRunner().invoke(app, ["bench", "claims", "--mode", "placement", "--batch", "2",
+                                       "--hosts", "20", *db])  # fmt: skip
+    assert refused.exit_code == 2 and "--mode scheduler" in refused.output

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
-from berth.bench import records, report
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from berth.bench import plots, records, report
+from berth.cli import app
 
 MACHINE = {
     "cores": 2,
@@ -100,3 +106,26 @@ def test_seed_tables_put_published_and_measured_side_by_side() -> None:
     claims = seed.claims_table(LINES)
     assert _row(claims, "100").startswith("| 100 | 54.1 | 97.1 | 600.0 |  |  |  | 15.0 |")
     assert _row(claims, "800").endswith("| 8.3 | 8.8 |")
+
+
+def _report_command(tmp_path: Path, *extra: str) -> Result:
+    path = tmp_path / "r.jsonl"
+    for line in LINES:
+        records.append(path, line)
+    output = tmp_path / "report.md"
+    return CliRunner().invoke(app, ["bench", "report", str(path), "--output", str(output), *extra])
+
+
+def test_without_matplotlib_plots_fail_clearly_and_tables_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    asked = _report_command(tmp_path, "--plots", str(tmp_path / "plots"))
+    assert asked.exit_code == 2 and "pip install 'berth[bench]'" in asked.output
+    assert "Traceback" not in asked.output and not (tmp_path / "plots").exists()
+    with pytest.raises(plots.PlotsUnavailable, match=r"berth\[bench\]"):
+        report.render(LINES, tmp_path / "plots")
+    default = _report_command(tmp_path)
+    assert default.exit_code == 0, default.output
+    assert "## Claims" in (tmp_path / "report.md").read_text()
+    assert "pip install 'berth[bench]'" in default.output

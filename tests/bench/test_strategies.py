@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from berth.bench import strategies, topology
+from berth.bench import cloud, strategies
 from berth.scheduler import config as sched_config
 from berth.settings import load
 
@@ -43,23 +43,23 @@ def test_free_score_ignores_classes_not_asked_for() -> None:
 
 def test_modulo_partition_is_host_number_mod_workers() -> None:
     owner = strategies.owner_function("modulo", 8)
-    assert [owner(topology.host_uuid(i)) for i in range(10)] == [i % 8 for i in range(10)]
+    assert [owner(cloud.host_uuid(i)) for i in range(10)] == [i % 8 for i in range(10)]
 
 
 def test_hash_partition_covers_every_worker_evenly_enough() -> None:
     owner = strategies.owner_function("hash", 8)
-    counts = Counter(owner(topology.host_uuid(i)) for i in range(8000))
+    counts = Counter(owner(cloud.host_uuid(i)) for i in range(8000))
     assert set(counts) == set(range(8))
     assert min(counts.values()) > 400  # 1000 each on average
 
 
 def test_no_partitioning_owns_everything() -> None:
     owner = strategies.owner_function("none", 8)
-    assert {owner(topology.host_uuid(i)) for i in range(100)} == {0}
+    assert {owner(cloud.host_uuid(i)) for i in range(100)} == {0}
 
 
 def test_mine_first_keeps_order_within_each_part() -> None:
-    hosts = [topology.host_uuid(i) for i in range(6)]
+    hosts = [cloud.host_uuid(i) for i in range(6)]
     owner = strategies.owner_function("modulo", 2)
     assert strategies.mine_first([5, 4, 3, 2, 1, 0], hosts, owner, 0) == [4, 2, 0, 5, 3, 1]
 

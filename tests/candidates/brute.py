@@ -13,8 +13,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
+from berth.bench.cloud import ProviderSpec
 from berth.candidates.request import CandidateRequest, RequestGroup
-from berth.candidates.synthetic import ProviderSpec
 
 SHARING = "MISC_SHARES_VIA_AGGREGATE"
 

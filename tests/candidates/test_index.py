@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, delete, insert, select, update
 
+from berth.bench.cloud import ProviderSpec
+from berth.bench.cloud_db import write
 from berth.candidates.index import MemoryIndex
 from berth.candidates.model import Universe
-from berth.candidates.synthetic import ProviderSpec, write
 from berth.db import tables as t
 from berth.db.engine import Database
 from berth.placement import changes

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from conftest import fresh_database
 
+from berth.bench.cloud import ProviderSpec, build, from_profile
+from berth.bench.cloud_db import write
 from berth.candidates import anchors, service
 from berth.candidates.index import MemoryIndex
 from berth.candidates.request import CandidateRequest, RequestGroup
 from berth.candidates.results import Limits, Result
-from berth.candidates.synthetic import ProviderSpec, cloud, write
 
 from .worlds import keys
 
@@ -37,7 +38,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemoryIndex]:
         ),
     ]
     with db.write() as conn:
-        write(conn, cloud(40))
+        write(conn, build(from_profile("candidates", 40)))
         write(conn, tree)
     idx = MemoryIndex(db)
     idx.refresh()

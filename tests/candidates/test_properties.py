@@ -19,11 +19,12 @@ from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 from sqlalchemy import insert, select
 
+from berth.bench.cloud import ProviderSpec
+from berth.bench.cloud_db import write
 from berth.candidates import service
 from berth.candidates.index import MemoryIndex
 from berth.candidates.request import CandidateRequest
 from berth.candidates.results import Limits
-from berth.candidates.synthetic import ProviderSpec, write
 from berth.db import tables as t
 from berth.db.engine import Database
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import strategies as st
 from sqlalchemy import delete, update
 
+from berth.bench.cloud import ProviderSpec
 from berth.candidates.request import CandidateRequest, RequestGroup
 from berth.candidates.results import Result
-from berth.candidates.synthetic import ProviderSpec
 from berth.db import tables as t
 from berth.db.engine import Database
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from berth import settings as settings_mod
-from berth.candidates import synthetic
-from berth.candidates.synthetic import ProviderSpec
+from berth.bench import cloud_db
+from berth.bench.cloud import ProviderSpec
 from berth.db import tables as t
 from berth.db.engine import Database
 from berth.policy import Enforcer
@@ -48,7 +48,7 @@ def write_cloud(
         for i in range(1, n + 1)
     ]
     with db.write() as conn:
-        synthetic.write(conn, specs)
+        cloud_db.write(conn, specs)
     return [s.uuid for s in specs]
 
 

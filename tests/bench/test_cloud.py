@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
-from berth.bench import loader, topology
-from berth.bench.topology import GPU_TRAIT, SHARING_TRAIT, Topology
+from berth.bench import cloud, cloud_db
+from berth.bench.cloud import GPU_TRAIT, SHARING_TRAIT, Topology
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,7 @@ from berth.bench.topology import GPU_TRAIT, SHARING_TRAIT, Topology
     ],
 )
 def test_counts(topo: Topology, hosts: int, providers: int) -> None:
-    specs = topology.build(topo)
+    specs = cloud.build(topo)
     assert topo.host_count == hosts
     assert len(specs) == providers
     assert len({s.uuid for s in specs}) == providers
@@ -30,7 +30,7 @@ def test_counts(topo: Topology, hosts: int, providers: int) -> None:
 
 
 def test_default_is_placement_bench() -> None:
-    specs = topology.build(topology.PROFILES["placement-bench"])
+    specs = cloud.build(cloud.PROFILES["placement-bench"])
     vcpu = specs[0].inventories["VCPU"]
     memory = specs[0].inventories["MEMORY_MB"]
     assert (vcpu[0], vcpu[5]) == (24, 16.0)
@@ -41,17 +41,17 @@ def test_default_is_placement_bench() -> None:
 
 
 def test_candidates_profile_gpu_and_aggregates() -> None:
-    topo = dataclasses.replace(topology.PROFILES["candidates"], hosts=1000)
-    specs = topology.build(topo)
+    topo = dataclasses.replace(cloud.PROFILES["candidates"], hosts=1000)
+    specs = cloud.build(topo)
     assert sum(GPU_TRAIT in s.traits for s in specs) == 100
     assert {a for s in specs for a in s.aggregates} == {
-        topology.aggregate_uuid(i) for i in range(10)
+        cloud.aggregate_uuid(i) for i in range(10)
     }
     assert specs[0].inventories["MEMORY_MB"][1] == 512
 
 
 def test_numa_children_hold_compute_and_root_keeps_disk() -> None:
-    specs = topology.build(Topology(hosts=3, numa_nodes=2, vcpus=24, disk_gb=100))
+    specs = cloud.build(Topology(hosts=3, numa_nodes=2, vcpus=24, disk_gb=100))
     roots = [i for i, s in enumerate(specs) if s.parent is None]
     assert len(roots) == 3
     for root in roots:
@@ -63,7 +63,7 @@ def test_numa_children_hold_compute_and_root_keeps_disk() -> None:
 
 
 def test_shared_storage_pool_per_rack_shares_an_aggregate() -> None:
-    specs = topology.build(Topology(hosts=40, hosts_per_rack=20, shared_storage_gb=5000, disk_gb=9))
+    specs = cloud.build(Topology(hosts=40, hosts_per_rack=20, shared_storage_gb=5000, disk_gb=9))
     pools = [s for s in specs if SHARING_TRAIT in s.traits]
     assert len(pools) == 2
     hosts = [s for s in specs if "VCPU" in s.inventories]
@@ -75,20 +75,20 @@ def test_shared_storage_pool_per_rack_shares_an_aggregate() -> None:
 
 def test_host_uuid_round_trip() -> None:
     for i in (0, 1, 99, 99_999):
-        assert topology.host_index(topology.host_uuid(i)) == i
-    assert topology.host_index(topology.aggregate_uuid(3)) == -1
+        assert cloud.host_index(cloud.host_uuid(i)) == i
+    assert cloud.host_index(cloud.aggregate_uuid(3)) == -1
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.1, 0.25, 1.0])
 def test_gpu_fraction_is_exact(fraction: float) -> None:
-    specs = topology.build(Topology(hosts=200, gpu_fraction=fraction))
+    specs = cloud.build(Topology(hosts=200, gpu_fraction=fraction))
     assert sum(GPU_TRAIT in s.traits for s in specs) == int(200 * fraction)
 
 
 @pytest.mark.parametrize("step", [7, 100, 20_000])
 def test_bulk_chunks_cut_only_before_a_root(step: int) -> None:
-    specs = topology.build(Topology(hosts=90, numa_nodes=2, shared_storage_gb=10))
-    edges = loader.chunks(specs, step)
+    specs = cloud.build(Topology(hosts=90, numa_nodes=2, shared_storage_gb=10))
+    edges = cloud_db.chunks(specs, step)
     assert edges[0][0] == 0 and edges[-1][1] == len(specs)
     assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))
     for start, end in edges:

@@ -1,4 +1,4 @@
-"""The benchmark cloud: rows x racks x hosts of compute nodes, as provider specs.
+"""The benchmark cloud: provider specs, and rows x racks x hosts of compute nodes made of them.
 
 placement-bench's layout (default 1 row x 5 racks x 20 hosts = 100 hosts),
 with host sizes, allocation ratios, a fraction of hosts with a GPU trait,
@@ -7,26 +7,43 @@ rack.  Uuids are derived from positions, so two targets loaded with the same
 topology hold the same uuids (and a request naming ``aggregate_uuid(0)``
 means the same thing everywhere).
 
-The specs are :class:`berth.candidates.synthetic.ProviderSpec`, which the
-bulk loader of :mod:`berth.candidates.synthetic` writes.
+A :class:`ProviderSpec` is one provider to write, with its inventories,
+usage, traits and aggregates; :mod:`berth.bench.cloud_db` writes specs
+straight into a database (the tests' fixtures use it too) and
+:mod:`berth.bench.cloud_api` through any Placement API.
 """
 
 from __future__ import annotations
 
 import math
 import uuid as uuidlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
-
-from berth.candidates.synthetic import InventorySpec, ProviderSpec
 
 GPU_TRAIT = "CUSTOM_GPU"
 SHARING_TRAIT = "MISC_SHARES_VIA_AGGREGATE"
 # Uuid namespaces (the high bits), so hosts, NUMA nodes, pools and aggregates never collide.
 _HOST, _NUMA, _POOL, _AGG, _RACK_AGG = 0, 1, 2, 3, 4
 
+# (total, reserved, min_unit, max_unit, step_size, allocation_ratio)
+InventorySpec = tuple[int, int, int, int, int, float]
+
+
+@dataclass
+class ProviderSpec:
+    """One provider to write; ``parent`` is the index of an earlier spec."""
+
+    uuid: str
+    name: str
+    parent: int | None = None
+    inventories: dict[str, InventorySpec] = field(default_factory=dict)
+    used: dict[str, int] = field(default_factory=dict)
+    traits: set[str] = field(default_factory=set)
+    aggregates: set[str] = field(default_factory=set)
+
 
 def _uuid(kind: int, index: int) -> str:
+    """The uuid of object ``index`` of one kind (hosts, NUMA nodes, pools, aggregates)."""
     return str(uuidlib.UUID(int=(kind << 64) + index + 1))
 
 
@@ -97,7 +114,14 @@ PROFILES: dict[str, Topology] = {
 }
 
 
+def from_profile(profile: str, hosts: int = 0, **fields: Any) -> Topology:
+    """The named profile with ``hosts`` and the ``fields`` that are not None changed."""
+    changed = {k: v for k, v in fields.items() if v is not None}
+    return replace(PROFILES[profile], hosts=hosts, **changed)
+
+
 def _inventory(total: int, ratio: float, reserved: int = 0) -> InventorySpec:
+    """An inventory of ``total`` units, any amount from 1 to all of them."""
     return (total, reserved, 1, total, 1, ratio)
 
 
@@ -107,6 +131,7 @@ def _has_gpu(index: int, fraction: float) -> bool:
 
 
 def _host(topo: Topology, index: int, rack: int) -> ProviderSpec:
+    """Compute host ``index`` in ``rack`` (its compute inventory on NUMA children if any)."""
     inventories: dict[str, InventorySpec] = {}
     if not topo.numa_nodes:
         inventories["VCPU"] = _inventory(topo.vcpus, topo.vcpu_ratio)
@@ -151,6 +176,7 @@ def _numa_children(topo: Topology, index: int, parent: int) -> list[ProviderSpec
 
 
 def _pool(topo: Topology, rack: int) -> ProviderSpec:
+    """The sharing DISK_GB pool of ``rack``."""
     return ProviderSpec(
         uuid=_uuid(_POOL, rack),
         name=f"storage-pool-{rack:05d}",

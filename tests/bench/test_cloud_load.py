@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 from sqlalchemy import func, select
 
-from berth.bench import invariants, loader, topology
-from berth.bench.topology import Topology
+from berth.bench import cloud, cloud_api, cloud_db, invariants
+from berth.bench.cloud import Topology
 from berth.bench.transport import in_process, json_of
 from berth.db import tables as t
 from berth.db.engine import Database
@@ -31,10 +31,10 @@ def _count(db: Database, table: object) -> int:
 def test_bulk_load_replaces_the_cloud_and_tells_running_readers(db: Database) -> None:
     feed = ChangeFeed(db)
     assert feed.poll() is None  # the first poll loads everything
-    specs = topology.build(TOPO)
-    loader.into_database(_url(db), specs)
+    specs = cloud.build(TOPO)
+    cloud_db.into_database(_url(db), specs)
     assert feed.poll() is None  # "reload everything" was logged
-    loader.into_database(_url(db), specs)  # again: replaced, not doubled
+    cloud_db.into_database(_url(db), specs)  # again: replaced, not doubled
     assert _count(db, t.resource_providers) == len(specs) == 93
     assert _count(db, t.inventories) == 60 * 2 + 3  # NUMA VCPU+MEMORY, pools; none on roots
     assert _count(db, t.resource_provider_traits) == 60 + 3 + 3  # NUMA, sharing, GPU
@@ -46,11 +46,11 @@ def test_bulk_load_replaces_the_cloud_and_tells_running_readers(db: Database) ->
 
 
 def test_api_load_matches_bulk_load(tmp_path: Path) -> None:
-    specs = topology.build(TOPO)
+    specs = cloud.build(TOPO)
     bulk_url = f"sqlite:///{tmp_path / 'bulk.sqlite'}"
-    loader.into_database(bulk_url, specs)
+    cloud_db.into_database(bulk_url, specs)
     api = in_process(f"sqlite:///{tmp_path / 'api.sqlite'}")
-    loader.through_api(api, specs, concurrency=4)
+    cloud_api.through_api(api, specs, concurrency=4)
     bulk = in_process(bulk_url)
     query = "/allocation_candidates?resources=DISK_GB:5&resources1=VCPU:1&group_policy=none"
     answers = [json_of(*tr.request("GET", query), "candidates") for tr in (api, bulk)]
@@ -64,7 +64,7 @@ def test_api_load_matches_bulk_load(tmp_path: Path) -> None:
             "consumer_type": "INSTANCE"}  # fmt: skip
     status, _ = api.request("PUT", f"/allocations/{uuidlib.uuid4()}", body)
     assert status == 204
-    loader.through_api(api, specs[:10], concurrency=4)
+    cloud_api.through_api(api, specs[:10], concurrency=4)
     listing = json_of(*api.request("GET", "/resource_providers"), "list")
     assert sorted(p["uuid"] for p in listing["resource_providers"]) == sorted(
         s.uuid for s in specs[:10]
@@ -73,9 +73,9 @@ def test_api_load_matches_bulk_load(tmp_path: Path) -> None:
 
 def test_capacity_check_by_sql_and_by_api_agree(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'c.sqlite'}"
-    specs = topology.build(Topology(hosts=3, vcpus=4, vcpu_ratio=1.0))
+    specs = cloud.build(Topology(hosts=3, vcpus=4, vcpu_ratio=1.0))
     specs[1].used["VCPU"] = 9  # over capacity: 4 x 1.0
-    loader.into_database(url, specs)
+    cloud_db.into_database(url, specs)
     by_sql = invariants.check(None, url)
     by_api = invariants.check(in_process(url), "")
     assert by_sql["over_capacity"] == by_api["over_capacity"] == 1

@@ -1,0 +1,127 @@
+"""Start ``berth serve`` on a free port, wait until it answers, stop it: for the lab and the tests.
+
+The server runs in its own process group (its workers with it), with its
+data directory in a temporary one; :func:`serve` stops it with SIGTERM,
+then SIGKILL for the whole group after a timeout, and removes what it left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+STOP_TIMEOUT = 20.0  # seconds from SIGTERM to SIGKILL
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running ``berth serve``."""
+
+    url: str
+    pid: int  # the master process (its workers are its children)
+    started: float  # monotonic time it was spawned
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes] | None, timeout: float = 120.0) -> None:
+    """Block until ``GET url/`` answers (RuntimeError if the server died or never did)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no answer at {url} within {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM to the server; after ``timeout``, SIGKILL to its whole process group."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # the master leads its group: workers too
+        proc.wait()
+
+
+def server_env(
+    data_dir: str, database_url: str | None, port: int, workers: int, env: dict[str, str] | None
+) -> dict[str, str]:
+    """This process's environment with the ``BERTH_*`` settings of a server on ``port``."""
+    full = dict(os.environ)
+    full.update(
+        {
+            "BERTH_DATA_DIR": data_dir,
+            "BERTH_DATABASE_URL": database_url or f"sqlite:///{data_dir}/berth.sqlite",
+            "BERTH_BIND": f"127.0.0.1:{port}",
+            "BERTH_WORKERS": str(workers),
+            "BERTH_LOG_LEVEL": "WARNING",
+        }
+    )
+    full.update(env or {})
+    return full
+
+
+@contextlib.contextmanager
+def serve(
+    database_url: str | None = None,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    log_path: str | None = None,
+    cwd: str | Path | None = None,
+) -> Iterator[Server]:
+    """Run ``berth serve`` on a free port (a fresh SQLite file when no database is given).
+
+    ``env`` adds or overrides ``BERTH_*`` variables; the server's output goes
+    to ``log_path`` (default: a file in its temporary data directory), whose
+    tail is printed to stderr when a RuntimeError ends the block (the server
+    did not come up, or a run against it failed).
+    """
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="berth-serve-") as tmp:
+        log_file = log_path or os.path.join(tmp, "server.log")
+        full_env = server_env(tmp, database_url, port, workers, env)
+        started = time.monotonic()
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "berth.cli", "serve"],
+                env=full_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                start_new_session=True,
+            )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_ready(url, proc)
+                yield Server(url, proc.pid, started)
+            except RuntimeError:
+                _print_tail(log_file)
+                raise
+            finally:
+                stop(proc)
+
+
+def _print_tail(log_file: str) -> None:
+    """The end of the server's log, to stderr (it did not come up, or a run failed)."""
+    sys.stderr.write(Path(log_file).read_text(encoding="utf-8", errors="replace")[-3000:])

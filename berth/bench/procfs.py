@@ -1,0 +1,52 @@
+"""What Linux's ``/proc`` tells about other processes: a server's workers and their
+resident memory, and the CPU time the database servers on this machine have used.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+DATABASE_SERVERS = ("postgres", "mariadbd", "mysqld")
+
+
+def _stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, command name, the fields after it) of every process's ``/proc/<pid>/stat``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        yield int(stat.parent.name), head.partition("(")[2], rest.split()
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid``."""
+    return [child for child, _, fields in _stats() if int(fields[1]) == pid]
+
+
+def database_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by every database server process here."""
+    ticks = sum(
+        int(fields[11]) + int(fields[12])
+        for _, name, fields in _stats()
+        if name.startswith(DATABASE_SERVERS)
+    )
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` in MB (0.0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def worker_rss_mb(master: int) -> list[float]:
+    """RSS of each worker of the server whose master is ``master``."""
+    return sorted((rss_mb(child) for child in children(master)), reverse=True)
