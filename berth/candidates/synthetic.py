@@ -26,9 +26,9 @@ from sqlalchemy import Connection, Table, func, insert, select, text
 
 from berth.db import migrate
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import catalog, changes
-from berth.placement.lookups import utcnow
 
 CHUNK = 10_000
 

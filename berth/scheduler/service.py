@@ -14,7 +14,7 @@ import time
 from sqlalchemy import Connection
 
 from berth.db.engine import Database
-from berth.placement import allocations
+from berth.placement.write.retry import atomically
 from berth.scheduler import claims, groups
 from berth.scheduler.answer import Answer, HostChoice, NoValidHost, Selection
 from berth.scheduler.claims import Claim, KnownClasses, Owner
@@ -134,7 +134,9 @@ def _group(services: Services, spec: RequestSpec) -> ServerGroup:
     def ensure(conn: Connection) -> ServerGroup:
         return groups.ensure(conn, wanted, spec.project_id, spec.user_id)
 
-    return allocations.run_atomically(db, ensure, services.settings.scheduler_claim_retries)
+    return atomically(
+        db, ensure, services.settings.scheduler_claim_retries, operation=groups.OPERATION
+    )
 
 
 def _claim(

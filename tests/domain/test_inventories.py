@@ -12,8 +12,9 @@ from berth.db import tables as t
 from berth.db.engine import Database
 from berth.placement import errors
 from berth.placement import inventories as inv
+from berth.placement.class_ids import ResourceClassCache
 from berth.placement.inventories import Inventory
-from berth.placement.lookups import ResourceClassCache
+from berth.placement.write.capacity import InventoryInUse
 
 
 def add_provider(db: Database) -> str:
@@ -178,7 +179,7 @@ def test_missing_provider_is_not_found_with_generic_code(db: Database) -> None:
 def test_update_checks_generation_then_changes_one_class(db: Database) -> None:
     rp = add_provider(db)
     add(db, rp, "VCPU", 4)
-    with db.write() as conn, pytest.raises(inv.StaleGeneration):
+    with db.write() as conn, pytest.raises(errors.StaleGeneration):
         inv.update_inventory(conn, rp, Inventory("VCPU", 16), 0, False)
     with db.write() as conn:
         assert inv.update_inventory(conn, rp, Inventory("VCPU", 16, max_unit=4), 1, False) == 2
@@ -220,7 +221,7 @@ def test_delete_one(db: Database) -> None:
         ("HOUSE", inv.UnknownResourceClass, "No such resource class HOUSE."),
         (
             "DISK_GB",
-            inv.InventoryInUse,
+            InventoryInUse,
             f"Inventory for 'DISK_GB' on resource provider '{rp}' in use.",
         ),
     ]
@@ -250,7 +251,7 @@ def test_replace_refuses_to_delete_used_inventory(db: Database) -> None:
     add(db, rp, "DISK_GB", 8)
     allocate(db, rp, {"VCPU": 1, "DISK_GB": 1})
     before = stored(db, rp)
-    with pytest.raises(inv.InventoryInUse) as caught:
+    with pytest.raises(InventoryInUse) as caught:
         replace(db, rp, {"MEMORY_MB": 8}, 2)
     # Classes named in resource class id order, as the reference does.
     assert caught.value.message == (
@@ -266,7 +267,7 @@ def test_replace_refuses_to_delete_used_inventory(db: Database) -> None:
 @pytest.mark.parametrize(
     ("records", "gen", "error"),
     [
-        ({"VCPU": 4}, 7, inv.StaleGeneration),
+        ({"VCPU": 4}, 7, errors.StaleGeneration),
         ({"VCPU": 4, "HOUSE": 1}, 1, inv.UnknownResourceClass),
     ],
 )
@@ -298,6 +299,6 @@ def test_lost_generation_race_rolls_back(db: Database, monkeypatch: pytest.Monke
     monkeypatch.setattr(inv, "_insert", insert_then_lose_race)
     with pytest.raises(errors.ConcurrentUpdate) as caught:
         replace(db, rp, {"DISK_GB": 8, "VCPU": 1}, 1)
-    assert not isinstance(caught.value, inv.StaleGeneration)
+    assert not isinstance(caught.value, errors.StaleGeneration)
     assert set(stored(db, rp)) == {"DISK_GB"}
     assert generation(db, rp) == 1
