@@ -13,14 +13,11 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import changes, errors
 from berth.placement.providers import get_provider
+from berth.placement.tables import AGG, RP_AGG
 from berth.placement.write import generations
-
-AGG = t.placement_aggregates
-RP_AGG = t.resource_provider_aggregates
 
 GENERATION_CHANGED = (
     "Resource provider's generation already changed. Please update the generation and try again."

@@ -12,13 +12,10 @@ import os_resource_classes
 import os_traits
 from sqlalchemy import Connection, select
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
+from berth.placement.tables import RC, TRAIT
 from berth.placement.write.retry import atomically
-
-RC = t.resource_classes
-TRAIT = t.traits
 
 CUSTOM_ID_START = 10000
 STANDARD_RESOURCE_CLASSES: list[str] = list(os_resource_classes.STANDARDS)

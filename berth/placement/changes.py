@@ -6,11 +6,10 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, DateTime, bindparam, insert
 
-from berth.db import tables as t
 from berth.db.arrays import insert_from_arrays
 from berth.db.clock import utcnow
+from berth.placement.tables import CHANGE_LOG
 
-CHANGE_LOG = t.change_log
 EVERYTHING = 0
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from berth.db import tables as t
 from berth.placement import errors
-
-RC = t.resource_classes
+from berth.placement.tables import RC
 
 
 class ResourceClassCache:

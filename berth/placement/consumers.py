@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import changes, errors
+from berth.placement.tables import ALLOC, CONSUMER, CONSUMER_TYPE, PROJECT, RC, RP, USER
 
 # Who owns allocations written before microversion 1.8, which had no
 # project or user (the reference's incomplete_consumer_* defaults).
@@ -27,14 +27,6 @@ INCOMPLETE_PROJECT_ID = "00000000-0000-0000-0000-000000000000"
 INCOMPLETE_USER_ID = "00000000-0000-0000-0000-000000000000"
 # How a consumer without a type is shown (1.38+); never stored.
 UNKNOWN_CONSUMER_TYPE = "unknown"
-
-CONSUMER = t.consumers
-ALLOC = t.allocations
-RP = t.resource_providers
-RC = t.resource_classes
-PROJECT = t.projects
-USER = t.users
-CONSUMER_TYPE = t.consumer_types
 
 
 @dataclass(frozen=True)

@@ -30,16 +30,14 @@ from typing import Any
 from sqlalchemy import Connection, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import errors
 from berth.placement.providers import ProviderRow, get_provider
+from berth.placement.tables import INV, RC
 from berth.placement.write import capacity, generations
 
 LOG = logging.getLogger(__name__)
 
-INV = t.inventories
-RC = t.resource_classes
 
 MAX_INT = 0x7FFFFFFF
 

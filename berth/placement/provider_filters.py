@@ -11,15 +11,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, Select, and_, func, literal, select
 
-from berth.db import tables as t
 from berth.placement import errors
-
-INV = t.inventories
-ALLOC = t.allocations
-TRAIT = t.traits
-RP_TRAIT = t.resource_provider_traits
-RP_AGG = t.resource_provider_aggregates
-AGG = t.placement_aggregates
+from berth.placement.tables import AGG, ALLOC, INV, RP_AGG, RP_TRAIT, TRAIT
 
 
 def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:

@@ -10,17 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, Select, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import changes, errors
 from berth.placement import provider_filters as pf
 from berth.placement.class_ids import ResourceClassCache
-
-RP = t.resource_providers
-INV = t.inventories
-ALLOC = t.allocations
-RP_AGG = t.resource_provider_aggregates
-RP_TRAIT = t.resource_provider_traits
+from berth.placement.tables import ALLOC, INV, RP, RP_AGG, RP_TRAIT
 
 
 @dataclass(frozen=True)

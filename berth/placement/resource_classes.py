@@ -16,14 +16,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import changes, errors
 from berth.placement.catalog import CUSTOM_ID_START
+from berth.placement.tables import ALLOC, INV, RC
 
-RC = t.resource_classes
-INV = t.inventories
-ALLOC = t.allocations
 CUSTOM_PREFIX = "CUSTOM_"
 # How often create_class tries another id after losing a race for one.
 CREATE_ATTEMPTS = 100

@@ -15,14 +15,12 @@ from typing import Any
 from sqlalchemy import Connection, Exists, Select, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import errors
 from berth.placement.providers import ProviderRow
+from berth.placement.tables import RP_TRAIT, TRAIT
 from berth.placement.write import generations
 
-TRAIT = t.traits
-RP_TRAIT = t.resource_provider_traits
 CUSTOM_PREFIX = "CUSTOM_"
 
 GENERATION_CHANGED = (

@@ -13,15 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, select
 
-from berth.db import tables as t
-
-INV = t.inventories
-ALLOC = t.allocations
-RC = t.resource_classes
-CONSUMER = t.consumers
-PROJECT = t.projects
-USER = t.users
-CONSUMER_TYPE = t.consumer_types
+from berth.placement.tables import ALLOC, CONSUMER, CONSUMER_TYPE, INV, PROJECT, RC, USER
 
 # The group name of consumers without a consumer type.
 UNKNOWN_TYPE = "unknown"

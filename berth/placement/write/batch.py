@@ -29,14 +29,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import consumers as cons
 from berth.placement.class_ids import ResourceClassCache
+from berth.placement.tables import CONSUMER
 from berth.placement.write import capacity, generations, rows
 from berth.placement.write.capacity import Ledger
-
-CONSUMER = t.consumers
 
 # Verdict kinds.  The values are the scheduler's claim outcomes, which the
 # verdicts of its claims become unchanged.

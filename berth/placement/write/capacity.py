@@ -19,13 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select
 
-from berth.db import tables as t
 from berth.placement import errors
-
-RP = t.resource_providers
-INV = t.inventories
-ALLOC = t.allocations
-RC = t.resource_classes
+from berth.placement.tables import ALLOC, INV, RC, RP
 
 Pair = tuple[int, int]  # (provider id, resource class id)
 

@@ -14,11 +14,9 @@ from collections.abc import Mapping
 
 from sqlalchemy import Connection, bindparam, tuple_, update
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.placement import changes, errors
-
-RP = t.resource_providers
+from berth.placement.tables import RP
 
 GENERATION_CONFLICT = "resource provider generation conflict"
 

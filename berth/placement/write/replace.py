@@ -29,19 +29,16 @@ from typing import Any, NoReturn
 
 from sqlalchemy import Connection, delete, select
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import changes, errors
 from berth.placement import consumers as cons
 from berth.placement.class_ids import ResourceClassCache
 from berth.placement.consumers import ConsumerRow
+from berth.placement.tables import ALLOC, RP
 from berth.placement.write import capacity, generations, rows
 from berth.placement.write.capacity import InvalidAllocation, Ledger, Pair
 from berth.placement.write.retry import atomically
-
-RP = t.resource_providers
-ALLOC = t.allocations
 
 
 @dataclass(frozen=True)

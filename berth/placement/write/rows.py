@@ -13,11 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, DateTime, Insert, bindparam, insert, literal
 
-from berth.db import tables as t
 from berth.db.arrays import as_arrays, insert_from_arrays
-
-ALLOC = t.allocations
-CONSUMER = t.consumers
+from berth.placement.tables import ALLOC, CONSUMER
 
 # (provider id, consumer uuid, class id, amount)
 Allocation = tuple[int, str, int, int]
