@@ -62,6 +62,34 @@ def _ensure_aggregates(conn: Connection, uuids: Sequence[str]) -> dict[str, int]
     return found
 
 
+def _associate(conn: Connection, provider_id: int, wanted: Sequence[int]) -> None:
+    """Make ``wanted`` (aggregate ids) the provider's associations."""
+    current = set(
+        conn.execute(
+            select(RP_AGG.c.aggregate_id).where(RP_AGG.c.resource_provider_id == provider_id)
+        ).scalars()
+    )
+    stale = current - set(wanted)
+    if stale:
+        conn.execute(
+            delete(RP_AGG).where(
+                RP_AGG.c.resource_provider_id == provider_id,
+                RP_AGG.c.aggregate_id.in_(stale),
+            )
+        )
+    now = utcnow()
+    rows = [
+        {"resource_provider_id": provider_id, "aggregate_id": agg_id, "created_at": now}
+        for agg_id in wanted
+        if agg_id not in current
+    ]
+    if rows:
+        try:
+            conn.execute(insert(RP_AGG), rows)
+        except IntegrityError:
+            raise AggregateRace("Aggregates were associated concurrently.") from None
+
+
 def set_aggregates(
     conn: Connection,
     provider_uuid: str,
@@ -78,30 +106,7 @@ def set_aggregates(
     if expected_generation is not None and provider.generation != expected_generation:
         raise errors.StaleGeneration(GENERATION_CHANGED)
     wanted = _ensure_aggregates(conn, list(dict.fromkeys(aggregate_uuids)))
-    current = set(
-        conn.execute(
-            select(RP_AGG.c.aggregate_id).where(RP_AGG.c.resource_provider_id == provider.id)
-        ).scalars()
-    )
-    stale = current - set(wanted.values())
-    if stale:
-        conn.execute(
-            delete(RP_AGG).where(
-                RP_AGG.c.resource_provider_id == provider.id,
-                RP_AGG.c.aggregate_id.in_(stale),
-            )
-        )
-    now = utcnow()
-    rows = [
-        {"resource_provider_id": provider.id, "aggregate_id": agg_id, "created_at": now}
-        for agg_id in wanted.values()
-        if agg_id not in current
-    ]
-    if rows:
-        try:
-            conn.execute(insert(RP_AGG), rows)
-        except IntegrityError:
-            raise AggregateRace("Aggregates were associated concurrently.") from None
+    _associate(conn, provider.id, list(wanted.values()))
     if bump:
         return generations.bump(conn, provider.id, provider.generation)
     # No generation change, but the change feed must still hear of it.

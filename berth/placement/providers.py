@@ -76,22 +76,7 @@ def _action_error(action: str, reason: str) -> str:
 def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> ProviderRow:
     """Create a provider (root, or a child of ``parent_uuid``)."""
     prefix = f'Unable to create resource provider "{name}", {uuid}: '
-    parent: ProviderRow | None = None
-    if parent_uuid is not None:
-        if parent_uuid == uuid:
-            raise errors.InvalidInput(
-                prefix
-                + _action_error(
-                    "create",
-                    "parent provider UUID cannot be same as UUID. Please set parent "
-                    "provider UUID to None if there is no parent.",
-                )
-            )
-        parent = find_provider(conn, parent_uuid)
-        if parent is None:
-            raise errors.InvalidInput(
-                prefix + _action_error("create", "parent provider UUID does not exist.")
-            )
+    parent = None if parent_uuid is None else _new_parent(conn, uuid, parent_uuid, prefix)
     _check_duplicates(conn, uuid, name)
     now = utcnow()
     try:
@@ -116,6 +101,25 @@ def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> P
         conn.execute(update(RP).where(RP.c.id == new_id).values(root_provider_id=new_id))
     changes.record(conn, [new_id])
     return get_provider(conn, uuid)
+
+
+def _new_parent(conn: Connection, uuid: str, parent_uuid: str, prefix: str) -> ProviderRow:
+    """The parent named for a new provider; InvalidInput (after ``prefix``) when invalid."""
+    if parent_uuid == uuid:
+        raise errors.InvalidInput(
+            prefix
+            + _action_error(
+                "create",
+                "parent provider UUID cannot be same as UUID. Please set parent "
+                "provider UUID to None if there is no parent.",
+            )
+        )
+    parent = find_provider(conn, parent_uuid)
+    if parent is None:
+        raise errors.InvalidInput(
+            prefix + _action_error("create", "parent provider UUID does not exist.")
+        )
+    return parent
 
 
 def _check_duplicates(conn: Connection, uuid: str, name: str) -> None:

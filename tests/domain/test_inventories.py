@@ -10,7 +10,7 @@ from sqlalchemy import insert, select, update
 
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.placement import errors
+from berth.placement import errors, providers
 from berth.placement import inventories as inv
 from berth.placement.class_ids import ResourceClassCache
 from berth.placement.inventories import Inventory
@@ -262,6 +262,23 @@ def test_replace_refuses_to_delete_used_inventory(db: Database) -> None:
     assert generation(db, rp) == 2
     # Shrinking below what is used is allowed.
     assert replace(db, rp, {"VCPU": 1, "DISK_GB": 1}, 2) == 3
+
+
+def test_write_keeping_other_classes_is_the_reshapers_interim(db: Database) -> None:
+    rp = add_provider(db)
+    add(db, rp, "VCPU", 8)
+    add(db, rp, "DISK_GB", 8)
+    allocate(db, rp, {"DISK_GB": 1})
+    with db.write() as conn:
+        provider = providers.get_provider(conn, rp)
+        inv.write_inventories(conn, provider, [Inventory("MEMORY_MB", 64)], keep_others=True)
+    assert set(stored(db, rp)) == {"VCPU", "DISK_GB", "MEMORY_MB"}
+    assert generation(db, rp) == 2  # the caller swaps the generation
+    with pytest.raises(InventoryInUse), db.write() as conn:
+        inv.write_inventories(conn, provider, [Inventory("VCPU", 4)])
+    with db.write() as conn:
+        inv.write_inventories(conn, provider, [Inventory("VCPU", 4), Inventory("DISK_GB", 2)])
+    assert {rc: f["total"] for rc, f in stored(db, rp).items()} == {"VCPU": 4, "DISK_GB": 2}
 
 
 @pytest.mark.parametrize(
