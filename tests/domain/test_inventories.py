@@ -70,6 +70,15 @@ def allocate(db: Database, uuid: str, resources: dict[str, int]) -> None:
             )
 
 
+def disk_in_use(db: Database) -> str:
+    """A provider with 8 VCPU and 8 DISK_GB (generation 2), 1 DISK_GB allocated."""
+    rp = add_provider(db)
+    add(db, rp, "VCPU", 8)
+    add(db, rp, "DISK_GB", 8)
+    allocate(db, rp, {"DISK_GB": 1})
+    return rp
+
+
 def _pid(conn: Any, uuid: str) -> int:
     RP = t.resource_providers
     return int(conn.execute(select(RP.c.id).where(RP.c.uuid == uuid)).scalar_one())
@@ -210,10 +219,7 @@ def test_update_may_leave_capacity_below_usage(db: Database) -> None:
 
 
 def test_delete_one(db: Database) -> None:
-    rp = add_provider(db)
-    add(db, rp, "VCPU", 8)
-    add(db, rp, "DISK_GB", 8)
-    allocate(db, rp, {"DISK_GB": 1})
+    rp = disk_in_use(db)
     with db.write() as conn:
         assert inv.delete_inventory(conn, rp, "VCPU") == 3
     cases: list[tuple[str, type[Exception], str]] = [
@@ -265,10 +271,7 @@ def test_replace_refuses_to_delete_used_inventory(db: Database) -> None:
 
 
 def test_write_keeping_other_classes_is_the_reshapers_interim(db: Database) -> None:
-    rp = add_provider(db)
-    add(db, rp, "VCPU", 8)
-    add(db, rp, "DISK_GB", 8)
-    allocate(db, rp, {"DISK_GB": 1})
+    rp = disk_in_use(db)
     with db.write() as conn:
         provider = providers.get_provider(conn, rp)
         inv.write_inventories(conn, provider, [Inventory("MEMORY_MB", 64)], keep_others=True)
