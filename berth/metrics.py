@@ -31,6 +31,9 @@ LATENCY = Histogram(
     ["route", "method"],
     buckets=LATENCY_BUCKETS,
 )
+# ``operation``: the write retried (berth.placement.write.retry.atomically):
+# allocations, reshaper, claims, server_groups, host_attributes,
+# aggregate_metadata, catalog.
 WRITE_RETRIES = Counter(
     "berth_write_retries", "Write transactions retried after a lost generation race", ["operation"]
 )

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from berth import cli
 from berth import status as status_mod
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.placement.catalog import utcnow
 
 
 def _class_id(db: Database, name: str) -> int:

@@ -28,9 +28,9 @@ from sqlalchemy import Connection, MetaData, Table, delete, func, insert, select
 from berth.bench.cloud import ProviderSpec
 from berth.db import migrate
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import catalog, changes
-from berth.placement.lookups import utcnow
 
 CHUNK = 10_000
 Rows = Sequence[dict[str, Any]]

@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import select
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database, normalise_url
 from berth.importer.source import BATCH_SIZE, ImportRefused, NoProgress, Progress, Source
 from berth.importer.target import advance_sequences, berth_has_data, wipe
 from berth.placement import changes
-from berth.placement.catalog import CUSTOM_ID_START, utcnow
+from berth.placement.catalog import CUSTOM_ID_START
 
 
 @dataclass

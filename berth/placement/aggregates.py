@@ -13,21 +13,15 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import changes, errors
-from berth.placement.inventories import existing_provider
-from berth.placement.lookups import bump_generation, utcnow
-
-AGGS = t.placement_aggregates
-RP_AGGS = t.resource_provider_aggregates
+from berth.placement.providers import get_provider
+from berth.placement.tables import AGG, RP_AGG
+from berth.placement.write import generations
 
 GENERATION_CHANGED = (
     "Resource provider's generation already changed. Please update the generation and try again."
 )
-
-
-class StaleGeneration(errors.ConcurrentUpdate):
-    """The generation the caller sent is not the provider's current one."""
 
 
 class AggregateRace(errors.Conflict):
@@ -40,10 +34,10 @@ def provider_aggregates(conn: Connection, provider_id: int) -> list[str]:
     """The uuids of the provider's aggregates, oldest aggregate first."""
     return list(
         conn.execute(
-            select(AGGS.c.uuid)
-            .select_from(RP_AGGS.join(AGGS, RP_AGGS.c.aggregate_id == AGGS.c.id))
-            .where(RP_AGGS.c.resource_provider_id == provider_id)
-            .order_by(AGGS.c.id)
+            select(AGG.c.uuid)
+            .select_from(RP_AGG.join(AGG, RP_AGG.c.aggregate_id == AGG.c.id))
+            .where(RP_AGG.c.resource_provider_id == provider_id)
+            .order_by(AGG.c.id)
         ).scalars()
     )
 
@@ -54,18 +48,46 @@ def _ensure_aggregates(conn: Connection, uuids: Sequence[str]) -> dict[str, int]
         return {}
     found = {
         row.uuid: row.id
-        for row in conn.execute(select(AGGS.c.uuid, AGGS.c.id).where(AGGS.c.uuid.in_(uuids)))
+        for row in conn.execute(select(AGG.c.uuid, AGG.c.id).where(AGG.c.uuid.in_(uuids)))
     }
     now = utcnow()
     for uuid in uuids:
         if uuid in found:
             continue
         try:
-            result = conn.execute(insert(AGGS).values(uuid=uuid, created_at=now))
+            result = conn.execute(insert(AGG).values(uuid=uuid, created_at=now))
         except IntegrityError:
             raise AggregateRace(f"Aggregate {uuid} was created concurrently.") from None
         found[uuid] = result.inserted_primary_key[0]  # type: ignore[index]
     return found
+
+
+def _associate(conn: Connection, provider_id: int, wanted: Sequence[int]) -> None:
+    """Make ``wanted`` (aggregate ids) the provider's associations."""
+    current = set(
+        conn.execute(
+            select(RP_AGG.c.aggregate_id).where(RP_AGG.c.resource_provider_id == provider_id)
+        ).scalars()
+    )
+    stale = current - set(wanted)
+    if stale:
+        conn.execute(
+            delete(RP_AGG).where(
+                RP_AGG.c.resource_provider_id == provider_id,
+                RP_AGG.c.aggregate_id.in_(stale),
+            )
+        )
+    now = utcnow()
+    rows = [
+        {"resource_provider_id": provider_id, "aggregate_id": agg_id, "created_at": now}
+        for agg_id in wanted
+        if agg_id not in current
+    ]
+    if rows:
+        try:
+            conn.execute(insert(RP_AGG), rows)
+        except IntegrityError:
+            raise AggregateRace("Aggregates were associated concurrently.") from None
 
 
 def set_aggregates(
@@ -78,38 +100,15 @@ def set_aggregates(
     """Make ``aggregate_uuids`` the provider's aggregates; the provider's generation after.
 
     ``expected_generation`` (when given) must be the provider's current
-    generation; ``bump`` claims the provider with the compare-and-swap.
+    generation; ``bump`` swaps the provider's generation.
     """
-    provider = existing_provider(conn, provider_uuid)
+    provider = get_provider(conn, provider_uuid)
     if expected_generation is not None and provider.generation != expected_generation:
-        raise StaleGeneration(GENERATION_CHANGED)
+        raise errors.StaleGeneration(GENERATION_CHANGED)
     wanted = _ensure_aggregates(conn, list(dict.fromkeys(aggregate_uuids)))
-    current = set(
-        conn.execute(
-            select(RP_AGGS.c.aggregate_id).where(RP_AGGS.c.resource_provider_id == provider.id)
-        ).scalars()
-    )
-    stale = current - set(wanted.values())
-    if stale:
-        conn.execute(
-            delete(RP_AGGS).where(
-                RP_AGGS.c.resource_provider_id == provider.id,
-                RP_AGGS.c.aggregate_id.in_(stale),
-            )
-        )
-    now = utcnow()
-    rows = [
-        {"resource_provider_id": provider.id, "aggregate_id": agg_id, "created_at": now}
-        for agg_id in wanted.values()
-        if agg_id not in current
-    ]
-    if rows:
-        try:
-            conn.execute(insert(RP_AGGS), rows)
-        except IntegrityError:
-            raise AggregateRace("Aggregates were associated concurrently.") from None
+    _associate(conn, provider.id, list(wanted.values()))
     if bump:
-        return bump_generation(conn, provider.id, provider.generation)
+        return generations.bump(conn, provider.id, provider.generation)
     # No generation change, but the change feed must still hear of it.
     changes.record(conn, [provider.id])
     return provider.generation

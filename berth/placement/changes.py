@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, DateTime, bindparam, insert
 
-from berth.db import tables as t
 from berth.db.arrays import insert_from_arrays
-from berth.placement.lookups import utcnow
+from berth.db.clock import utcnow
+from berth.placement.tables import CHANGE_LOG
 
 EVERYTHING = 0
 
@@ -25,7 +25,7 @@ def record(conn: Connection, provider_ids: Iterable[int]) -> None:
         conn.execute(_INSERT, rows)
 
 
-_INSERT = insert(t.change_log)  # built once: reused, it is not analysed again per call
+_INSERT = insert(CHANGE_LOG)  # built once: reused, it is not analysed again per call
 _FROM_ARRAYS = insert_from_arrays(
-    t.change_log, ("provider_id",), {"created_at": bindparam("now", type_=DateTime())}
+    CHANGE_LOG, ("provider_id",), {"created_at": bindparam("now", type_=DateTime())}
 )

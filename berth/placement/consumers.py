@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
 
-from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import changes, errors
-from berth.placement.lookups import utcnow
+from berth.placement.tables import ALLOC, CONSUMER, CONSUMER_TYPE, PROJECT, RC, RP, USER
 
 # Who owns allocations written before microversion 1.8, which had no
 # project or user (the reference's incomplete_consumer_* defaults).
@@ -27,12 +27,6 @@ INCOMPLETE_PROJECT_ID = "00000000-0000-0000-0000-000000000000"
 INCOMPLETE_USER_ID = "00000000-0000-0000-0000-000000000000"
 # How a consumer without a type is shown (1.38+); never stored.
 UNKNOWN_CONSUMER_TYPE = "unknown"
-
-C = t.consumers
-
-
-class GenerationMismatch(errors.ConcurrentUpdate):
-    """A generation the client sent is not the current one: never retried."""
 
 
 @dataclass(frozen=True)
@@ -51,22 +45,27 @@ def find_consumer(conn: Connection, uuid: str) -> ConsumerRow | None:
     """The consumer with ``uuid``, or None."""
     row = conn.execute(
         select(
-            C.c.id, C.c.uuid, C.c.project_id, C.c.user_id, C.c.generation, C.c.consumer_type_id
-        ).where(C.c.uuid == uuid)
+            CONSUMER.c.id,
+            CONSUMER.c.uuid,
+            CONSUMER.c.project_id,
+            CONSUMER.c.user_id,
+            CONSUMER.c.generation,
+            CONSUMER.c.consumer_type_id,
+        ).where(CONSUMER.c.uuid == uuid)
     ).one_or_none()
     return ConsumerRow(**row._mapping) if row else None
 
 
 def check_generation(uuid: str, current: ConsumerRow | None, given: int | None) -> None:
-    """GenerationMismatch unless ``given`` is the consumer's generation (None: new)."""
+    """StaleGeneration unless ``given`` is the consumer's generation (None: new)."""
     if current is None:
         if given is not None:
-            raise GenerationMismatch(
+            raise errors.StaleGeneration(
                 f"consumer generation conflict - expected null but got {given}"
             )
         return
     if current.generation != given:
-        raise GenerationMismatch(
+        raise errors.StaleGeneration(
             f"consumer generation conflict - expected {current.generation} but got {given}"
         )
 
@@ -83,17 +82,17 @@ def _ensure_external(conn: Connection, table: Table, column: str, value: str) ->
 
 def ensure_project(conn: Connection, external_id: str) -> int:
     """The internal id of project ``external_id``, created on first use."""
-    return _ensure_external(conn, t.projects, "external_id", external_id)
+    return _ensure_external(conn, PROJECT, "external_id", external_id)
 
 
 def ensure_user(conn: Connection, external_id: str) -> int:
     """The internal id of user ``external_id``, created on first use."""
-    return _ensure_external(conn, t.users, "external_id", external_id)
+    return _ensure_external(conn, USER, "external_id", external_id)
 
 
 def ensure_consumer_type(conn: Connection, name: str) -> int:
     """The id of consumer type ``name``, created on first use."""
-    return _ensure_external(conn, t.consumer_types, "name", name)
+    return _ensure_external(conn, CONSUMER_TYPE, "name", name)
 
 
 def create_consumer(
@@ -101,7 +100,7 @@ def create_consumer(
 ) -> ConsumerRow:
     """Insert a consumer with generation 0 (a concurrent insert: IntegrityError)."""
     result = conn.execute(
-        insert(C).values(
+        insert(CONSUMER).values(
             uuid=uuid,
             project_id=project_id,
             user_id=user_id,
@@ -138,8 +137,8 @@ def save_consumer(
         return new_generation
     changes.update(generation=new_generation, updated_at=utcnow())
     result = conn.execute(
-        update(C)
-        .where(C.c.id == consumer.id, C.c.generation == consumer.generation)
+        update(CONSUMER)
+        .where(CONSUMER.c.id == consumer.id, CONSUMER.c.generation == consumer.generation)
         .values(changes)
     )
     if result.rowcount != 1:
@@ -153,11 +152,13 @@ def delete_if_unallocated(conn: Connection, consumer_id: int, generation: int) -
     Raises ConcurrentUpdate when the row changed meanwhile; a consumer that
     still has allocations is kept.
     """
-    uuid = select(C.c.uuid).where(C.c.id == consumer_id).scalar_subquery()
-    has_allocations = exists().where(t.allocations.c.consumer_id == uuid)
+    uuid = select(CONSUMER.c.uuid).where(CONSUMER.c.id == consumer_id).scalar_subquery()
+    has_allocations = exists().where(ALLOC.c.consumer_id == uuid)
     if conn.execute(select(has_allocations)).scalar():
         return
-    result = conn.execute(delete(C).where(C.c.id == consumer_id, C.c.generation == generation))
+    result = conn.execute(
+        delete(CONSUMER).where(CONSUMER.c.id == consumer_id, CONSUMER.c.generation == generation)
+    )
     if result.rowcount != 1:
         raise errors.ConcurrentUpdate("consumer generation conflict")
 
@@ -186,29 +187,28 @@ class ConsumerView:
 
 def allocations_of(conn: Connection, uuid: str) -> ConsumerView | None:
     """The consumer's allocations, owner and type; None when it holds nothing."""
-    A, RP, RC = t.allocations, t.resource_providers, t.resource_classes
     query = (
         select(
             RP.c.uuid.label("key"),
             RP.c.generation,
             RC.c.name.label("resource_class"),
-            A.c.used,
-            func.coalesce(A.c.updated_at, A.c.created_at).label("modified"),
-            C.c.generation.label("consumer_generation"),
-            t.projects.c.external_id.label("project"),
-            t.users.c.external_id.label("user"),
-            t.consumer_types.c.name.label("consumer_type"),
+            ALLOC.c.used,
+            func.coalesce(ALLOC.c.updated_at, ALLOC.c.created_at).label("modified"),
+            CONSUMER.c.generation.label("consumer_generation"),
+            PROJECT.c.external_id.label("project"),
+            USER.c.external_id.label("user"),
+            CONSUMER_TYPE.c.name.label("consumer_type"),
         )
         .select_from(
-            A.join(RP, A.c.resource_provider_id == RP.c.id)
-            .join(RC, A.c.resource_class_id == RC.c.id)
-            .join(C, A.c.consumer_id == C.c.uuid)
-            .join(t.projects, C.c.project_id == t.projects.c.id)
-            .join(t.users, C.c.user_id == t.users.c.id)
-            .outerjoin(t.consumer_types, C.c.consumer_type_id == t.consumer_types.c.id)
+            ALLOC.join(RP, ALLOC.c.resource_provider_id == RP.c.id)
+            .join(RC, ALLOC.c.resource_class_id == RC.c.id)
+            .join(CONSUMER, ALLOC.c.consumer_id == CONSUMER.c.uuid)
+            .join(PROJECT, CONSUMER.c.project_id == PROJECT.c.id)
+            .join(USER, CONSUMER.c.user_id == USER.c.id)
+            .outerjoin(CONSUMER_TYPE, CONSUMER.c.consumer_type_id == CONSUMER_TYPE.c.id)
         )
-        .where(A.c.consumer_id == uuid)
-        .order_by(A.c.id)
+        .where(ALLOC.c.consumer_id == uuid)
+        .order_by(ALLOC.c.id)
     )
     rows = conn.execute(query).all()
     if not rows:
@@ -225,20 +225,21 @@ def allocations_of(conn: Connection, uuid: str) -> ConsumerView | None:
 
 def allocations_on(conn: Connection, provider_id: int) -> list[Held]:
     """Every allocation on a provider, keyed by consumer uuid."""
-    A, RC = t.allocations, t.resource_classes
     query = (
         select(
-            A.c.consumer_id.label("key"),
-            C.c.generation,
+            ALLOC.c.consumer_id.label("key"),
+            CONSUMER.c.generation,
             RC.c.name.label("resource_class"),
-            A.c.used,
-            func.coalesce(A.c.updated_at, A.c.created_at).label("modified"),
+            ALLOC.c.used,
+            func.coalesce(ALLOC.c.updated_at, ALLOC.c.created_at).label("modified"),
         )
         .select_from(
-            A.join(C, A.c.consumer_id == C.c.uuid).join(RC, A.c.resource_class_id == RC.c.id)
+            ALLOC.join(CONSUMER, ALLOC.c.consumer_id == CONSUMER.c.uuid).join(
+                RC, ALLOC.c.resource_class_id == RC.c.id
+            )
         )
-        .where(A.c.resource_provider_id == provider_id)
-        .order_by(A.c.id)
+        .where(ALLOC.c.resource_provider_id == provider_id)
+        .order_by(ALLOC.c.id)
     )
     return [Held(**r._mapping) for r in conn.execute(query)]
 
@@ -251,11 +252,10 @@ def delete_allocations(conn: Connection, uuid: str) -> None:
     compare-and-swap, so a concurrent write to it makes this run again.
     """
     consumer = find_consumer(conn, uuid)
-    held = select(exists().where(t.allocations.c.consumer_id == uuid))
+    held = select(exists().where(ALLOC.c.consumer_id == uuid))
     if consumer is None or not conn.execute(held).scalar():
         raise errors.NotFound(f"No allocations for consumer '{uuid}'")
-    A = t.allocations
-    freed = select(A.c.resource_provider_id).where(A.c.consumer_id == uuid).distinct()
+    freed = select(ALLOC.c.resource_provider_id).where(ALLOC.c.consumer_id == uuid).distinct()
     changes.record(conn, conn.execute(freed).scalars().all())
-    conn.execute(delete(A).where(A.c.consumer_id == uuid))
+    conn.execute(delete(ALLOC).where(ALLOC.c.consumer_id == uuid))
     delete_if_unallocated(conn, consumer.id, consumer.generation)

@@ -7,6 +7,7 @@ The hierarchy (HTTP status is decided only at the API edge, in
     ├── NotFound            the thing named does not exist
     ├── Conflict            the request clashes with the current state
     │   └── ConcurrentUpdate    a generation compare-and-swap was lost
+    │       └── StaleGeneration     the generation the client sent is not current
     ├── InvalidInput        the request is well formed but not acceptable
     └── NotAuthorized       policy forbids the action
 
@@ -50,6 +51,10 @@ class ConcurrentUpdate(Conflict):
     """Another writer changed a generation first."""
 
     default_code = CONCURRENT_UPDATE
+
+
+class StaleGeneration(ConcurrentUpdate):
+    """A generation the client sent is not the current one: answered at once, never retried."""
 
 
 class InvalidInput(PlacementError):

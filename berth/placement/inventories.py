@@ -1,10 +1,11 @@
 """Inventories: what a resource provider offers, per resource class.
 
 Every change is a provider write: it checks the generation the caller saw
-(where the API takes one), changes the rows, and claims the provider with the
-generation compare-and-swap, all in the caller's transaction.  Inventory that
-allocations consume cannot be deleted; it may be shrunk below what is used
-(the reference allows that and only logs it).
+(where the API takes one), changes the rows, and swaps the provider's
+generation (:mod:`berth.placement.write.generations`), all in the caller's
+transaction.  Inventory that allocations consume cannot be deleted; it may
+be shrunk below what is used (the reference allows that and only logs it).
+The reshaper writes through :func:`write_inventories` too.
 
 Errors (besides ``errors.NotFound`` for a missing provider)::
 
@@ -13,6 +14,7 @@ Errors (besides ``errors.NotFound`` for a missing provider)::
     InvalidCapacity (InvalidInput)     reserved leaves no capacity
     DuplicateInventory (Conflict)      the class is already in the inventory
     InventoryInUse (Conflict)          allocations use the inventory to delete
+                                       (:mod:`berth.placement.write.capacity`)
     StaleGeneration (ConcurrentUpdate) the caller's generation is not current
     ConcurrentUpdate (Conflict)        another writer won the compare-and-swap
 """
@@ -25,28 +27,22 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import errors
-from berth.placement.lookups import ProviderRow, bump_generation, find_provider, utcnow
+from berth.placement.providers import ProviderRow, get_provider
+from berth.placement.tables import INV, RC
+from berth.placement.write import capacity, generations
 
 LOG = logging.getLogger(__name__)
 
-INV = t.inventories
-ALLOC = t.allocations
-RC = t.resource_classes
 
 MAX_INT = 0x7FFFFFFF
-GENERATION_CONFLICT = "resource provider generation conflict"
 
 # The fields an inventory shows through the API, in the reference's order.
 FIELDS = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
-
-
-class StaleGeneration(errors.ConcurrentUpdate):
-    """The generation the caller sent is not the provider's current one."""
 
 
 class UnknownResourceClass(errors.NotFound):
@@ -65,12 +61,6 @@ class DuplicateInventory(errors.Conflict):
     """The provider already has inventory of the class."""
 
     default_code = errors.CONCURRENT_UPDATE
-
-
-class InventoryInUse(errors.Conflict):
-    """Allocations consume inventory that a request would delete."""
-
-    default_code = errors.INVENTORY_INUSE
 
 
 @dataclass(frozen=True)
@@ -160,39 +150,11 @@ def _class_id(conn: Connection, name: str) -> int:
     return _class_ids(conn, [name])[name]
 
 
-def existing_provider(conn: Connection, uuid: str) -> ProviderRow:
-    """The provider with ``uuid``; NotFound (with the generic code) when there is none."""
-    provider = find_provider(conn, uuid)
-    if provider is None:
-        raise errors.NotFound(f"No resource provider with uuid {uuid} found")
-    return provider
-
-
 def _checked_provider(conn: Connection, uuid: str, expected_generation: int | None) -> ProviderRow:
-    provider = existing_provider(conn, uuid)
+    provider = get_provider(conn, uuid)
     if expected_generation is not None and provider.generation != expected_generation:
-        raise StaleGeneration(GENERATION_CONFLICT)
+        raise errors.StaleGeneration(generations.GENERATION_CONFLICT)
     return provider
-
-
-def _check_not_in_use(conn: Connection, provider: ProviderRow, class_ids: Collection[int]) -> None:
-    if not class_ids:
-        return
-    used = conn.execute(
-        select(RC.c.name)
-        .select_from(ALLOC.join(RC, ALLOC.c.resource_class_id == RC.c.id))
-        .where(
-            ALLOC.c.resource_provider_id == provider.id,
-            ALLOC.c.resource_class_id.in_(list(class_ids)),
-        )
-        .group_by(ALLOC.c.resource_class_id, RC.c.name)
-        .order_by(ALLOC.c.resource_class_id)
-    ).all()
-    if used:
-        names = ", ".join(row.name for row in used)
-        raise InventoryInUse(
-            f"Inventory for '{names}' on resource provider '{provider.uuid}' in use."
-        )
 
 
 def _insert(conn: Connection, provider: ProviderRow, class_id: int, inv: Inventory) -> None:
@@ -213,12 +175,8 @@ def _insert(conn: Connection, provider: ProviderRow, class_id: int, inv: Invento
 
 
 def _update(conn: Connection, provider: ProviderRow, class_id: int, inv: Inventory) -> None:
-    used = conn.execute(
-        select(func.sum(ALLOC.c.used)).where(
-            ALLOC.c.resource_provider_id == provider.id, ALLOC.c.resource_class_id == class_id
-        )
-    ).scalar()
-    if used is not None and used > inv.capacity:
+    current = capacity.read(conn, [provider.id], [class_id]).get((provider.id, class_id))
+    if current is not None and current.used > inv.capacity:
         LOG.warning(
             "Resource provider %s is now over-capacity for %s", provider.uuid, inv.resource_class
         )
@@ -232,7 +190,7 @@ def _update(conn: Connection, provider: ProviderRow, class_id: int, inv: Invento
 
 
 def _delete(conn: Connection, provider: ProviderRow, class_ids: Collection[int]) -> int:
-    _check_not_in_use(conn, provider, class_ids)
+    capacity.check_not_in_use(conn, provider.id, provider.uuid, class_ids)
     result = conn.execute(
         delete(INV).where(
             INV.c.resource_provider_id == provider.id,
@@ -246,11 +204,11 @@ def add_inventory(
     conn: Connection, provider_uuid: str, inv: Inventory, reserved_may_equal_total: bool
 ) -> int:
     """Add inventory of a class the provider does not have yet; the new generation."""
-    provider = existing_provider(conn, provider_uuid)
+    provider = get_provider(conn, provider_uuid)
     check_capacity(provider.uuid, [inv], reserved_may_equal_total)
     class_id = _class_id(conn, inv.resource_class)
     _insert(conn, provider, class_id, inv)
-    return bump_generation(conn, provider.id, provider.generation)
+    return generations.bump(conn, provider.id, provider.generation)
 
 
 def update_inventory(
@@ -265,16 +223,16 @@ def update_inventory(
     check_capacity(provider.uuid, [inv], reserved_may_equal_total)
     class_id = _class_id(conn, inv.resource_class)
     _update(conn, provider, class_id, inv)
-    return bump_generation(conn, provider.id, provider.generation)
+    return generations.bump(conn, provider.id, provider.generation)
 
 
 def delete_inventory(conn: Connection, provider_uuid: str, resource_class: str) -> int:
     """Delete the provider's inventory of one unused class; the new generation."""
-    provider = existing_provider(conn, provider_uuid)
+    provider = get_provider(conn, provider_uuid)
     class_id = _class_id(conn, resource_class)
     if not _delete(conn, provider, [class_id]):
         raise InventoryNotFound(f"No inventory of class {resource_class} found for delete")
-    return bump_generation(conn, provider.id, provider.generation)
+    return generations.bump(conn, provider.id, provider.generation)
 
 
 def replace_inventories(
@@ -291,13 +249,29 @@ def replace_inventories(
     """
     provider = _checked_provider(conn, provider_uuid, expected_generation)
     check_capacity(provider.uuid, inventories, reserved_may_equal_total)
+    write_inventories(conn, provider, inventories)
+    return generations.bump(conn, provider.id, provider.generation)
+
+
+def write_inventories(
+    conn: Connection,
+    provider: ProviderRow,
+    inventories: Collection[Inventory],
+    *,
+    keep_others: bool = False,
+) -> None:
+    """Write ``inventories`` and delete the provider's others (unless ``keep_others``).
+
+    Neither checks the capacities nor swaps the generation: the caller does.
+    Deleting inventory still allocated is InventoryInUse.
+    """
     wanted = _class_ids(conn, [inv.resource_class for inv in inventories])
     existing = set(
         conn.execute(
             select(INV.c.resource_class_id).where(INV.c.resource_provider_id == provider.id)
         ).scalars()
     )
-    to_delete = existing - set(wanted.values())
+    to_delete: set[int] = set() if keep_others else existing - set(wanted.values())
     if to_delete:
         _delete(conn, provider, to_delete)
     for inv in inventories:
@@ -306,4 +280,3 @@ def replace_inventories(
             _update(conn, provider, class_id, inv)
         else:
             _insert(conn, provider, class_id, inv)
-    return bump_generation(conn, provider.id, provider.generation)

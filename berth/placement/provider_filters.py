@@ -11,14 +11,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, Select, and_, func, literal, select
 
-from berth.db import tables as t
 from berth.placement import errors
-
-INV = t.inventories
-ALLOC = t.allocations
-RPT = t.resource_provider_traits
-RPA = t.resource_provider_aggregates
-AGG = t.placement_aggregates
+from berth.placement.tables import AGG, ALLOC, INV, RP_AGG, RP_TRAIT, TRAIT
 
 
 def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
@@ -26,7 +20,7 @@ def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     wanted = set(names)
     if not wanted:
         return {}
-    rows = conn.execute(select(t.traits.c.name, t.traits.c.id).where(t.traits.c.name.in_(wanted)))
+    rows = conn.execute(select(TRAIT.c.name, TRAIT.c.id).where(TRAIT.c.name.in_(wanted)))
     found = {r.name: r.id for r in rows}
     missing = sorted(wanted - set(found))
     if missing:
@@ -36,14 +30,16 @@ def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
 
 def having_any_trait(ids: Iterable[int]) -> Select[tuple[int]]:
     """Providers holding any of the given traits."""
-    return select(RPT.c.resource_provider_id).where(RPT.c.trait_id.in_(list(ids))).distinct()
+    return (
+        select(RP_TRAIT.c.resource_provider_id).where(RP_TRAIT.c.trait_id.in_(list(ids))).distinct()
+    )
 
 
 def in_any_aggregate(uuids: Iterable[str]) -> Select[tuple[int]]:
     """Providers that are members of any of the aggregates named by uuid."""
     return (
-        select(RPA.c.resource_provider_id)
-        .join(AGG, AGG.c.id == RPA.c.aggregate_id)
+        select(RP_AGG.c.resource_provider_id)
+        .join(AGG, AGG.c.id == RP_AGG.c.aggregate_id)
         .where(AGG.c.uuid.in_(list(uuids)))
         .distinct()
     )

@@ -1,25 +1,72 @@
-"""Resource providers: create, update (rename, re-parent), delete, list."""
+"""Resource providers: their rows, create, update (rename, re-parent), delete, list."""
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import changes, errors
 from berth.placement import provider_filters as pf
-from berth.placement.lookups import (
-    RP,
-    ProviderRow,
-    ResourceClassCache,
-    find_provider,
-    get_provider,
-    provider_query,
-    utcnow,
-)
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.tables import ALLOC, INV, RP, RP_AGG, RP_TRAIT
+
+
+@dataclass(frozen=True)
+class ProviderRow:
+    """One resource provider as stored, with its parent's and root's uuid."""
+
+    id: int
+    uuid: str
+    name: str | None
+    generation: int
+    parent_provider_id: int | None
+    root_provider_id: int | None
+    parent_uuid: str | None
+    root_uuid: str | None
+    created_at: datetime.datetime | None
+    updated_at: datetime.datetime | None
+
+
+def provider_query() -> Select[Any]:
+    """A SELECT of provider rows (add WHERE / ORDER BY as needed)."""
+    parent = RP.alias("parent")
+    root = RP.alias("root")
+    return select(
+        RP.c.id,
+        RP.c.uuid,
+        RP.c.name,
+        RP.c.generation,
+        RP.c.parent_provider_id,
+        RP.c.root_provider_id,
+        parent.c.uuid.label("parent_uuid"),
+        root.c.uuid.label("root_uuid"),
+        RP.c.created_at,
+        RP.c.updated_at,
+    ).select_from(
+        RP.outerjoin(parent, RP.c.parent_provider_id == parent.c.id).outerjoin(
+            root, RP.c.root_provider_id == root.c.id
+        )
+    )
+
+
+def find_provider(conn: Connection, uuid: str) -> ProviderRow | None:
+    """The provider with ``uuid``, or None."""
+    row = conn.execute(provider_query().where(RP.c.uuid == uuid)).one_or_none()
+    return ProviderRow(**row._mapping) if row else None
+
+
+def get_provider(conn: Connection, uuid: str) -> ProviderRow:
+    """The provider with ``uuid``; NotFound when there is none."""
+    provider = find_provider(conn, uuid)
+    if provider is None:
+        raise errors.NotFound(f"No resource provider with uuid {uuid} found")
+    return provider
 
 
 def _action_error(action: str, reason: str) -> str:
@@ -29,22 +76,7 @@ def _action_error(action: str, reason: str) -> str:
 def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> ProviderRow:
     """Create a provider (root, or a child of ``parent_uuid``)."""
     prefix = f'Unable to create resource provider "{name}", {uuid}: '
-    parent: ProviderRow | None = None
-    if parent_uuid is not None:
-        if parent_uuid == uuid:
-            raise errors.InvalidInput(
-                prefix
-                + _action_error(
-                    "create",
-                    "parent provider UUID cannot be same as UUID. Please set parent "
-                    "provider UUID to None if there is no parent.",
-                )
-            )
-        parent = find_provider(conn, parent_uuid)
-        if parent is None:
-            raise errors.InvalidInput(
-                prefix + _action_error("create", "parent provider UUID does not exist.")
-            )
+    parent = None if parent_uuid is None else _new_parent(conn, uuid, parent_uuid, prefix)
     _check_duplicates(conn, uuid, name)
     now = utcnow()
     try:
@@ -69,6 +101,25 @@ def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> P
         conn.execute(update(RP).where(RP.c.id == new_id).values(root_provider_id=new_id))
     changes.record(conn, [new_id])
     return get_provider(conn, uuid)
+
+
+def _new_parent(conn: Connection, uuid: str, parent_uuid: str, prefix: str) -> ProviderRow:
+    """The parent named for a new provider; InvalidInput (after ``prefix``) when invalid."""
+    if parent_uuid == uuid:
+        raise errors.InvalidInput(
+            prefix
+            + _action_error(
+                "create",
+                "parent provider UUID cannot be same as UUID. Please set parent "
+                "provider UUID to None if there is no parent.",
+            )
+        )
+    parent = find_provider(conn, parent_uuid)
+    if parent is None:
+        raise errors.InvalidInput(
+            prefix + _action_error("create", "parent provider UUID does not exist.")
+        )
+    return parent
 
 
 def _check_duplicates(conn: Connection, uuid: str, name: str) -> None:
@@ -166,14 +217,14 @@ def delete_provider(conn: Connection, uuid: str) -> None:
             code=errors.PROVIDER_CANNOT_DELETE_PARENT,
         )
     used = conn.execute(
-        select(exists().where(t.allocations.c.resource_provider_id == provider.id))
+        select(exists().where(ALLOC.c.resource_provider_id == provider.id))
     ).scalar()
     if used:
         raise errors.Conflict(
             f"Unable to delete resource provider {uuid}: Resource provider has allocations.",
             code=errors.PROVIDER_IN_USE,
         )
-    for table in (t.inventories, t.resource_provider_aggregates, t.resource_provider_traits):
+    for table in (INV, RP_AGG, RP_TRAIT):
         conn.execute(delete(table).where(table.c.resource_provider_id == provider.id))
     conn.execute(update(RP).where(RP.c.id == provider.id).values(root_provider_id=None))
     changes.record(conn, [provider.id])

@@ -9,40 +9,28 @@ In one transaction (retried like any allocation write)::
     apply     replace the allocations, checked against the interim inventory
     final     each provider's inventory becomes exactly what was sent
               (a class still allocated cannot go: InventoryInUse)
-    claim     bump generations as the reference does: per inventory provider
+    swap      bump generations as the reference does: per inventory provider
               one each for interim (when not emptied), allocations, final
 
+Inventories are written by :func:`berth.placement.inventories.write_inventories`,
+allocations by the stages of :mod:`berth.placement.write.replace`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection
 
-from berth.db import tables as t
 from berth.db.engine import Database
-from berth.placement import allocations, errors
-from berth.placement.allocations import ConsumerAllocations
-from berth.placement.consumers import GenerationMismatch
-from berth.placement.lookups import ProviderRow, ResourceClassCache, find_provider, utcnow
-
-INV = t.inventories
-MAX_INT = 0x7FFFFFFF
-INVENTORY_DEFAULTS: dict[str, int | float] = {
-    "reserved": 0,
-    "min_unit": 1,
-    "max_unit": MAX_INT,
-    "step_size": 1,
-    "allocation_ratio": 1.0,
-}
-FIELDS = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
-
-
-class InventoryInUse(errors.Conflict):
-    """Inventory that still has allocations cannot be removed."""
-
-    default_code = errors.INVENTORY_INUSE
+from berth.placement import errors
+from berth.placement import inventories as inv
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.inventories import Inventory
+from berth.placement.providers import ProviderRow, find_provider
+from berth.placement.write import generations, replace
+from berth.placement.write.replace import ConsumerAllocations
+from berth.placement.write.retry import atomically
 
 
 @dataclass(frozen=True)
@@ -51,12 +39,7 @@ class ProviderInventories:
 
     uuid: str
     generation: int
-    inventories: dict[str, dict[str, int | float]]  # class -> fields (defaults filled)
-
-
-def with_defaults(record: dict[str, int | float]) -> dict[str, int | float]:
-    """An inventory record with the reference's defaults for omitted fields."""
-    return {**INVENTORY_DEFAULTS, **record}
+    inventories: list[Inventory]
 
 
 def reshape(
@@ -67,7 +50,7 @@ def reshape(
     attempts: int,
 ) -> None:
     """Replace inventories and allocations together, or change nothing."""
-    allocations.run_atomically(db, lambda conn: _once(conn, inventories, requests), attempts)
+    atomically(db, lambda conn: _once(conn, inventories, requests), attempts, operation="reshaper")
 
 
 def _providers(conn: Connection, inventories: list[ProviderInventories]) -> list[ProviderRow]:
@@ -81,7 +64,7 @@ def _providers(conn: Connection, inventories: list[ProviderInventories]) -> list
                 code=errors.RESOURCE_PROVIDER_NOT_FOUND,
             )
         if row.generation != wanted.generation:
-            raise GenerationMismatch(
+            raise errors.StaleGeneration(
                 f"resource provider generation conflict for provider {wanted.uuid}: "
                 f"actual: {row.generation}, given: {wanted.generation}"
             )
@@ -93,80 +76,29 @@ def _once(
     conn: Connection, inventories: list[ProviderInventories], requests: list[ConsumerAllocations]
 ) -> None:
     rows = _providers(conn, inventories)
-    plan = allocations.prepare(conn, requests, check_generation=True)
+    plan = replace.prepare(conn, requests, check_generation=True)
     classes = ResourceClassCache(conn)
     for row, wanted in zip(rows, inventories, strict=True):
         if wanted.inventories:
-            _set_inventory(conn, classes, row, wanted.inventories, interim=True)
-    touched = dict(allocations.apply(conn, plan, classes))
+            _write_inventories(conn, row, wanted.inventories, interim=True)
+    touched = dict(replace.apply(conn, plan, classes))
     times: dict[int, int] = dict.fromkeys(touched, 1)
     for row, wanted in zip(rows, inventories, strict=True):
-        _set_inventory(conn, classes, row, wanted.inventories, interim=False)
+        _write_inventories(conn, row, wanted.inventories, interim=False)
         touched[row.id] = wanted.generation
         times[row.id] = times.get(row.id, 0) + 1 + (1 if wanted.inventories else 0)
-    allocations.claim(conn, touched, times)
-    allocations.finish(conn, plan)
+    generations.bump_all(conn, touched, times)
+    replace.finish(conn, plan)
 
 
-def _set_inventory(
-    conn: Connection,
-    classes: ResourceClassCache,
-    provider: ProviderRow,
-    wanted: dict[str, dict[str, int | float]],
-    *,
-    interim: bool,
+def _write_inventories(
+    conn: Connection, provider: ProviderRow, wanted: list[Inventory], *, interim: bool
 ) -> None:
-    """Make the provider's inventory ``wanted`` (``interim``: keep other classes)."""
-    wanted_ids = {classes.id_of(name): record for name, record in wanted.items()}
-    current = set(
-        conn.execute(
-            select(INV.c.resource_class_id).where(INV.c.resource_provider_id == provider.id)
-        ).scalars()
-    )
-    if not interim:
-        _delete_unwanted(conn, classes, provider, current - set(wanted_ids))
-    now = utcnow()
-    for rc_id, record in wanted_ids.items():
-        values = {name: record[name] for name in FIELDS}
-        if rc_id in current:
-            conn.execute(
-                update(INV)
-                .where(INV.c.resource_provider_id == provider.id, INV.c.resource_class_id == rc_id)
-                .values({**values, "updated_at": now})
-            )
-        else:
-            conn.execute(
-                insert(INV).values(
-                    {
-                        **values,
-                        "resource_provider_id": provider.id,
-                        "resource_class_id": rc_id,
-                        "created_at": now,
-                    }
-                )
-            )
+    """Make the provider's inventory ``wanted`` (``interim``: keep its other classes).
 
-
-def _delete_unwanted(
-    conn: Connection, classes: ResourceClassCache, provider: ProviderRow, doomed: set[int]
-) -> None:
-    """Delete inventory of classes ``doomed``; InventoryInUse if any is allocated."""
-    if not doomed:
-        return
-    A = t.allocations
-    in_use = conn.execute(
-        select(A.c.resource_class_id)
-        .where(A.c.resource_provider_id == provider.id, A.c.resource_class_id.in_(doomed))
-        .group_by(A.c.resource_class_id)
-        .order_by(A.c.resource_class_id)
-    ).scalars()
-    names = [classes.name_of(rc_id) for rc_id in in_use]
-    if names:
-        raise InventoryInUse(
-            f"Inventory for '{', '.join(names)}' on resource provider '{provider.uuid}' in use."
-        )
-    conn.execute(
-        delete(INV).where(
-            INV.c.resource_provider_id == provider.id, INV.c.resource_class_id.in_(doomed)
-        )
-    )
+    A class another writer added or removed meanwhile: run the reshape again.
+    """
+    try:
+        inv.write_inventories(conn, provider, wanted, keep_others=interim)
+    except (inv.DuplicateInventory, inv.InventoryNotFound) as exc:
+        raise errors.ConcurrentUpdate(exc.message) from None

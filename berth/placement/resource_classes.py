@@ -16,12 +16,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Select, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import changes, errors
 from berth.placement.catalog import CUSTOM_ID_START
-from berth.placement.lookups import utcnow
+from berth.placement.tables import ALLOC, INV, RC
 
-RC = t.resource_classes
 CUSTOM_PREFIX = "CUSTOM_"
 # How often create_class tries another id after losing a race for one.
 CREATE_ATTEMPTS = 100
@@ -152,8 +151,8 @@ def rename_class(conn: Connection, name: str, new_name: str) -> ResourceClass:
 
 
 def _used_clause(class_id: int) -> ColumnElement[bool]:
-    inventory = exists().where(t.inventories.c.resource_class_id == class_id)
-    allocation = exists().where(t.allocations.c.resource_class_id == class_id)
+    inventory = exists().where(INV.c.resource_class_id == class_id)
+    allocation = exists().where(ALLOC.c.resource_class_id == class_id)
     return inventory | allocation
 
 

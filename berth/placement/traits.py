@@ -2,7 +2,7 @@
 
 Standard traits come from os-traits (written by ``catalog.sync``); only
 ``CUSTOM_`` traits may be created or deleted.  Replacing a provider's traits
-is a provider write: it is claimed with the generation compare-and-swap.
+is a provider write: it swaps the provider's generation.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Connection, Exists, Select, exists, select
 from sqlalchemy.exc import IntegrityError
 
-from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import errors
-from berth.placement.lookups import ProviderRow, bump_generation, utcnow
+from berth.placement.providers import ProviderRow
+from berth.placement.tables import RP_TRAIT, TRAIT
+from berth.placement.write import generations
 
-TRAITS = t.traits
-RP_TRAITS = t.resource_provider_traits
 CUSTOM_PREFIX = "CUSTOM_"
 
 GENERATION_CHANGED = (
@@ -61,15 +61,15 @@ class TraitFilter:
 
 
 def _columns() -> Select[Any]:
-    return select(TRAITS.c.id, TRAITS.c.name, TRAITS.c.created_at, TRAITS.c.updated_at)
+    return select(TRAIT.c.id, TRAIT.c.name, TRAIT.c.created_at, TRAIT.c.updated_at)
 
 
 def _traits(conn: Connection, query: Select[Any]) -> list[Trait]:
-    return [Trait(**row._mapping) for row in conn.execute(query.order_by(TRAITS.c.id)).all()]
+    return [Trait(**row._mapping) for row in conn.execute(query.order_by(TRAIT.c.id)).all()]
 
 
 def _associated() -> Exists:
-    return exists().where(RP_TRAITS.c.trait_id == TRAITS.c.id)
+    return exists().where(RP_TRAIT.c.trait_id == TRAIT.c.id)
 
 
 def list_traits(conn: Connection, filters: TraitFilter | None = None) -> list[Trait]:
@@ -80,9 +80,9 @@ def list_traits(conn: Connection, filters: TraitFilter | None = None) -> list[Tr
         names = list(filters.names)
         if not names:
             return []
-        query = query.where(TRAITS.c.name.in_(names))
+        query = query.where(TRAIT.c.name.in_(names))
     if filters.prefix is not None:
-        query = query.where(TRAITS.c.name.startswith(filters.prefix, autoescape=True))
+        query = query.where(TRAIT.c.name.startswith(filters.prefix, autoescape=True))
     if filters.associated is True:
         query = query.where(_associated())
     elif filters.associated is False:
@@ -99,7 +99,7 @@ def list_traits(conn: Connection, filters: TraitFilter | None = None) -> list[Tr
 
 def find_trait(conn: Connection, name: str) -> Trait | None:
     """The trait called ``name``, or None."""
-    rows = conn.execute(_columns().where(TRAITS.c.name == name)).all()
+    rows = conn.execute(_columns().where(TRAIT.c.name == name)).all()
     # Names compare exactly, whatever the database collation.
     return next((Trait(**row._mapping) for row in rows if row.name == name), None)
 
@@ -117,7 +117,7 @@ def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
     wanted = set(names)
     if not wanted:
         return {}
-    rows = conn.execute(select(TRAITS.c.name, TRAITS.c.id).where(TRAITS.c.name.in_(wanted)))
+    rows = conn.execute(select(TRAIT.c.name, TRAIT.c.id).where(TRAIT.c.name.in_(wanted)))
     found = {row.name: row.id for row in rows if row.name in wanted}
     missing = wanted - found.keys()
     if missing:
@@ -135,7 +135,7 @@ def ensure_trait(conn: Connection, name: str) -> tuple[Trait, bool]:
     now = utcnow()
     try:
         with conn.begin_nested():
-            conn.execute(TRAITS.insert().values(name=name, created_at=now))
+            conn.execute(TRAIT.insert().values(name=name, created_at=now))
     except IntegrityError:
         # Another writer created it between our look and our insert.
         return get_trait(conn, name), False
@@ -149,7 +149,7 @@ def delete_trait(conn: Connection, name: str) -> None:
         raise errors.InvalidInput(f"Cannot delete standard trait {name}.")
     # The in-use test is part of the DELETE so that a provider cannot gain
     # the trait between a separate check and the delete.
-    deleted = conn.execute(TRAITS.delete().where(TRAITS.c.id == trait.id, ~_associated())).rowcount
+    deleted = conn.execute(TRAIT.delete().where(TRAIT.c.id == trait.id, ~_associated())).rowcount
     if deleted == 1:
         return
     if find_trait(conn, name) is None:
@@ -159,8 +159,8 @@ def delete_trait(conn: Connection, name: str) -> None:
 
 def provider_traits(conn: Connection, provider_id: int) -> list[Trait]:
     """The traits of one provider, by trait id."""
-    query = _columns().join(RP_TRAITS, RP_TRAITS.c.trait_id == TRAITS.c.id)
-    return _traits(conn, query.where(RP_TRAITS.c.resource_provider_id == provider_id))
+    query = _columns().join(RP_TRAIT, RP_TRAIT.c.trait_id == TRAIT.c.id)
+    return _traits(conn, query.where(RP_TRAIT.c.resource_provider_id == provider_id))
 
 
 def _diff(conn: Connection, provider: ProviderRow, want: list[Trait]) -> tuple[set[int], set[int]]:
@@ -173,9 +173,9 @@ def _diff(conn: Connection, provider: ProviderRow, want: list[Trait]) -> tuple[s
 def _apply(conn: Connection, provider_id: int, to_delete: set[int], to_add: set[int]) -> None:
     if to_delete:
         conn.execute(
-            RP_TRAITS.delete().where(
-                RP_TRAITS.c.resource_provider_id == provider_id,
-                RP_TRAITS.c.trait_id.in_(to_delete),
+            RP_TRAIT.delete().where(
+                RP_TRAIT.c.resource_provider_id == provider_id,
+                RP_TRAIT.c.trait_id.in_(to_delete),
             )
         )
     if to_add:
@@ -184,13 +184,13 @@ def _apply(conn: Connection, provider_id: int, to_delete: set[int], to_add: set[
             {"resource_provider_id": provider_id, "trait_id": tid, "created_at": now}
             for tid in sorted(to_add)
         ]
-        conn.execute(RP_TRAITS.insert(), rows)
+        conn.execute(RP_TRAIT.insert(), rows)
 
 
 def _replace(conn: Connection, provider: ProviderRow, want: list[Trait], message: str) -> int:
     """Make the provider's trait set ``want``; returns the provider generation after.
 
-    The generation is claimed before the association rows are touched, so a
+    The generation is swapped before the association rows are touched, so a
     concurrent writer waits on (then loses) the compare-and-swap instead of
     colliding on the association rows.  Nothing changes: no new generation.
     """
@@ -198,7 +198,7 @@ def _replace(conn: Connection, provider: ProviderRow, want: list[Trait], message
     if not to_delete and not to_add:
         return provider.generation
     try:
-        generation = bump_generation(conn, provider.id, provider.generation)
+        generation = generations.bump(conn, provider.id, provider.generation)
     except errors.ConcurrentUpdate:
         raise errors.ConcurrentUpdate(message) from None
     _apply(conn, provider.id, to_delete, to_add)

@@ -13,15 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, select
 
-from berth.db import tables as t
-
-INV = t.inventories
-ALLOC = t.allocations
-RC = t.resource_classes
-CONSUMERS = t.consumers
-PROJECTS = t.projects
-USERS = t.users
-TYPES = t.consumer_types
+from berth.placement.tables import ALLOC, CONSUMER, CONSUMER_TYPE, INV, PROJECT, RC, USER
 
 # The group name of consumers without a consumer type.
 UNKNOWN_TYPE = "unknown"
@@ -60,13 +52,13 @@ def provider_usages(conn: Connection, provider_id: int) -> dict[str, int]:
 
 def _scoped(query: Select[Any], who: ProjectFilter) -> Select[Any]:
     """Restrict a query over allocations to the consumers of ``who``."""
-    query = query.join(CONSUMERS, ALLOC.c.consumer_id == CONSUMERS.c.uuid).join(
-        PROJECTS, CONSUMERS.c.project_id == PROJECTS.c.id
+    query = query.join(CONSUMER, ALLOC.c.consumer_id == CONSUMER.c.uuid).join(
+        PROJECT, CONSUMER.c.project_id == PROJECT.c.id
     )
-    query = query.where(PROJECTS.c.external_id == who.project_id)
+    query = query.where(PROJECT.c.external_id == who.project_id)
     if who.user_id:
-        query = query.join(USERS, CONSUMERS.c.user_id == USERS.c.id).where(
-            USERS.c.external_id == who.user_id
+        query = query.join(USER, CONSUMER.c.user_id == USER.c.id).where(
+            USER.c.external_id == who.user_id
         )
     return query
 
@@ -91,8 +83,8 @@ def _one_group(conn: Connection, who: ProjectFilter, only_untyped: bool) -> dict
     sums = _class_sums(who)
     count = _scoped(select(func.count(func.distinct(ALLOC.c.consumer_id))).select_from(ALLOC), who)
     if only_untyped:
-        sums = sums.where(CONSUMERS.c.consumer_type_id.is_(None))
-        count = count.where(CONSUMERS.c.consumer_type_id.is_(None))
+        sums = sums.where(CONSUMER.c.consumer_type_id.is_(None))
+        count = count.where(CONSUMER.c.consumer_type_id.is_(None))
     usage: dict[str, Any] = _by_class(conn, sums)
     if usage:
         usage["consumer_count"] = int(conn.execute(count).scalar_one())
@@ -100,22 +92,22 @@ def _one_group(conn: Connection, who: ProjectFilter, only_untyped: bool) -> dict
 
 
 def _per_type(conn: Connection, who: ProjectFilter, type_name: str | None) -> dict[str, Any]:
-    base = _scoped(select(TYPES.c.name).select_from(ALLOC), who).outerjoin(
-        TYPES, CONSUMERS.c.consumer_type_id == TYPES.c.id
+    base = _scoped(select(CONSUMER_TYPE.c.name).select_from(ALLOC), who).outerjoin(
+        CONSUMER_TYPE, CONSUMER.c.consumer_type_id == CONSUMER_TYPE.c.id
     )
     if type_name is not None:
-        base = base.where(TYPES.c.name == type_name)
+        base = base.where(CONSUMER_TYPE.c.name == type_name)
     sums = (
         base.add_columns(RC.c.name.label("rc_name"), func.sum(ALLOC.c.used))
         .join(RC, ALLOC.c.resource_class_id == RC.c.id)
-        .group_by(TYPES.c.name, ALLOC.c.resource_class_id, RC.c.name)
+        .group_by(CONSUMER_TYPE.c.name, ALLOC.c.resource_class_id, RC.c.name)
     )
     grouped: dict[str, dict[str, Any]] = {}
     for kind, rc_name, amount in conn.execute(sums):
         grouped.setdefault(kind or UNKNOWN_TYPE, {})[rc_name] = int(amount)
     # Counted per type, not per class: a consumer of two classes counts once.
     counts = base.add_columns(func.count(func.distinct(ALLOC.c.consumer_id)))
-    for kind, consumers in conn.execute(counts.group_by(TYPES.c.name)):
+    for kind, consumers in conn.execute(counts.group_by(CONSUMER_TYPE.c.name)):
         if (kind or UNKNOWN_TYPE) in grouped:
             grouped[kind or UNKNOWN_TYPE]["consumer_count"] = int(consumers)
     return grouped

@@ -1,18 +1,17 @@
-"""Claims: write the chosen allocations with the API's atomic write, plus the group rule.
+"""Claims: write the chosen allocations with the batch write engine, plus the group rule.
 
-One claim is one transaction of :mod:`berth.placement.allocations`
-(``prepare`` / ``apply`` / ``claim`` / ``finish``: capacity check, provider
-generation compare-and-swap, consumer generation) to which the scheduler
-adds :func:`berth.scheduler.groups.enforce` (server-group generation swap,
-members' hosts re-checked, members recorded).  A lost race rolls the whole
-transaction back and runs it again (``scheduler_claim_retries`` times);
-a host that turns out full, or a group rule that would break, is final for
-that host: the caller moves on to the next alternate.
-
-:func:`claim_batch` tries every instance of a request in one transaction;
-:func:`claim_combined` does the same through the group commit, sharing the
-transaction with other threads' claims (requests without a server group);
-:func:`release` undoes claims (all-or-nothing).
+Every claim is a request of :mod:`berth.placement.write.batch` (new
+consumers, all or nothing: capacity judged in the transaction, provider
+generations swapped).  :func:`claim_combined` hands it to the group commit,
+sharing the transaction with other threads' claims (requests without a
+server group).  :func:`claim_batch` writes it in a transaction of its own
+(:func:`berth.placement.write.retry.atomically`) to which it adds
+:func:`berth.scheduler.groups.enforce` (server-group generation swap,
+members' hosts re-checked, members recorded).  A lost race rolls the
+transaction back and runs it again (``scheduler_claim_retries`` times); a
+host that turns out full, or a group rule that would break, is final for
+that host: the caller moves on to the next alternate.  :func:`release`
+undoes claims (all-or-nothing).
 """
 
 from __future__ import annotations
@@ -26,16 +25,19 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from berth.db.engine import Database
-from berth.placement import allocations, consumers, errors, new_consumers
-from berth.placement.allocations import ConsumerAllocations, InvalidAllocation
+from berth.placement import consumers, errors
 from berth.placement.catalog import CUSTOM_ID_START
-from berth.placement.lookups import ResourceClassCache
-from berth.placement.new_consumers import NewConsumer
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.write import batch
+from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
+from berth.placement.write.retry import atomically
 from berth.scheduler import groups
 from berth.scheduler.combiner import ClaimCombiner
 from berth.scheduler.explain import CLAIMS
 from berth.scheduler.groups import GroupViolation
 
+# How retries of claims and releases are counted (``berth_write_retries``).
+OPERATION = "claims"
 INSTANCE_EXISTS = "berth.scheduler.instance_exists"
 
 
@@ -107,29 +109,37 @@ class Outcome:
         return extra + 1 if self.kind == "conflict" else extra
 
 
+class _Refused(Exception):
+    """The batch write refused the claim's request (full, exists): roll back, say why."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.message)
+        self.verdict = verdict
+
+
+def _request(claims: list[Claim], owner: Owner) -> list[NewConsumer]:
+    """The claims as one all-or-nothing request of new consumers."""
+    return [
+        NewConsumer(c.instance_uuid, c.allocation, owner.project_id, owner.user_id) for c in claims
+    ]
+
+
 def _transaction(
     claims: list[Claim], owner: Owner, known: KnownClasses, outcome: Outcome
 ) -> Callable[[Connection], None]:
-    requests = [
-        ConsumerAllocations(
-            uuid=c.instance_uuid,
-            resources=c.allocation,
-            project_id=owner.project_id,
-            user_id=owner.user_id,
-            generation=None,  # a new consumer: an existing one is a mismatch
-        )
-        for c in claims
-    ]
+    request = _request(claims, owner)
     placed = [(c.instance_uuid, c.host_uuid) for c in claims]
 
     def once(conn: Connection) -> None:
         outcome.transactions += 1
         if outcome.transactions > 1:
             _back_off(conn, outcome.transactions)
-        plan = allocations.prepare(conn, requests, check_generation=True)
-        touched = allocations.apply(conn, plan, _classes(conn, known, claims))
-        allocations.claim(conn, touched)
-        allocations.finish(conn, plan)
+        classes = _classes(conn, known, claims)
+        verdict = batch.write(conn, [request], classes, OwnerIds())[0]
+        if verdict.kind == batch.CONFLICT:
+            raise errors.ConcurrentUpdate(verdict.message)  # run again
+        if not verdict.ok:
+            raise _Refused(verdict)
         if owner.group_uuid is not None:
             groups.enforce(conn, owner.group_uuid, placed)
 
@@ -167,18 +177,16 @@ def claim_batch(
     outcome = Outcome()
     once = _transaction(claims, owner, known, outcome)
     try:
-        allocations.run_atomically(db, once, retries)
-    except consumers.GenerationMismatch:
-        raise InstanceExists([c.instance_uuid for c in claims]) from None
-    except InvalidAllocation as exc:
-        outcome.kind, outcome.message = "full", exc.message
+        atomically(db, once, retries, operation=OPERATION)
+    except _Refused as refused:
+        if refused.verdict.kind == batch.EXISTS:
+            raise InstanceExists([c.instance_uuid for c in claims]) from None
+        outcome.kind, outcome.message = refused.verdict.kind, refused.verdict.message
     except GroupViolation as exc:
         outcome.kind, outcome.message = "group", exc.message
     except errors.ConcurrentUpdate as exc:
         outcome.kind, outcome.message = "conflict", exc.message
-    CLAIMS.labels(outcome.kind).inc(len(claims) if outcome.ok else 1)
-    if outcome.lost_races:
-        CLAIMS.labels("lost_race").inc(outcome.lost_races)
+    _count(outcome, len(claims))
     return outcome
 
 
@@ -192,19 +200,20 @@ def claim_combined(
     or nothing.
     """
     assert owner.group_uuid is None, "server-group claims take claim_batch"
-    request = [
-        NewConsumer(c.instance_uuid, c.allocation, owner.project_id, owner.user_id) for c in claims
-    ]
-    job = combiner.claim(request, known)
+    job = combiner.claim(_request(claims, owner), known)
     assert job.verdict is not None
     verdict = job.verdict
-    if verdict.kind == new_consumers.EXISTS:
+    if verdict.kind == batch.EXISTS:
         raise InstanceExists(verdict.message.split(", "))
     outcome = Outcome(verdict.kind, verdict.message, job.transactions)
-    CLAIMS.labels(outcome.kind).inc(len(claims) if outcome.ok else 1)
+    _count(outcome, len(claims))
+    return outcome
+
+
+def _count(outcome: Outcome, claims: int) -> None:
+    CLAIMS.labels(outcome.kind).inc(claims if outcome.ok else 1)
     if outcome.lost_races:
         CLAIMS.labels("lost_race").inc(outcome.lost_races)
-    return outcome
 
 
 def release(db: Database, instances: list[str], group_uuid: str | None, retries: int) -> None:
@@ -218,6 +227,6 @@ def release(db: Database, instances: list[str], group_uuid: str | None, retries:
         if group_uuid is not None:
             groups.forget(conn, group_uuid, instances)
 
-    allocations.run_atomically(db, once, max(retries, 10))
+    atomically(db, once, max(retries, 10), operation=OPERATION)
     # Claims counted as "claimed" earlier, now undone (all-or-nothing).
     CLAIMS.labels("released").inc(len(instances))

@@ -6,15 +6,16 @@ bounds the claims per second.  Threads of one scheduler process (HTTP
 request threads, or a benchmark's) therefore hand their claims to a
 :class:`ClaimCombiner`: the first thread to arrive becomes the *leader*
 and writes every claim queued by then in one transaction
-(:func:`berth.placement.new_consumers.write`); the others wait.  When the
+(:func:`berth.placement.write.batch.write`); the others wait.  When the
 leader's own claim is settled it passes the lead to the first thread still
 waiting, whose claim heads the queue, so no thread serves others for long.
 
 A claim that lost a provider's compare-and-swap to another writer goes
 back in the queue and is judged again in the next transaction (which reads
-the new usage), up to ``retries`` times.  A transient database error
-(deadlock, Galera certification failure) does the same for the whole
-batch.  Any other error is raised in every thread of the batch.
+the new usage), up to ``retries`` times.  An error the write engine would
+run again (:func:`berth.placement.write.retry.retryable`: a unique-key
+race, a deadlock, a Galera certification failure) does the same for the
+whole batch.  Any other error is raised in every thread of the batch.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from dataclasses import dataclass, field
 
 import structlog
 from prometheus_client import Histogram
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
-from berth.db.engine import Database, is_transient
-from berth.placement import new_consumers
-from berth.placement.lookups import ResourceClassCache
-from berth.placement.new_consumers import NewConsumer, OwnerIds, Verdict
+from berth.db.engine import Database
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.write import batch as batch_write
+from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
+from berth.placement.write.retry import retryable
 
 log = structlog.get_logger("berth.scheduler.combiner")
 
@@ -117,27 +119,24 @@ class ClaimCombiner:
             with self.db.write() as conn:
                 known = batch[0].known if _same_classes(batch) else ResourceClassCache(conn)
                 requests = [j.consumers for j in batch]
-                verdicts = new_consumers.write(
+                verdicts = batch_write.write(
                     conn, requests, known, self.owners, self.check_existing
                 )
-        except DBAPIError as exc:
+        except Exception as exc:  # every waiting thread must hear of what is not run again
             self.owners.committed(False)
-            self.check_existing = isinstance(exc, IntegrityError)
-            # A unique-key race (consumer, project) or a transient error: run again.
-            if not isinstance(exc, IntegrityError) and not is_transient(exc):
+            if not retryable(exc):
                 return _fail(batch, exc)
+            # A unique-key race (consumer, project) or a transient error: run again.
+            self.check_existing = isinstance(exc, IntegrityError)
             log.debug("claim batch rolled back, trying again", size=len(batch), error=str(exc))
-            verdicts = [Verdict(new_consumers.CONFLICT, str(exc)) for _ in batch]
-        except Exception as exc:  # every waiting thread must hear of it
-            self.owners.committed(False)
-            return _fail(batch, exc)
+            verdicts = [Verdict(batch_write.CONFLICT, str(exc)) for _ in batch]
         else:
             self.owners.committed(True)
             self.check_existing = False
         settled = []
         with self.lock:
             for job, verdict in zip(batch, verdicts, strict=True):
-                if verdict.kind == new_consumers.CONFLICT and job.transactions < self.retries:
+                if verdict.kind == batch_write.CONFLICT and job.transactions < self.retries:
                     self.queue.append(job)
                     continue
                 job.verdict = verdict

@@ -18,14 +18,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, delete, insert, select, update
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import errors
-from berth.placement.lookups import utcnow
 from berth.scheduler.spec import POLICIES, ServerGroupSpec
 
 G = t.scheduler_server_groups
 M = t.scheduler_server_group_members
 GROUP_NOT_FOUND = "berth.scheduler.server_group_not_found"
 GROUP_VIOLATION = "berth.scheduler.server_group_violation"
+# How retries of group writes are counted (``berth_write_retries{operation=...}``).
+OPERATION = "server_groups"
 
 
 class GroupViolation(errors.Conflict):
@@ -164,7 +166,7 @@ def ensure(
     """The group named by ``spec``, created when the spec gives a policy.
 
     Two requests creating the same group race on its unique uuid: the loser
-    gets an IntegrityError, and :func:`~berth.placement.allocations.run_atomically`
+    gets an IntegrityError, and :func:`~berth.placement.write.retry.atomically`
     runs it again, now finding the group.
     """
     group = find(conn, spec.uuid)

@@ -35,8 +35,8 @@ from sqlalchemy import delete, insert, select, update
 
 from berth.candidates.model import Universe
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.placement.lookups import utcnow
 from berth.scheduler.options import SchedulerConfig
 
 W = t.scheduler_workers

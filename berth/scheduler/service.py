@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection
 
 from berth.db.engine import Database
-from berth.placement import allocations
+from berth.placement.write.retry import atomically
 from berth.scheduler import claims, groups
 from berth.scheduler.answer import Answer, HostChoice, NoValidHost, Selection
 from berth.scheduler.claims import Claim, KnownClasses, Owner
@@ -124,7 +124,9 @@ def _group(services: Services, spec: RequestSpec) -> ServerGroup:
     def ensure(conn: Connection) -> ServerGroup:
         return groups.ensure(conn, wanted, spec.project_id, spec.user_id)
 
-    return allocations.run_atomically(db, ensure, services.settings.scheduler_claim_retries)
+    return atomically(
+        db, ensure, services.settings.scheduler_claim_retries, operation=groups.OPERATION
+    )
 
 
 def _claim(

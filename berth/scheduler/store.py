@@ -18,8 +18,9 @@ import orjson
 from sqlalchemy import Connection, insert, select, update
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.placement import errors
-from berth.placement.lookups import get_provider, utcnow
+from berth.placement.providers import get_provider
 
 H = t.scheduler_hosts
 AG = t.scheduler_aggregates

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, func, select
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.placement.lookups import utcnow
 
 HOLE_TIMEOUT = 60.0
 RETENTION_SECONDS = 600

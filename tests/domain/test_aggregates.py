@@ -69,7 +69,7 @@ def test_replace_with_generation_bumps_it(db: Database) -> None:
 def test_stale_generation_changes_nothing(db: Database) -> None:
     rp = add_provider(db)
     put(db, rp, [AGG_A], 0, bump=True)
-    with pytest.raises(aggs.StaleGeneration) as caught:
+    with pytest.raises(errors.StaleGeneration) as caught:
         put(db, rp, [AGG_B], 0, bump=True)
     assert caught.value.code == errors.CONCURRENT_UPDATE
     assert caught.value.message == aggs.GENERATION_CHANGED

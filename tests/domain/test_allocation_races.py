@@ -2,7 +2,7 @@
 
 K processes (each with its own engine) hammer a few small providers with
 random allocation writes, emptying writes and deletes through
-``berth.placement.allocations``.  Each process owns its consumers, so it
+``berth.placement.write.replace``.  Each process owns its consumers, so it
 knows what their final allocations and generations must be.  Afterwards:
 
 * no provider's usage of any class exceeds (total - reserved) * ratio;
@@ -24,11 +24,14 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.placement import allocations, consumers, errors
-from berth.placement.allocations import ConsumerAllocations, InvalidAllocation
-from berth.placement.consumers import GenerationMismatch
-from berth.placement.lookups import ResourceClassCache, utcnow
+from berth.placement import consumers, errors
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.write import replace
+from berth.placement.write.capacity import InvalidAllocation
+from berth.placement.write.replace import ConsumerAllocations
+from berth.placement.write.retry import atomically
 
 PROCESSES = 8
 OPERATIONS = 30
@@ -86,7 +89,9 @@ def _step(
     roll = rng.random()
     if roll < 0.15:
         try:
-            allocations.run_atomically(db, lambda c: consumers.delete_allocations(c, uuid), 10)
+            atomically(
+                db, lambda c: consumers.delete_allocations(c, uuid), 10, operation="allocations"
+            )
         except errors.NotFound:
             assert not held, "delete found nothing where allocations were acknowledged"
             stats["delete-nothing"] += 1
@@ -97,11 +102,11 @@ def _step(
     wanted = {} if roll < 0.3 else _random_resources(rng, providers)
     request = ConsumerAllocations(uuid, wanted, "project", "user", gen)
     try:
-        allocations.write(db, [request], check_generation=True, attempts=10)
+        replace.write(db, [request], check_generation=True, attempts=10)
     except InvalidAllocation:
         stats["refused"] += 1
         return
-    except GenerationMismatch as exc:
+    except errors.StaleGeneration as exc:
         stats["mismatch"] += 1
         stats[f"bug: {exc.message}"] += 1
         return

@@ -9,11 +9,15 @@ import pytest
 from sqlalchemy import func, insert, select, update
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.placement import allocations, consumers, errors, reshaper
-from berth.placement.allocations import ConsumerAllocations, InvalidAllocation
-from berth.placement.consumers import GenerationMismatch
-from berth.placement.lookups import ResourceClassCache, utcnow
+from berth.placement import consumers, errors, reshaper
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.inventories import Inventory
+from berth.placement.write import generations, replace
+from berth.placement.write.capacity import InvalidAllocation, InventoryInUse
+from berth.placement.write.replace import ConsumerAllocations
+from berth.placement.write.retry import atomically
 
 PROJECT, USER = "project-a", "user-a"
 
@@ -31,7 +35,7 @@ def add_provider(db: Database, inventory: dict[str, dict[str, Any]]) -> str:
             {"root_provider_id": pid},
         )
         for name, fields in inventory.items():
-            record = {**reshaper.INVENTORY_DEFAULTS, **fields}
+            record = Inventory(name, **fields).as_dict()
             conn.execute(
                 insert(t.inventories).values(
                     resource_provider_id=pid,
@@ -53,7 +57,7 @@ def put(
 ) -> None:
     """Write one consumer's allocations as PUT would."""
     request = ConsumerAllocations(consumer, resources, PROJECT, USER, generation, **kw)
-    allocations.write(db, [request], check_generation=check, attempts=3)
+    replace.write(db, [request], check_generation=check, attempts=3)
 
 
 def usage(db: Database, rp: str) -> dict[str, int]:
@@ -145,7 +149,7 @@ def test_several_consumers_are_checked_together(db: Database) -> None:
     rp = add_provider(db, {"VCPU": {"total": 2}})
     requests = [ConsumerAllocations(new_uuid(), {rp: {"VCPU": 1}}, PROJECT, USER) for _ in "abc"]
     with pytest.raises(InvalidAllocation, match="exceed the capacity"):
-        allocations.write(db, requests, check_generation=True, attempts=1)
+        replace.write(db, requests, check_generation=True, attempts=1)
     assert usage(db, rp) == {}
 
 
@@ -184,7 +188,7 @@ def test_consumer_generation_is_the_clients_guard(
         put(db, c, {rp: {"VCPU": 2}}, generation=sent)
         assert usage(db, rp) == {"VCPU": 2}
     else:
-        with pytest.raises(GenerationMismatch, match=message):
+        with pytest.raises(errors.StaleGeneration, match=message):
             put(db, c, {rp: {"VCPU": 2}}, generation=sent)
         assert usage(db, rp) == ({"VCPU": 1} if exists else {})
 
@@ -212,7 +216,7 @@ def test_empty_write_for_new_consumer_keeps_a_generation_zero_consumer(db: Datab
     c = new_uuid()
     put(db, c, {})
     assert consumer_generation(db, c) == 0
-    with pytest.raises(GenerationMismatch, match="expected 0 but got None"):
+    with pytest.raises(errors.StaleGeneration, match="expected 0 but got None"):
         put(db, c, {})
 
 
@@ -242,7 +246,7 @@ def test_owner_and_type_follow_the_latest_write(db: Database) -> None:
     c = new_uuid()
     put(db, c, {rp: {"VCPU": 1}}, consumer_type="INSTANCE")
     request = ConsumerAllocations(c, {rp: {"VCPU": 1}}, "project-b", USER, 1, "MIGRATION")
-    allocations.write(db, [request], check_generation=True, attempts=1)
+    replace.write(db, [request], check_generation=True, attempts=1)
     with db.read() as conn:
         view = consumers.allocations_of(conn, c)
     assert view is not None
@@ -253,7 +257,7 @@ def test_incomplete_consumer_owner_before_1_8(db: Database) -> None:
     rp = add_provider(db, {"VCPU": {"total": 8}})
     c = new_uuid()
     request = ConsumerAllocations(c, {rp: {"VCPU": 1}})
-    allocations.write(db, [request], check_generation=False, attempts=1)
+    replace.write(db, [request], check_generation=False, attempts=1)
     with db.read() as conn:
         view = consumers.allocations_of(conn, c)
     assert view is not None
@@ -270,10 +274,10 @@ def test_retry_on_lost_race_then_give_up(db: Database) -> None:
             raise errors.ConcurrentUpdate("lost")
         return "won"
 
-    assert allocations.run_atomically(db, lose_twice, 5) == "won"
+    assert atomically(db, lose_twice, 5, operation="allocations") == "won"
     calls.clear()
     with pytest.raises(errors.ConcurrentUpdate, match="Please retry your update"):
-        allocations.run_atomically(db, lose_twice, 2)
+        atomically(db, lose_twice, 2, operation="allocations")
     assert len(calls) == 2
 
 
@@ -282,26 +286,26 @@ def test_client_generation_mismatch_is_not_retried(db: Database) -> None:
 
     def mismatch(conn: Any) -> None:
         calls.append(1)
-        raise GenerationMismatch("consumer generation conflict")
+        raise errors.StaleGeneration("consumer generation conflict")
 
-    with pytest.raises(GenerationMismatch):
-        allocations.run_atomically(db, mismatch, 5)
+    with pytest.raises(errors.StaleGeneration):
+        atomically(db, mismatch, 5, operation="allocations")
     assert calls == [1]
 
 
 def test_stale_provider_generation_is_retried_and_succeeds(db: Database) -> None:
     rp = add_provider(db, {"VCPU": {"total": 8}})
     bumped: list[int] = []
-    real_claim = allocations.claim
+    real_bump_all = generations.bump_all
 
-    def racing_claim(conn: Any, gens: dict[int, int], times: Any = None) -> None:
+    def racing_bump_all(conn: Any, gens: dict[int, int], times: Any = None) -> None:
         if not bumped:  # another writer bumps the provider first, once
             bumped.append(1)
             gens = {pid: gen - 1 for pid, gen in gens.items()}
-        real_claim(conn, gens, times)
+        real_bump_all(conn, gens, times)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(allocations, "claim", racing_claim)
+        mp.setattr(generations, "bump_all", racing_bump_all)
         put(db, new_uuid(), {rp: {"VCPU": 1}})
     assert bumped == [1]
     assert generation(db, rp) == 1
@@ -322,7 +326,7 @@ def test_delete_allocations(db: Database) -> None:
 
 
 def _inv(uuid: str, gen: int, **classes: dict[str, Any]) -> reshaper.ProviderInventories:
-    records = {rc: reshaper.with_defaults(r) for rc, r in classes.items()}
+    records = [Inventory(rc, **r) for rc, r in classes.items()]
     return reshaper.ProviderInventories(uuid, gen, records)
 
 
@@ -341,8 +345,8 @@ def test_reshape_moves_inventory_and_allocations(db: Database) -> None:
 def test_reshape_refuses_removing_allocated_inventory(db: Database) -> None:
     rp = add_provider(db, {"VCPU": {"total": 8}, "DISK_GB": {"total": 100}})
     put(db, new_uuid(), {rp: {"DISK_GB": 10}})
-    with pytest.raises(reshaper.InventoryInUse, match="Inventory for 'DISK_GB'"):
+    with pytest.raises(InventoryInUse, match="Inventory for 'DISK_GB'"):
         reshaper.reshape(db, [_inv(rp, 1, VCPU={"total": 1})], [], attempts=2)
-    with pytest.raises(GenerationMismatch, match="actual: 1, given: 0"):
+    with pytest.raises(errors.StaleGeneration, match="actual: 1, given: 0"):
         reshaper.reshape(db, [_inv(rp, 0, VCPU={"total": 1})], [], attempts=2)
     assert generation(db, rp) == 1

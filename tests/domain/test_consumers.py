@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import consumers, errors
-from berth.placement.consumers import ConsumerRow, GenerationMismatch
-from berth.placement.lookups import utcnow
+from berth.placement.consumers import ConsumerRow
 
 
 def _consumer(db: Database) -> ConsumerRow:
@@ -58,7 +58,7 @@ def test_check_generation(
     if message is None:
         consumers.check_generation("c", current, given)
     else:
-        with pytest.raises(GenerationMismatch) as caught:
+        with pytest.raises(errors.StaleGeneration) as caught:
             consumers.check_generation("c", current, given)
         assert caught.value.message == message
         assert caught.value.code == errors.CONCURRENT_UPDATE

@@ -10,10 +10,11 @@ from sqlalchemy import insert, select, update
 
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.placement import errors
+from berth.placement import errors, providers
 from berth.placement import inventories as inv
+from berth.placement.class_ids import ResourceClassCache
 from berth.placement.inventories import Inventory
-from berth.placement.lookups import ResourceClassCache
+from berth.placement.write.capacity import InventoryInUse
 
 
 def add_provider(db: Database) -> str:
@@ -67,6 +68,15 @@ def allocate(db: Database, uuid: str, resources: dict[str, int]) -> None:
                     used=used,
                 )
             )
+
+
+def disk_in_use(db: Database) -> str:
+    """A provider with 8 VCPU and 8 DISK_GB (generation 2), 1 DISK_GB allocated."""
+    rp = add_provider(db)
+    add(db, rp, "VCPU", 8)
+    add(db, rp, "DISK_GB", 8)
+    allocate(db, rp, {"DISK_GB": 1})
+    return rp
 
 
 def _pid(conn: Any, uuid: str) -> int:
@@ -178,7 +188,7 @@ def test_missing_provider_is_not_found_with_generic_code(db: Database) -> None:
 def test_update_checks_generation_then_changes_one_class(db: Database) -> None:
     rp = add_provider(db)
     add(db, rp, "VCPU", 4)
-    with db.write() as conn, pytest.raises(inv.StaleGeneration):
+    with db.write() as conn, pytest.raises(errors.StaleGeneration):
         inv.update_inventory(conn, rp, Inventory("VCPU", 16), 0, False)
     with db.write() as conn:
         assert inv.update_inventory(conn, rp, Inventory("VCPU", 16, max_unit=4), 1, False) == 2
@@ -209,10 +219,7 @@ def test_update_may_leave_capacity_below_usage(db: Database) -> None:
 
 
 def test_delete_one(db: Database) -> None:
-    rp = add_provider(db)
-    add(db, rp, "VCPU", 8)
-    add(db, rp, "DISK_GB", 8)
-    allocate(db, rp, {"DISK_GB": 1})
+    rp = disk_in_use(db)
     with db.write() as conn:
         assert inv.delete_inventory(conn, rp, "VCPU") == 3
     cases: list[tuple[str, type[Exception], str]] = [
@@ -220,7 +227,7 @@ def test_delete_one(db: Database) -> None:
         ("HOUSE", inv.UnknownResourceClass, "No such resource class HOUSE."),
         (
             "DISK_GB",
-            inv.InventoryInUse,
+            InventoryInUse,
             f"Inventory for 'DISK_GB' on resource provider '{rp}' in use.",
         ),
     ]
@@ -250,7 +257,7 @@ def test_replace_refuses_to_delete_used_inventory(db: Database) -> None:
     add(db, rp, "DISK_GB", 8)
     allocate(db, rp, {"VCPU": 1, "DISK_GB": 1})
     before = stored(db, rp)
-    with pytest.raises(inv.InventoryInUse) as caught:
+    with pytest.raises(InventoryInUse) as caught:
         replace(db, rp, {"MEMORY_MB": 8}, 2)
     # Classes named in resource class id order, as the reference does.
     assert caught.value.message == (
@@ -263,10 +270,24 @@ def test_replace_refuses_to_delete_used_inventory(db: Database) -> None:
     assert replace(db, rp, {"VCPU": 1, "DISK_GB": 1}, 2) == 3
 
 
+def test_write_keeping_other_classes_is_the_reshapers_interim(db: Database) -> None:
+    rp = disk_in_use(db)
+    with db.write() as conn:
+        provider = providers.get_provider(conn, rp)
+        inv.write_inventories(conn, provider, [Inventory("MEMORY_MB", 64)], keep_others=True)
+    assert set(stored(db, rp)) == {"VCPU", "DISK_GB", "MEMORY_MB"}
+    assert generation(db, rp) == 2  # the caller swaps the generation
+    with pytest.raises(InventoryInUse), db.write() as conn:
+        inv.write_inventories(conn, provider, [Inventory("VCPU", 4)])
+    with db.write() as conn:
+        inv.write_inventories(conn, provider, [Inventory("VCPU", 4), Inventory("DISK_GB", 2)])
+    assert {rc: f["total"] for rc, f in stored(db, rp).items()} == {"VCPU": 4, "DISK_GB": 2}
+
+
 @pytest.mark.parametrize(
     ("records", "gen", "error"),
     [
-        ({"VCPU": 4}, 7, inv.StaleGeneration),
+        ({"VCPU": 4}, 7, errors.StaleGeneration),
         ({"VCPU": 4, "HOUSE": 1}, 1, inv.UnknownResourceClass),
     ],
 )
@@ -298,6 +319,6 @@ def test_lost_generation_race_rolls_back(db: Database, monkeypatch: pytest.Monke
     monkeypatch.setattr(inv, "_insert", insert_then_lose_race)
     with pytest.raises(errors.ConcurrentUpdate) as caught:
         replace(db, rp, {"DISK_GB": 8, "VCPU": 1}, 1)
-    assert not isinstance(caught.value, inv.StaleGeneration)
+    assert not isinstance(caught.value, errors.StaleGeneration)
     assert set(stored(db, rp)) == {"DISK_GB"}
     assert generation(db, rp) == 1

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.placement import errors, lookups
+from berth.placement import errors, providers
 from berth.placement import traits as tr
 from berth.placement.traits import TraitFilter
 
@@ -25,7 +25,7 @@ def _provider(db: Database) -> str:
 def _state(db: Database, rp_uuid: str) -> tuple[int, list[str]]:
     """A provider's generation and trait names."""
     with db.read() as conn:
-        provider = lookups.get_provider(conn, rp_uuid)
+        provider = providers.get_provider(conn, rp_uuid)
         return provider.generation, [x.name for x in tr.provider_traits(conn, provider.id)]
 
 
@@ -95,7 +95,7 @@ def test_list_filters(db: Database, filters: TraitFilter, expected: list[str]) -
     _custom(db, "CUSTOM_A", "CUSTOM_AB", "CUSTOM_B")
     rp = _provider(db)
     with db.write() as conn:
-        tr.set_provider_traits(conn, lookups.get_provider(conn, rp), ["CUSTOM_A"], 0)
+        tr.set_provider_traits(conn, providers.get_provider(conn, rp), ["CUSTOM_A"], 0)
     with db.read() as conn:
         names = sorted(x.name for x in tr.list_traits(conn, filters))
     assert names == sorted(expected)
@@ -128,7 +128,7 @@ def test_delete_rejections_change_nothing(
     _custom(db, "CUSTOM_USED")
     rp = _provider(db)
     with db.write() as conn:
-        tr.set_provider_traits(conn, lookups.get_provider(conn, rp), ["CUSTOM_USED"], 0)
+        tr.set_provider_traits(conn, providers.get_provider(conn, rp), ["CUSTOM_USED"], 0)
     with db.read() as conn:
         before = len(tr.list_traits(conn))
     with pytest.raises(error) as caught, db.write() as conn:
@@ -158,7 +158,7 @@ def test_replace_sets_traits_and_bumps_generation_only_on_change(db: Database) -
     ]
     for names, sent, after, traits in steps:
         with db.write() as conn:
-            provider = lookups.get_provider(conn, rp)
+            provider = providers.get_provider(conn, rp)
             returned, generation = tr.set_provider_traits(conn, provider, names, sent)
         assert generation == after
         assert sorted(x.name for x in returned) == sorted(traits)
@@ -179,9 +179,9 @@ def test_replace_rejections_change_nothing(
     _custom(db, "CUSTOM_A", "CUSTOM_B")
     rp = _provider(db)
     with db.write() as conn:
-        tr.set_provider_traits(conn, lookups.get_provider(conn, rp), ["CUSTOM_B"], 0)
+        tr.set_provider_traits(conn, providers.get_provider(conn, rp), ["CUSTOM_B"], 0)
     with pytest.raises(error) as caught, db.write() as conn:
-        tr.set_provider_traits(conn, lookups.get_provider(conn, rp), names, sent)
+        tr.set_provider_traits(conn, providers.get_provider(conn, rp), names, sent)
     assert caught.value.message == message
     assert _state(db, rp) == (1, ["CUSTOM_B"])
 
@@ -191,9 +191,9 @@ def test_replace_loses_the_compare_and_swap_to_a_concurrent_writer(db: Database)
     _custom(db, "CUSTOM_A", "CUSTOM_B")
     rp = _provider(db)
     with db.read() as conn:
-        stale = lookups.get_provider(conn, rp)
+        stale = providers.get_provider(conn, rp)
     with db.write() as conn:
-        tr.set_provider_traits(conn, lookups.get_provider(conn, rp), ["CUSTOM_B"], 0)
+        tr.set_provider_traits(conn, providers.get_provider(conn, rp), ["CUSTOM_B"], 0)
     before = _associations(db)
     with pytest.raises(errors.ConcurrentUpdate), db.write() as conn:
         tr.set_provider_traits(conn, stale, ["CUSTOM_A"], 0)
@@ -205,10 +205,10 @@ def test_clear_bumps_only_when_there_was_something(db: Database) -> None:
     _custom(db, "CUSTOM_A")
     rp = _provider(db)
     with db.write() as conn:
-        assert tr.clear_provider_traits(conn, lookups.get_provider(conn, rp)) == 0
-        tr.set_provider_traits(conn, lookups.get_provider(conn, rp), ["CUSTOM_A"], 0)
+        assert tr.clear_provider_traits(conn, providers.get_provider(conn, rp)) == 0
+        tr.set_provider_traits(conn, providers.get_provider(conn, rp), ["CUSTOM_A"], 0)
     with db.write() as conn:
-        assert tr.clear_provider_traits(conn, lookups.get_provider(conn, rp)) == 2
+        assert tr.clear_provider_traits(conn, providers.get_provider(conn, rp)) == 2
     assert _state(db, rp) == (2, [])
 
 
@@ -216,9 +216,9 @@ def test_clear_with_stale_provider_is_a_concurrent_update(db: Database) -> None:
     _custom(db, "CUSTOM_A")
     rp = _provider(db)
     with db.write() as conn:
-        tr.set_provider_traits(conn, lookups.get_provider(conn, rp), ["CUSTOM_A"], 0)
+        tr.set_provider_traits(conn, providers.get_provider(conn, rp), ["CUSTOM_A"], 0)
     with db.read() as conn:
-        stale = lookups.get_provider(conn, rp)
+        stale = providers.get_provider(conn, rp)
     with db.write() as conn:
         conn.execute(
             t.resource_providers.update()

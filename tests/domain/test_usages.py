@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import Connection, insert, select, update
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import usages
-from berth.placement.lookups import ResourceClassCache, utcnow
+from berth.placement.class_ids import ResourceClassCache
 from berth.placement.usages import ProjectFilter
 
 

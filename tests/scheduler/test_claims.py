@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.placement.allocations import run_atomically
+from berth.placement.write.retry import atomically
 from berth.scheduler import claims, groups
 from berth.scheduler.claims import Claim, KnownClasses, Owner
 from berth.scheduler.spec import ServerGroupSpec
@@ -31,7 +31,7 @@ def _claim(
 
 def _make_group(db: Database, policy: str, limit: int | None = None) -> None:
     spec = ServerGroupSpec(GROUP, policy, limit)
-    run_atomically(db, lambda conn: groups.create(conn, spec, "p", "u"), 3)
+    atomically(db, lambda conn: groups.create(conn, spec, "p", "u"), 3, operation="server_groups")
 
 
 def test_anti_affinity_is_checked_in_the_claim(db: Database) -> None:

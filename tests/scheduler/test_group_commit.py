@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.placement import new_consumers
-from berth.placement.lookups import ResourceClassCache, swap_generations
-from berth.placement.new_consumers import NewConsumer, OwnerIds
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.write import batch, generations
+from berth.placement.write.batch import NewConsumer, OwnerIds
 from berth.scheduler.combiner import ClaimCombiner
 from tests.scheduler.conftest import consumers_of, host_uuid, over_committed, usage, write_cloud
 
@@ -29,7 +29,7 @@ def _one(i: int, host: int, vcpu: int) -> list[NewConsumer]:
 
 def _write(db: Database, requests: list[list[NewConsumer]], check: bool = True) -> list[str]:
     with db.write() as conn:
-        verdicts = new_consumers.write(conn, requests, ResourceClassCache(conn), OwnerIds(), check)
+        verdicts = batch.write(conn, requests, ResourceClassCache(conn), OwnerIds(), check)
     return [v.kind for v in verdicts]
 
 
@@ -58,7 +58,7 @@ def test_refusals_say_why_as_the_api_does(db: Database) -> None:
     no_class = [NewConsumer(_uuid(3), {host_uuid(1): {"CUSTOM_NONE": 1}})]
     with db.write() as conn:
         requests = [_one(1, 1, 5), _one(5, 1, 4), _one(6, 1, 9), missing, no_class]
-        verdicts = new_consumers.write(conn, requests, ResourceClassCache(conn), OwnerIds())
+        verdicts = batch.write(conn, requests, ResourceClassCache(conn), OwnerIds())
     unable = f"Unable to create allocation for 'VCPU' on resource provider '{host_uuid(1)}'. "
     assert verdicts[1].message == unable + "The requested amount would exceed the capacity."
     constraints = "The requested amount would violate inventory constraints."
@@ -88,8 +88,8 @@ def test_a_stale_generation_loses_the_swap(db: Database) -> None:
         ids = dict(conn.execute(select(RP.c.uuid, RP.c.id)).all())
         one, two = ids[host_uuid(1)], ids[host_uuid(2)]
         before = dict(conn.execute(select(RP.c.id, RP.c.generation)).all())
-        assert swap_generations(conn, {one: before[one], two: before[two] + 5}) == {one}
-        assert swap_generations(conn, {one: before[one]}) == set()  # already moved on
+        assert generations.swap(conn, {one: before[one], two: before[two] + 5}) == {one}
+        assert generations.swap(conn, {one: before[one]}) == set()  # already moved on
         after = dict(conn.execute(select(RP.c.id, RP.c.generation)).all())
     assert after == {one: before[one] + 1, two: before[two]}
 

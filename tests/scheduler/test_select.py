@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from berth.db.engine import Database
-from berth.placement import allocations
-from berth.placement.allocations import ConsumerAllocations
+from berth.placement.write import replace
+from berth.placement.write.replace import ConsumerAllocations
 from berth.scheduler import NoValidHost, RequestSpec, ServerGroupSpec, select_destinations
 from berth.scheduler.claims import InstanceExists
 from tests.scheduler.conftest import MakeServices, consumers_of, host_uuid, usage, write_cloud
@@ -101,7 +101,7 @@ def test_all_or_nothing_rolls_back_claims(
     filler = ConsumerAllocations(
         "f" * 8 + "-0000-0000-0000-000000000000", {host_uuid(2): {"VCPU": 8}}, "p", "u"
     )
-    allocations.write(db, [filler], check_generation=False, attempts=3)
+    replace.write(db, [filler], check_generation=False, attempts=3)
     before = usage(db)
     spec = _spec(num_instances=2, server_group=ServerGroupSpec(GROUP, "anti-affinity"))
     with pytest.raises(NoValidHost, match="nothing was claimed"):
@@ -193,14 +193,14 @@ def test_server_group_policy_must_match(db: Database, make_services: MakeService
 
 
 def test_host_attributes_and_aggregate_metadata(db: Database, make_services: MakeServices) -> None:
-    from berth.placement.allocations import run_atomically
+    from berth.placement.write.retry import atomically
     from berth.scheduler import store
 
     agg_a, agg_b = "aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002"
     write_cloud(db, 4, aggregates={1: {agg_a}, 2: {agg_a}, 3: {agg_b}})
 
     def put(fn: object, *args: object) -> None:
-        run_atomically(db, lambda conn: fn(conn, *args), 3)  # type: ignore[operator]
+        atomically(db, lambda conn: fn(conn, *args), 3, operation="host_attributes")  # type: ignore[operator]
 
     put(store.put_aggregate_metadata, agg_a, {"filter_tenant_id": "gold", "ssd": "true"})
     put(store.put_aggregate_metadata, agg_b, {"ssd": "true"})

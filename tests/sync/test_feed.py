@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import insert
 
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import changes
-from berth.placement.lookups import utcnow
 from berth.sync.feed import ChangeFeed
 
 

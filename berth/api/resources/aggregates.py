@@ -21,10 +21,10 @@ from berth.api.util import (
     send_json,
     set_last_modified,
 )
+from berth.db.clock import utcnow
 from berth.placement import aggregates as aggs
 from berth.placement import errors
-from berth.placement.inventories import existing_provider
-from berth.placement.lookups import utcnow
+from berth.placement.providers import get_provider
 from berth.schemas import aggregates as schemas
 from berth.schemas import versioned
 
@@ -59,7 +59,7 @@ def show(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     _require_1_1(req)
     authorize(req, POLICY + "list")
     with ctx(req).services.db.read() as conn:
-        provider = existing_provider(conn, uuid)
+        provider = get_provider(conn, uuid)
         found = aggs.provider_aggregates(conn, provider.id)
     _send(req, resp, found, provider.generation)
 
@@ -72,7 +72,7 @@ def replace(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     c = ctx(req)
     with_generation = c.want(19)
     with c.services.db.read() as conn:
-        existing_provider(conn, uuid)
+        get_provider(conn, uuid)
     data = extract_json(req, versioned(schemas.REPLACE, c.version))
     uuids = data["aggregates"] if with_generation else data
     expected = data["resource_provider_generation"] if with_generation else None
@@ -89,7 +89,7 @@ def _write(
         try:
             with db.write() as conn:
                 return aggs.set_aggregates(conn, uuid, uuids, expected, bump)
-        except aggs.StaleGeneration as exc:
+        except errors.StaleGeneration as exc:
             raise conflict(exc.message, exc.code) from None
         except errors.ConcurrentUpdate:
             raise conflict(f"Update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE) from None

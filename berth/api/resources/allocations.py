@@ -22,10 +22,12 @@ from berth.api.util import (
     send_json,
     set_last_modified,
 )
-from berth.placement import allocations, consumers, errors
-from berth.placement.allocations import ConsumerAllocations
-from berth.placement.consumers import GenerationMismatch
-from berth.placement.lookups import find_provider
+from berth.placement import consumers, errors
+from berth.placement.providers import find_provider
+from berth.placement.write import replace
+from berth.placement.write.capacity import InvalidAllocation
+from berth.placement.write.replace import ConsumerAllocations
+from berth.placement.write.retry import atomically
 from berth.schemas import allocations as schemas
 from berth.schemas import versioned
 
@@ -102,11 +104,11 @@ def _explained(not_found: Callable[[str], str]) -> Iterator[None]:
     """Turn the write's domain errors into the reference's answers."""
     try:
         yield
-    except GenerationMismatch:
+    except errors.StaleGeneration:
         raise
     except errors.NotFound as exc:
         raise bad_request(not_found(exc.message)) from None
-    except allocations.InvalidAllocation as exc:
+    except InvalidAllocation as exc:
         raise conflict(f"Unable to allocate inventory: {exc.message}") from None
     except errors.ConcurrentUpdate as exc:
         raise conflict(
@@ -128,7 +130,7 @@ def put_for_consumer(req: falcon.Request, resp: falcon.Response, consumer_uuid: 
     with _explained(
         lambda msg: f"Unable to allocate inventory for consumer {consumer_uuid}: {msg}"
     ):
-        allocations.write(
+        replace.write(
             c.services.db,
             [request],
             check_generation=c.want(28),
@@ -147,7 +149,7 @@ def post_many(req: falcon.Request, resp: falcon.Response) -> None:
     data = extract_json(req, versioned(schemas.POST, c.version))
     requests = [_owned(body, uuid, body["allocations"]) for uuid, body in data.items()]
     with _explained(lambda msg: f"Unable to allocate inventory {msg}"):
-        allocations.write(
+        replace.write(
             c.services.db,
             requests,
             check_generation=c.want(28),
@@ -161,10 +163,11 @@ def delete_for_consumer(req: falcon.Request, resp: falcon.Response, consumer_uui
     authorize(req, "placement:allocations:delete")
     c = ctx(req)
     try:
-        allocations.run_atomically(
+        atomically(
             c.services.db,
             lambda conn: consumers.delete_allocations(conn, consumer_uuid),
             c.services.settings.allocation_conflict_retry_count,
+            operation="allocations",
         )
     except errors.NotFound as exc:
         raise HTTPError(404, exc.message) from None

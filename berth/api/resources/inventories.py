@@ -25,10 +25,11 @@ from berth.api.util import (
     send_empty,
     send_json,
 )
+from berth.db.clock import utcnow
 from berth.placement import errors
 from berth.placement import inventories as inv
-from berth.placement.inventories import existing_provider
-from berth.placement.lookups import utcnow
+from berth.placement.providers import get_provider
+from berth.placement.write.capacity import InventoryInUse
 from berth.schemas import inventories as schemas
 
 POLICY = "placement:resource_providers:inventories:"
@@ -85,7 +86,7 @@ def _send_all(
 def _require_provider(req: falcon.Request, uuid: str) -> None:
     """404 for a missing provider before the body is looked at, as the reference."""
     with ctx(req).services.db.read() as conn:
-        existing_provider(conn, uuid)
+        get_provider(conn, uuid)
 
 
 def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
@@ -94,7 +95,7 @@ def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> N
     authorize(req, POLICY + "list")
     with ctx(req).services.db.read() as conn:
         try:
-            provider = existing_provider(conn, uuid)
+            provider = get_provider(conn, uuid)
         except errors.NotFound as exc:
             raise not_found(f"{exc.message} : {exc.message}") from None
         found = inv.list_inventories(conn, provider.id)
@@ -107,7 +108,7 @@ def show(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: 
     authorize(req, POLICY + "show")
     with ctx(req).services.db.read() as conn:
         try:
-            provider = existing_provider(conn, uuid)
+            provider = get_provider(conn, uuid)
         except errors.NotFound as exc:
             raise not_found(f"{exc.message} : {exc.message}") from None
         found = inv.find_inventory(conn, provider.id, resource_class)
@@ -167,7 +168,7 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class
 
 def _generation_conflict(exc: errors.ConcurrentUpdate) -> HTTPError:
     """The caller's generation was stale, or a concurrent write won the swap."""
-    if isinstance(exc, inv.StaleGeneration):
+    if isinstance(exc, errors.StaleGeneration):
         return conflict(exc.message, errors.CONCURRENT_UPDATE)
     return conflict(f"update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE)
 
@@ -187,7 +188,7 @@ def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
             )
     except errors.ConcurrentUpdate as exc:
         raise _generation_conflict(exc) from None
-    except (inv.InventoryInUse, inv.DuplicateInventory) as exc:
+    except (InventoryInUse, inv.DuplicateInventory) as exc:
         raise conflict(f"update conflict: {exc.message}", exc.code) from None
     except inv.InventoryNotFound as exc:
         raise conflict(
@@ -211,9 +212,9 @@ def delete(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class
     try:
         with ctx(req).services.db.write() as conn:
             inv.delete_inventory(conn, uuid, resource_class)
-    except (errors.ConcurrentUpdate, inv.InventoryInUse) as exc:
+    except (errors.ConcurrentUpdate, InventoryInUse) as exc:
         # The reference words both alike, with the concurrent-update code.
-        reason = exc.message if isinstance(exc, inv.InventoryInUse) else LOST_RACE
+        reason = exc.message if isinstance(exc, InventoryInUse) else LOST_RACE
         raise conflict(
             f"Unable to delete inventory of class {resource_class}: {reason}",
             errors.CONCURRENT_UPDATE,
@@ -239,6 +240,6 @@ def delete_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
             "inventory was updated by another process. Please retry your request.",
             errors.CONCURRENT_UPDATE,
         ) from None
-    except inv.InventoryInUse as exc:
+    except InventoryInUse as exc:
         raise conflict(exc.message, exc.code) from None
     send_empty(resp)

@@ -23,7 +23,7 @@ from berth.api.util import (
     set_last_modified,
 )
 from berth.placement import errors, providers
-from berth.placement.lookups import ProviderRow, get_provider
+from berth.placement.providers import ProviderRow, get_provider
 from berth.schemas import providers as schemas
 from berth.schemas import versioned
 

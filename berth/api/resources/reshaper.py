@@ -8,9 +8,10 @@ import falcon
 
 from berth.api.errors import HTTPError, bad_request, conflict
 from berth.api.util import authorize, ctx, extract_json, require_json_content, send_empty
-from berth.placement import allocations, errors, reshaper
-from berth.placement.allocations import ConsumerAllocations
-from berth.placement.consumers import GenerationMismatch
+from berth.placement import errors, reshaper
+from berth.placement.inventories import Inventory
+from berth.placement.write.capacity import InvalidAllocation, InventoryInUse
+from berth.placement.write.replace import ConsumerAllocations
 from berth.schemas import reshaper as schemas
 from berth.schemas import versioned
 
@@ -31,13 +32,13 @@ def reshape(req: falcon.Request, resp: falcon.Response) -> None:
             requests,
             attempts=c.services.settings.allocation_conflict_retry_count,
         )
-    except GenerationMismatch:
+    except errors.StaleGeneration:
         raise
     except errors.NotFound as exc:
         raise bad_request(f"malformed reshaper data: {exc.message}") from None
-    except reshaper.InventoryInUse as exc:
+    except InventoryInUse as exc:
         raise conflict(f"update conflict: {exc.message}", errors.INVENTORY_INUSE) from None
-    except allocations.InvalidAllocation as exc:
+    except InvalidAllocation as exc:
         raise conflict(f"Unable to allocate inventory: {exc.message}") from None
     except errors.ConcurrentUpdate as exc:
         raise conflict(f"update conflict: {exc.message}", errors.CONCURRENT_UPDATE) from None
@@ -50,7 +51,7 @@ def _inventories(data: dict[str, Any]) -> list[reshaper.ProviderInventories]:
         reshaper.ProviderInventories(
             uuid=uuid,
             generation=body["resource_provider_generation"],
-            inventories={rc: reshaper.with_defaults(r) for rc, r in body["inventories"].items()},
+            inventories=[Inventory.from_body(rc, r) for rc, r in body["inventories"].items()],
         )
         for uuid, body in data["inventories"].items()
     ]

@@ -17,7 +17,7 @@ from berth.api.errors import HTTPError, detail_text
 from berth.api.util import authorize, check_accept, ctx, extract_json, is_uuid_like, send_empty
 from berth.api.util import send_json as _send_json
 from berth.placement import errors
-from berth.placement.allocations import run_atomically
+from berth.placement.write.retry import atomically
 from berth.scheduler import NoValidHost, from_body, groups, select_destinations, store
 from berth.scheduler.spec import ServerGroupSpec
 from berth.schemas import scheduler as schemas
@@ -133,7 +133,12 @@ def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) 
         metrics=store.check_metrics(data.get("metrics") or {}),
     )
     db = ctx(req).services.db
-    run_atomically(db, lambda conn: store.put_host(conn, provider_uuid, attrs), _retries(req))
+    atomically(
+        db,
+        lambda conn: store.put_host(conn, provider_uuid, attrs),
+        _retries(req),
+        operation="host_attributes",
+    )
     send_json(resp, attrs.as_body())
 
 
@@ -153,8 +158,11 @@ def update_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> N
     _check_uuid(uuid, "aggregate uuid")
     metadata = extract_json(req, versioned(schemas.AGGREGATE_METADATA, version))["metadata"]
     db = ctx(req).services.db
-    run_atomically(
-        db, lambda conn: store.put_aggregate_metadata(conn, uuid, metadata), _retries(req)
+    atomically(
+        db,
+        lambda conn: store.put_aggregate_metadata(conn, uuid, metadata),
+        _retries(req),
+        operation="aggregate_metadata",
     )
     send_json(resp, {"metadata": metadata})
 
@@ -182,10 +190,11 @@ def create_group(req: falcon.Request, resp: falcon.Response) -> None:
     credentials = ctx(req).credentials
     project = data.get("project_id", credentials.project_id)
     user = data.get("user_id", credentials.user_id)
-    group = run_atomically(
+    group = atomically(
         ctx(req).services.db,
         lambda conn: groups.create(conn, spec, project, user),
         _retries(req),
+        operation=groups.OPERATION,
     )
     resp.set_header("location", f"{req.root_path or ''}/scheduler/server_groups/{group.uuid}")
     send_json(resp, group.as_body(), status=201)
@@ -203,7 +212,10 @@ def show_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
 def delete_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /scheduler/server_groups/{uuid}."""
     _start(req, "server_groups:delete")
-    run_atomically(ctx(req).services.db, lambda c: groups.delete_group(c, uuid), _retries(req))
+    db = ctx(req).services.db
+    atomically(
+        db, lambda c: groups.delete_group(c, uuid), _retries(req), operation=groups.OPERATION
+    )
     send_empty(resp)
 
 
@@ -213,7 +225,12 @@ def put_member(req: falcon.Request, resp: falcon.Response, uuid: str, instance_u
     _check_uuid(instance_uuid, "instance uuid")
     host = extract_json(req, versioned(schemas.MEMBER, version)).get("host")
     db = ctx(req).services.db
-    run_atomically(db, lambda c: groups.set_member(c, uuid, instance_uuid, host), _retries(req))
+    atomically(
+        db,
+        lambda c: groups.set_member(c, uuid, instance_uuid, host),
+        _retries(req),
+        operation=groups.OPERATION,
+    )
     send_empty(resp)
 
 
@@ -227,5 +244,5 @@ def delete_member(
         groups.get(conn, uuid)
         groups.forget(conn, uuid, [instance_uuid])
 
-    run_atomically(ctx(req).services.db, forget, _retries(req))
+    atomically(ctx(req).services.db, forget, _retries(req), operation=groups.OPERATION)
     send_empty(resp)

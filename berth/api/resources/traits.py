@@ -22,7 +22,7 @@ from berth.api.util import (
     send_json,
     set_last_modified,
 )
-from berth.placement import errors, lookups
+from berth.placement import errors, providers
 from berth.placement import traits as domain
 from berth.schemas import traits as schemas
 
@@ -148,7 +148,7 @@ def list_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> 
     check_accept(req)
     authorize(req, "placement:resource_providers:traits:list")
     with ctx(req).services.db.read() as conn:
-        provider = lookups.find_provider(conn, uuid)
+        provider = providers.find_provider(conn, uuid)
         if provider is None:
             missing = f"No resource provider with uuid {uuid} found"
             raise HTTPError(404, f"{missing}: {missing}")
@@ -163,7 +163,7 @@ def replace_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) 
     authorize(req, "placement:resource_providers:traits:update")
     data = extract_json(req, schemas.PROVIDER_TRAITS)
     with ctx(req).services.db.write() as conn:
-        provider = lookups.find_provider(conn, uuid)
+        provider = providers.find_provider(conn, uuid)
         if provider is None:
             raise not_found_provider(uuid)
         traits, generation = domain.set_provider_traits(
@@ -177,7 +177,7 @@ def delete_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -
     _require_version(req)
     authorize(req, "placement:resource_providers:traits:delete")
     with ctx(req).services.db.write() as conn:
-        provider = lookups.find_provider(conn, uuid)
+        provider = providers.find_provider(conn, uuid)
         if provider is None:
             raise not_found_provider(uuid)
         domain.clear_provider_traits(conn, provider)

@@ -17,10 +17,10 @@ from berth.api.util import (
     set_last_modified,
     single_query,
 )
+from berth.db.clock import utcnow
 from berth.placement import errors
 from berth.placement import usages as usage
-from berth.placement.inventories import existing_provider
-from berth.placement.lookups import utcnow
+from berth.placement.providers import get_provider
 from berth.schemas import usages as schemas
 from berth.schemas import versioned
 
@@ -31,7 +31,7 @@ def provider_usages(req: falcon.Request, resp: falcon.Response, uuid: str) -> No
     authorize(req, "placement:resource_providers:usages")
     with ctx(req).services.db.read() as conn:
         try:
-            provider = existing_provider(conn, uuid)
+            provider = get_provider(conn, uuid)
         except errors.NotFound as exc:
             raise not_found(f"{exc.message}: {exc.message}") from None
         used = usage.provider_usages(conn, provider.id)
