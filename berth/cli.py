@@ -201,7 +201,7 @@ def schedule(
 ) -> None:
     """Place instances with the scheduler (claims them unless --dry-run) and print a table."""
     from berth import scheduler
-    from berth.scheduler import report
+    from berth.scheduler import schedule_tables
     from berth.services import Services
 
     settings = _settings(database_url=database_url)
@@ -223,14 +223,14 @@ def schedule(
     except scheduler.NoValidHost as exc:
         console.print(f"[red]{exc.message}[/red]")
         if exc.explanation is not None:
-            console.print(report.stages(exc.explanation))
+            console.print(schedule_tables.stages(exc.explanation))
         raise typer.Exit(1) from None
     except PlacementError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(2) from None
-    console.print(report.selections(answer, services.db))
+    console.print(schedule_tables.selections(answer, services.db))
     if answer.explanation is not None:
-        console.print(report.stages(answer.explanation))
+        console.print(schedule_tables.stages(answer.explanation))
 
 
 def main() -> None:

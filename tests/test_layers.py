@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -42,3 +43,39 @@ def test_the_scheduler_and_the_domain_do_not_load_the_edge(prefix: str) -> None:
 def test_the_app_does_load_falcon() -> None:
     """The check above can see an import (it would pass vacuously otherwise)."""
     assert "falcon" in _loaded_after_import(("berth.api.app",), "falcon")
+
+
+# What each package may import from berth, besides itself (docs/architecture.md).
+ALLOWED = {
+    "db": {"db"},
+    "sync": {"db"},
+    "placement": {"db", "metrics"},
+    "candidates": {"db", "placement", "sync", "qparams", "schemas", "services"},
+    "scheduler": {"db", "placement", "candidates", "settings", "metrics", "services"},
+}
+
+
+def _berth_imports(package: str) -> dict[str, set[str]]:
+    """Module path -> the top-level berth packages it imports (any depth, any place)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "berth" / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                if parts[0] == "berth":
+                    names |= {parts[1]} if len(parts) > 1 else {a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("berth.")}
+        found[str(path.relative_to(ROOT))] = names - {package}
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_imports_point_down_the_layers(package: str) -> None:
+    wrong = {
+        path: sorted(names - ALLOWED[package])
+        for path, names in _berth_imports(package).items()
+        if names - ALLOWED[package]
+    }
+    assert wrong == {}

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import structlog
 from sqlalchemy import select
 
-from berth.candidates import loading
+from berth.candidates import bulk_reads
 from berth.candidates.model import SHARING_TRAIT, Provider, Universe
 from berth.db import tables as t
 from berth.db.engine import Database
@@ -73,8 +73,8 @@ class MemoryIndex:
         try:
             with self.db.read() as conn:
                 self._read_names(conn)
-                providers = loading.read_providers(conn)
-                self.agg_ids = loading.aggregate_uuids(conn)
+                providers = bulk_reads.read_providers(conn)
+                self.agg_ids = bulk_reads.aggregate_uuids(conn)
                 self._agg_uuids = None
             self.universe = Universe.build(self.trait_ids.get(SHARING_TRAIT), providers.values())
             self.version += 1
@@ -90,21 +90,21 @@ class MemoryIndex:
         )
 
     def _read_names(self, conn: object) -> None:
-        self.rc_names = loading.names(conn, t.resource_classes)  # type: ignore[arg-type]
+        self.rc_names = bulk_reads.names(conn, t.resource_classes)  # type: ignore[arg-type]
         self.rc_ids = {name: rc for rc, name in self.rc_names.items()}
-        self.trait_names = loading.names(conn, t.traits)  # type: ignore[arg-type]
+        self.trait_names = bulk_reads.names(conn, t.traits)  # type: ignore[arg-type]
         self.trait_ids = {name: trait for trait, name in self.trait_names.items()}
 
     def reread(self, ids: Iterable[int]) -> None:
         """Replace the given providers with their current state (or drop them)."""
         ids = sorted(ids)
         with self.db.read() as conn:
-            fresh = loading.read_providers(conn, ids)
+            fresh = bulk_reads.read_providers(conn, ids)
             new_aggs = {a for p in fresh.values() for a in p.aggregates} - set(
                 self.agg_ids.values()
             )
             if new_aggs:
-                self.agg_ids.update(loading.aggregate_uuids(conn, new_aggs))
+                self.agg_ids.update(bulk_reads.aggregate_uuids(conn, new_aggs))
                 self._agg_uuids = None
             new_traits = {tr for p in fresh.values() for tr in p.traits} - set(self.trait_names)
             if new_traits:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from berth.candidates import loading, render, sql_source
+from berth.candidates import bulk_reads, render, sql_source
 from berth.candidates.index import MemoryIndex
 from berth.candidates.matching import MemoryMatcher
 from berth.candidates.plan import GroupPlan, Plan, resolve
@@ -112,6 +112,6 @@ def _from_sql(
     if result is None:
         return empty()
     with services.db.read() as conn:
-        classes = loading.names(conn, t.resource_classes)
-        traits = loading.names(conn, t.traits)
+        classes = bulk_reads.names(conn, t.resource_classes)
+        traits = bulk_reads.names(conn, t.traits)
     return render.body(result, shape, lambda ids: classes, traits)

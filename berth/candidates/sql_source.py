@@ -13,15 +13,12 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, exists, select
 
-from berth.candidates import loading
+from berth.candidates import bulk_reads
 from berth.candidates.model import SHARING_TRAIT, Provider, Universe
 from berth.candidates.plan import GroupPlan, Plan
 from berth.db import tables as t
+from berth.db.tables import RP, RP_AGG, RP_TRAIT
 from berth.placement import provider_filters as pf
-
-RP = t.resource_providers
-RPA = t.resource_provider_aggregates
-RPT = t.resource_provider_traits
 
 
 def _ids(conn: Connection, query: Select[tuple[int]]) -> set[int]:
@@ -30,7 +27,7 @@ def _ids(conn: Connection, query: Select[tuple[int]]) -> set[int]:
 
 
 def _in_aggregates(aggs: Iterable[int]) -> Select[tuple[int]]:
-    return select(RPA.c.resource_provider_id).where(RPA.c.aggregate_id.in_(sorted(aggs)))
+    return select(RP_AGG.c.resource_provider_id).where(RP_AGG.c.aggregate_id.in_(sorted(aggs)))
 
 
 def _in_tree(root: int) -> Select[tuple[int]]:
@@ -97,8 +94,8 @@ def matchers(conn: Connection, plan: Plan) -> list[SqlMatcher]:
 def sharing_ids(conn: Connection) -> set[int]:
     """Providers with the trait MISC_SHARES_VIA_AGGREGATE."""
     query = (
-        select(RPT.c.resource_provider_id)
-        .join(t.traits, t.traits.c.id == RPT.c.trait_id)
+        select(RP_TRAIT.c.resource_provider_id)
+        .join(t.traits, t.traits.c.id == RP_TRAIT.c.trait_id)
         .where(t.traits.c.name == SHARING_TRAIT)
     )
     return set(conn.execute(query).scalars())
@@ -106,10 +103,10 @@ def sharing_ids(conn: Connection) -> set[int]:
 
 def anchors_of(conn: Connection, sharing: Iterable[int]) -> set[int]:
     """Roots of the trees sharing an aggregate with any of ``sharing``."""
-    mine = RPA.alias("mine")
-    theirs = RPA.alias("theirs")
+    mine = RP_AGG.alias("mine")
+    theirs = RP_AGG.alias("theirs")
     found: set[int] = set()
-    for chunk in loading.chunks(sharing):
+    for chunk in bulk_reads.chunks(sharing):
         query = (
             select(RP.c.root_provider_id)
             .select_from(
@@ -127,7 +124,7 @@ def anchors_of(conn: Connection, sharing: Iterable[int]) -> set[int]:
 def roots_of(conn: Connection, ids: Iterable[int]) -> set[int]:
     """The roots of the trees holding ``ids``."""
     found: set[int] = set()
-    for chunk in loading.chunks(ids):
+    for chunk in bulk_reads.chunks(ids):
         found.update(
             conn.execute(select(RP.c.root_provider_id).where(RP.c.id.in_(chunk))).scalars()
         )
@@ -148,7 +145,7 @@ def universe(conn: Connection, found: list[SqlMatcher]) -> Universe:
             matched |= ids
     sharing = sharing_ids(conn) & matched
     roots = roots_of(conn, matched) | anchors_of(conn, sharing)
-    providers = loading.read_providers(conn, sorted(loading.tree_members(conn, roots)))
+    providers = bulk_reads.read_providers(conn, sorted(bulk_reads.tree_members(conn, roots)))
     trait = conn.execute(select(t.traits.c.id).where(t.traits.c.name == SHARING_TRAIT)).scalar()
     u = Universe(trait)
     for pid in sorted(providers):

@@ -260,3 +260,25 @@ scheduler_workers = Table(
     Column("heartbeat_at", DateTime, nullable=False),
     *_timestamps(),
 )
+
+# One short name per table, used by every module that writes SQL (never a
+# local alias of its own, so a query reads the same wherever it is).
+RC = resource_classes
+RP = resource_providers
+INV = inventories
+ALLOC = allocations
+AGG = placement_aggregates
+RP_AGG = resource_provider_aggregates
+TRAIT = traits
+RP_TRAIT = resource_provider_traits
+PROJECT = projects
+USER = users
+CONSUMER_TYPE = consumer_types
+CONSUMER = consumers
+CHANGE_LOG = change_log
+SCHED_HOST = scheduler_hosts
+SCHED_AGG = scheduler_aggregates
+SCHED_REVISION = scheduler_revisions
+SERVER_GROUP = scheduler_server_groups
+GROUP_MEMBER = scheduler_server_group_members
+SCHED_WORKER = scheduler_workers

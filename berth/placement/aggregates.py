@@ -14,9 +14,9 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
+from berth.db.tables import AGG, RP_AGG
 from berth.placement import changes, errors
 from berth.placement.providers import get_provider
-from berth.placement.tables import AGG, RP_AGG
 from berth.placement.write import generations
 
 GENERATION_CHANGED = (

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 
 from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.placement.tables import RC, TRAIT
+from berth.db.tables import RC, TRAIT
 from berth.placement.write.retry import atomically
 
 CUSTOM_ID_START = 10000

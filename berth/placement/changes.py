@@ -8,7 +8,7 @@ from sqlalchemy import Connection, DateTime, bindparam, insert
 
 from berth.db.arrays import insert_from_arrays
 from berth.db.clock import utcnow
-from berth.placement.tables import CHANGE_LOG
+from berth.db.tables import CHANGE_LOG
 
 EVERYTHING = 0
 

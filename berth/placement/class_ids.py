@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
+from berth.db.tables import RC
 from berth.placement import errors
-from berth.placement.tables import RC
 
 
 class ResourceClassCache:

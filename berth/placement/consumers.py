@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
 
 from berth.db.clock import utcnow
+from berth.db.tables import ALLOC, CONSUMER, CONSUMER_TYPE, PROJECT, RC, RP, USER
 from berth.placement import changes, errors
-from berth.placement.tables import ALLOC, CONSUMER, CONSUMER_TYPE, PROJECT, RC, RP, USER
 
 # Who owns allocations written before microversion 1.8, which had no
 # project or user (the reference's incomplete_consumer_* defaults).

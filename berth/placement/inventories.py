@@ -31,9 +31,9 @@ from sqlalchemy import Connection, Select, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
+from berth.db.tables import INV, RC
 from berth.placement import errors
 from berth.placement.providers import ProviderRow, get_provider
-from berth.placement.tables import INV, RC
 from berth.placement.write import capacity, generations
 
 LOG = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, Select, and_, func, literal, select
 
+from berth.db.tables import AGG, ALLOC, INV, RP_AGG, RP_TRAIT, TRAIT
 from berth.placement import errors
-from berth.placement.tables import AGG, ALLOC, INV, RP_AGG, RP_TRAIT, TRAIT
 
 
 def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:

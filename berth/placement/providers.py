@@ -11,10 +11,10 @@ from sqlalchemy import Connection, Select, delete, exists, func, insert, select,
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
+from berth.db.tables import ALLOC, INV, RP, RP_AGG, RP_TRAIT
 from berth.placement import changes, errors
 from berth.placement import provider_filters as pf
 from berth.placement.class_ids import ResourceClassCache
-from berth.placement.tables import ALLOC, INV, RP, RP_AGG, RP_TRAIT
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from sqlalchemy import ColumnElement, Connection, Select, exists, func, select, 
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
+from berth.db.tables import ALLOC, INV, RC
 from berth.placement import changes, errors
 from berth.placement.catalog import CUSTOM_ID_START
-from berth.placement.tables import ALLOC, INV, RC
 
 CUSTOM_PREFIX = "CUSTOM_"
 # How often create_class tries another id after losing a race for one.

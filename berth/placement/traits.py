@@ -16,9 +16,9 @@ from sqlalchemy import Connection, Exists, Select, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
+from berth.db.tables import RP_TRAIT, TRAIT
 from berth.placement import errors
 from berth.placement.providers import ProviderRow
-from berth.placement.tables import RP_TRAIT, TRAIT
 from berth.placement.write import generations
 
 CUSTOM_PREFIX = "CUSTOM_"

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, select
 
-from berth.placement.tables import ALLOC, CONSUMER, CONSUMER_TYPE, INV, PROJECT, RC, USER
+from berth.db.tables import ALLOC, CONSUMER, CONSUMER_TYPE, INV, PROJECT, RC, USER
 
 # The group name of consumers without a consumer type.
 UNKNOWN_TYPE = "unknown"

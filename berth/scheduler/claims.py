@@ -32,8 +32,8 @@ from berth.placement.write import batch
 from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
 from berth.placement.write.retry import atomically
 from berth.scheduler import groups
-from berth.scheduler.combiner import ClaimCombiner
 from berth.scheduler.explain import CLAIMS
+from berth.scheduler.group_commit import GroupCommit
 from berth.scheduler.groups import GroupViolation
 
 # How retries of claims and releases are counted (``berth_write_retries``).
@@ -191,21 +191,22 @@ def claim_batch(
 
 
 def claim_combined(
-    combiner: ClaimCombiner, claims: list[Claim], owner: Owner, known: KnownClasses
+    group_commit: GroupCommit, claims: list[Claim], owner: Owner, known: KnownClasses
 ) -> Outcome:
     """Like :func:`claim_batch`, through the group commit (no server group).
 
     The claims share a transaction with the concurrent claims of other
-    threads of this process (:mod:`berth.scheduler.combiner`); still all
+    threads of this process (:mod:`berth.scheduler.group_commit`); still all
     or nothing.
     """
     assert owner.group_uuid is None, "server-group claims take claim_batch"
-    job = combiner.claim(_request(claims, owner), known)
+    job = group_commit.claim(_request(claims, owner), known)
     assert job.verdict is not None
     verdict = job.verdict
     if verdict.kind == batch.EXISTS:
         raise InstanceExists(verdict.message.split(", "))
-    outcome = Outcome(verdict.kind, verdict.message, job.transactions)
+    kind = "claimed" if verdict.ok else verdict.kind
+    outcome = Outcome(kind, verdict.message, job.transactions)
     _count(outcome, len(claims))
     return outcome
 

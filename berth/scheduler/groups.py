@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from berth.db import tables as t
 from berth.db.clock import utcnow
+from berth.db.tables import GROUP_MEMBER, SERVER_GROUP
 from berth.placement import errors
 from berth.scheduler.spec import POLICIES, ServerGroupSpec
 
-G = t.scheduler_server_groups
-M = t.scheduler_server_group_members
 GROUP_NOT_FOUND = "berth.scheduler.server_group_not_found"
 GROUP_VIOLATION = "berth.scheduler.server_group_violation"
 # How retries of group writes are counted (``berth_write_retries{operation=...}``).
@@ -80,7 +78,7 @@ class ServerGroup:
 
 def find(conn: Connection, uuid: str, with_members: bool = True) -> ServerGroup | None:
     """The group ``uuid`` (with members), or None."""
-    row = conn.execute(select(G).where(G.c.uuid == uuid)).one_or_none()
+    row = conn.execute(select(SERVER_GROUP).where(SERVER_GROUP.c.uuid == uuid)).one_or_none()
     if row is None:
         return None
     group = ServerGroup(
@@ -100,7 +98,11 @@ def find(conn: Connection, uuid: str, with_members: bool = True) -> ServerGroup 
 
 
 def _members(conn: Connection, group_id: int) -> dict[str, str | None]:
-    rows = conn.execute(select(M.c.instance_uuid, M.c.host_uuid).where(M.c.group_id == group_id))
+    rows = conn.execute(
+        select(GROUP_MEMBER.c.instance_uuid, GROUP_MEMBER.c.host_uuid).where(
+            GROUP_MEMBER.c.group_id == group_id
+        )
+    )
     return {r.instance_uuid: r.host_uuid for r in rows}
 
 
@@ -119,7 +121,7 @@ def list_groups(conn: Connection) -> list[ServerGroup]:
             r.id, r.uuid, r.name, r.project_id, r.user_id, r.policy, r.max_server_per_host,
             r.generation, created_at=r.created_at,
         )
-        for r in conn.execute(select(G).order_by(G.c.id))
+        for r in conn.execute(select(SERVER_GROUP).order_by(SERVER_GROUP.c.id))
     ]  # fmt: skip
 
 
@@ -146,7 +148,7 @@ def _insert(
     """The INSERT; a concurrent insert of the same uuid is an IntegrityError (retry)."""
     policy = _check_policy(spec.policy, spec.max_server_per_host)
     conn.execute(
-        insert(G).values(
+        insert(SERVER_GROUP).values(
             uuid=spec.uuid,
             name=spec.name,
             project_id=project_id,
@@ -190,15 +192,15 @@ def ensure_found(group: ServerGroup | None, spec: ServerGroupSpec) -> ServerGrou
 def delete_group(conn: Connection, uuid: str) -> None:
     """Delete a group and its member rows."""
     group = get(conn, uuid)
-    conn.execute(delete(M).where(M.c.group_id == group.id))
-    conn.execute(delete(G).where(G.c.id == group.id))
+    conn.execute(delete(GROUP_MEMBER).where(GROUP_MEMBER.c.group_id == group.id))
+    conn.execute(delete(SERVER_GROUP).where(SERVER_GROUP.c.id == group.id))
 
 
 def bump(conn: Connection, group_id: int, expected: int) -> None:
     """Compare-and-swap the group generation; ConcurrentUpdate when it moved."""
     done = conn.execute(
-        update(G)
-        .where(G.c.id == group_id, G.c.generation == expected)
+        update(SERVER_GROUP)
+        .where(SERVER_GROUP.c.id == group_id, SERVER_GROUP.c.generation == expected)
         .values(generation=expected + 1, updated_at=utcnow())
     )
     if done.rowcount != 1:
@@ -232,9 +234,13 @@ def enforce(conn: Connection, group_uuid: str, placed: list[tuple[str, str]]) ->
             raise GroupViolation(problem)
         hosts[host] += 1
     now = utcnow()
-    conn.execute(delete(M).where(M.c.group_id == group.id, M.c.instance_uuid.in_(instances)))
     conn.execute(
-        insert(M),
+        delete(GROUP_MEMBER).where(
+            GROUP_MEMBER.c.group_id == group.id, GROUP_MEMBER.c.instance_uuid.in_(instances)
+        )
+    )
+    conn.execute(
+        insert(GROUP_MEMBER),
         [
             {"group_id": group.id, "instance_uuid": i, "host_uuid": h, "created_at": now}
             for i, h in placed
@@ -248,16 +254,24 @@ def forget(conn: Connection, group_uuid: str, instances: list[str]) -> None:
     if group is None:
         return
     bump(conn, group.id, group.generation)
-    conn.execute(delete(M).where(M.c.group_id == group.id, M.c.instance_uuid.in_(instances)))
+    conn.execute(
+        delete(GROUP_MEMBER).where(
+            GROUP_MEMBER.c.group_id == group.id, GROUP_MEMBER.c.instance_uuid.in_(instances)
+        )
+    )
 
 
 def set_member(conn: Connection, group_uuid: str, instance: str, host: str | None) -> None:
     """Add or move one member (the API's PUT), without a policy check."""
     group = get(conn, group_uuid)
     bump(conn, group.id, group.generation)
-    conn.execute(delete(M).where(M.c.group_id == group.id, M.c.instance_uuid == instance))
     conn.execute(
-        insert(M).values(
+        delete(GROUP_MEMBER).where(
+            GROUP_MEMBER.c.group_id == group.id, GROUP_MEMBER.c.instance_uuid == instance
+        )
+    )
+    conn.execute(
+        insert(GROUP_MEMBER).values(
             group_id=group.id, instance_uuid=instance, host_uuid=host, created_at=utcnow()
         )
     )

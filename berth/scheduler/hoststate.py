@@ -2,7 +2,7 @@
 
 A host is a root resource provider (a compute node) of the candidates
 index's universe.  :class:`HostCatalog` keeps the attributes berth stores
-itself (:mod:`berth.scheduler.store`) in memory, catching up by revision at
+itself (:mod:`berth.scheduler.host_attributes`) in memory, catching up by revision at
 most every ``scheduler_refresh_ms``; a disabled flag or a metric may thus be
 up to that old, which is harmless because the claim re-checks capacity and
 server-group rules in the database.  What depends only on a host's set of
@@ -23,8 +23,8 @@ from berth.candidates.engine import Candidate
 from berth.candidates.model import Provider, Universe
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.scheduler import store
-from berth.scheduler.store import DEFAULT_HOST, HostAttributes
+from berth.scheduler import host_attributes
+from berth.scheduler.host_attributes import DEFAULT_HOST, HostAttributes
 
 AZ_KEY = "availability_zone"
 TENANT_PREFIX = "filter_tenant_id"
@@ -76,7 +76,7 @@ class HostCatalog:
             if now - self.checked < interval:
                 return  # another thread refreshed while this one waited
             with self.db.read() as conn:
-                found = store.changed_since(conn, self.revision)
+                found = host_attributes.changed_since(conn, self.revision)
                 if count_instances:
                     self.instances = _instance_counts(conn)
             self.checked = now

@@ -34,12 +34,10 @@ from datetime import timedelta
 from sqlalchemy import delete, insert, select, update
 
 from berth.candidates.model import Universe
-from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
+from berth.db.tables import SCHED_WORKER
 from berth.scheduler.options import SchedulerConfig
-
-W = t.scheduler_workers
 
 
 def _hash(text: str) -> int:
@@ -83,19 +81,29 @@ class Membership:
     def _beat(self) -> None:
         stamp = utcnow()
         with self.db.write() as conn:
-            done = conn.execute(update(W).where(W.c.name == self.name).values(heartbeat_at=stamp))
+            done = conn.execute(
+                update(SCHED_WORKER)
+                .where(SCHED_WORKER.c.name == self.name)
+                .values(heartbeat_at=stamp)
+            )
             if done.rowcount != 1:
-                conn.execute(insert(W).values(name=self.name, heartbeat_at=stamp, created_at=stamp))
+                conn.execute(
+                    insert(SCHED_WORKER).values(
+                        name=self.name, heartbeat_at=stamp, created_at=stamp
+                    )
+                )
             dead = stamp - timedelta(seconds=10 * self.heartbeat)
-            conn.execute(delete(W).where(W.c.heartbeat_at < dead))
+            conn.execute(delete(SCHED_WORKER).where(SCHED_WORKER.c.heartbeat_at < dead))
             live = stamp - timedelta(seconds=3 * self.heartbeat)
-            rows = conn.execute(select(W.c.name).where(W.c.heartbeat_at >= live))
+            rows = conn.execute(
+                select(SCHED_WORKER.c.name).where(SCHED_WORKER.c.heartbeat_at >= live)
+            )
             self.members = sorted(set(rows.scalars()) | {self.name})
 
     def leave(self) -> None:
         """Drop this worker's row (a clean shutdown hands its hosts over at once)."""
         with self.db.write() as conn:
-            conn.execute(delete(W).where(W.c.name == self.name))
+            conn.execute(delete(SCHED_WORKER).where(SCHED_WORKER.c.name == self.name))
 
 
 class Partitioner:

@@ -22,14 +22,14 @@ from berth.scheduler import filters as filters_mod
 from berth.scheduler import weighers as weighers_mod
 from berth.scheduler.answer import HostChoice, NoValidHost
 from berth.scheduler.candidates import CandidateSource
-from berth.scheduler.combiner import ClaimCombiner
 from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.explain import CANDIDATES, Explanation
 from berth.scheduler.filters import Filter
+from berth.scheduler.group_commit import GroupCommit
 from berth.scheduler.hoststate import HostCatalog, HostState
 from berth.scheduler.options import SchedulerConfig
 from berth.scheduler.partition import Partitioner
-from berth.scheduler.pending import PendingClaims, Reservation
+from berth.scheduler.reservations import Reservation, Reservations
 from berth.scheduler.scan import HostScan, MissMemo, phases
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.weighers import Weigher
@@ -47,8 +47,8 @@ class Pipeline:
     catalog: HostCatalog
     index: MemoryIndex
     # The group commit of this process's claims (None: one transaction per claim).
-    combiner: ClaimCombiner | None = None
-    pending: PendingClaims = field(default_factory=PendingClaims)
+    group_commit: GroupCommit | None = None
+    reservations: Reservations = field(default_factory=Reservations)
     misses: MissMemo = field(default_factory=MissMemo)
 
 
@@ -68,8 +68,8 @@ def build(settings: Settings, db: Database, index: MemoryIndex) -> Pipeline:
         # berth's own host attributes (disabled, zone, metrics, aggregate metadata).
         catalog=HostCatalog(db),
         # Claims: concurrent requests of this process share transactions.
-        combiner=(
-            ClaimCombiner(db, config.claim_retries, config.claim_batch)
+        group_commit=(
+            GroupCommit(db, config.claim_retries, config.claim_batch)
             if config.claim_batch
             else None
         ),
@@ -150,7 +150,7 @@ class Selector:
             self.hints,
         )
         ctx.requested = source.requested
-        ctx.consumed = self.p.pending.snapshot()
+        ctx.consumed = self.p.reservations.snapshot()
         return ctx
 
     def _scan_limit(self) -> int:
@@ -224,11 +224,11 @@ def decide(pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> Decision:
     pipeline.catalog.refresh(config.refresh_seconds, _counts_instances(pipeline))
     pipeline.partitioner.refresh()
     with pipeline.index.lock:
-        pipeline.pending.refresh(config.index_refresh_seconds, pipeline.index.refresh)
+        pipeline.reservations.refresh(config.index_refresh_seconds, pipeline.index.refresh)
         decision = Selector(pipeline, spec, hints).decide()
         if not spec.dry_run:
             chosen = (p.ranked[0].amounts for p in decision.placements)
-            decision.reservations = pipeline.pending.reserve(chosen)
+            decision.reservations = pipeline.reservations.reserve(chosen)
         return decision
 
 

@@ -58,7 +58,7 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
     answer: Answer | None = None
     try:
         if not decision.placements or (decision.unplaced and spec.all_or_nothing):
-            pipeline.pending.invalidate()  # maybe only this worker's view said so
+            pipeline.reservations.invalidate()  # maybe only this worker's view said so
             raise no_valid_host(decision, spec)
         if spec.dry_run:
             selections = [
@@ -79,14 +79,14 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
 def _settle(pipeline: Pipeline, decision: Decision, answer: Answer | None) -> None:
     """Keep the reservations of first choices claimed, drop the rest; note alternates taken."""
     chosen = {s.instance_uuid: s.chosen for s in answer.selections} if answer else {}
-    pending = pipeline.pending
+    book = pipeline.reservations
     for placement, reservation in zip(decision.placements, decision.reservations, strict=False):
         host = chosen.get(placement.instance_uuid)
-        pending.settle(reservation, committed=host is placement.ranked[0])
+        book.settle(reservation, committed=host is placement.ranked[0])
         if host is not None and host is not placement.ranked[0]:
-            pending.add(host.amounts)
+            book.add(host.amounts)
     if answer is None or answer.refused or answer.lost_races:
-        pending.invalidate()
+        book.invalidate()
 
 
 def _hints(services: Services, spec: RequestSpec) -> Hints:
@@ -175,9 +175,9 @@ class _Claimer:
         self.known = KnownClasses(pipeline.index.rc_names)
 
     def claim(self, batch: list[Claim]) -> claims.Outcome:
-        combiner = self.pipeline.combiner
-        if combiner is not None and self.owner.group_uuid is None:
-            return claims.claim_combined(combiner, batch, self.owner, self.known)
+        group_commit = self.pipeline.group_commit
+        if group_commit is not None and self.owner.group_uuid is None:
+            return claims.claim_combined(group_commit, batch, self.owner, self.known)
         retries = self.pipeline.config.claim_retries
         return claims.claim_batch(self.db, batch, self.owner, self.known, retries)
 

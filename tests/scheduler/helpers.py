@@ -12,10 +12,10 @@ from berth.candidates.model import Inventory, Provider, Universe
 from berth.scheduler import config as config_mod
 from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.groups import ServerGroup
+from berth.scheduler.host_attributes import DEFAULT_HOST, HostAttributes
 from berth.scheduler.hoststate import AggregateView, HostState
 from berth.scheduler.options import SchedulerConfig
 from berth.scheduler.spec import RequestSpec
-from berth.scheduler.store import DEFAULT_HOST, HostAttributes
 
 CLASSES = {"VCPU": 0, "MEMORY_MB": 1, "DISK_GB": 2}
 

@@ -10,9 +10,9 @@ import pytest
 
 from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.filters import FILTERS, build
+from berth.scheduler.host_attributes import HostAttributes
 from berth.scheduler.hoststate import AggregateView
 from berth.scheduler.spec import RequestSpec
-from berth.scheduler.store import HostAttributes
 from tests.scheduler.helpers import context, group, host, make_provider, uuid_of, world
 
 OTHER = uuid_of(2)

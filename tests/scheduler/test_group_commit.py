@@ -15,7 +15,7 @@ from berth.db.engine import Database
 from berth.placement.class_ids import ResourceClassCache
 from berth.placement.write import batch, generations
 from berth.placement.write.batch import NewConsumer, OwnerIds
-from berth.scheduler.combiner import ClaimCombiner
+from berth.scheduler.group_commit import GroupCommit
 from tests.scheduler.conftest import consumers_of, host_uuid, over_committed, usage, write_cloud
 
 
@@ -40,7 +40,7 @@ def test_requests_are_judged_in_order_each_all_or_nothing(db: Database) -> None:
         NewConsumer(_uuid(11), {host_uuid(1): {"VCPU": 9}}, "proj", "user"),
     ]
     kinds = _write(db, [_one(1, 1, 5), _one(2, 1, 4), _one(3, 1, 3), pair, _one(4, 2, 8)])
-    assert kinds == ["claimed", "full", "claimed", "full", "claimed"]
+    assert kinds == ["written", "full", "written", "full", "written"]
     assert usage(db) == {host_uuid(1): {"VCPU": 8}, host_uuid(2): {"VCPU": 8}}
     assert consumers_of(db) == {
         _uuid(1): host_uuid(1),
@@ -63,17 +63,17 @@ def test_refusals_say_why_as_the_api_does(db: Database) -> None:
     assert verdicts[1].message == unable + "The requested amount would exceed the capacity."
     constraints = "The requested amount would violate inventory constraints."
     assert verdicts[2].message == unable + constraints
-    assert [v.kind for v in verdicts] == ["claimed", "full", "full", "full", "full"]
+    assert [v.kind for v in verdicts] == ["written", "full", "full", "full", "full"]
     assert "does not exist" in verdicts[3].message and "invalid" in verdicts[4].message
     assert consumers_of(db) == {_uuid(1): host_uuid(1)}
 
 
 def test_an_existing_consumer_is_refused_or_caught_by_the_key(db: Database) -> None:
     write_cloud(db, 1)
-    assert _write(db, [_one(1, 1, 1)]) == ["claimed"]
+    assert _write(db, [_one(1, 1, 1)]) == ["written"]
     assert _write(db, [_one(1, 1, 1), _one(2, 1, 1), _one(2, 1, 1)]) == [
         "exists",
-        "claimed",
+        "written",
         "exists",
     ]
     with pytest.raises(IntegrityError):
@@ -115,13 +115,13 @@ def test_claims_queued_meanwhile_share_the_next_transaction(db: Database) -> Non
     write_cloud(db, 4)  # 32 VCPU in all
     ready = threading.Event()
     held = _HeldDatabase(db, ready)
-    combiner = ClaimCombiner(held, retries=3)  # type: ignore[arg-type]
+    group_commit = GroupCommit(held, retries=3)  # type: ignore[arg-type]
     with db.read() as conn:
         known = ResourceClassCache(conn)
     jobs: dict[int, str] = {}
 
     def claim(i: int) -> None:
-        job = combiner.claim(_one(i, 1 + i % 4, 3), known)
+        job = group_commit.claim(_one(i, 1 + i % 4, 3), known)
         assert job.verdict is not None
         jobs[i] = job.verdict.kind
 
@@ -132,13 +132,13 @@ def test_claims_queued_meanwhile_share_the_next_transaction(db: Database) -> Non
     others = [threading.Thread(target=claim, args=(i,)) for i in range(1, 16)]
     for thread in others:
         thread.start()
-    while len(combiner.queue) < 15:
+    while len(group_commit.queue) < 15:
         threading.Event().wait(0.001)
     ready.set()
     for thread in [first, *others]:
         thread.join(30)
     assert held.transactions == 2  # the leader's own, then all fifteen at once
-    assert sorted(jobs.values()).count("claimed") == 8  # 4 hosts x two of 3 VCPU
+    assert sorted(jobs.values()).count("written") == 8  # 4 hosts x two of 3 VCPU
     assert over_committed(db) == []
-    claimed = {_uuid(i) for i, kind in jobs.items() if kind == "claimed"}
+    claimed = {_uuid(i) for i, kind in jobs.items() if kind == "written"}
     assert set(consumers_of(db)) == claimed

@@ -194,7 +194,7 @@ def test_server_group_policy_must_match(db: Database, make_services: MakeService
 
 def test_host_attributes_and_aggregate_metadata(db: Database, make_services: MakeServices) -> None:
     from berth.placement.write.retry import atomically
-    from berth.scheduler import store
+    from berth.scheduler import host_attributes
 
     agg_a, agg_b = "aaaaaaaa-0000-0000-0000-000000000001", "aaaaaaaa-0000-0000-0000-000000000002"
     write_cloud(db, 4, aggregates={1: {agg_a}, 2: {agg_a}, 3: {agg_b}})
@@ -202,12 +202,24 @@ def test_host_attributes_and_aggregate_metadata(db: Database, make_services: Mak
     def put(fn: object, *args: object) -> None:
         atomically(db, lambda conn: fn(conn, *args), 3, operation="host_attributes")  # type: ignore[operator]
 
-    put(store.put_aggregate_metadata, agg_a, {"filter_tenant_id": "gold", "ssd": "true"})
-    put(store.put_aggregate_metadata, agg_b, {"ssd": "true"})
+    put(host_attributes.put_aggregate_metadata, agg_a, {"filter_tenant_id": "gold", "ssd": "true"})
+    put(host_attributes.put_aggregate_metadata, agg_b, {"ssd": "true"})
     for i in (1, 2):
-        put(store.put_host, host_uuid(i), store.HostAttributes(metrics={"cpu.percent": 50.0}))
-    put(store.put_host, host_uuid(3), store.HostAttributes(metrics={"cpu.percent": 95.0}))
-    put(store.put_host, host_uuid(4), store.HostAttributes(metrics={"cpu.percent": 10.0}))
+        put(
+            host_attributes.put_host,
+            host_uuid(i),
+            host_attributes.HostAttributes(metrics={"cpu.percent": 50.0}),
+        )
+    put(
+        host_attributes.put_host,
+        host_uuid(3),
+        host_attributes.HostAttributes(metrics={"cpu.percent": 95.0}),
+    )
+    put(
+        host_attributes.put_host,
+        host_uuid(4),
+        host_attributes.HostAttributes(metrics={"cpu.percent": 10.0}),
+    )
     services = make_services(metric_limits="cpu.percent<=90")
     ssd = {"aggregate_instance_extra_specs:ssd": "true"}
     gold = select_destinations(services, _spec(project_id="gold", extra_specs=ssd, dry_run=True))

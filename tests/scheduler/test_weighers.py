@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from berth.scheduler.context import Hints
+from berth.scheduler.host_attributes import HostAttributes
 from berth.scheduler.spec import RequestSpec
-from berth.scheduler.store import HostAttributes
 from berth.scheduler.weighers import WEIGHERS, build, normalise, weigh
 from tests.scheduler.helpers import FakeCatalog, context, group, host, make_provider, uuid_of, world
 

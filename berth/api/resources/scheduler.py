@@ -18,7 +18,7 @@ from berth.api.util import authorize, check_accept, ctx, extract_json, is_uuid_l
 from berth.api.util import send_json as _send_json
 from berth.placement import errors
 from berth.placement.write.retry import atomically
-from berth.scheduler import NoValidHost, from_body, groups, select_destinations, store
+from berth.scheduler import NoValidHost, from_body, groups, host_attributes, select_destinations
 from berth.scheduler.spec import ServerGroupSpec
 from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
@@ -97,7 +97,7 @@ def select(req: falcon.Request, resp: falcon.Response) -> None:
     hosts = [s.host_uuid for s in answer.selections]
     hosts += [a.host_uuid for s in answer.selections for a in s.alternates]
     with c.services.db.read() as conn:
-        names = store.host_names(conn, hosts)
+        names = host_attributes.host_names(conn, hosts)
     for entry in rendered["selections"]:
         for choice in (entry, *entry["alternates"]):
             choice["host"]["name"] = names.get(choice["host"]["uuid"])
@@ -109,7 +109,7 @@ def list_hosts(req: falcon.Request, resp: falcon.Response) -> None:
     check_accept(req)
     _start(req, "hosts:list")
     with ctx(req).services.db.read() as conn:
-        hosts = store.list_hosts(conn)
+        hosts = host_attributes.list_hosts(conn)
     send_json(resp, {"hosts": {uuid: attrs.as_body() for uuid, attrs in sorted(hosts.items())}})
 
 
@@ -118,7 +118,7 @@ def show_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) ->
     check_accept(req)
     _start(req, "hosts:show")
     with ctx(req).services.db.read() as conn:
-        attrs = store.get_host(conn, provider_uuid)
+        attrs = host_attributes.get_host(conn, provider_uuid)
     send_json(resp, attrs.as_body())
 
 
@@ -126,16 +126,16 @@ def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) 
     """PUT /scheduler/hosts/{provider_uuid}: replace the host's attributes."""
     version = _start(req, "hosts:update")
     data = extract_json(req, versioned(schemas.HOST, version))
-    attrs = store.HostAttributes(
+    attrs = host_attributes.HostAttributes(
         disabled=data.get("disabled", False),
         disabled_reason=data.get("disabled_reason"),
         availability_zone=data.get("availability_zone"),
-        metrics=store.check_metrics(data.get("metrics") or {}),
+        metrics=host_attributes.check_metrics(data.get("metrics") or {}),
     )
     db = ctx(req).services.db
     atomically(
         db,
-        lambda conn: store.put_host(conn, provider_uuid, attrs),
+        lambda conn: host_attributes.put_host(conn, provider_uuid, attrs),
         _retries(req),
         operation="host_attributes",
     )
@@ -148,7 +148,7 @@ def show_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> Non
     _start(req, "aggregates:show")
     _check_uuid(uuid, "aggregate uuid")
     with ctx(req).services.db.read() as conn:
-        metadata = store.get_aggregate_metadata(conn, uuid)
+        metadata = host_attributes.get_aggregate_metadata(conn, uuid)
     send_json(resp, {"metadata": metadata})
 
 
@@ -160,7 +160,7 @@ def update_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> N
     db = ctx(req).services.db
     atomically(
         db,
-        lambda conn: store.put_aggregate_metadata(conn, uuid, metadata),
+        lambda conn: host_attributes.put_aggregate_metadata(conn, uuid, metadata),
         _retries(req),
         operation="aggregate_metadata",
     )

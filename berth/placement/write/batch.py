@@ -30,15 +30,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 
 from berth.db.clock import utcnow
+from berth.db.tables import CONSUMER
 from berth.placement import consumers as cons
 from berth.placement.class_ids import ResourceClassCache
-from berth.placement.tables import CONSUMER
 from berth.placement.write import capacity, generations, rows
 from berth.placement.write.capacity import Ledger
 
-# Verdict kinds.  The values are the scheduler's claim outcomes, which the
-# verdicts of its claims become unchanged.
-WRITTEN = "claimed"
+# Verdict kinds.  The scheduler reports "full" and "conflict" as they are
+# (berth.scheduler.claims.Outcome); "written" becomes its "claimed".
+WRITTEN = "written"
 FULL = "full"  # does not fit, or a provider is gone: final for these providers
 EXISTS = "exists"  # a consumer already exists: final for the request
 CONFLICT = "conflict"  # lost a provider's compare-and-swap: try again

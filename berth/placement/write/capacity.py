@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select
 
+from berth.db.tables import ALLOC, INV, RC, RP
 from berth.placement import errors
-from berth.placement.tables import ALLOC, INV, RC, RP
 
 Pair = tuple[int, int]  # (provider id, resource class id)
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from sqlalchemy import Connection, bindparam, tuple_, update
 
 from berth.db.clock import utcnow
+from berth.db.tables import RP
 from berth.placement import changes, errors
-from berth.placement.tables import RP
 
 GENERATION_CONFLICT = "resource provider generation conflict"
 

@@ -31,11 +31,11 @@ from sqlalchemy import Connection, delete, select
 
 from berth.db.clock import utcnow
 from berth.db.engine import Database
+from berth.db.tables import ALLOC, RP
 from berth.placement import changes, errors
 from berth.placement import consumers as cons
 from berth.placement.class_ids import ResourceClassCache
 from berth.placement.consumers import ConsumerRow
-from berth.placement.tables import ALLOC, RP
 from berth.placement.write import capacity, generations, rows
 from berth.placement.write.capacity import InvalidAllocation, Ledger, Pair
 from berth.placement.write.retry import atomically

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Insert, bindparam, insert, literal
 
 from berth.db.arrays import as_arrays, insert_from_arrays
-from berth.placement.tables import ALLOC, CONSUMER
+from berth.db.tables import ALLOC, CONSUMER
 
 # (provider id, consumer uuid, class id, amount)
 Allocation = tuple[int, str, int, int]

@@ -12,14 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, Table, func, select
 
 from berth.candidates.model import Inventory, Provider
-from berth.db import tables as t
-
-RP = t.resource_providers
-INV = t.inventories
-ALLOC = t.allocations
-RPT = t.resource_provider_traits
-RPA = t.resource_provider_aggregates
-AGG = t.placement_aggregates
+from berth.db.tables import AGG, ALLOC, INV, RP, RP_AGG, RP_TRAIT
 
 CHUNK = 500
 
@@ -102,12 +95,12 @@ def _read_memberships(
     conn: Connection, providers: dict[int, Provider], ids: Sequence[int] | None
 ) -> None:
     traits: dict[int, set[int]] = {}
-    query = select(RPT.c.resource_provider_id, RPT.c.trait_id)
-    for pid, trait in _rows(conn, query, RPT.c.resource_provider_id, ids):
+    query = select(RP_TRAIT.c.resource_provider_id, RP_TRAIT.c.trait_id)
+    for pid, trait in _rows(conn, query, RP_TRAIT.c.resource_provider_id, ids):
         traits.setdefault(pid, set()).add(trait)
     aggs: dict[int, set[int]] = {}
-    query = select(RPA.c.resource_provider_id, RPA.c.aggregate_id)
-    for pid, agg in _rows(conn, query, RPA.c.resource_provider_id, ids):
+    query = select(RP_AGG.c.resource_provider_id, RP_AGG.c.aggregate_id)
+    for pid, agg in _rows(conn, query, RP_AGG.c.resource_provider_id, ids):
         aggs.setdefault(pid, set()).add(agg)
     for pid, names in traits.items():
         if pid in providers:

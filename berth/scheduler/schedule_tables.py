@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from berth.db.engine import Database
-from berth.scheduler import store
+from berth.scheduler import host_attributes
 from berth.scheduler.answer import Answer
 from berth.scheduler.explain import Explanation
 
@@ -21,7 +21,7 @@ def selections(answer: Answer, db: Database) -> Table:
     uuids = [s.host_uuid for s in answer.selections]
     uuids += [a.host_uuid for s in answer.selections for a in s.alternates]
     with db.read() as conn:
-        names = store.host_names(conn, uuids)
+        names = host_attributes.host_names(conn, uuids)
     title = "claimed" if answer.claimed else "dry run: nothing claimed"
     table = Table("instance", "host", "host uuid", "allocation", "alternates", title=title)
     for s in answer.selections:

@@ -19,12 +19,10 @@ from sqlalchemy import Connection, insert, select, update
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
+from berth.db.tables import SCHED_AGG, SCHED_HOST, SCHED_REVISION
 from berth.placement import errors
 from berth.placement.providers import get_provider
 
-H = t.scheduler_hosts
-AG = t.scheduler_aggregates
-REV = t.scheduler_revisions
 STATE = "state"
 
 
@@ -53,16 +51,26 @@ DEFAULT_HOST = HostAttributes()
 
 def next_revision(conn: Connection) -> int:
     """Bump the state counter (creating it) and return the new value."""
-    bumped = conn.execute(update(REV).where(REV.c.name == STATE).values(value=REV.c.value + 1))
+    bumped = conn.execute(
+        update(SCHED_REVISION)
+        .where(SCHED_REVISION.c.name == STATE)
+        .values(value=SCHED_REVISION.c.value + 1)
+    )
     if bumped.rowcount != 1:
         # First write ever; a concurrent first write loses on the key and retries.
-        conn.execute(insert(REV).values(name=STATE, value=1))
-    return int(conn.execute(select(REV.c.value).where(REV.c.name == STATE)).scalar_one())
+        conn.execute(insert(SCHED_REVISION).values(name=STATE, value=1))
+    return int(
+        conn.execute(
+            select(SCHED_REVISION.c.value).where(SCHED_REVISION.c.name == STATE)
+        ).scalar_one()
+    )
 
 
 def current_revision(conn: Connection) -> int:
     """The newest revision committed (0 before any write)."""
-    found = conn.execute(select(REV.c.value).where(REV.c.name == STATE)).scalar()
+    found = conn.execute(
+        select(SCHED_REVISION.c.value).where(SCHED_REVISION.c.name == STATE)
+    ).scalar()
     return int(found or 0)
 
 
@@ -79,13 +87,15 @@ def _host(row: Any) -> HostAttributes:
 def get_host(conn: Connection, provider_uuid: str) -> HostAttributes:
     """A host's attributes (the defaults when never set); NotFound for no provider."""
     get_provider(conn, provider_uuid)
-    row = conn.execute(select(H).where(H.c.provider_uuid == provider_uuid)).one_or_none()
+    row = conn.execute(
+        select(SCHED_HOST).where(SCHED_HOST.c.provider_uuid == provider_uuid)
+    ).one_or_none()
     return _host(row) if row is not None else DEFAULT_HOST
 
 
 def list_hosts(conn: Connection) -> dict[str, HostAttributes]:
     """Every host with attributes set, by provider uuid."""
-    return {row.provider_uuid: _host(row) for row in conn.execute(select(H))}
+    return {row.provider_uuid: _host(row) for row in conn.execute(select(SCHED_HOST))}
 
 
 def put_host(conn: Connection, provider_uuid: str, attrs: HostAttributes) -> None:
@@ -100,15 +110,21 @@ def put_host(conn: Connection, provider_uuid: str, attrs: HostAttributes) -> Non
     }
     now = utcnow()
     done = conn.execute(
-        update(H).where(H.c.provider_uuid == provider_uuid).values(updated_at=now, **values)
+        update(SCHED_HOST)
+        .where(SCHED_HOST.c.provider_uuid == provider_uuid)
+        .values(updated_at=now, **values)
     )
     if done.rowcount != 1:
-        conn.execute(insert(H).values(provider_uuid=provider_uuid, created_at=now, **values))
+        conn.execute(
+            insert(SCHED_HOST).values(provider_uuid=provider_uuid, created_at=now, **values)
+        )
 
 
 def get_aggregate_metadata(conn: Connection, aggregate_uuid: str) -> dict[str, str]:
     """An aggregate's metadata ({} when never set)."""
-    found = conn.execute(select(AG.c.metadata).where(AG.c.aggregate_uuid == aggregate_uuid))
+    found = conn.execute(
+        select(SCHED_AGG.c.metadata).where(SCHED_AGG.c.aggregate_uuid == aggregate_uuid)
+    )
     text = found.scalar()
     return dict(orjson.loads(text)) if text else {}
 
@@ -118,10 +134,14 @@ def put_aggregate_metadata(conn: Connection, aggregate_uuid: str, metadata: dict
     values = {"metadata": orjson.dumps(metadata).decode(), "revision": next_revision(conn)}
     now = utcnow()
     done = conn.execute(
-        update(AG).where(AG.c.aggregate_uuid == aggregate_uuid).values(updated_at=now, **values)
+        update(SCHED_AGG)
+        .where(SCHED_AGG.c.aggregate_uuid == aggregate_uuid)
+        .values(updated_at=now, **values)
     )
     if done.rowcount != 1:
-        conn.execute(insert(AG).values(aggregate_uuid=aggregate_uuid, created_at=now, **values))
+        conn.execute(
+            insert(SCHED_AGG).values(aggregate_uuid=aggregate_uuid, created_at=now, **values)
+        )
 
 
 @dataclass
@@ -140,11 +160,11 @@ def changed_since(conn: Connection, revision: int) -> StateChanges | None:
         return None
     hosts = {
         row.provider_uuid: _host(row)
-        for row in conn.execute(select(H).where(H.c.revision > revision))
+        for row in conn.execute(select(SCHED_HOST).where(SCHED_HOST.c.revision > revision))
     }
     aggregates = {
         row.aggregate_uuid: dict(orjson.loads(row.metadata))
-        for row in conn.execute(select(AG).where(AG.c.revision > revision))
+        for row in conn.execute(select(SCHED_AGG).where(SCHED_AGG.c.revision > revision))
     }
     return StateChanges(newest, hosts, aggregates)
 

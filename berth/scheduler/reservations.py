@@ -4,7 +4,7 @@ Refreshing the index before every request costs a poll of the change feed
 and a re-read of every changed provider.  With ``scheduler_index_refresh_ms``
 above 0 the scheduler refreshes less often and instead remembers what its
 own claims take: a selection *reserves* the amounts of the hosts it chose
-(:meth:`PendingClaims.reserve`, under the index lock, so the next selection
+(:meth:`Reservations.reserve`, under the index lock, so the next selection
 of any thread counts them as used); the claim then *settles* the
 reservation: kept if it committed, dropped if it was refused.  A kept
 entry is forgotten once a refresh that *started after* the commit has run:
@@ -36,7 +36,7 @@ class Reservation:
         self.serial: int | None = None
 
 
-class PendingClaims:
+class Reservations:
     """(provider id, class id) -> amount this process holds beyond its index."""
 
     def __init__(self) -> None:

@@ -4,7 +4,7 @@ A commit waits for the database to make it durable (an fsync), and on a
 small machine the number of commits per second, not the work inside them,
 bounds the claims per second.  Threads of one scheduler process (HTTP
 request threads, or a benchmark's) therefore hand their claims to a
-:class:`ClaimCombiner`: the first thread to arrive becomes the *leader*
+:class:`GroupCommit`: the first thread to arrive becomes the *leader*
 and writes every claim queued by then in one transaction
 (:func:`berth.placement.write.batch.write`); the others wait.  When the
 leader's own claim is settled it passes the lead to the first thread still
@@ -34,7 +34,7 @@ from berth.placement.write import batch as batch_write
 from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
 from berth.placement.write.retry import retryable
 
-log = structlog.get_logger("berth.scheduler.combiner")
+log = structlog.get_logger("berth.scheduler.group_commit")
 
 BATCH_SIZE = Histogram(
     "berth_scheduler_claim_batch_size",
@@ -56,7 +56,7 @@ class Job:
     lead: bool = False  # woken to lead, not because it is settled
 
 
-class ClaimCombiner:
+class GroupCommit:
     """Writes queued claims of many threads in shared transactions."""
 
     def __init__(self, db: Database, retries: int, max_batch: int = 64) -> None:
