@@ -2,23 +2,35 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# Two installs: the service alone (`make run`), and everything the tests need
+# on top of it (`make test`: test, dev and bench extras, and the reference
+# OpenStack Placement in its own venv, which tests/test_import.py runs).
+RUN_STAMP := $(VENV)/.installed-run
+STAMP := $(VENV)/.installed-test
 
 .PHONY: run test test-fast conformance lint typecheck check venv clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml scripts/reference | $(VENV)/bin/python
 	$(PY) -m pip install -q -e '.[test,dev,bench]'
-	touch $(STAMP)
+	scripts/reference install
+	touch $(RUN_STAMP) $(STAMP)
 
 venv: $(STAMP)
 
-## run: set up, migrate the embedded SQLite database, serve on 127.0.0.1:8780
-run: $(STAMP)
+## run: set up the service only, migrate the embedded SQLite database, serve on 127.0.0.1:8780
+run: $(RUN_STAMP)
 	$(VENV)/bin/berth serve
 
-## test: set up and run the whole suite (unit, storage on 3 databases, HTTP conformance, concurrency)
+## test: set up everything the tests need and run the whole suite (unit, storage on 3 databases,
+## HTTP conformance, clients, concurrency, faults)
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 

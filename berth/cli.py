@@ -142,6 +142,12 @@ def import_placement(
     force: bool = typer.Option(
         False, "--force", help="Replace whatever berth's database holds with the import."
     ),
+    allow_partial: bool = typer.Option(
+        False,
+        "--allow-partial",
+        help="Import even if some rows cannot be copied (they are listed); "
+        "without it such rows make the import change nothing and exit 1.",
+    ),
 ) -> None:
     """Copy providers, inventories, traits, aggregates, consumers and allocations from Placement."""
     from berth import importer
@@ -152,10 +158,17 @@ def import_placement(
     db = Database(settings.effective_database_url)
     try:
         with RichProgress(console) as progress:
-            report = importer.run(source, db, force=force, progress=progress)
+            report = importer.run(
+                source, db, force=force, progress=progress, allow_partial=allow_partial
+            )
     except importer.ImportRefused as exc:
         console.print(f"[red]import refused:[/red] {exc}")
         raise typer.Exit(2) from None
+    except importer.ImportIncomplete as exc:
+        for line in exc.skipped:
+            console.print(f"[red]cannot copy[/red] {line}")
+        console.print(f"[red]import failed:[/red] {exc} (--allow-partial imports the rest)")
+        raise typer.Exit(1) from None
     finally:
         db.dispose()
     table = Table("table", "rows copied")

@@ -64,7 +64,28 @@ def session_databases() -> Iterator[None]:
             continue
 
 
-BACKENDS = ["sqlite", "postgresql", "mysql"]
+ALL_BACKENDS = ("sqlite", "postgresql", "mysql")
+# BERTH_TEST_BACKENDS=sqlite (comma-separated) runs only those backends' variants.
+CHOSEN = os.environ.get("BERTH_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")
+BACKENDS = [name for name in ALL_BACKENDS if name in CHOSEN]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the variants of backends BERTH_TEST_BACKENDS leaves out, whatever the param."""
+    left_out = set(ALL_BACKENDS) - set(BACKENDS)
+    if not left_out:
+        return
+    keep, drop = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        values = spec.params.values() if spec is not None else ()
+        named = {v for v in values if isinstance(v, str)} | set(
+            item.name.replace("[", "-").replace("]", "").split("-")
+        )
+        (drop if named & left_out else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def backend_url(name: str, tmp_path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The copy itself: table by table, one transaction per batch, ids mapped by name."""
+"""The copy itself: table by table in ONE transaction, ids mapped by name."""
 
 from __future__ import annotations
 
@@ -6,12 +6,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database, normalise_url
-from berth.importer.source import BATCH_SIZE, ImportRefused, NoProgress, Progress, Source
+from berth.importer.source import (
+    BATCH_SIZE,
+    ImportIncomplete,
+    ImportRefused,
+    NoProgress,
+    Progress,
+    Source,
+)
 from berth.importer.target import advance_sequences, berth_has_data, wipe
 from berth.placement import changes
 from berth.placement.catalog import CUSTOM_ID_START
@@ -32,13 +39,13 @@ Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 def _copy(
     source: Source,
-    db: Database,
+    conn: Connection,
     name: str,
     progress: Progress,
     transform: Transform | None = None,
     batches: Iterable[list[dict[str, Any]]] | None = None,
 ) -> int:
-    """Copy one table, one transaction per batch; return the rows written."""
+    """Copy one table, a statement per batch; return the rows written."""
     if name not in source.tables:
         return 0
     target = t.metadata.tables[name]
@@ -52,20 +59,18 @@ def _copy(
             if out is not None:
                 rows.append({col: out.get(col) for col in wanted})
         if rows:
-            with db.write() as conn:
-                conn.execute(target.insert(), rows)
+            conn.execute(target.insert(), rows)
         copied += len(rows)
         progress.advance(name, len(batch))
     return copied
 
 
 def _import_classes(
-    source: Source, db: Database, report: ImportReport, progress: Progress
+    source: Source, conn: Connection, report: ImportReport, progress: Progress
 ) -> dict[int, int]:
     """Map Placement class ids to berth's by name, creating the missing ones."""
     rc = t.resource_classes
-    with db.read() as conn:
-        existing = {row.name: row.id for row in conn.execute(select(rc.c.id, rc.c.name))}
+    existing = {row.name: row.id for row in conn.execute(select(rc.c.id, rc.c.name))}
     taken = set(existing.values())
     mapping: dict[int, int] = {}
     new_rows = []
@@ -84,35 +89,31 @@ def _import_classes(
             new_rows.append({**_timestamps(row), "id": new_id, "name": row["name"]})
         progress.advance("resource_classes", len(batch))
     if new_rows:
-        with db.write() as conn:
-            conn.execute(rc.insert(), new_rows)
+        conn.execute(rc.insert(), new_rows)
     report.copied["resource_classes"] = len(new_rows)
     return mapping
 
 
 def _import_traits(
-    source: Source, db: Database, report: ImportReport, progress: Progress
+    source: Source, conn: Connection, report: ImportReport, progress: Progress
 ) -> dict[int, int]:
     """Map Placement trait ids to berth's by name, creating the missing ones."""
     tr = t.traits
     source_ids: dict[str, int] = {}
     progress.start("traits", source.count("traits"))
     for batch in source.rows("traits"):
-        with db.read() as conn:
-            names = [row["name"] for row in batch]
-            have = set(conn.execute(select(tr.c.name).where(tr.c.name.in_(names))).scalars())
+        names = [row["name"] for row in batch]
+        have = set(conn.execute(select(tr.c.name).where(tr.c.name.in_(names))).scalars())
         missing = [
             _timestamps(row) | {"name": row["name"]} for row in batch if row["name"] not in have
         ]
         if missing:
-            with db.write() as conn:
-                conn.execute(tr.insert(), missing)
+            conn.execute(tr.insert(), missing)
             report.created_traits += [row["name"] for row in missing]
         source_ids.update({row["name"]: row["id"] for row in batch})
         progress.advance("traits", len(batch))
     report.copied["traits"] = len(report.created_traits)
-    with db.read() as conn:
-        berth_ids = {row.name: row.id for row in conn.execute(select(tr.c.id, tr.c.name))}
+    berth_ids = {row.name: row.id for row in conn.execute(select(tr.c.id, tr.c.name))}
     return {source_id: berth_ids[name] for name, source_id in source_ids.items()}
 
 
@@ -181,67 +182,78 @@ def _consumer(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    source_url: str, db: Database, force: bool = False, progress: Progress | None = None
+    source_url: str,
+    db: Database,
+    force: bool = False,
+    progress: Progress | None = None,
+    allow_partial: bool = False,
 ) -> ImportReport:
-    """Copy the Placement database at ``source_url`` into ``db``."""
+    """Copy the Placement database at ``source_url`` into ``db``, all or nothing.
+
+    Rows that cannot be copied (a class, trait or aggregate that cannot be
+    mapped) make it :class:`ImportIncomplete` and nothing is written, unless
+    ``allow_partial``: then the rest is copied and the report lists them.
+    """
     progress = progress or NoProgress()
     if normalise_url(source_url) == db.url:
         raise ImportRefused("the source is berth's own database")
     source = Source.open(source_url)
     try:
-        with db.read() as conn:
+        with db.write() as conn:
             found = berth_has_data(conn)
-        if found and not force:
-            raise ImportRefused(
-                f"berth's database is not empty ({', '.join(found)}); "
-                "use --force to replace its contents with the import"
-            )
-        wipe(db)
-        return _copy_all(source, db, progress)
+            if found and not force:
+                raise ImportRefused(
+                    f"berth's database is not empty ({', '.join(found)}); "
+                    "use --force to replace its contents with the import"
+                )
+            wipe(conn)
+            report = _copy_all(source, conn, progress)
+            if report.skipped and not allow_partial:
+                raise ImportIncomplete(report.skipped)  # rolls the whole import back
+            return report
     finally:
         source.engine.dispose()
 
 
-def _copy_all(source: Source, db: Database, progress: Progress) -> ImportReport:
+def _copy_all(source: Source, conn: Connection, progress: Progress) -> ImportReport:
     report = ImportReport()
-    classes = _import_classes(source, db, report, progress)
-    traits = _import_traits(source, db, report, progress)
+    classes = _import_classes(source, conn, report, progress)
+    traits = _import_traits(source, conn, report, progress)
     copied = report.copied
     for name in ("consumer_types", "projects", "users"):
-        copied[name] = _copy(source, db, name, progress)
+        copied[name] = _copy(source, conn, name, progress)
     copied["resource_providers"] = _copy(
-        source, db, "resource_providers", progress, _provider, _providers_parents_first(source)
+        source, conn, "resource_providers", progress, _provider, _providers_parents_first(source)
     )
     copied["placement_aggregates"] = _copy(
-        source, db, "placement_aggregates", progress, _aggregate(report)
+        source, conn, "placement_aggregates", progress, _aggregate(report)
     )
     copied["resource_provider_aggregates"] = _copy(
-        source, db, "resource_provider_aggregates", progress
+        source, conn, "resource_provider_aggregates", progress
     )
     copied["resource_provider_traits"] = _copy(
         source,
-        db,
+        conn,
         "resource_provider_traits",
         progress,
         _mapped("trait_id", traits, report, "resource_provider_traits"),
     )
     copied["inventories"] = _copy(
         source,
-        db,
+        conn,
         "inventories",
         progress,
         _mapped("resource_class_id", classes, report, "inventories"),
     )
-    copied["consumers"] = _copy(source, db, "consumers", progress, _consumer)
+    copied["consumers"] = _copy(source, conn, "consumers", progress, _consumer)
     copied["allocations"] = _copy(
         source,
-        db,
+        conn,
         "allocations",
         progress,
         _mapped("resource_class_id", classes, report, "allocations"),
     )
-    advance_sequences(db)
-    with db.write() as conn:
-        # Workers holding providers in memory reload everything.
-        changes.record(conn, [changes.EVERYTHING])
+    advance_sequences(conn)
+    # Workers holding providers in memory reload everything.
+    changes.record(conn, [changes.EVERYTHING])
     return report

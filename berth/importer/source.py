@@ -35,6 +35,14 @@ class ImportRefused(Exception):
     """The import cannot start (not a Placement database, or berth not empty)."""
 
 
+class ImportIncomplete(Exception):
+    """Some rows could not be copied; nothing was written (``skipped`` says which)."""
+
+    def __init__(self, skipped: list[str]) -> None:
+        super().__init__(f"{len(skipped)} rows could not be copied; nothing was imported")
+        self.skipped = skipped
+
+
 class Progress(Protocol):
     """Where the importer reports how far it got (a rich bar, or nothing)."""
 
@@ -42,7 +50,7 @@ class Progress(Protocol):
         """A table with ``total`` rows is about to be copied."""
 
     def advance(self, table: str, rows: int) -> None:
-        """``rows`` more rows of ``table`` are committed."""
+        """``rows`` more rows of ``table`` are copied (committed with the rest at the end)."""
 
 
 class NoProgress:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, func, select, text, update
 
 from berth.db import tables as t
-from berth.db.engine import Database
 from berth.importer.source import COPY_ORDER
 from berth.placement.catalog import CUSTOM_ID_START
 
@@ -45,30 +44,28 @@ def berth_has_data(conn: Connection) -> list[str]:
     return found
 
 
-def wipe(db: Database) -> None:
+def wipe(conn: Connection) -> None:
     """Delete berth's placement data, keeping the standard classes and traits."""
-    with db.write() as conn:
-        for name in WIPE_ORDER:
-            conn.execute(delete(t.metadata.tables[name]))
-        # Cut the tree's links first: MariaDB checks the self-referencing
-        # foreign keys row by row, even for a row that points at itself.
-        rp = t.resource_providers
-        conn.execute(update(rp).values(root_provider_id=None, parent_provider_id=None))
-        conn.execute(delete(rp))
-        conn.execute(delete(t.resource_classes).where(t.resource_classes.c.id >= CUSTOM_ID_START))
-        conn.execute(delete(t.traits).where(t.traits.c.name.like("CUSTOM\\_%", escape="\\")))
+    for name in WIPE_ORDER:
+        conn.execute(delete(t.metadata.tables[name]))
+    # Cut the tree's links first: MariaDB checks the self-referencing
+    # foreign keys row by row, even for a row that points at itself.
+    rp = t.resource_providers
+    conn.execute(update(rp).values(root_provider_id=None, parent_provider_id=None))
+    conn.execute(delete(rp))
+    conn.execute(delete(t.resource_classes).where(t.resource_classes.c.id >= CUSTOM_ID_START))
+    conn.execute(delete(t.traits).where(t.traits.c.name.like("CUSTOM\\_%", escape="\\")))
 
 
-def advance_sequences(db: Database) -> None:
+def advance_sequences(conn: Connection) -> None:
     """On PostgreSQL, move each id sequence past the ids copied explicitly."""
-    if db.dialect != "postgresql":
+    if conn.dialect.name != "postgresql":
         return
-    with db.write() as conn:
-        for name in COPY_ORDER:
-            table = t.metadata.tables[name]
-            if "id" not in table.c or not table.c.id.autoincrement:
-                continue
-            seq = conn.execute(text(f"SELECT pg_get_serial_sequence('{name}', 'id')")).scalar()
-            if seq:
-                bump = f"SELECT setval('{seq}', COALESCE(MAX(id), 1), MAX(id) IS NOT NULL)"
-                conn.execute(text(f"{bump} FROM {name}"))
+    for name in COPY_ORDER:
+        table = t.metadata.tables[name]
+        if "id" not in table.c or not table.c.id.autoincrement:
+            continue
+        seq = conn.execute(text(f"SELECT pg_get_serial_sequence('{name}', 'id')")).scalar()
+        if seq:
+            bump = f"SELECT setval('{seq}', COALESCE(MAX(id), 1), MAX(id) IS NOT NULL)"
+            conn.execute(text(f"{bump} FROM {name}"))

@@ -12,7 +12,7 @@
 #   scheduler   berth bench claims --target inproc: 8 scheduler processes, 32 requests
 #               at once each, modulo partitioning, 10,000 hosts (the group commit path)
 #   api-write   berth bench claims --target serve --mode placement: 8 clients doing
-#               GET /allocation_candidates then PUT /allocations over HTTP, 1,000 hosts
+#               GET /allocation_candidates (no limit) then PUT /allocations over HTTP, 1,000 hosts
 #   candidates  berth bench candidates --target serve: GET /allocation_candidates limit=50
 #               over HTTP, 10,000 hosts
 set -euo pipefail
@@ -73,6 +73,6 @@ each() {  # bench arguments: run them for every version in turn, REPEAT times
 each claims --target inproc --mode scheduler --strategy pack --partitioning modulo --workers 8 \
     --concurrency 32 --seconds 10 --hosts 10000
 each claims --target serve --mode placement --strategy pack --partitioning modulo --workers 8 \
-    --limit 50 --seconds 10 --hosts 1000
+    --seconds 10 --hosts 1000
 PYTHONPATH="$PWD" "$PY" -m berth.cli bench populate --profile candidates -n 10000 --out /dev/null
 each candidates --target serve --queries limit --requests 300 --seconds 10 --server-workers 2
