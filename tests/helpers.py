@@ -1,0 +1,65 @@
+"""Helpers shared by tests of several packages: rows written directly, checks read directly."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from berth.db import tables as t
+from berth.db.clock import utcnow
+from berth.db.engine import Database
+from berth.placement.class_ids import ResourceClassCache
+from berth.placement.inventories import Inventory
+
+
+def add_provider(db: Database, inventory: dict[str, dict[str, Any]]) -> str:
+    """A provider (generation 0) with inventory rows written directly; its uuid."""
+    uuid = str(uuidlib.uuid4())
+    with db.write() as conn:
+        classes = ResourceClassCache(conn)
+        pid = conn.execute(
+            insert(t.resource_providers).values(uuid=uuid, name=uuid, generation=0)
+        ).inserted_primary_key[0]  # type: ignore[index]
+        conn.execute(
+            update(t.resource_providers).where(t.resource_providers.c.id == pid),
+            {"root_provider_id": pid},
+        )
+        for name, fields in inventory.items():
+            record = Inventory(name, **fields).as_dict()
+            conn.execute(
+                insert(t.inventories).values(
+                    resource_provider_id=pid,
+                    resource_class_id=classes.id_of(name),
+                    created_at=utcnow(),
+                    **record,
+                )
+            )
+    return uuid
+
+
+def over_committed(db: Database) -> list[str]:
+    """Every (provider, class) whose usage exceeds (total - reserved) * ratio."""
+    A, INV, RP = t.allocations, t.inventories, t.resource_providers
+    used = (
+        select(A.c.resource_provider_id, A.c.resource_class_id, func.sum(A.c.used).label("used"))
+        .group_by(A.c.resource_provider_id, A.c.resource_class_id)
+        .subquery()
+    )
+    query = select(
+        RP.c.uuid, INV.c.total, INV.c.reserved, INV.c.allocation_ratio, used.c.used
+    ).select_from(
+        used.join(
+            INV,
+            (INV.c.resource_provider_id == used.c.resource_provider_id)
+            & (INV.c.resource_class_id == used.c.resource_class_id),
+        ).join(RP, RP.c.id == used.c.resource_provider_id)
+    )
+    with db.read() as conn:
+        rows = conn.execute(query).all()
+    return [
+        f"{r.uuid}: used {r.used} of {(r.total - r.reserved) * r.allocation_ratio}"
+        for r in rows
+        if r.used > (r.total - r.reserved) * r.allocation_ratio
+    ]
