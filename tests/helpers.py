@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import uuid as uuidlib
+from collections.abc import Callable
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert, select, update
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement.class_ids import ResourceClassCache
+from berth.placement.errors import PlacementError
 from berth.placement.inventories import Inventory
 
 
@@ -63,3 +66,19 @@ def over_committed(db: Database) -> list[str]:
         for r in rows
         if r.used > (r.total - r.reserved) * r.allocation_ratio
     ]
+
+
+def refusal(
+    db: Database,
+    state: Callable[[Database], object],
+    error: type[PlacementError],
+    write: Callable[..., object],
+    *args: object,
+) -> str:
+    """The message of the ``error`` that ``write(conn, *args)`` raises in a transaction of
+    its own, having checked that ``state(db)`` reads the same after it as before."""
+    before = state(db)
+    with pytest.raises(error) as caught, db.write() as conn:
+        write(conn, *args)
+    assert state(db) == before
+    return caught.value.message

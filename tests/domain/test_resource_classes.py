@@ -13,6 +13,7 @@ from berth.db.engine import Database
 from berth.placement import errors
 from berth.placement import resource_classes as rcs
 from berth.placement.catalog import CUSTOM_ID_START
+from tests.helpers import refusal
 
 
 def _provider(conn: Connection) -> int:
@@ -22,6 +23,22 @@ def _provider(conn: Connection) -> int:
         select(t.resource_providers.c.id).where(t.resource_providers.c.uuid == rp_uuid)
     ).scalar_one()
     return int(found)
+
+
+def _inventory(conn: Connection, provider_id: int, class_id: int, total: int) -> None:
+    """An inventory row of ``total`` (all of it usable) written directly."""
+    conn.execute(
+        t.inventories.insert().values(
+            resource_provider_id=provider_id,
+            resource_class_id=class_id,
+            total=total,
+            reserved=0,
+            min_unit=1,
+            max_unit=total,
+            step_size=1,
+            allocation_ratio=1.0,
+        )
+    )
 
 
 def _class_rows(db: Database) -> list[tuple[int, str]]:
@@ -87,29 +104,13 @@ def test_create_rejections_change_nothing(
 ) -> None:
     with db.write() as conn:
         rcs.create_class(conn, "CUSTOM_DUP")
-    before = _class_rows(db)
-    with pytest.raises(error) as caught, db.write() as conn:
-        rcs.create_class(conn, name)
-    assert message in caught.value.message
-    assert _class_rows(db) == before
+    assert message in refusal(db, _class_rows, error, rcs.create_class, name)
 
 
 def test_rename_keeps_id_and_sets_updated_at(db: Database) -> None:
     with db.write() as conn:
         old = rcs.create_class(conn, "CUSTOM_OLD")
-        inventory_rp = _provider(conn)
-        conn.execute(
-            t.inventories.insert().values(
-                resource_provider_id=inventory_rp,
-                resource_class_id=old.id,
-                total=1,
-                reserved=0,
-                min_unit=1,
-                max_unit=1,
-                step_size=1,
-                allocation_ratio=1.0,
-            )
-        )
+        _inventory(conn, _provider(conn), old.id, total=1)
         renamed = rcs.rename_class(conn, "CUSTOM_OLD", "CUSTOM_NEW")
     assert (renamed.id, renamed.name) == (old.id, "CUSTOM_NEW")
     with db.read() as conn:
@@ -141,28 +142,13 @@ def test_rename_rejections_change_nothing(
     with db.write() as conn:
         rcs.create_class(conn, "CUSTOM_A")
         rcs.create_class(conn, "CUSTOM_B")
-    before = _class_rows(db)
-    with pytest.raises(error) as caught, db.write() as conn:
-        rcs.rename_class(conn, name, new_name)
-    assert message in caught.value.message
-    assert _class_rows(db) == before
+    assert message in refusal(db, _class_rows, error, rcs.rename_class, name, new_name)
 
 
 def _use_in(conn: Connection, where: str, class_id: int) -> None:
     rp = _provider(conn)
     if where == "inventory":
-        conn.execute(
-            t.inventories.insert().values(
-                resource_provider_id=rp,
-                resource_class_id=class_id,
-                total=4,
-                reserved=0,
-                min_unit=1,
-                max_unit=4,
-                step_size=1,
-                allocation_ratio=1.0,
-            )
-        )
+        _inventory(conn, rp, class_id, total=4)
     else:
         conn.execute(
             t.allocations.insert().values(
@@ -207,11 +193,7 @@ def test_delete_rejections(
 ) -> None:
     with db.write() as conn:
         rcs.create_class(conn, "CUSTOM_BUSY")
-    before = _class_rows(db)
-    with pytest.raises(error) as caught, db.write() as conn:
-        rcs.delete_class(conn, name)
-    assert caught.value.message == message
-    assert _class_rows(db) == before
+    assert refusal(db, _class_rows, error, rcs.delete_class, name) == message
 
 
 def test_delete_unused_custom_class(db: Database) -> None:
