@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import falcon
@@ -13,7 +12,6 @@ from berth.api.util import (
     check_accept,
     ctx,
     extract_json,
-    latest,
     require_json_content,
     send_empty,
     send_json,
@@ -21,6 +19,7 @@ from berth.api.util import (
     validate,
 )
 from berth.placement import resource_classes as domain
+from berth.placement.named import last_change
 from berth.schemas.resource_classes import RESOURCE_CLASS
 
 # Resource classes appeared in 1.2; PUT creates instead of renaming from 1.7.
@@ -41,14 +40,6 @@ def _render(req: falcon.Request, rc: domain.ResourceClass) -> dict[str, Any]:
     return {"name": rc.name, "links": [{"rel": "self", "href": _url(req, rc.name)}]}
 
 
-def _newest(classes: list[domain.ResourceClass]) -> datetime.datetime | None:
-    """The latest change; None (meaning now) if any class has no timestamp, as upstream."""
-    stamps = [rc.last_modified for rc in classes]
-    if not stamps or None in stamps:
-        return None
-    return latest(*stamps)
-
-
 def list_classes(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /resource_classes."""
     _require_version(req)
@@ -57,7 +48,7 @@ def list_classes(req: falcon.Request, resp: falcon.Response) -> None:
     with ctx(req).services.db.read() as conn:
         classes = domain.list_classes(conn)
     send_json(resp, {"resource_classes": [_render(req, rc) for rc in classes]})
-    set_last_modified(req, resp, _newest(classes))
+    set_last_modified(req, resp, last_change(classes))
 
 
 def create(req: falcon.Request, resp: falcon.Response) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 
 import falcon
@@ -13,7 +12,6 @@ from berth.api.util import (
     check_accept,
     ctx,
     extract_json,
-    latest,
     not_found_provider,
     query_params,
     require_json_content,
@@ -24,6 +22,7 @@ from berth.api.util import (
 )
 from berth.placement import errors, providers
 from berth.placement import traits as domain
+from berth.placement.named import last_change
 from berth.schemas import traits as schemas
 
 # Traits appeared in microversion 1.6.
@@ -46,14 +45,6 @@ def _require_version(req: falcon.Request) -> None:
         raise HTTPError(404, "")
 
 
-def _newest(traits: Sequence[domain.Trait]) -> datetime.datetime | None:
-    """The latest change; None (meaning now) when unknown, as upstream."""
-    stamps = [trait.last_modified for trait in traits]
-    if not stamps or None in stamps:
-        return None
-    return latest(*stamps)
-
-
 def _send_traits(
     req: falcon.Request,
     resp: falcon.Response,
@@ -64,7 +55,7 @@ def _send_traits(
     if generation is not None:
         body["resource_provider_generation"] = generation
     send_json(resp, body)
-    set_last_modified(req, resp, _newest(traits))
+    set_last_modified(req, resp, last_change(traits))
 
 
 def _filters(req: falcon.Request) -> domain.TraitFilter:
