@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import os_resource_classes
 import pytest
@@ -13,7 +14,12 @@ from berth.db.engine import Database
 from berth.placement import errors
 from berth.placement import resource_classes as rcs
 from berth.placement.catalog import CUSTOM_ID_START
+from berth.placement.errors import Conflict, InvalidInput, NotFound
 from tests.helpers import refusal
+
+MUST_BE_CUSTOM = "Resource class name must start with CUSTOM_"
+NOT_DELETED = "Error in delete resource class: "
+NO_SUCH = "No such resource class"
 
 
 def _provider(conn: Connection) -> int:
@@ -91,22 +97,6 @@ def test_ensure_returns_existing_class_without_creating(db: Database) -> None:
     assert _class_rows(db) == before
 
 
-@pytest.mark.parametrize(
-    ("name", "error", "message"),
-    [
-        ("CUSTOM_DUP", errors.Conflict, "Conflicting resource class already exists: CUSTOM_DUP"),
-        ("VCPU", errors.InvalidInput, "must start with CUSTOM_"),
-        ("CUSTOM_", errors.InvalidInput, "must start with CUSTOM_"),
-    ],
-)
-def test_create_rejections_change_nothing(
-    db: Database, name: str, error: type[errors.PlacementError], message: str
-) -> None:
-    with db.write() as conn:
-        rcs.create_class(conn, "CUSTOM_DUP")
-    assert message in refusal(db, _class_rows, error, rcs.create_class, name)
-
-
 def test_rename_keeps_id_and_sets_updated_at(db: Database) -> None:
     with db.write() as conn:
         old = rcs.create_class(conn, "CUSTOM_OLD")
@@ -125,24 +115,6 @@ def test_rename_to_own_name_is_accepted(db: Database) -> None:
     with db.write() as conn:
         rcs.create_class(conn, "CUSTOM_SAME")
         assert rcs.rename_class(conn, "CUSTOM_SAME", "CUSTOM_SAME").name == "CUSTOM_SAME"
-
-
-@pytest.mark.parametrize(
-    ("name", "new_name", "error", "message"),
-    [
-        ("VCPU", "CUSTOM_X", errors.InvalidInput, "Cannot update standard resource class VCPU"),
-        ("CUSTOM_A", "CUSTOM_B", errors.Conflict, "Resource class already exists: CUSTOM_B"),
-        ("CUSTOM_NOPE", "CUSTOM_X", errors.NotFound, "No such resource class CUSTOM_NOPE."),
-        ("CUSTOM_A", "MEMORY_MB", errors.InvalidInput, "must start with CUSTOM_"),
-    ],
-)
-def test_rename_rejections_change_nothing(
-    db: Database, name: str, new_name: str, error: type[errors.PlacementError], message: str
-) -> None:
-    with db.write() as conn:
-        rcs.create_class(conn, "CUSTOM_A")
-        rcs.create_class(conn, "CUSTOM_B")
-    assert message in refusal(db, _class_rows, error, rcs.rename_class, name, new_name)
 
 
 def _use_in(conn: Connection, where: str, class_id: int) -> None:
@@ -175,25 +147,39 @@ def test_delete_refuses_a_class_in_use(db: Database, where: str) -> None:
     assert (gold.id, "CUSTOM_GOLD") in _class_rows(db)
 
 
+# Every refusal, with its exact message, among CUSTOM_A, CUSTOM_B and CUSTOM_BUSY.
+create, rename, delete = rcs.create_class, rcs.rename_class, rcs.delete_class
+REFUSALS = [
+    (create, ["CUSTOM_A"], Conflict, "Conflicting resource class already exists: CUSTOM_A"),
+    (create, ["VCPU"], InvalidInput, f"{MUST_BE_CUSTOM}: VCPU"),
+    (create, ["CUSTOM_"], InvalidInput, f"{MUST_BE_CUSTOM}: CUSTOM_"),
+    (rename, ["VCPU", "CUSTOM_X"], InvalidInput, "Cannot update standard resource class VCPU"),
+    (rename, ["CUSTOM_A", "CUSTOM_B"], Conflict, "Resource class already exists: CUSTOM_B"),
+    (rename, ["CUSTOM_NOPE", "CUSTOM_X"], NotFound, f"{NO_SUCH} CUSTOM_NOPE."),
+    (rename, ["CUSTOM_A", "MEMORY_MB"], InvalidInput, f"{MUST_BE_CUSTOM}: MEMORY_MB"),
+    (delete, ["VCPU"], InvalidInput, f"{NOT_DELETED}Cannot delete standard resource class VCPU."),
+    (delete, ["CUSTOM_MISSING"], NotFound, f"{NO_SUCH} CUSTOM_MISSING."),
+    # Names are case-sensitive on every backend (MySQL's collation is not).
+    (delete, ["custom_busy"], NotFound, f"{NO_SUCH} custom_busy."),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "error", "message"),
-    [
-        (
-            "VCPU",
-            errors.InvalidInput,
-            "Error in delete resource class: Cannot delete standard resource class VCPU.",
-        ),
-        ("CUSTOM_MISSING", errors.NotFound, "No such resource class CUSTOM_MISSING."),
-        # Names are case-sensitive on every backend (MySQL's collation is not).
-        ("custom_busy", errors.NotFound, "No such resource class custom_busy."),
-    ],
+    ("change", "args", "error", "message"),
+    REFUSALS,
+    ids=[f"{change.__name__}-{'-'.join(args)}" for change, args, _, _ in REFUSALS],
 )
-def test_delete_rejections(
-    db: Database, name: str, error: type[errors.PlacementError], message: str
+def test_refused_changes_change_nothing(
+    db: Database,
+    change: Callable[..., object],
+    args: list[str],
+    error: type[errors.PlacementError],
+    message: str,
 ) -> None:
     with db.write() as conn:
-        rcs.create_class(conn, "CUSTOM_BUSY")
-    assert refusal(db, _class_rows, error, rcs.delete_class, name) == message
+        for name in ("CUSTOM_A", "CUSTOM_B", "CUSTOM_BUSY"):
+            rcs.create_class(conn, name)
+    assert refusal(db, _class_rows, error, change, *args) == message
 
 
 def test_delete_unused_custom_class(db: Database) -> None:
