@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, select
 
+from berth.placement import errors
+
 
 @dataclass(frozen=True)
 class Named:
@@ -41,6 +43,14 @@ def find(conn: Connection, table: Table, name: str, make: Callable[..., N]) -> N
     """The row of ``table`` called ``name`` exactly, made by ``make``; None when there is none."""
     rows = conn.execute(columns(table).where(table.c.name == name)).all()
     return next((make(**row._mapping) for row in rows if row.name == name), None)
+
+
+def get(conn: Connection, table: Table, name: str, make: Callable[..., N], missing: str) -> N:
+    """The row of ``table`` called ``name`` exactly; NotFound(``missing``) when there is none."""
+    found = find(conn, table, name, make)
+    if found is None:
+        raise errors.NotFound(missing)
+    return found
 
 
 def last_change(rows: Sequence[Named]) -> datetime.datetime | None:

@@ -47,10 +47,7 @@ def find_class(conn: Connection, name: str) -> ResourceClass | None:
 
 def get_class(conn: Connection, name: str) -> ResourceClass:
     """The class called ``name``; NotFound when there is none."""
-    found = find_class(conn, name)
-    if found is None:
-        raise errors.NotFound(f"No such resource class {name}.")
-    return found
+    return named.get(conn, RC, name, ResourceClass, f"No such resource class {name}.")
 
 
 def _next_custom_id(conn: Connection) -> int:

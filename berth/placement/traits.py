@@ -89,10 +89,7 @@ def find_trait(conn: Connection, name: str) -> Trait | None:
 
 def get_trait(conn: Connection, name: str) -> Trait:
     """The trait called ``name``; NotFound when there is none."""
-    found = find_trait(conn, name)
-    if found is None:
-        raise errors.NotFound(f"No such trait(s): {name}.")
-    return found
+    return named.get(conn, TRAIT, name, Trait, f"No such trait(s): {name}.")
 
 
 def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
