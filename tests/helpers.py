@@ -9,7 +9,7 @@ from typing import Any
 
 import falcon.testing
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from berth import settings as settings_mod
 from berth.api.app import create_app
@@ -23,29 +23,37 @@ from berth.policy import Enforcer
 from berth.services import Services
 
 
-def add_provider(db: Database, inventory: dict[str, dict[str, Any]]) -> str:
-    """A provider (generation 0) with inventory rows written directly; its uuid."""
+def write_provider(
+    conn: Connection, inventory: dict[str, dict[str, Any]], name: str | None = None
+) -> tuple[int, str]:
+    """A root provider (generation 0, named ``name`` or its uuid) with inventory rows
+    (fields as :class:`Inventory` takes them), written directly; its id and uuid."""
     uuid = str(uuidlib.uuid4())
-    with db.write() as conn:
-        classes = ResourceClassCache(conn)
-        pid = conn.execute(
-            insert(t.resource_providers).values(uuid=uuid, name=uuid, generation=0)
-        ).inserted_primary_key[0]  # type: ignore[index]
+    classes = ResourceClassCache(conn)
+    pid = conn.execute(
+        insert(t.resource_providers).values(uuid=uuid, name=name or uuid, generation=0)
+    ).inserted_primary_key[0]  # type: ignore[index]
+    conn.execute(
+        update(t.resource_providers).where(t.resource_providers.c.id == pid),
+        {"root_provider_id": pid},
+    )
+    for rc, fields in inventory.items():
+        record = Inventory(rc, **fields).as_dict()
         conn.execute(
-            update(t.resource_providers).where(t.resource_providers.c.id == pid),
-            {"root_provider_id": pid},
-        )
-        for name, fields in inventory.items():
-            record = Inventory(name, **fields).as_dict()
-            conn.execute(
-                insert(t.inventories).values(
-                    resource_provider_id=pid,
-                    resource_class_id=classes.id_of(name),
-                    created_at=utcnow(),
-                    **record,
-                )
+            insert(t.inventories).values(
+                resource_provider_id=pid,
+                resource_class_id=classes.id_of(rc),
+                created_at=utcnow(),
+                **record,
             )
-    return uuid
+        )
+    return int(pid), uuid
+
+
+def add_provider(db: Database, inventory: dict[str, dict[str, Any]]) -> str:
+    """A provider written by :func:`write_provider` in a transaction of its own; its uuid."""
+    with db.write() as conn:
+        return write_provider(conn, inventory)[1]
 
 
 def over_committed(db: Database) -> list[str]:

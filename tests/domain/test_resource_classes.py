@@ -15,36 +15,11 @@ from berth.placement import errors
 from berth.placement import resource_classes as rcs
 from berth.placement.catalog import CUSTOM_ID_START
 from berth.placement.errors import Conflict, InvalidInput, NotFound
-from tests.helpers import refusal
+from tests.helpers import refusal, write_provider
 
 MUST_BE_CUSTOM = "Resource class name must start with CUSTOM_"
 NOT_DELETED = "Error in delete resource class: "
 NO_SUCH = "No such resource class"
-
-
-def _provider(conn: Connection) -> int:
-    rp_uuid = str(uuid.uuid4())
-    conn.execute(t.resource_providers.insert().values(uuid=rp_uuid, name=None, generation=0))
-    found = conn.execute(
-        select(t.resource_providers.c.id).where(t.resource_providers.c.uuid == rp_uuid)
-    ).scalar_one()
-    return int(found)
-
-
-def _inventory(conn: Connection, provider_id: int, class_id: int, total: int) -> None:
-    """An inventory row of ``total`` (all of it usable) written directly."""
-    conn.execute(
-        t.inventories.insert().values(
-            resource_provider_id=provider_id,
-            resource_class_id=class_id,
-            total=total,
-            reserved=0,
-            min_unit=1,
-            max_unit=total,
-            step_size=1,
-            allocation_ratio=1.0,
-        )
-    )
 
 
 def _class_rows(db: Database) -> list[tuple[int, str]]:
@@ -100,7 +75,7 @@ def test_ensure_returns_existing_class_without_creating(db: Database) -> None:
 def test_rename_keeps_id_and_sets_updated_at(db: Database) -> None:
     with db.write() as conn:
         old = rcs.create_class(conn, "CUSTOM_OLD")
-        _inventory(conn, _provider(conn), old.id, total=1)
+        write_provider(conn, {"CUSTOM_OLD": {"total": 1, "max_unit": 1}})
         renamed = rcs.rename_class(conn, "CUSTOM_OLD", "CUSTOM_NEW")
     assert (renamed.id, renamed.name) == (old.id, "CUSTOM_NEW")
     with db.read() as conn:
@@ -117,16 +92,16 @@ def test_rename_to_own_name_is_accepted(db: Database) -> None:
         assert rcs.rename_class(conn, "CUSTOM_SAME", "CUSTOM_SAME").name == "CUSTOM_SAME"
 
 
-def _use_in(conn: Connection, where: str, class_id: int) -> None:
-    rp = _provider(conn)
+def _use_in(conn: Connection, where: str, rc: rcs.ResourceClass) -> None:
     if where == "inventory":
-        _inventory(conn, rp, class_id, total=4)
+        write_provider(conn, {rc.name: {"total": 4, "max_unit": 4}})
     else:
+        rp, _ = write_provider(conn, {})
         conn.execute(
             t.allocations.insert().values(
                 resource_provider_id=rp,
                 consumer_id=str(uuid.uuid4()),
-                resource_class_id=class_id,
+                resource_class_id=rc.id,
                 used=1,
             )
         )
@@ -136,7 +111,7 @@ def _use_in(conn: Connection, where: str, class_id: int) -> None:
 def test_delete_refuses_a_class_in_use(db: Database, where: str) -> None:
     with db.write() as conn:
         gold = rcs.create_class(conn, "CUSTOM_GOLD")
-        _use_in(conn, where, gold.id)
+        _use_in(conn, where, gold)
         assert rcs.in_use(conn, gold.id)
     with pytest.raises(errors.Conflict) as caught, db.write() as conn:
         rcs.delete_class(conn, "CUSTOM_GOLD")
@@ -186,7 +161,7 @@ def test_delete_unused_custom_class(db: Database) -> None:
     with db.write() as conn:
         rcs.create_class(conn, "CUSTOM_GONE")
         other = rcs.create_class(conn, "CUSTOM_BUSY")
-        _use_in(conn, "inventory", other.id)
+        _use_in(conn, "inventory", other)
     with db.write() as conn:
         rcs.delete_class(conn, "CUSTOM_GONE")
     with db.read() as conn:
