@@ -13,6 +13,7 @@ from typing import Any
 import falcon
 
 from berth.api.errors import HTTPError, bad_request, conflict, not_found
+from berth.api.resources.steps import provider_or_404, require_provider
 from berth.api.util import (
     authorize,
     check_accept,
@@ -28,7 +29,6 @@ from berth.api.util import (
 from berth.db.clock import utcnow
 from berth.placement import errors
 from berth.placement import inventories as inv
-from berth.placement.providers import get_provider
 from berth.placement.write.capacity import InventoryInUse
 from berth.schemas import inventories as schemas
 
@@ -37,6 +37,8 @@ POLICY = "placement:resource_providers:inventories:"
 LOST_RACE = (
     "Another thread concurrently updated the resource provider data. Please retry your update"
 )
+# The reference's 404 on GET for a missing provider (a space before the colon).
+MISSING_PROVIDER = "{message} : {message}"
 
 
 def _cache_headers(
@@ -83,21 +85,12 @@ def _send_all(
     _cache_headers(req, resp, when)
 
 
-def _require_provider(req: falcon.Request, uuid: str) -> None:
-    """404 for a missing provider before the body is looked at, as the reference."""
-    with ctx(req).services.db.read() as conn:
-        get_provider(conn, uuid)
-
-
 def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /resource_providers/{uuid}/inventories."""
     check_accept(req)
     authorize(req, POLICY + "list")
     with ctx(req).services.db.read() as conn:
-        try:
-            provider = get_provider(conn, uuid)
-        except errors.NotFound as exc:
-            raise not_found(f"{exc.message} : {exc.message}") from None
+        provider = provider_or_404(conn, uuid, MISSING_PROVIDER)
         found = inv.list_inventories(conn, provider.id)
     _send_all(req, resp, found, provider.generation, latest(*(i.last_modified for i in found)))
 
@@ -107,10 +100,7 @@ def show(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: 
     check_accept(req)
     authorize(req, POLICY + "show")
     with ctx(req).services.db.read() as conn:
-        try:
-            provider = get_provider(conn, uuid)
-        except errors.NotFound as exc:
-            raise not_found(f"{exc.message} : {exc.message}") from None
+        provider = provider_or_404(conn, uuid, MISSING_PROVIDER)
         found = inv.find_inventory(conn, provider.id, resource_class)
     if found is None:
         raise not_found(f"No inventory of class {resource_class} for {uuid}")
@@ -122,7 +112,7 @@ def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     require_json_content(req)
     authorize(req, POLICY + "create")
     c = ctx(req)
-    _require_provider(req, uuid)
+    require_provider(req, uuid)
     data = extract_json(req, schemas.CREATE)
     new = inv.Inventory.from_body(data["resource_class"], data)
     try:
@@ -145,7 +135,7 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class
     require_json_content(req)
     authorize(req, POLICY + "update")
     c = ctx(req)
-    _require_provider(req, uuid)
+    require_provider(req, uuid)
     data = extract_json(req, schemas.UPDATE_ONE)
     changed = inv.Inventory.from_body(resource_class, data)
     try:
@@ -178,7 +168,7 @@ def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     require_json_content(req)
     authorize(req, POLICY + "update")
     c = ctx(req)
-    _require_provider(req, uuid)
+    require_provider(req, uuid)
     data = extract_json(req, schemas.REPLACE_ALL)
     wanted = [inv.Inventory.from_body(rc, body) for rc, body in data["inventories"].items()]
     try:

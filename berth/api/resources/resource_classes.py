@@ -6,7 +6,7 @@ from typing import Any
 
 import falcon
 
-from berth.api.errors import HTTPError
+from berth.api.resources.steps import since
 from berth.api.util import (
     authorize,
     check_accept,
@@ -27,11 +27,6 @@ SINCE = 2
 PUT_ENSURES = 7
 
 
-def _require_version(req: falcon.Request) -> None:
-    if not ctx(req).want(SINCE):
-        raise HTTPError(404, "")
-
-
 def _url(req: falcon.Request, name: str) -> str:
     return f"{req.root_path or ''}/resource_classes/{name}"
 
@@ -42,7 +37,7 @@ def _render(req: falcon.Request, rc: domain.ResourceClass) -> dict[str, Any]:
 
 def list_classes(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /resource_classes."""
-    _require_version(req)
+    since(req, SINCE)
     check_accept(req)
     authorize(req, "placement:resource_classes:list")
     with ctx(req).services.db.read() as conn:
@@ -53,7 +48,7 @@ def list_classes(req: falcon.Request, resp: falcon.Response) -> None:
 
 def create(req: falcon.Request, resp: falcon.Response) -> None:
     """POST /resource_classes: create a custom class."""
-    _require_version(req)
+    since(req, SINCE)
     require_json_content(req)
     authorize(req, "placement:resource_classes:create")
     data = extract_json(req, RESOURCE_CLASS)
@@ -65,7 +60,7 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
 
 def show(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """GET /resource_classes/{name}."""
-    _require_version(req)
+    since(req, SINCE)
     check_accept(req)
     authorize(req, "placement:resource_classes:show")
     with ctx(req).services.db.read() as conn:
@@ -76,7 +71,7 @@ def show(req: falcon.Request, resp: falcon.Response, name: str) -> None:
 
 def update(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """PUT /resource_classes/{name}: rename (1.2-1.6) or ensure it exists (1.7+)."""
-    _require_version(req)
+    since(req, SINCE)
     if ctx(req).want(PUT_ENSURES):
         _ensure(req, resp, name)
     else:
@@ -104,7 +99,7 @@ def _ensure(req: falcon.Request, resp: falcon.Response, name: str) -> None:
 
 def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """DELETE /resource_classes/{name}: only unused custom classes."""
-    _require_version(req)
+    since(req, SINCE)
     authorize(req, "placement:resource_classes:delete")
     with ctx(req).services.db.write() as conn:
         domain.delete_class(conn, name)
