@@ -8,9 +8,11 @@ endpoints, so the wording lives here).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 import falcon
+from sqlalchemy import Connection
 
 from berth.api.errors import HTTPError, bad_request, conflict, not_found
 from berth.api.resources.steps import provider_or_404, require_provider
@@ -85,6 +87,15 @@ def _send_all(
     _cache_headers(req, resp, when)
 
 
+def _write_body(req: falcon.Request, uuid: str, action: str, schema: dict[str, Any]) -> Any:
+    """A write's first steps: a JSON body, the policy, the provider (404 before the body
+    is looked at, as the reference), then the body itself."""
+    require_json_content(req)
+    authorize(req, POLICY + action)
+    require_provider(req, uuid)
+    return extract_json(req, schema)
+
+
 def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /resource_providers/{uuid}/inventories."""
     check_accept(req)
@@ -109,11 +120,8 @@ def show(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: 
 
 def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """POST /resource_providers/{uuid}/inventories: add one class."""
-    require_json_content(req)
-    authorize(req, POLICY + "create")
     c = ctx(req)
-    require_provider(req, uuid)
-    data = extract_json(req, schemas.CREATE)
+    data = _write_body(req, uuid, "create", schemas.CREATE)
     new = inv.Inventory.from_body(data["resource_class"], data)
     try:
         with c.services.db.write() as conn:
@@ -132,52 +140,48 @@ def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
 
 def update(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: str) -> None:
     """PUT /resource_providers/{uuid}/inventories/{resource_class}: change one class."""
-    require_json_content(req)
-    authorize(req, POLICY + "update")
-    c = ctx(req)
-    require_provider(req, uuid)
-    data = extract_json(req, schemas.UPDATE_ONE)
+    data = _write_body(req, uuid, "update", schemas.UPDATE_ONE)
     changed = inv.Inventory.from_body(resource_class, data)
     try:
-        with c.services.db.write() as conn:
-            generation = inv.update_inventory(
-                conn, uuid, changed, data["resource_provider_generation"], c.want(26)
-            )
-    except errors.ConcurrentUpdate as exc:
-        raise _generation_conflict(exc) from None
+        generation = _at_generation(req, uuid, data, inv.update_inventory, changed)
     except inv.InventoryNotFound as exc:
         raise bad_request(
             f"No inventory record with resource class for resource provider {uuid}: {exc.message}"
         ) from None
     except inv.InvalidCapacity as exc:
-        raise bad_request(
-            f"Unable to update inventory for resource provider {uuid}: {exc.message}"
-        ) from None
+        raise _unable_to_update(uuid, exc) from None
     _send_one(req, resp, changed, generation)
 
 
-def _generation_conflict(exc: errors.ConcurrentUpdate) -> HTTPError:
-    """The caller's generation was stale, or a concurrent write won the swap."""
-    if isinstance(exc, errors.StaleGeneration):
-        return conflict(exc.message, errors.CONCURRENT_UPDATE)
-    return conflict(f"update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE)
+def _at_generation(
+    req: falcon.Request,
+    uuid: str,
+    data: dict[str, Any],
+    write: Callable[[Connection, str, Any, int, bool], int],
+    inventory: Any,
+) -> int:
+    """``write`` the inventory at the body's provider generation; the new generation.
+    A stale generation, or a concurrent write that won the swap, answers 409."""
+    c = ctx(req)
+    try:
+        with c.services.db.write() as conn:
+            return write(conn, uuid, inventory, data["resource_provider_generation"], c.want(26))
+    except errors.StaleGeneration as exc:
+        raise conflict(exc.message, errors.CONCURRENT_UPDATE) from None
+    except errors.ConcurrentUpdate:
+        raise conflict(f"update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE) from None
+
+
+def _unable_to_update(uuid: str, exc: inv.InvalidCapacity) -> HTTPError:
+    return bad_request(f"Unable to update inventory for resource provider {uuid}: {exc.message}")
 
 
 def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """PUT /resource_providers/{uuid}/inventories: set every class at once."""
-    require_json_content(req)
-    authorize(req, POLICY + "update")
-    c = ctx(req)
-    require_provider(req, uuid)
-    data = extract_json(req, schemas.REPLACE_ALL)
+    data = _write_body(req, uuid, "update", schemas.REPLACE_ALL)
     wanted = [inv.Inventory.from_body(rc, body) for rc, body in data["inventories"].items()]
     try:
-        with c.services.db.write() as conn:
-            generation = inv.replace_inventories(
-                conn, uuid, wanted, data["resource_provider_generation"], c.want(26)
-            )
-    except errors.ConcurrentUpdate as exc:
-        raise _generation_conflict(exc) from None
+        generation = _at_generation(req, uuid, data, inv.replace_inventories, wanted)
     except (InventoryInUse, inv.DuplicateInventory) as exc:
         raise conflict(f"update conflict: {exc.message}", exc.code) from None
     except inv.InventoryNotFound as exc:
@@ -190,9 +194,7 @@ def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
             f"Unknown resource class in inventory for resource provider {uuid}: {exc.message}"
         ) from None
     except inv.InvalidCapacity as exc:
-        raise bad_request(
-            f"Unable to update inventory for resource provider {uuid}: {exc.message}"
-        ) from None
+        raise _unable_to_update(uuid, exc) from None
     _send_all(req, resp, wanted, generation, utcnow())
 
 
