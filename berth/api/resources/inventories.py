@@ -143,17 +143,15 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class
     data = _write_body(req, uuid, "update", schemas.UPDATE_ONE)
     changed = inv.Inventory.from_body(resource_class, data)
     try:
-        generation = _at_generation(req, uuid, data, inv.update_inventory, changed)
+        generation = _update(req, uuid, data, inv.update_inventory, changed)
     except inv.InventoryNotFound as exc:
         raise bad_request(
             f"No inventory record with resource class for resource provider {uuid}: {exc.message}"
         ) from None
-    except inv.InvalidCapacity as exc:
-        raise _unable_to_update(uuid, exc) from None
     _send_one(req, resp, changed, generation)
 
 
-def _at_generation(
+def _update(
     req: falcon.Request,
     uuid: str,
     data: dict[str, Any],
@@ -161,7 +159,8 @@ def _at_generation(
     inventory: Any,
 ) -> int:
     """``write`` the inventory at the body's provider generation; the new generation.
-    A stale generation, or a concurrent write that won the swap, answers 409."""
+    The refusals both PUTs word alike: 409 for a stale generation or a concurrent write
+    that won the swap, 400 for a reserved amount that leaves no capacity."""
     c = ctx(req)
     try:
         with c.services.db.write() as conn:
@@ -170,10 +169,10 @@ def _at_generation(
         raise conflict(exc.message, errors.CONCURRENT_UPDATE) from None
     except errors.ConcurrentUpdate:
         raise conflict(f"update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE) from None
-
-
-def _unable_to_update(uuid: str, exc: inv.InvalidCapacity) -> HTTPError:
-    return bad_request(f"Unable to update inventory for resource provider {uuid}: {exc.message}")
+    except inv.InvalidCapacity as exc:
+        raise bad_request(
+            f"Unable to update inventory for resource provider {uuid}: {exc.message}"
+        ) from None
 
 
 def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
@@ -181,7 +180,7 @@ def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     data = _write_body(req, uuid, "update", schemas.REPLACE_ALL)
     wanted = [inv.Inventory.from_body(rc, body) for rc, body in data["inventories"].items()]
     try:
-        generation = _at_generation(req, uuid, data, inv.replace_inventories, wanted)
+        generation = _update(req, uuid, data, inv.replace_inventories, wanted)
     except (InventoryInUse, inv.DuplicateInventory) as exc:
         raise conflict(f"update conflict: {exc.message}", exc.code) from None
     except inv.InventoryNotFound as exc:
@@ -193,8 +192,6 @@ def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
         raise bad_request(
             f"Unknown resource class in inventory for resource provider {uuid}: {exc.message}"
         ) from None
-    except inv.InvalidCapacity as exc:
-        raise _unable_to_update(uuid, exc) from None
     _send_all(req, resp, wanted, generation, utcnow())
 
 
