@@ -219,40 +219,23 @@ def _copy_all(source: Source, conn: Connection, progress: Progress) -> ImportRep
     report = ImportReport()
     classes = _import_classes(source, conn, report, progress)
     traits = _import_traits(source, conn, report, progress)
-    copied = report.copied
-    for name in ("consumer_types", "projects", "users"):
-        copied[name] = _copy(source, conn, name, progress)
-    copied["resource_providers"] = _copy(
-        source, conn, "resource_providers", progress, _provider, _providers_parents_first(source)
-    )
-    copied["placement_aggregates"] = _copy(
-        source, conn, "placement_aggregates", progress, _aggregate(report)
-    )
-    copied["resource_provider_aggregates"] = _copy(
-        source, conn, "resource_provider_aggregates", progress
-    )
-    copied["resource_provider_traits"] = _copy(
-        source,
-        conn,
-        "resource_provider_traits",
-        progress,
-        _mapped("trait_id", traits, report, "resource_provider_traits"),
-    )
-    copied["inventories"] = _copy(
-        source,
-        conn,
-        "inventories",
-        progress,
-        _mapped("resource_class_id", classes, report, "inventories"),
-    )
-    copied["consumers"] = _copy(source, conn, "consumers", progress, _consumer)
-    copied["allocations"] = _copy(
-        source,
-        conn,
-        "allocations",
-        progress,
-        _mapped("resource_class_id", classes, report, "allocations"),
-    )
+    # The remaining tables, parents before children, each with what its rows need on the way.
+    tables: dict[str, Transform | None] = {
+        "consumer_types": None,
+        "projects": None,
+        "users": None,
+        "resource_providers": _provider,
+        "placement_aggregates": _aggregate(report),
+        "resource_provider_aggregates": None,
+        "resource_provider_traits": _mapped("trait_id", traits, report, "resource_provider_traits"),
+        "inventories": _mapped("resource_class_id", classes, report, "inventories"),
+        "consumers": _consumer,
+        "allocations": _mapped("resource_class_id", classes, report, "allocations"),
+    }
+    for name, transform in tables.items():
+        # Providers are written roots first, so that every parent is there before its children.
+        batches = _providers_parents_first(source) if name == "resource_providers" else None
+        report.copied[name] = _copy(source, conn, name, progress, transform, batches)
     advance_sequences(conn)
     # Workers holding providers in memory reload everything.
     changes.record(conn, [changes.EVERYTHING])

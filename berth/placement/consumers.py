@@ -14,8 +14,19 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from berth.db.clock import utcnow
 from berth.db.tables import ALLOC, CONSUMER, CONSUMER_TYPE, PROJECT, RC, RP, USER
@@ -174,6 +185,23 @@ class Held:
     modified: datetime.datetime | None
 
 
+def _held_columns(
+    key: ColumnElement[str], generation: ColumnElement[int]
+) -> list[ColumnElement[Any]]:
+    """The columns of :class:`Held` rows whose ``key`` and ``generation`` are these."""
+    return [
+        key.label("key"),
+        generation.label("generation"),
+        RC.c.name.label("resource_class"),
+        ALLOC.c.used,
+        func.coalesce(ALLOC.c.updated_at, ALLOC.c.created_at).label("modified"),
+    ]
+
+
+def _held(row: Any) -> Held:
+    return Held(row.key, row.generation, row.resource_class, row.used, row.modified)
+
+
 @dataclass(frozen=True)
 class ConsumerView:
     """A consumer with its allocations, for GET /allocations/{uuid}."""
@@ -189,11 +217,7 @@ def allocations_of(conn: Connection, uuid: str) -> ConsumerView | None:
     """The consumer's allocations, owner and type; None when it holds nothing."""
     query = (
         select(
-            RP.c.uuid.label("key"),
-            RP.c.generation,
-            RC.c.name.label("resource_class"),
-            ALLOC.c.used,
-            func.coalesce(ALLOC.c.updated_at, ALLOC.c.created_at).label("modified"),
+            *_held_columns(RP.c.uuid, RP.c.generation),
             CONSUMER.c.generation.label("consumer_generation"),
             PROJECT.c.external_id.label("project"),
             USER.c.external_id.label("user"),
@@ -219,20 +243,14 @@ def allocations_of(conn: Connection, uuid: str) -> ConsumerView | None:
         user_id=first.user,
         generation=first.consumer_generation,
         consumer_type=first.consumer_type or UNKNOWN_CONSUMER_TYPE,
-        allocations=[Held(r.key, r.generation, r.resource_class, r.used, r.modified) for r in rows],
+        allocations=[_held(row) for row in rows],
     )
 
 
 def allocations_on(conn: Connection, provider_id: int) -> list[Held]:
     """Every allocation on a provider, keyed by consumer uuid."""
     query = (
-        select(
-            ALLOC.c.consumer_id.label("key"),
-            CONSUMER.c.generation,
-            RC.c.name.label("resource_class"),
-            ALLOC.c.used,
-            func.coalesce(ALLOC.c.updated_at, ALLOC.c.created_at).label("modified"),
-        )
+        select(*_held_columns(ALLOC.c.consumer_id, CONSUMER.c.generation))
         .select_from(
             ALLOC.join(CONSUMER, ALLOC.c.consumer_id == CONSUMER.c.uuid).join(
                 RC, ALLOC.c.resource_class_id == RC.c.id
@@ -241,7 +259,7 @@ def allocations_on(conn: Connection, provider_id: int) -> list[Held]:
         .where(ALLOC.c.resource_provider_id == provider_id)
         .order_by(ALLOC.c.id)
     )
-    return [Held(**r._mapping) for r in conn.execute(query)]
+    return [_held(row) for row in conn.execute(query)]
 
 
 def delete_allocations(conn: Connection, uuid: str) -> None:

@@ -9,16 +9,14 @@ insert fails on the primary key inside a savepoint and it tries the next id.
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, exists, func, select, update
+from sqlalchemy import ColumnElement, Connection, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
 from berth.db.tables import ALLOC, INV, RC
-from berth.placement import changes, errors
+from berth.placement import changes, errors, named
 from berth.placement.catalog import CUSTOM_ID_START
 
 CUSTOM_PREFIX = "CUSTOM_"
@@ -27,48 +25,29 @@ CREATE_ATTEMPTS = 100
 
 
 @dataclass(frozen=True)
-class ResourceClass:
+class ResourceClass(named.Named):
     """One resource class as stored."""
-
-    id: int
-    name: str
-    created_at: datetime.datetime | None
-    updated_at: datetime.datetime | None
 
     @property
     def standard(self) -> bool:
         """True for the classes of os-resource-classes."""
         return self.id < CUSTOM_ID_START
 
-    @property
-    def last_modified(self) -> datetime.datetime | None:
-        """When the class last changed, if known."""
-        return self.updated_at or self.created_at
-
-
-def _columns() -> Select[Any]:
-    return select(RC.c.id, RC.c.name, RC.c.created_at, RC.c.updated_at)
-
 
 def list_classes(conn: Connection) -> list[ResourceClass]:
     """Every resource class, standard ones first (by id)."""
-    rows = conn.execute(_columns().order_by(RC.c.id)).all()
+    rows = conn.execute(named.columns(RC).order_by(RC.c.id)).all()
     return [ResourceClass(**row._mapping) for row in rows]
 
 
 def find_class(conn: Connection, name: str) -> ResourceClass | None:
     """The class called ``name``, or None."""
-    rows = conn.execute(_columns().where(RC.c.name == name)).all()
-    # Names compare exactly, whatever the database collation.
-    return next((ResourceClass(**row._mapping) for row in rows if row.name == name), None)
+    return named.find(conn, RC, name, ResourceClass)
 
 
 def get_class(conn: Connection, name: str) -> ResourceClass:
     """The class called ``name``; NotFound when there is none."""
-    found = find_class(conn, name)
-    if found is None:
-        raise errors.NotFound(f"No such resource class {name}.")
-    return found
+    return named.get(conn, RC, name, ResourceClass, f"No such resource class {name}.")
 
 
 def _next_custom_id(conn: Connection) -> int:

@@ -7,7 +7,6 @@ is a provider write: it swaps the provider's generation.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
 from berth.db.tables import RP_TRAIT, TRAIT
-from berth.placement import errors
+from berth.placement import errors, named
 from berth.placement.providers import ProviderRow
 from berth.placement.write import generations
 
@@ -32,23 +31,13 @@ CONCURRENT_PROVIDER_UPDATE = (
 
 
 @dataclass(frozen=True)
-class Trait:
+class Trait(named.Named):
     """One trait as stored."""
-
-    id: int
-    name: str
-    created_at: datetime.datetime | None
-    updated_at: datetime.datetime | None
 
     @property
     def custom(self) -> bool:
         """True for user-defined (``CUSTOM_``) traits."""
         return self.name.startswith(CUSTOM_PREFIX)
-
-    @property
-    def last_modified(self) -> datetime.datetime | None:
-        """When the trait last changed, if known."""
-        return self.updated_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -58,10 +47,6 @@ class TraitFilter:
     names: Collection[str] | None = None
     prefix: str | None = None
     associated: bool | None = None
-
-
-def _columns() -> Select[Any]:
-    return select(TRAIT.c.id, TRAIT.c.name, TRAIT.c.created_at, TRAIT.c.updated_at)
 
 
 def _traits(conn: Connection, query: Select[Any]) -> list[Trait]:
@@ -74,7 +59,7 @@ def _associated() -> Exists:
 
 def list_traits(conn: Connection, filters: TraitFilter | None = None) -> list[Trait]:
     """The traits matching ``filters`` (all of them by default), by id."""
-    query = _columns()
+    query = named.columns(TRAIT)
     filters = filters or TraitFilter()
     if filters.names is not None:
         names = list(filters.names)
@@ -99,17 +84,12 @@ def list_traits(conn: Connection, filters: TraitFilter | None = None) -> list[Tr
 
 def find_trait(conn: Connection, name: str) -> Trait | None:
     """The trait called ``name``, or None."""
-    rows = conn.execute(_columns().where(TRAIT.c.name == name)).all()
-    # Names compare exactly, whatever the database collation.
-    return next((Trait(**row._mapping) for row in rows if row.name == name), None)
+    return named.find(conn, TRAIT, name, Trait)
 
 
 def get_trait(conn: Connection, name: str) -> Trait:
     """The trait called ``name``; NotFound when there is none."""
-    found = find_trait(conn, name)
-    if found is None:
-        raise errors.NotFound(f"No such trait(s): {name}.")
-    return found
+    return named.get(conn, TRAIT, name, Trait, f"No such trait(s): {name}.")
 
 
 def trait_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
@@ -159,7 +139,7 @@ def delete_trait(conn: Connection, name: str) -> None:
 
 def provider_traits(conn: Connection, provider_id: int) -> list[Trait]:
     """The traits of one provider, by trait id."""
-    query = _columns().join(RP_TRAIT, RP_TRAIT.c.trait_id == TRAIT.c.id)
+    query = named.columns(TRAIT).join(RP_TRAIT, RP_TRAIT.c.trait_id == TRAIT.c.id)
     return _traits(conn, query.where(RP_TRAIT.c.resource_provider_id == provider_id))
 
 

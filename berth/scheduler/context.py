@@ -88,9 +88,7 @@ class SchedulingContext:
         self.config = config
         self.universe = universe
         self.catalog = catalog
-        self.ram = class_ids.get("MEMORY_MB")
-        self.cpu = class_ids.get("VCPU")
-        self.disk = class_ids.get("DISK_GB")
+        self.class_ids = class_ids
         self.group = hints.group
         self.extra_specs = spec.aggregate_extra_specs
         self.project_id = spec.project_id

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Column, Connection, insert, select, update
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
@@ -74,6 +74,17 @@ def current_revision(conn: Connection) -> int:
     return int(found or 0)
 
 
+def _put(conn: Connection, key: Column[str], value: str, values: dict[str, Any]) -> None:
+    """Write ``values`` with a new revision to the row of ``key``'s table where ``key`` is
+    ``value``: updated if it is there, inserted if not."""
+    values = {**values, "revision": next_revision(conn)}
+    now = utcnow()
+    table = key.table
+    done = conn.execute(update(table).where(key == value).values(updated_at=now, **values))
+    if done.rowcount != 1:
+        conn.execute(insert(table).values({key.name: value, "created_at": now, **values}))
+
+
 def _host(row: Any) -> HostAttributes:
     return HostAttributes(
         disabled=bool(row.disabled),
@@ -106,18 +117,8 @@ def put_host(conn: Connection, provider_uuid: str, attrs: HostAttributes) -> Non
         "disabled_reason": attrs.disabled_reason,
         "availability_zone": attrs.availability_zone,
         "metrics": orjson.dumps(dict(attrs.metrics)).decode(),
-        "revision": next_revision(conn),
     }
-    now = utcnow()
-    done = conn.execute(
-        update(SCHED_HOST)
-        .where(SCHED_HOST.c.provider_uuid == provider_uuid)
-        .values(updated_at=now, **values)
-    )
-    if done.rowcount != 1:
-        conn.execute(
-            insert(SCHED_HOST).values(provider_uuid=provider_uuid, created_at=now, **values)
-        )
+    _put(conn, SCHED_HOST.c.provider_uuid, provider_uuid, values)
 
 
 def get_aggregate_metadata(conn: Connection, aggregate_uuid: str) -> dict[str, str]:
@@ -131,17 +132,8 @@ def get_aggregate_metadata(conn: Connection, aggregate_uuid: str) -> dict[str, s
 
 def put_aggregate_metadata(conn: Connection, aggregate_uuid: str, metadata: dict[str, str]) -> None:
     """Replace an aggregate's metadata (any uuid: aggregates exist implicitly)."""
-    values = {"metadata": orjson.dumps(metadata).decode(), "revision": next_revision(conn)}
-    now = utcnow()
-    done = conn.execute(
-        update(SCHED_AGG)
-        .where(SCHED_AGG.c.aggregate_uuid == aggregate_uuid)
-        .values(updated_at=now, **values)
-    )
-    if done.rowcount != 1:
-        conn.execute(
-            insert(SCHED_AGG).values(aggregate_uuid=aggregate_uuid, created_at=now, **values)
-        )
+    values = {"metadata": orjson.dumps(metadata).decode()}
+    _put(conn, SCHED_AGG.c.aggregate_uuid, aggregate_uuid, values)
 
 
 @dataclass

@@ -1,17 +1,19 @@
 """Weighers: how good is this host?  Higher is better.
 
 A weigher is a small class with a ``name``, ``applies(ctx)`` and
-``score(host, ctx) -> float`` (a raw value).  As in Nova, each weigher's raw
-values are normalised to 0..1 over the hosts being compared, multiplied by
-the weigher's multiplier (``scheduler_weighers``: ``ram=-1.0,cpu=-1.0``) and
-summed.  The resource weighers score *free* room, so a positive multiplier
-spreads instances and a negative one packs them (pack-first).
+``score(host, ctx) -> float`` (a raw value); ``WEIGHERS`` makes one by name
+(the free-room weighers are one class, told which resource class to score).
+As in Nova, each weigher's raw values are normalised to 0..1 over the hosts
+being compared, multiplied by the weigher's multiplier (``scheduler_weighers``:
+``ram=-1.0,cpu=-1.0``) and summed.  The resource weighers score *free* room,
+so a positive multiplier spreads instances and a negative one packs them
+(pack-first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from berth.scheduler.context import SchedulingContext
 from berth.scheduler.hoststate import HostState
@@ -20,7 +22,7 @@ from berth.scheduler.hoststate import HostState
 class Weigher:
     """Base class: a raw score per host."""
 
-    name: ClassVar[str] = ""
+    name: str = ""
 
     def applies(self, ctx: SchedulingContext) -> bool:
         """Whether the score can differ between hosts for this request."""
@@ -31,46 +33,22 @@ class Weigher:
         raise NotImplementedError
 
 
-class _FreeRoom(Weigher):
+class FreeRoom(Weigher):
     """Free room of one resource class in the host's tree."""
 
-    def rc(self, ctx: SchedulingContext) -> int | None:
-        raise NotImplementedError
+    def __init__(self, name: str, resource_class: str) -> None:
+        self.name = name
+        self.resource_class = resource_class
 
     def applies(self, ctx: SchedulingContext) -> bool:
-        return self.rc(ctx) is not None
+        return self.resource_class in ctx.class_ids
 
     def score(self, host: HostState, ctx: SchedulingContext) -> float:
-        rc = self.rc(ctx)
-        assert rc is not None
-        return float(host.free(rc, ctx.consumed))
+        return float(host.free(ctx.class_ids[self.resource_class], ctx.consumed))
 
 
-class RAM(_FreeRoom):
-    """Free MEMORY_MB."""
-
-    name = "ram"
-
-    def rc(self, ctx: SchedulingContext) -> int | None:
-        return ctx.ram
-
-
-class CPU(_FreeRoom):
-    """Free VCPU."""
-
-    name = "cpu"
-
-    def rc(self, ctx: SchedulingContext) -> int | None:
-        return ctx.cpu
-
-
-class Disk(_FreeRoom):
-    """Free DISK_GB."""
-
-    name = "disk"
-
-    def rc(self, ctx: SchedulingContext) -> int | None:
-        return ctx.disk
+# The free-room weighers: weigher name -> the resource class it scores.
+FREE_ROOM = {"ram": "MEMORY_MB", "cpu": "VCPU", "disk": "DISK_GB"}
 
 
 class Instances(Weigher):
@@ -108,8 +86,9 @@ class Metrics(Weigher):
         return sum(weight * metrics.get(name, 0.0) for name, weight in ctx.config.metric_weights)
 
 
-WEIGHERS: dict[str, type[Weigher]] = {
-    w.name: w for w in (RAM, CPU, Disk, Instances, ServerGroupSoft, Metrics)
+WEIGHERS: dict[str, Callable[[], Weigher]] = {
+    **{name: partial(FreeRoom, name, rc) for name, rc in FREE_ROOM.items()},
+    **{w.name: w for w in (Instances, ServerGroupSoft, Metrics)},
 }
 
 

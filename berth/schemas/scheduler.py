@@ -32,14 +32,17 @@ RULES: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# What describes a server group, in a select request (which names its uuid) and on create.
+GROUP_PROPERTIES: dict[str, Any] = {
+    "uuid": UUID,
+    "name": NAME,
+    "policy": {"enum": POLICIES},
+    "rules": RULES,
+}
+
 GROUP: dict[str, Any] = {
     "type": "object",
-    "properties": {
-        "uuid": UUID,
-        "name": NAME,
-        "policy": {"enum": POLICIES},
-        "rules": RULES,
-    },
+    "properties": GROUP_PROPERTIES,
     "required": ["uuid"],
     "additionalProperties": False,
 }
@@ -124,14 +127,7 @@ GROUP_CREATE: VersionedSchemas = [
         (1, 0),
         {
             "type": "object",
-            "properties": {
-                "uuid": UUID,
-                "name": NAME,
-                "policy": {"enum": POLICIES},
-                "rules": RULES,
-                "project_id": NAME,
-                "user_id": NAME,
-            },
+            "properties": {**GROUP_PROPERTIES, "project_id": NAME, "user_id": NAME},
             "required": ["policy"],
             "additionalProperties": False,
         },

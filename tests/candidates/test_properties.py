@@ -10,7 +10,7 @@ produce the same set of candidates as :mod:`brute` (order ignored, no limit).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -67,7 +67,12 @@ def _memory(db: Database, request: CandidateRequest) -> set[brute.Key]:
     return keys(service.search_memory(index, request, Limits()))
 
 
+def _sql(db: Database, request: CandidateRequest) -> set[brute.Key]:
+    return keys(service.search_sql(db, request, Limits()))
+
+
 Case = tuple[list[ProviderSpec], list[CandidateRequest]]
+Search = Callable[[Database, CandidateRequest], set[brute.Key]]
 
 
 @st.composite
@@ -86,20 +91,20 @@ def _expected(specs: list[ProviderSpec], batch: list[CandidateRequest]) -> list[
     return expected
 
 
+def _agrees_with_brute_force(db: Database, case: Case, search: Search) -> None:
+    specs, batch = case
+    _store(db, specs)
+    for request, expected in zip(batch, _expected(specs, batch), strict=True):
+        assert search(db, request) == expected, request
+
+
 @SETTINGS
 @given(case=cases())
 def test_memory_matches_brute_force(world_db: Database, case: Case) -> None:
-    specs, batch = case
-    _store(world_db, specs)
-    for request, expected in zip(batch, _expected(specs, batch), strict=True):
-        assert _memory(world_db, request) == expected, request
+    _agrees_with_brute_force(world_db, case, _memory)
 
 
 @SETTINGS
 @given(case=cases())
 def test_sql_matches_brute_force(world_db: Database, case: Case) -> None:
-    specs, batch = case
-    _store(world_db, specs)
-    for request, expected in zip(batch, _expected(specs, batch), strict=True):
-        found = keys(service.search_sql(world_db, request, Limits()))
-        assert found == expected, request
+    _agrees_with_brute_force(world_db, case, _sql)

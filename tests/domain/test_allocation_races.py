@@ -21,54 +21,28 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
 
-from berth.db import tables as t
-from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import consumers, errors
-from berth.placement.class_ids import ResourceClassCache
 from berth.placement.write import replace
 from berth.placement.write.capacity import InvalidAllocation
 from berth.placement.write.replace import ConsumerAllocations
 from berth.placement.write.retry import atomically
+from tests.helpers import add_provider, over_committed
 
 PROCESSES = 8
 OPERATIONS = 30
 CONSUMERS_PER_PROCESS = 3
 INVENTORY = {
-    "VCPU": {"total": 5, "reserved": 1, "allocation_ratio": 1.5},  # capacity 6
-    "DISK_GB": {"total": 10, "reserved": 0, "allocation_ratio": 1.0},
+    "VCPU": {"total": 5, "reserved": 1, "allocation_ratio": 1.5, "max_unit": 100},  # capacity 6
+    "DISK_GB": {"total": 10, "reserved": 0, "allocation_ratio": 1.0, "max_unit": 100},
 }
 
 Expected = dict[str, tuple[dict[str, dict[str, int]], int | None]]
 
 
 def _providers(db: Database, count: int) -> list[str]:
-    uuids = [str(uuidlib.uuid4()) for _ in range(count)]
-    with db.write() as conn:
-        classes = ResourceClassCache(conn)
-        for uuid in uuids:
-            pid = conn.execute(
-                insert(t.resource_providers).values(uuid=uuid, name=uuid, generation=0)
-            ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
-                update(t.resource_providers).where(t.resource_providers.c.id == pid),
-                {"root_provider_id": pid},
-            )
-            for name, fields in INVENTORY.items():
-                conn.execute(
-                    insert(t.inventories).values(
-                        resource_provider_id=pid,
-                        resource_class_id=classes.id_of(name),
-                        min_unit=1,
-                        max_unit=100,
-                        step_size=1,
-                        created_at=utcnow(),
-                        **fields,
-                    )
-                )
-    return uuids
+    return [add_provider(db, INVENTORY) for _ in range(count)]
 
 
 def _random_resources(rng: random.Random, providers: list[str]) -> dict[str, dict[str, int]]:
@@ -158,31 +132,6 @@ def _run(db: Database, providers: list[str]) -> tuple[Expected, Counter[str]]:
     return expected, stats
 
 
-def _over_committed(db: Database) -> list[str]:
-    A, INV, RP = t.allocations, t.inventories, t.resource_providers
-    used = (
-        select(A.c.resource_provider_id, A.c.resource_class_id, func.sum(A.c.used).label("used"))
-        .group_by(A.c.resource_provider_id, A.c.resource_class_id)
-        .subquery()
-    )
-    query = select(
-        RP.c.uuid, INV.c.total, INV.c.reserved, INV.c.allocation_ratio, used.c.used
-    ).select_from(
-        used.join(
-            INV,
-            (INV.c.resource_provider_id == used.c.resource_provider_id)
-            & (INV.c.resource_class_id == used.c.resource_class_id),
-        ).join(RP, RP.c.id == used.c.resource_provider_id)
-    )
-    with db.read() as conn:
-        rows = conn.execute(query).all()
-    return [
-        f"{r.uuid}: used {r.used} of {(r.total - r.reserved) * r.allocation_ratio}"
-        for r in rows
-        if r.used > (r.total - r.reserved) * r.allocation_ratio
-    ]
-
-
 def _actual(db: Database, uuid: str) -> tuple[dict[str, dict[str, int]], int | None]:
     with db.read() as conn:
         view = consumers.allocations_of(conn, uuid)
@@ -199,7 +148,7 @@ def test_concurrent_writers_never_over_commit_or_lose_writes(db: Database) -> No
     expected, stats = _run(db, providers)
     problems = [k for k in stats if k.startswith(("crash", "bug"))]
     assert not problems, stats
-    assert _over_committed(db) == []
+    assert over_committed(db) == []
     for uuid, (held, gen) in expected.items():
         assert _actual(db, uuid) == (held, gen), (uuid, stats)
     # The run must have exercised both outcomes, or it proves nothing.

@@ -6,45 +6,19 @@ import uuid as uuidlib
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 
 from berth.db import tables as t
-from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import consumers, errors, reshaper
-from berth.placement.class_ids import ResourceClassCache
 from berth.placement.inventories import Inventory
 from berth.placement.write import generations, replace
 from berth.placement.write.capacity import InvalidAllocation, InventoryInUse
 from berth.placement.write.replace import ConsumerAllocations
 from berth.placement.write.retry import atomically
+from tests.helpers import add_provider
 
 PROJECT, USER = "project-a", "user-a"
-
-
-def add_provider(db: Database, inventory: dict[str, dict[str, Any]]) -> str:
-    """A provider (generation 0) with inventory rows written directly."""
-    uuid = str(uuidlib.uuid4())
-    with db.write() as conn:
-        classes = ResourceClassCache(conn)
-        pid = conn.execute(
-            insert(t.resource_providers).values(uuid=uuid, name=uuid, generation=0)
-        ).inserted_primary_key[0]  # type: ignore[index]
-        conn.execute(
-            update(t.resource_providers).where(t.resource_providers.c.id == pid),
-            {"root_provider_id": pid},
-        )
-        for name, fields in inventory.items():
-            record = Inventory(name, **fields).as_dict()
-            conn.execute(
-                insert(t.inventories).values(
-                    resource_provider_id=pid,
-                    resource_class_id=classes.id_of(name),
-                    created_at=utcnow(),
-                    **record,
-                )
-            )
-    return uuid
 
 
 def put(

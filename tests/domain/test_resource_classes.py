@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import os_resource_classes
 import pytest
@@ -13,15 +14,12 @@ from berth.db.engine import Database
 from berth.placement import errors
 from berth.placement import resource_classes as rcs
 from berth.placement.catalog import CUSTOM_ID_START
+from berth.placement.errors import Conflict, InvalidInput, NotFound
+from tests.helpers import refusal, write_provider
 
-
-def _provider(conn: Connection) -> int:
-    rp_uuid = str(uuid.uuid4())
-    conn.execute(t.resource_providers.insert().values(uuid=rp_uuid, name=None, generation=0))
-    found = conn.execute(
-        select(t.resource_providers.c.id).where(t.resource_providers.c.uuid == rp_uuid)
-    ).scalar_one()
-    return int(found)
+MUST_BE_CUSTOM = "Resource class name must start with CUSTOM_"
+NOT_DELETED = "Error in delete resource class: "
+NO_SUCH = "No such resource class"
 
 
 def _class_rows(db: Database) -> list[tuple[int, str]]:
@@ -74,42 +72,10 @@ def test_ensure_returns_existing_class_without_creating(db: Database) -> None:
     assert _class_rows(db) == before
 
 
-@pytest.mark.parametrize(
-    ("name", "error", "message"),
-    [
-        ("CUSTOM_DUP", errors.Conflict, "Conflicting resource class already exists: CUSTOM_DUP"),
-        ("VCPU", errors.InvalidInput, "must start with CUSTOM_"),
-        ("CUSTOM_", errors.InvalidInput, "must start with CUSTOM_"),
-    ],
-)
-def test_create_rejections_change_nothing(
-    db: Database, name: str, error: type[errors.PlacementError], message: str
-) -> None:
-    with db.write() as conn:
-        rcs.create_class(conn, "CUSTOM_DUP")
-    before = _class_rows(db)
-    with pytest.raises(error) as caught, db.write() as conn:
-        rcs.create_class(conn, name)
-    assert message in caught.value.message
-    assert _class_rows(db) == before
-
-
 def test_rename_keeps_id_and_sets_updated_at(db: Database) -> None:
     with db.write() as conn:
         old = rcs.create_class(conn, "CUSTOM_OLD")
-        inventory_rp = _provider(conn)
-        conn.execute(
-            t.inventories.insert().values(
-                resource_provider_id=inventory_rp,
-                resource_class_id=old.id,
-                total=1,
-                reserved=0,
-                min_unit=1,
-                max_unit=1,
-                step_size=1,
-                allocation_ratio=1.0,
-            )
-        )
+        write_provider(conn, {"CUSTOM_OLD": {"total": 1, "max_unit": 1}})
         renamed = rcs.rename_class(conn, "CUSTOM_OLD", "CUSTOM_NEW")
     assert (renamed.id, renamed.name) == (old.id, "CUSTOM_NEW")
     with db.read() as conn:
@@ -126,49 +92,16 @@ def test_rename_to_own_name_is_accepted(db: Database) -> None:
         assert rcs.rename_class(conn, "CUSTOM_SAME", "CUSTOM_SAME").name == "CUSTOM_SAME"
 
 
-@pytest.mark.parametrize(
-    ("name", "new_name", "error", "message"),
-    [
-        ("VCPU", "CUSTOM_X", errors.InvalidInput, "Cannot update standard resource class VCPU"),
-        ("CUSTOM_A", "CUSTOM_B", errors.Conflict, "Resource class already exists: CUSTOM_B"),
-        ("CUSTOM_NOPE", "CUSTOM_X", errors.NotFound, "No such resource class CUSTOM_NOPE."),
-        ("CUSTOM_A", "MEMORY_MB", errors.InvalidInput, "must start with CUSTOM_"),
-    ],
-)
-def test_rename_rejections_change_nothing(
-    db: Database, name: str, new_name: str, error: type[errors.PlacementError], message: str
-) -> None:
-    with db.write() as conn:
-        rcs.create_class(conn, "CUSTOM_A")
-        rcs.create_class(conn, "CUSTOM_B")
-    before = _class_rows(db)
-    with pytest.raises(error) as caught, db.write() as conn:
-        rcs.rename_class(conn, name, new_name)
-    assert message in caught.value.message
-    assert _class_rows(db) == before
-
-
-def _use_in(conn: Connection, where: str, class_id: int) -> None:
-    rp = _provider(conn)
+def _use_in(conn: Connection, where: str, rc: rcs.ResourceClass) -> None:
     if where == "inventory":
-        conn.execute(
-            t.inventories.insert().values(
-                resource_provider_id=rp,
-                resource_class_id=class_id,
-                total=4,
-                reserved=0,
-                min_unit=1,
-                max_unit=4,
-                step_size=1,
-                allocation_ratio=1.0,
-            )
-        )
+        write_provider(conn, {rc.name: {"total": 4, "max_unit": 4}})
     else:
+        rp, _ = write_provider(conn, {})
         conn.execute(
             t.allocations.insert().values(
                 resource_provider_id=rp,
                 consumer_id=str(uuid.uuid4()),
-                resource_class_id=class_id,
+                resource_class_id=rc.id,
                 used=1,
             )
         )
@@ -178,7 +111,7 @@ def _use_in(conn: Connection, where: str, class_id: int) -> None:
 def test_delete_refuses_a_class_in_use(db: Database, where: str) -> None:
     with db.write() as conn:
         gold = rcs.create_class(conn, "CUSTOM_GOLD")
-        _use_in(conn, where, gold.id)
+        _use_in(conn, where, gold)
         assert rcs.in_use(conn, gold.id)
     with pytest.raises(errors.Conflict) as caught, db.write() as conn:
         rcs.delete_class(conn, "CUSTOM_GOLD")
@@ -189,36 +122,46 @@ def test_delete_refuses_a_class_in_use(db: Database, where: str) -> None:
     assert (gold.id, "CUSTOM_GOLD") in _class_rows(db)
 
 
+# Every refusal, with its exact message, among CUSTOM_A, CUSTOM_B and CUSTOM_BUSY.
+create, rename, delete = rcs.create_class, rcs.rename_class, rcs.delete_class
+REFUSALS = [
+    (create, ["CUSTOM_A"], Conflict, "Conflicting resource class already exists: CUSTOM_A"),
+    (create, ["VCPU"], InvalidInput, f"{MUST_BE_CUSTOM}: VCPU"),
+    (create, ["CUSTOM_"], InvalidInput, f"{MUST_BE_CUSTOM}: CUSTOM_"),
+    (rename, ["VCPU", "CUSTOM_X"], InvalidInput, "Cannot update standard resource class VCPU"),
+    (rename, ["CUSTOM_A", "CUSTOM_B"], Conflict, "Resource class already exists: CUSTOM_B"),
+    (rename, ["CUSTOM_NOPE", "CUSTOM_X"], NotFound, f"{NO_SUCH} CUSTOM_NOPE."),
+    (rename, ["CUSTOM_A", "MEMORY_MB"], InvalidInput, f"{MUST_BE_CUSTOM}: MEMORY_MB"),
+    (delete, ["VCPU"], InvalidInput, f"{NOT_DELETED}Cannot delete standard resource class VCPU."),
+    (delete, ["CUSTOM_MISSING"], NotFound, f"{NO_SUCH} CUSTOM_MISSING."),
+    # Names are case-sensitive on every backend (MySQL's collation is not).
+    (delete, ["custom_busy"], NotFound, f"{NO_SUCH} custom_busy."),
+]
+
+
 @pytest.mark.parametrize(
-    ("name", "error", "message"),
-    [
-        (
-            "VCPU",
-            errors.InvalidInput,
-            "Error in delete resource class: Cannot delete standard resource class VCPU.",
-        ),
-        ("CUSTOM_MISSING", errors.NotFound, "No such resource class CUSTOM_MISSING."),
-        # Names are case-sensitive on every backend (MySQL's collation is not).
-        ("custom_busy", errors.NotFound, "No such resource class custom_busy."),
-    ],
+    ("change", "args", "error", "message"),
+    REFUSALS,
+    ids=[f"{change.__name__}-{'-'.join(args)}" for change, args, _, _ in REFUSALS],
 )
-def test_delete_rejections(
-    db: Database, name: str, error: type[errors.PlacementError], message: str
+def test_refused_changes_change_nothing(
+    db: Database,
+    change: Callable[..., object],
+    args: list[str],
+    error: type[errors.PlacementError],
+    message: str,
 ) -> None:
     with db.write() as conn:
-        rcs.create_class(conn, "CUSTOM_BUSY")
-    before = _class_rows(db)
-    with pytest.raises(error) as caught, db.write() as conn:
-        rcs.delete_class(conn, name)
-    assert caught.value.message == message
-    assert _class_rows(db) == before
+        for name in ("CUSTOM_A", "CUSTOM_B", "CUSTOM_BUSY"):
+            rcs.create_class(conn, name)
+    assert refusal(db, _class_rows, error, change, *args) == message
 
 
 def test_delete_unused_custom_class(db: Database) -> None:
     with db.write() as conn:
         rcs.create_class(conn, "CUSTOM_GONE")
         other = rcs.create_class(conn, "CUSTOM_BUSY")
-        _use_in(conn, "inventory", other.id)
+        _use_in(conn, "inventory", other)
     with db.write() as conn:
         rcs.delete_class(conn, "CUSTOM_GONE")
     with db.read() as conn:

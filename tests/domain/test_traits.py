@@ -13,6 +13,7 @@ from berth.db.engine import Database
 from berth.placement import errors, providers
 from berth.placement import traits as tr
 from berth.placement.traits import TraitFilter
+from tests.helpers import refusal
 
 
 def _provider(db: Database) -> str:
@@ -33,6 +34,11 @@ def _custom(db: Database, *names: str) -> None:
     with db.write() as conn:
         for name in names:
             tr.ensure_trait(conn, name)
+
+
+def _trait_count(db: Database) -> int:
+    with db.read() as conn:
+        return len(tr.list_traits(conn))
 
 
 def _associations(db: Database) -> list[tuple[int, int]]:
@@ -129,13 +135,7 @@ def test_delete_rejections_change_nothing(
     rp = _provider(db)
     with db.write() as conn:
         tr.set_provider_traits(conn, providers.get_provider(conn, rp), ["CUSTOM_USED"], 0)
-    with db.read() as conn:
-        before = len(tr.list_traits(conn))
-    with pytest.raises(error) as caught, db.write() as conn:
-        tr.delete_trait(conn, name)
-    assert caught.value.message == message
-    with db.read() as conn:
-        assert len(tr.list_traits(conn)) == before
+    assert refusal(db, _trait_count, error, tr.delete_trait, name) == message
 
 
 def test_delete_unused_custom_trait(db: Database) -> None:

@@ -6,14 +6,14 @@ import uuid as uuidlib
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select
 
 from berth.db import tables as t
-from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import usages
 from berth.placement.class_ids import ResourceClassCache
 from berth.placement.usages import ProjectFilter
+from tests.helpers import write_provider
 
 
 def _external(conn: Connection, table: Any, value: str) -> int:
@@ -42,29 +42,9 @@ class World:
 
     def provider(self, name: str, inventory: dict[str, int]) -> int:
         """A provider with ``inventory`` (class -> total)."""
+        rows = {rc: {"total": total, "max_unit": total} for rc, total in inventory.items()}
         with self.db.write() as conn:
-            classes = ResourceClassCache(conn)
-            rp = t.resource_providers
-            pid = int(
-                conn.execute(
-                    insert(rp).values(uuid=str(uuidlib.uuid4()), name=name, generation=0)
-                ).inserted_primary_key[0]  # type: ignore[index]
-            )
-            conn.execute(update(rp).where(rp.c.id == pid).values(root_provider_id=pid))
-            for rc, total in inventory.items():
-                conn.execute(
-                    insert(t.inventories).values(
-                        resource_provider_id=pid,
-                        resource_class_id=classes.id_of(rc),
-                        total=total,
-                        reserved=0,
-                        min_unit=1,
-                        max_unit=total,
-                        step_size=1,
-                        allocation_ratio=1.0,
-                        created_at=utcnow(),
-                    )
-                )
+            pid, _ = write_provider(conn, rows, name)
         self.providers[name] = pid
         return pid
 

@@ -104,29 +104,3 @@ def consumers_of(db: Database) -> dict[str, str]:
     )
     with db.read() as conn:
         return {c: h for c, h in conn.execute(query)}
-
-
-def over_committed(db: Database) -> list[str]:
-    """Every (provider, class) whose usage exceeds (total - reserved) * ratio."""
-    A, INV, RP = t.allocations, t.inventories, t.resource_providers
-    used = (
-        select(A.c.resource_provider_id, A.c.resource_class_id, func.sum(A.c.used).label("used"))
-        .group_by(A.c.resource_provider_id, A.c.resource_class_id)
-        .subquery()
-    )
-    query = select(
-        RP.c.uuid, INV.c.total, INV.c.reserved, INV.c.allocation_ratio, used.c.used
-    ).select_from(
-        used.join(
-            INV,
-            (INV.c.resource_provider_id == used.c.resource_provider_id)
-            & (INV.c.resource_class_id == used.c.resource_class_id),
-        ).join(RP, RP.c.id == used.c.resource_provider_id)
-    )
-    with db.read() as conn:
-        rows = conn.execute(query).all()
-    return [
-        f"{r.uuid}: used {r.used} of {(r.total - r.reserved) * r.allocation_ratio}"
-        for r in rows
-        if r.used > (r.total - r.reserved) * r.allocation_ratio
-    ]

@@ -8,11 +8,8 @@ from typing import Any
 import falcon.testing
 import pytest
 
-from berth import settings as settings_mod
-from berth.api.app import create_app
 from berth.db.engine import Database
-from berth.policy import Enforcer
-from berth.services import Services
+from tests.helpers import in_process_client
 from tests.scheduler.conftest import host_uuid, usage, write_cloud
 
 AGG = "aaaaaaaa-1111-2222-3333-444444444444"
@@ -24,16 +21,11 @@ FLAVOR = {"resources": {"VCPU": 2, "MEMORY_MB": 1024}}
 def client(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[falcon.testing.TestClient]:
-    monkeypatch.setattr(falcon.testing.client.wsgiref.validate, "validator", lambda app: app)
-    settings = settings_mod.load(
-        environ={}, database_url=str(sqlite_db.url), scheduler_refresh_ms=0, log_requests=False
-    )
-    services = Services(settings=settings, db=sqlite_db, enforcer=Enforcer(True))
-    write_cloud(sqlite_db, 3, aggregates={3: {AGG}})
-    yield falcon.testing.TestClient(
-        create_app(settings, services), headers={"x-auth-token": "admin"}
-    )
-    services.close()
+    with in_process_client(
+        sqlite_db, monkeypatch, scheduler_refresh_ms=0, log_requests=False
+    ) as client:
+        write_cloud(sqlite_db, 3, aggregates={3: {AGG}})
+        yield client
 
 
 def _select(client: falcon.testing.TestClient, **body: Any) -> falcon.testing.Result:

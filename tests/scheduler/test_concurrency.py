@@ -33,7 +33,8 @@ from berth.db.engine import Database
 from berth.logging import configure as configure_logging
 from berth.scheduler import NoValidHost, RequestSpec, ServerGroupSpec, select_destinations
 from berth.services import Services
-from tests.scheduler.conftest import consumers_of, over_committed, write_cloud
+from tests.helpers import over_committed
+from tests.scheduler.conftest import consumers_of, write_cloud
 
 WORKERS = 8
 THREADS = 4

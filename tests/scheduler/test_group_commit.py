@@ -16,7 +16,8 @@ from berth.placement.class_ids import ResourceClassCache
 from berth.placement.write import batch, generations
 from berth.placement.write.batch import NewConsumer, OwnerIds
 from berth.scheduler.group_commit import GroupCommit
-from tests.scheduler.conftest import consumers_of, host_uuid, over_committed, usage, write_cloud
+from tests.helpers import over_committed
+from tests.scheduler.conftest import consumers_of, host_uuid, usage, write_cloud
 
 
 def _uuid(i: int) -> str:

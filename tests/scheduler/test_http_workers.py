@@ -18,7 +18,8 @@ import pytest
 from server import running_berth
 
 from berth.db.engine import Database
-from tests.scheduler.conftest import consumers_of, over_committed, write_cloud
+from tests.helpers import over_committed
+from tests.scheduler.conftest import consumers_of, write_cloud
 
 HEADERS = {"x-auth-token": "admin"}
 CLIENTS = 6

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import falcon
 
-from berth.api.errors import HTTPError, conflict
+from berth.api.errors import conflict
+from berth.api.resources.steps import require_provider, since
 from berth.api.util import (
     authorize,
     check_accept,
@@ -37,11 +38,6 @@ LOST_RACE = (
 )
 
 
-def _require_1_1(req: falcon.Request) -> None:
-    if not ctx(req).want(1):
-        raise HTTPError(404, "", code=None)  # type: ignore[arg-type]
-
-
 def _send(
     req: falcon.Request, resp: falcon.Response, uuids: Sequence[str], generation: int
 ) -> None:
@@ -56,7 +52,7 @@ def _send(
 def show(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /resource_providers/{uuid}/aggregates."""
     check_accept(req)
-    _require_1_1(req)
+    since(req, 1, code=None)
     authorize(req, POLICY + "list")
     with ctx(req).services.db.read() as conn:
         provider = get_provider(conn, uuid)
@@ -67,12 +63,11 @@ def show(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
 def replace(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """PUT /resource_providers/{uuid}/aggregates: set the provider's aggregates."""
     require_json_content(req)
-    _require_1_1(req)
+    since(req, 1, code=None)
     authorize(req, POLICY + "update")
     c = ctx(req)
     with_generation = c.want(19)
-    with c.services.db.read() as conn:
-        get_provider(conn, uuid)
+    require_provider(req, uuid)
     data = extract_json(req, versioned(schemas.REPLACE, c.version))
     uuids = data["aggregates"] if with_generation else data
     expected = data["resource_provider_generation"] if with_generation else None

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl
 import falcon
 
 from berth import qparams
-from berth.api.errors import HTTPError
+from berth.api.resources.steps import since
 from berth.api.util import JSON, authorize, check_accept, ctx, set_last_modified
 from berth.candidates import service
 from berth.candidates.render import Shape
@@ -27,8 +27,7 @@ def _validate(params: dict[str, list[str]], minor: int) -> None:
 def list_candidates(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /allocation_candidates."""
     c = ctx(req)
-    if not c.want(SINCE):
-        raise HTTPError(404, "")
+    since(req, SINCE)
     check_accept(req)
     authorize(req, "placement:allocation_candidates:list")
     pairs = parse_qsl(req.query_string, keep_blank_values=True)

@@ -10,6 +10,7 @@ from typing import Any
 import falcon
 
 from berth.api.errors import HTTPError, bad_request, conflict
+from berth.api.resources.steps import provider_or_404, since, versioned_body
 from berth.api.util import (
     authorize,
     check_accept,
@@ -23,7 +24,6 @@ from berth.api.util import (
     set_last_modified,
 )
 from berth.placement import consumers, errors
-from berth.placement.providers import find_provider
 from berth.placement.write import replace
 from berth.placement.write.capacity import InvalidAllocation
 from berth.placement.write.replace import ConsumerAllocations
@@ -63,10 +63,7 @@ def list_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> 
     authorize(req, "placement:resource_providers:allocations:list")
     c = ctx(req)
     with c.services.db.read() as conn:
-        provider = find_provider(conn, uuid)
-        if provider is None:
-            missing = f"No resource provider with uuid {uuid} found"
-            raise HTTPError(404, f"Resource provider '{uuid}' not found: {missing}")
+        provider = provider_or_404(conn, uuid, "Resource provider '{uuid}' not found: {message}")
         held_list = consumers.allocations_on(conn, provider.id)
     by_consumer: dict[str, Any] = {}
     for held in held_list:
@@ -142,11 +139,8 @@ def put_for_consumer(req: falcon.Request, resp: falcon.Response, consumer_uuid: 
 def post_many(req: falcon.Request, resp: falcon.Response) -> None:
     """POST /allocations (1.13+): replace several consumers' allocations at once."""
     c = ctx(req)
-    if not c.want(13):
-        raise HTTPError(404, "")
-    require_json_content(req)
-    authorize(req, "placement:allocations:manage")
-    data = extract_json(req, versioned(schemas.POST, c.version))
+    since(req, 13)
+    data = versioned_body(req, "placement:allocations:manage", schemas.POST)
     requests = [_owned(body, uuid, body["allocations"]) for uuid, body in data.items()]
     with _explained(lambda msg: f"Unable to allocate inventory {msg}"):
         replace.write(

@@ -8,11 +8,14 @@ endpoints, so the wording lives here).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 import falcon
+from sqlalchemy import Connection
 
 from berth.api.errors import HTTPError, bad_request, conflict, not_found
+from berth.api.resources.steps import provider_or_404, require_provider
 from berth.api.util import (
     authorize,
     check_accept,
@@ -28,7 +31,6 @@ from berth.api.util import (
 from berth.db.clock import utcnow
 from berth.placement import errors
 from berth.placement import inventories as inv
-from berth.placement.providers import get_provider
 from berth.placement.write.capacity import InventoryInUse
 from berth.schemas import inventories as schemas
 
@@ -37,6 +39,8 @@ POLICY = "placement:resource_providers:inventories:"
 LOST_RACE = (
     "Another thread concurrently updated the resource provider data. Please retry your update"
 )
+# The reference's 404 on GET for a missing provider (a space before the colon).
+MISSING_PROVIDER = "{message} : {message}"
 
 
 def _cache_headers(
@@ -83,10 +87,13 @@ def _send_all(
     _cache_headers(req, resp, when)
 
 
-def _require_provider(req: falcon.Request, uuid: str) -> None:
-    """404 for a missing provider before the body is looked at, as the reference."""
-    with ctx(req).services.db.read() as conn:
-        get_provider(conn, uuid)
+def _write_body(req: falcon.Request, uuid: str, action: str, schema: dict[str, Any]) -> Any:
+    """A write's first steps: a JSON body, the policy, the provider (404 before the body
+    is looked at, as the reference), then the body itself."""
+    require_json_content(req)
+    authorize(req, POLICY + action)
+    require_provider(req, uuid)
+    return extract_json(req, schema)
 
 
 def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
@@ -94,10 +101,7 @@ def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> N
     check_accept(req)
     authorize(req, POLICY + "list")
     with ctx(req).services.db.read() as conn:
-        try:
-            provider = get_provider(conn, uuid)
-        except errors.NotFound as exc:
-            raise not_found(f"{exc.message} : {exc.message}") from None
+        provider = provider_or_404(conn, uuid, MISSING_PROVIDER)
         found = inv.list_inventories(conn, provider.id)
     _send_all(req, resp, found, provider.generation, latest(*(i.last_modified for i in found)))
 
@@ -107,10 +111,7 @@ def show(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: 
     check_accept(req)
     authorize(req, POLICY + "show")
     with ctx(req).services.db.read() as conn:
-        try:
-            provider = get_provider(conn, uuid)
-        except errors.NotFound as exc:
-            raise not_found(f"{exc.message} : {exc.message}") from None
+        provider = provider_or_404(conn, uuid, MISSING_PROVIDER)
         found = inv.find_inventory(conn, provider.id, resource_class)
     if found is None:
         raise not_found(f"No inventory of class {resource_class} for {uuid}")
@@ -119,11 +120,8 @@ def show(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: 
 
 def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """POST /resource_providers/{uuid}/inventories: add one class."""
-    require_json_content(req)
-    authorize(req, POLICY + "create")
     c = ctx(req)
-    _require_provider(req, uuid)
-    data = extract_json(req, schemas.CREATE)
+    data = _write_body(req, uuid, "create", schemas.CREATE)
     new = inv.Inventory.from_body(data["resource_class"], data)
     try:
         with c.services.db.write() as conn:
@@ -142,52 +140,47 @@ def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
 
 def update(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class: str) -> None:
     """PUT /resource_providers/{uuid}/inventories/{resource_class}: change one class."""
-    require_json_content(req)
-    authorize(req, POLICY + "update")
-    c = ctx(req)
-    _require_provider(req, uuid)
-    data = extract_json(req, schemas.UPDATE_ONE)
+    data = _write_body(req, uuid, "update", schemas.UPDATE_ONE)
     changed = inv.Inventory.from_body(resource_class, data)
     try:
-        with c.services.db.write() as conn:
-            generation = inv.update_inventory(
-                conn, uuid, changed, data["resource_provider_generation"], c.want(26)
-            )
-    except errors.ConcurrentUpdate as exc:
-        raise _generation_conflict(exc) from None
+        generation = _update(req, uuid, data, inv.update_inventory, changed)
     except inv.InventoryNotFound as exc:
         raise bad_request(
             f"No inventory record with resource class for resource provider {uuid}: {exc.message}"
         ) from None
+    _send_one(req, resp, changed, generation)
+
+
+def _update(
+    req: falcon.Request,
+    uuid: str,
+    data: dict[str, Any],
+    write: Callable[[Connection, str, Any, int, bool], int],
+    inventory: Any,
+) -> int:
+    """``write`` the inventory at the body's provider generation; the new generation.
+    The refusals both PUTs word alike: 409 for a stale generation or a concurrent write
+    that won the swap, 400 for a reserved amount that leaves no capacity."""
+    c = ctx(req)
+    try:
+        with c.services.db.write() as conn:
+            return write(conn, uuid, inventory, data["resource_provider_generation"], c.want(26))
+    except errors.StaleGeneration as exc:
+        raise conflict(exc.message, errors.CONCURRENT_UPDATE) from None
+    except errors.ConcurrentUpdate:
+        raise conflict(f"update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE) from None
     except inv.InvalidCapacity as exc:
         raise bad_request(
             f"Unable to update inventory for resource provider {uuid}: {exc.message}"
         ) from None
-    _send_one(req, resp, changed, generation)
-
-
-def _generation_conflict(exc: errors.ConcurrentUpdate) -> HTTPError:
-    """The caller's generation was stale, or a concurrent write won the swap."""
-    if isinstance(exc, errors.StaleGeneration):
-        return conflict(exc.message, errors.CONCURRENT_UPDATE)
-    return conflict(f"update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE)
 
 
 def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """PUT /resource_providers/{uuid}/inventories: set every class at once."""
-    require_json_content(req)
-    authorize(req, POLICY + "update")
-    c = ctx(req)
-    _require_provider(req, uuid)
-    data = extract_json(req, schemas.REPLACE_ALL)
+    data = _write_body(req, uuid, "update", schemas.REPLACE_ALL)
     wanted = [inv.Inventory.from_body(rc, body) for rc, body in data["inventories"].items()]
     try:
-        with c.services.db.write() as conn:
-            generation = inv.replace_inventories(
-                conn, uuid, wanted, data["resource_provider_generation"], c.want(26)
-            )
-    except errors.ConcurrentUpdate as exc:
-        raise _generation_conflict(exc) from None
+        generation = _update(req, uuid, data, inv.replace_inventories, wanted)
     except (InventoryInUse, inv.DuplicateInventory) as exc:
         raise conflict(f"update conflict: {exc.message}", exc.code) from None
     except inv.InventoryNotFound as exc:
@@ -198,10 +191,6 @@ def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     except inv.UnknownResourceClass as exc:
         raise bad_request(
             f"Unknown resource class in inventory for resource provider {uuid}: {exc.message}"
-        ) from None
-    except inv.InvalidCapacity as exc:
-        raise bad_request(
-            f"Unable to update inventory for resource provider {uuid}: {exc.message}"
         ) from None
     _send_all(req, resp, wanted, generation, utcnow())
 

@@ -9,6 +9,7 @@ import falcon
 
 from berth import qparams
 from berth.api.errors import bad_request
+from berth.api.resources.steps import require_provider
 from berth.api.util import (
     authorize,
     check_accept,
@@ -88,8 +89,7 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     require_json_content(req)
     authorize(req, "placement:resource_providers:update")
     c = ctx(req)
-    with c.services.db.read() as conn:
-        get_provider(conn, uuid)
+    require_provider(req, uuid)
     data = extract_json(req, versioned(schemas.UPDATE, c.version))
     with c.services.db.write() as conn:
         provider = providers.update_provider(

@@ -6,24 +6,21 @@ from typing import Any
 
 import falcon
 
-from berth.api.errors import HTTPError, bad_request, conflict
-from berth.api.util import authorize, ctx, extract_json, require_json_content, send_empty
+from berth.api.errors import bad_request, conflict
+from berth.api.resources.steps import since, versioned_body
+from berth.api.util import ctx, send_empty
 from berth.placement import errors, reshaper
 from berth.placement.inventories import Inventory
 from berth.placement.write.capacity import InvalidAllocation, InventoryInUse
 from berth.placement.write.replace import ConsumerAllocations
 from berth.schemas import reshaper as schemas
-from berth.schemas import versioned
 
 
 def reshape(req: falcon.Request, resp: falcon.Response) -> None:
     """POST /reshaper: replace inventories and allocations together."""
     c = ctx(req)
-    if not c.want(30):
-        raise HTTPError(404, "")
-    require_json_content(req)
-    authorize(req, "placement:reshaper:reshape")
-    data = extract_json(req, versioned(schemas.RESHAPE, c.version))
+    since(req, 30)
+    data = versioned_body(req, "placement:reshaper:reshape", schemas.RESHAPE)
     inventories, requests = _inventories(data), _allocations(data)
     try:
         reshaper.reshape(

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 import falcon
 
-from berth.api.errors import HTTPError
+from berth.api.resources.steps import since
 from berth.api.util import (
     authorize,
     check_accept,
     ctx,
     extract_json,
-    latest,
     require_json_content,
     send_empty,
     send_json,
@@ -21,16 +19,12 @@ from berth.api.util import (
     validate,
 )
 from berth.placement import resource_classes as domain
+from berth.placement.named import last_change
 from berth.schemas.resource_classes import RESOURCE_CLASS
 
 # Resource classes appeared in 1.2; PUT creates instead of renaming from 1.7.
 SINCE = 2
 PUT_ENSURES = 7
-
-
-def _require_version(req: falcon.Request) -> None:
-    if not ctx(req).want(SINCE):
-        raise HTTPError(404, "")
 
 
 def _url(req: falcon.Request, name: str) -> str:
@@ -41,28 +35,20 @@ def _render(req: falcon.Request, rc: domain.ResourceClass) -> dict[str, Any]:
     return {"name": rc.name, "links": [{"rel": "self", "href": _url(req, rc.name)}]}
 
 
-def _newest(classes: list[domain.ResourceClass]) -> datetime.datetime | None:
-    """The latest change; None (meaning now) if any class has no timestamp, as upstream."""
-    stamps = [rc.last_modified for rc in classes]
-    if not stamps or None in stamps:
-        return None
-    return latest(*stamps)
-
-
 def list_classes(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /resource_classes."""
-    _require_version(req)
+    since(req, SINCE)
     check_accept(req)
     authorize(req, "placement:resource_classes:list")
     with ctx(req).services.db.read() as conn:
         classes = domain.list_classes(conn)
     send_json(resp, {"resource_classes": [_render(req, rc) for rc in classes]})
-    set_last_modified(req, resp, _newest(classes))
+    set_last_modified(req, resp, last_change(classes))
 
 
 def create(req: falcon.Request, resp: falcon.Response) -> None:
     """POST /resource_classes: create a custom class."""
-    _require_version(req)
+    since(req, SINCE)
     require_json_content(req)
     authorize(req, "placement:resource_classes:create")
     data = extract_json(req, RESOURCE_CLASS)
@@ -74,7 +60,7 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
 
 def show(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """GET /resource_classes/{name}."""
-    _require_version(req)
+    since(req, SINCE)
     check_accept(req)
     authorize(req, "placement:resource_classes:show")
     with ctx(req).services.db.read() as conn:
@@ -85,7 +71,7 @@ def show(req: falcon.Request, resp: falcon.Response, name: str) -> None:
 
 def update(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """PUT /resource_classes/{name}: rename (1.2-1.6) or ensure it exists (1.7+)."""
-    _require_version(req)
+    since(req, SINCE)
     if ctx(req).want(PUT_ENSURES):
         _ensure(req, resp, name)
     else:
@@ -113,7 +99,7 @@ def _ensure(req: falcon.Request, resp: falcon.Response, name: str) -> None:
 
 def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """DELETE /resource_classes/{name}: only unused custom classes."""
-    _require_version(req)
+    since(req, SINCE)
     authorize(req, "placement:resource_classes:delete")
     with ctx(req).services.db.write() as conn:
         domain.delete_class(conn, name)

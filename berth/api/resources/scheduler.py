@@ -8,10 +8,12 @@ render.  The version is asked for with ``OpenStack-API-Version: scheduler
 from __future__ import annotations
 
 import uuid as uuidlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import falcon
 import microversion_parse
+from sqlalchemy import Connection
 
 from berth.api.errors import HTTPError, detail_text
 from berth.api.util import authorize, check_accept, ctx, extract_json, is_uuid_like, send_empty
@@ -26,6 +28,8 @@ from berth.schemas import versioned
 SERVICE_TYPE = "scheduler"
 VERSIONS = ["1.0"]
 VERSION_HEADER = "berth-scheduler-version"
+
+T = TypeVar("T")
 
 
 def _version(req: falcon.Request) -> microversion_parse.Version:
@@ -57,8 +61,21 @@ def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
     _send_json(resp, body, status)
 
 
-def _retries(req: falcon.Request) -> int:
-    return ctx(req).services.settings.allocation_conflict_retry_count
+def _read(req: falcon.Request, action: str, read: Callable[[Connection], T]) -> T:
+    """A GET's steps: the Accept header, the version and policy, then ``read`` in one
+    read transaction."""
+    check_accept(req)
+    _start(req, action)
+    with ctx(req).services.db.read() as conn:
+        return read(conn)
+
+
+def _write(req: falcon.Request, write: Callable[[Connection], T], operation: str) -> T:
+    """``write`` in a write transaction, retried on a lost race as allocations are
+    (``operation`` names the retries in the metrics)."""
+    services = ctx(req).services
+    retries = services.settings.allocation_conflict_retry_count
+    return atomically(services.db, write, retries, operation=operation)
 
 
 def _check_uuid(value: str, what: str) -> None:
@@ -106,19 +123,13 @@ def select(req: falcon.Request, resp: falcon.Response) -> None:
 
 def list_hosts(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /scheduler/hosts: every host with attributes set."""
-    check_accept(req)
-    _start(req, "hosts:list")
-    with ctx(req).services.db.read() as conn:
-        hosts = host_attributes.list_hosts(conn)
+    hosts = _read(req, "hosts:list", host_attributes.list_hosts)
     send_json(resp, {"hosts": {uuid: attrs.as_body() for uuid, attrs in sorted(hosts.items())}})
 
 
 def show_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) -> None:
     """GET /scheduler/hosts/{provider_uuid}."""
-    check_accept(req)
-    _start(req, "hosts:show")
-    with ctx(req).services.db.read() as conn:
-        attrs = host_attributes.get_host(conn, provider_uuid)
+    attrs = _read(req, "hosts:show", lambda conn: host_attributes.get_host(conn, provider_uuid))
     send_json(resp, attrs.as_body())
 
 
@@ -132,12 +143,8 @@ def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) 
         availability_zone=data.get("availability_zone"),
         metrics=host_attributes.check_metrics(data.get("metrics") or {}),
     )
-    db = ctx(req).services.db
-    atomically(
-        db,
-        lambda conn: host_attributes.put_host(conn, provider_uuid, attrs),
-        _retries(req),
-        operation="host_attributes",
+    _write(
+        req, lambda conn: host_attributes.put_host(conn, provider_uuid, attrs), "host_attributes"
     )
     send_json(resp, attrs.as_body())
 
@@ -157,22 +164,17 @@ def update_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> N
     version = _start(req, "aggregates:update")
     _check_uuid(uuid, "aggregate uuid")
     metadata = extract_json(req, versioned(schemas.AGGREGATE_METADATA, version))["metadata"]
-    db = ctx(req).services.db
-    atomically(
-        db,
+    _write(
+        req,
         lambda conn: host_attributes.put_aggregate_metadata(conn, uuid, metadata),
-        _retries(req),
-        operation="aggregate_metadata",
+        "aggregate_metadata",
     )
     send_json(resp, {"metadata": metadata})
 
 
 def list_groups(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /scheduler/server_groups (members are listed per group)."""
-    check_accept(req)
-    _start(req, "server_groups:list")
-    with ctx(req).services.db.read() as conn:
-        found = groups.list_groups(conn)
+    found = _read(req, "server_groups:list", groups.list_groups)
     send_json(resp, {"server_groups": [g.as_body() | {"members": None} for g in found]})
 
 
@@ -190,32 +192,21 @@ def create_group(req: falcon.Request, resp: falcon.Response) -> None:
     credentials = ctx(req).credentials
     project = data.get("project_id", credentials.project_id)
     user = data.get("user_id", credentials.user_id)
-    group = atomically(
-        ctx(req).services.db,
-        lambda conn: groups.create(conn, spec, project, user),
-        _retries(req),
-        operation=groups.OPERATION,
-    )
+    group = _write(req, lambda conn: groups.create(conn, spec, project, user), groups.OPERATION)
     resp.set_header("location", f"{req.root_path or ''}/scheduler/server_groups/{group.uuid}")
     send_json(resp, group.as_body(), status=201)
 
 
 def show_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /scheduler/server_groups/{uuid}: the group with its members' hosts."""
-    check_accept(req)
-    _start(req, "server_groups:show")
-    with ctx(req).services.db.read() as conn:
-        group = groups.get(conn, uuid)
+    group = _read(req, "server_groups:show", lambda conn: groups.get(conn, uuid))
     send_json(resp, group.as_body())
 
 
 def delete_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /scheduler/server_groups/{uuid}."""
     _start(req, "server_groups:delete")
-    db = ctx(req).services.db
-    atomically(
-        db, lambda c: groups.delete_group(c, uuid), _retries(req), operation=groups.OPERATION
-    )
+    _write(req, lambda conn: groups.delete_group(conn, uuid), groups.OPERATION)
     send_empty(resp)
 
 
@@ -224,13 +215,7 @@ def put_member(req: falcon.Request, resp: falcon.Response, uuid: str, instance_u
     version = _start(req, "server_groups:update")
     _check_uuid(instance_uuid, "instance uuid")
     host = extract_json(req, versioned(schemas.MEMBER, version)).get("host")
-    db = ctx(req).services.db
-    atomically(
-        db,
-        lambda c: groups.set_member(c, uuid, instance_uuid, host),
-        _retries(req),
-        operation=groups.OPERATION,
-    )
+    _write(req, lambda conn: groups.set_member(conn, uuid, instance_uuid, host), groups.OPERATION)
     send_empty(resp)
 
 
@@ -240,9 +225,9 @@ def delete_member(
     """DELETE /scheduler/server_groups/{uuid}/members/{instance_uuid}."""
     _start(req, "server_groups:update")
 
-    def forget(conn: Any) -> None:
+    def forget(conn: Connection) -> None:
         groups.get(conn, uuid)
         groups.forget(conn, uuid, [instance_uuid])
 
-    atomically(ctx(req).services.db, forget, _retries(req), operation=groups.OPERATION)
+    _write(req, forget, groups.OPERATION)
     send_empty(resp)

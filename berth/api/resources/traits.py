@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Sequence
 
 import falcon
 
 from berth.api.errors import HTTPError, bad_request
+from berth.api.resources.steps import provider_or_404, since
 from berth.api.util import (
     authorize,
     check_accept,
     ctx,
     extract_json,
-    latest,
-    not_found_provider,
     query_params,
     require_json_content,
     schema_error,
@@ -24,6 +22,7 @@ from berth.api.util import (
 )
 from berth.placement import errors, providers
 from berth.placement import traits as domain
+from berth.placement.named import last_change
 from berth.schemas import traits as schemas
 
 # Traits appeared in microversion 1.6.
@@ -41,19 +40,6 @@ BAD_NAME_FILTER = (
 BAD_ASSOCIATED = 'The query parameter "associated" only accepts "true" or "false"'
 
 
-def _require_version(req: falcon.Request) -> None:
-    if not ctx(req).want(SINCE):
-        raise HTTPError(404, "")
-
-
-def _newest(traits: Sequence[domain.Trait]) -> datetime.datetime | None:
-    """The latest change; None (meaning now) when unknown, as upstream."""
-    stamps = [trait.last_modified for trait in traits]
-    if not stamps or None in stamps:
-        return None
-    return latest(*stamps)
-
-
 def _send_traits(
     req: falcon.Request,
     resp: falcon.Response,
@@ -64,7 +50,7 @@ def _send_traits(
     if generation is not None:
         body["resource_provider_generation"] = generation
     send_json(resp, body)
-    set_last_modified(req, resp, _newest(traits))
+    set_last_modified(req, resp, last_change(traits))
 
 
 def _filters(req: falcon.Request) -> domain.TraitFilter:
@@ -95,7 +81,7 @@ def _filters(req: falcon.Request) -> domain.TraitFilter:
 
 def list_traits(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /traits, optionally filtered by name and association."""
-    _require_version(req)
+    since(req, SINCE)
     check_accept(req)
     authorize(req, "placement:traits:list")
     filters = _filters(req)
@@ -106,7 +92,7 @@ def list_traits(req: falcon.Request, resp: falcon.Response) -> None:
 
 def show(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """GET /traits/{name}: 204 when it exists."""
-    _require_version(req)
+    since(req, SINCE)
     authorize(req, "placement:traits:show")
     with ctx(req).services.db.read() as conn:
         trait = domain.find_trait(conn, name)
@@ -118,7 +104,7 @@ def show(req: falcon.Request, resp: falcon.Response, name: str) -> None:
 
 def create(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """PUT /traits/{name}: create a custom trait (201) or confirm it (204)."""
-    _require_version(req)
+    since(req, SINCE)
     authorize(req, "placement:traits:update")
     if schema_error(name, schemas.CUSTOM_TRAIT_NAME) is not None:
         raise bad_request(INVALID_TRAIT)
@@ -131,7 +117,7 @@ def create(req: falcon.Request, resp: falcon.Response, name: str) -> None:
 
 def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """DELETE /traits/{name}: only custom traits no provider has."""
-    _require_version(req)
+    since(req, SINCE)
     authorize(req, "placement:traits:delete")
     try:
         with ctx(req).services.db.write() as conn:
@@ -144,28 +130,23 @@ def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
 
 def list_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /resource_providers/{uuid}/traits."""
-    _require_version(req)
+    since(req, SINCE)
     check_accept(req)
     authorize(req, "placement:resource_providers:traits:list")
     with ctx(req).services.db.read() as conn:
-        provider = providers.find_provider(conn, uuid)
-        if provider is None:
-            missing = f"No resource provider with uuid {uuid} found"
-            raise HTTPError(404, f"{missing}: {missing}")
+        provider = provider_or_404(conn, uuid)
         traits = domain.provider_traits(conn, provider.id)
     _send_traits(req, resp, traits, provider.generation)
 
 
 def replace_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """PUT /resource_providers/{uuid}/traits: replace the set (generation checked)."""
-    _require_version(req)
+    since(req, SINCE)
     require_json_content(req)
     authorize(req, "placement:resource_providers:traits:update")
     data = extract_json(req, schemas.PROVIDER_TRAITS)
     with ctx(req).services.db.write() as conn:
-        provider = providers.find_provider(conn, uuid)
-        if provider is None:
-            raise not_found_provider(uuid)
+        provider = providers.get_provider(conn, uuid)
         traits, generation = domain.set_provider_traits(
             conn, provider, data["traits"], data["resource_provider_generation"]
         )
@@ -174,11 +155,9 @@ def replace_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) 
 
 def delete_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /resource_providers/{uuid}/traits: remove them all."""
-    _require_version(req)
+    since(req, SINCE)
     authorize(req, "placement:resource_providers:traits:delete")
     with ctx(req).services.db.write() as conn:
-        provider = providers.find_provider(conn, uuid)
-        if provider is None:
-            raise not_found_provider(uuid)
+        provider = providers.get_provider(conn, uuid)
         domain.clear_provider_traits(conn, provider)
     send_empty(resp)

@@ -7,7 +7,7 @@ from typing import Any
 import falcon
 
 from berth import qparams
-from berth.api.errors import HTTPError, not_found
+from berth.api.resources.steps import provider_or_404, since
 from berth.api.util import (
     authorize,
     check_accept,
@@ -18,9 +18,7 @@ from berth.api.util import (
     single_query,
 )
 from berth.db.clock import utcnow
-from berth.placement import errors
 from berth.placement import usages as usage
-from berth.placement.providers import get_provider
 from berth.schemas import usages as schemas
 from berth.schemas import versioned
 
@@ -30,10 +28,7 @@ def provider_usages(req: falcon.Request, resp: falcon.Response, uuid: str) -> No
     check_accept(req)
     authorize(req, "placement:resource_providers:usages")
     with ctx(req).services.db.read() as conn:
-        try:
-            provider = get_provider(conn, uuid)
-        except errors.NotFound as exc:
-            raise not_found(f"{exc.message}: {exc.message}") from None
+        provider = provider_or_404(conn, uuid)
         used = usage.provider_usages(conn, provider.id)
     send_json(resp, {"resource_provider_generation": provider.generation, "usages": used})
     # Usage is "as of now": there is no stored time to report.
@@ -43,8 +38,7 @@ def provider_usages(req: falcon.Request, resp: falcon.Response, uuid: str) -> No
 def total_usages(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /usages?project_id=[&user_id=][&consumer_type=] (microversion 1.9)."""
     c = ctx(req)
-    if not c.want(9):
-        raise HTTPError(404, "", code=None)  # type: ignore[arg-type]
+    since(req, 9, code=None)
     check_accept(req)
     project_id = single_query(req, "project_id")
     authorize(req, "placement:usages", {"project_id": project_id})
