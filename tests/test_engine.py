@@ -1,11 +1,15 @@
-"""Which database errors count as transient (worth retrying / answering 409)."""
+"""Which database errors count as transient (worth retrying / answering 409) or unavailable (503)."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy.exc import DBAPIError
+import sqlite3
 
-from berth.db.engine import is_transient, normalise_url
+import pymysql
+import pytest
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from berth.db.engine import CommitUnknown, is_transient, normalise_url, unavailable
 
 
 class _PgError(Exception):
@@ -21,14 +25,50 @@ class _PgError(Exception):
         (_PgError("40P01"), True),  # deadlock detected
         (_PgError("23505"), False),  # unique violation is not transient here
         (Exception(1213, "Deadlock found"), True),  # MariaDB / Galera certification
-        (Exception(1205, "Lock wait timeout exceeded"), True),
+        # A lock wait that timed out would wait as long again: 503, not a retry.
+        (Exception(1205, "Lock wait timeout exceeded"), False),
         (Exception(1062, "Duplicate entry"), False),
-        (Exception("database is locked"), True),
+        (sqlite3.OperationalError("database is locked"), False),
         (Exception("no such table: x"), False),
     ],
 )
 def test_is_transient(orig: Exception, expected: bool) -> None:
     assert is_transient(DBAPIError("stmt", {}, orig)) is expected
+
+
+class _PgOperational(Exception):
+    sqlstate: str | None = None
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OperationalError("s", {}, pymysql.err.OperationalError(2003, "Can't connect")), "reach"),
+        (OperationalError("s", {}, pymysql.err.OperationalError(1205, "Lock wait")), "lock"),
+        (OperationalError("s", {}, pymysql.err.OperationalError(1969, "max_statement")), "timed"),
+        (OperationalError("s", {}, pymysql.err.OperationalError(1213, "Deadlock")), None),
+        (OperationalError("s", {}, _PgOperational("connection refused")), "reach"),
+        (OperationalError("s", {}, _PgError("55P03")), "lock"),
+        (OperationalError("s", {}, _PgError("57014")), "timed"),
+        (OperationalError("s", {}, _PgError("40001")), None),
+        (IntegrityError("s", {}, _PgError("23505")), None),
+        (OperationalError("s", {}, sqlite3.OperationalError("database is locked")), "lock"),
+        (OperationalError("s", {}, sqlite3.OperationalError("unable to open database file")), "file"),
+        (OperationalError("s", {}, sqlite3.OperationalError("no such table: x")), None),
+        (PoolTimeout("QueuePool limit reached"), "connection"),
+        (CommitUnknown("lost"), "commit"),
+        (ValueError("not a database error"), None),
+    ],
+)
+def test_unavailable(error: Exception, reason: str | None) -> None:
+    found = unavailable(error)
+    assert (found is None) if reason is None else (found is not None and reason in found)
+
+
+def test_lost_connection_is_unavailable() -> None:
+    error = OperationalError("s", {}, Exception("server closed the connection"))
+    error.connection_invalidated = True
+    assert unavailable(error) == "connection lost"
 
 
 @pytest.mark.parametrize(
