@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import threading
 import time
 import uuid
@@ -389,3 +390,32 @@ def _check(load: Load, faults: list[Fault], db: Database) -> None:
     with db.read() as conn:
         providers = set(conn.execute(select(t.resource_providers.c.uuid)).scalars())
     assert load.providers <= providers, "an acknowledged provider is missing"
+
+
+@pytest.mark.slow
+def test_worker_started_during_outage(private_postgres: PrivateServer, tmp_path: Path) -> None:
+    """A worker that dies while the database is away is replaced, and the new one serves."""
+    if not private_postgres.answers():
+        private_postgres.start()
+    url = private_postgres.create_database("berth_respawn")
+    db = Database(url)
+    migrate.upgrade(db)
+    catalog.sync(db)
+    write_cloud(db, 2, inventories=INVENTORY)
+    db.dispose()
+    log_path = tmp_path / "server.log"
+    try:
+        with running_berth(url, workers=2, log_path=str(log_path)) as base:
+            before = set(_worker_views(base, 2))
+            private_postgres.stop()
+            os.kill(min(before), signal.SIGKILL)
+            time.sleep(3)  # granian starts a new worker meanwhile
+            answer = httpx.get(f"{base}/resource_providers", headers=HEADERS, timeout=30)
+            assert answer.status_code == 503
+            private_postgres.start()
+            time.sleep(RECOVERY)
+            after = set(_worker_views(base, 2))
+            assert len(after) == 2 and after - before, (before, after)
+    except AssertionError:
+        print(log_path.read_text(errors="replace")[-4000:])
+        raise
