@@ -1,15 +1,25 @@
-"""Which database errors count as transient (worth retrying / answering 409) or unavailable (503)."""
+"""Database errors: transient (retry, 409) or unavailable (503); connection attempts."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import time
 
 import pymysql
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from berth.db.engine import CommitUnknown, is_transient, normalise_url, unavailable
+from berth.db.engine import (
+    CONNECT_HOLD,
+    CommitUnknown,
+    Database,
+    Timeouts,
+    is_transient,
+    normalise_url,
+    unavailable,
+)
 
 
 class _PgError(Exception):
@@ -53,7 +63,10 @@ class _PgOperational(Exception):
         (OperationalError("s", {}, _PgError("40001")), None),
         (IntegrityError("s", {}, _PgError("23505")), None),
         (OperationalError("s", {}, sqlite3.OperationalError("database is locked")), "lock"),
-        (OperationalError("s", {}, sqlite3.OperationalError("unable to open database file")), "file"),
+        (
+            OperationalError("s", {}, sqlite3.OperationalError("unable to open database file")),
+            "file",
+        ),
         (OperationalError("s", {}, sqlite3.OperationalError("no such table: x")), None),
         (PoolTimeout("QueuePool limit reached"), "connection"),
         (CommitUnknown("lost"), "commit"),
@@ -82,3 +95,27 @@ def test_lost_connection_is_unavailable() -> None:
 )
 def test_bare_urls_get_berths_drivers(url: str, driver: str) -> None:
     assert normalise_url(url).startswith(driver + ":")
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
+def test_connects_held_briefly_after_a_failure(scheme: str) -> None:
+    """Nothing listens on the port: one attempt per CONNECT_HOLD, the rest fail at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = Database(f"{scheme}://root@127.0.0.1:{port}/x", Timeouts(connect=2))
+    try:
+        messages = []
+        for _ in range(2):
+            with pytest.raises(OperationalError) as caught, db.read():
+                pass
+            assert unavailable(caught.value) == "cannot reach the database"
+            messages.append(str(caught.value.orig))
+        time.sleep(CONNECT_HOLD)
+        with pytest.raises(OperationalError) as caught, db.read():
+            pass
+        messages.append(str(caught.value.orig))
+    finally:
+        db.dispose()
+    held = ["moments ago" in m for m in messages]
+    assert held == [False, True, False], messages
