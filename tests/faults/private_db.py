@@ -52,27 +52,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _postgres_bin() -> Path | None:
+def _postgres_bin() -> dict[str, str] | None:
     found = sorted(
         glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
     )
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
+    initdb = found[-1] if found else shutil.which("initdb")
+    if not initdb:
+        return None
+    bindir = Path(initdb).parent
+    return {"initdb": str(bindir / "initdb"), "pg_ctl": str(bindir / "pg_ctl")}
 
 
-def _mariadb_bin() -> tuple[str, str] | None:
+def _mariadb_bin() -> dict[str, str] | None:
     server = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin")
     install = shutil.which("mariadb-install-db")
-    return (server, install) if server and install else None
+    return {"mariadbd": server, "mariadb-install-db": install} if server and install else None
 
 
 def available(kind: str) -> str | None:
     """None when a private ``postgresql`` or ``mysql`` server can be started, else why not."""
-    if kind == "postgresql":
-        return None if _postgres_bin() else "PostgreSQL binaries (initdb, pg_ctl) not installed"
-    return None if _mariadb_bin() else "MariaDB binaries (mariadbd, mariadb-install-db) missing"
+    cls = SERVERS[kind]
+    return None if cls.binaries() else f"{cls.kind} server binaries ({cls.needs}) not installed"
 
 
 class PrivateServer:
@@ -80,8 +80,18 @@ class PrivateServer:
 
     kind = ""
     user = ""  # the system user the server runs as when we are root
+    needs = ""  # the programs it is started with
+
+    @staticmethod
+    def binaries() -> dict[str, str] | None:
+        """Program name -> path of each program in ``needs`` (None: one is missing)."""
+        raise NotImplementedError
 
     def __init__(self, port: int | None = None) -> None:
+        found = self.binaries()
+        if found is None:
+            raise RuntimeError(f"{self.kind} server binaries ({self.needs}) not installed")
+        self.bin = found
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix=f"berth-{self.kind}-"))
         self.data = self.dir / "data"
@@ -225,18 +235,13 @@ class PrivatePostgres(PrivateServer):
 
     kind = "postgresql"
     user = "postgres"
-
-    def __init__(self, port: int | None = None) -> None:
-        super().__init__(port)
-        found = _postgres_bin()
-        if found is None:
-            raise RuntimeError("PostgreSQL binaries not installed")
-        self.bin = found
+    needs = "initdb, pg_ctl"
+    binaries = staticmethod(_postgres_bin)
 
     def _init(self) -> None:
         self._run(
             [
-                str(self.bin / "initdb"),
+                self.bin["initdb"],
                 "-D",
                 str(self.data),
                 "-U",
@@ -259,7 +264,7 @@ class PrivatePostgres(PrivateServer):
             )
 
     def _pg_ctl(self, *args: str) -> None:
-        self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), *args])
+        self._run([self.bin["pg_ctl"], "-D", str(self.data), *args])
 
     def _launch(self) -> None:
         # -W: pg_ctl returns at once; wait_ready polls with a real query.
@@ -301,13 +306,11 @@ class PrivateMariaDB(PrivateServer):
 
     kind = "mysql"
     user = "mysql"
+    needs = "mariadbd, mariadb-install-db"
+    binaries = staticmethod(_mariadb_bin)
 
     def __init__(self, port: int | None = None) -> None:
         super().__init__(port)
-        found = _mariadb_bin()
-        if found is None:
-            raise RuntimeError("MariaDB binaries not installed")
-        self.server, self.install = found
         self.socket = self.dir / "mysqld.sock"
         self.pid_file = self.dir / "mysqld.pid"
 
@@ -323,7 +326,7 @@ class PrivateMariaDB(PrivateServer):
         self._chown(self.data)
         self._run(
             [
-                self.install,
+                self.bin["mariadb-install-db"],
                 *self._options(),
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
@@ -334,7 +337,7 @@ class PrivateMariaDB(PrivateServer):
 
     def _launch(self) -> None:
         argv = [
-            self.server,
+            self.bin["mariadbd"],
             *self._options(),
             f"--port={self.port}",
             "--bind-address=127.0.0.1",

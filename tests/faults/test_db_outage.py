@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,19 @@ class Fault:
     until: float = 0.0  # the next fault began, or the load stopped
 
 
+def _fault(name: str, take_down: Callable[[], None], server: PrivateServer, outage: float) -> Fault:
+    """Take the database down for ``outage`` s, start it, let the load run SETTLE s more."""
+    fault = Fault(name, time.monotonic())
+    take_down()
+    time.sleep(outage)
+    fault.starting = time.monotonic()
+    server.start()
+    fault.up = time.monotonic()
+    time.sleep(SETTLE)
+    fault.until = time.monotonic()
+    return fault
+
+
 def _between(calls: list[Call], start: float, end: float) -> list[Call]:
     return [c for c in calls if start <= c.started < end]
 
@@ -320,23 +334,8 @@ def test_outage_under_load(private_server: PrivateServer, tmp_path: Path) -> Non
             threads = load.run(hosts)
             try:
                 time.sleep(WARM)
-                fault = Fault("stopped", time.monotonic())
-                private_server.stop()
-                time.sleep(OUTAGE)
-                fault.starting = time.monotonic()
-                private_server.start()
-                fault.up = time.monotonic()
-                faults.append(fault)
-                time.sleep(SETTLE)
-                fault.until = time.monotonic()
-                fault = Fault("killed", fault.until)
-                private_server.kill()
-                fault.starting = time.monotonic()
-                private_server.start()
-                fault.up = time.monotonic()
-                faults.append(fault)
-                time.sleep(SETTLE)
-                fault.until = time.monotonic()
+                faults.append(_fault("stopped", private_server.stop, private_server, OUTAGE))
+                faults.append(_fault("killed", private_server.kill, private_server, 0.0))
             finally:
                 load.stop.set()
                 for thread in threads:
