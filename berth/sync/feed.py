@@ -24,9 +24,9 @@ fails changes nothing (the next one reads from the same place), and the
 that could not read the log for longer than the retention window reloads
 everything instead of trusting rows that may have been pruned meanwhile.
 Each poll also reads back the newest row it had seen: if that row is gone
-(pruned after a long quiet spell, or the database was restored or failed
-over to a copy that lacks it) the position means nothing any more and the
-worker reloads everything.
+(the database was restored or failed over to a copy that lacks it) the
+position means nothing any more and the worker reloads everything.  Pruning
+always keeps the newest row, so a quiet spell alone does not cause that.
 """
 
 from __future__ import annotations
@@ -128,6 +128,12 @@ class ChangeFeed:
         horizon = utcnow() - datetime.timedelta(seconds=RETENTION_SECONDS)
         try:
             with self.db.write() as conn:
-                conn.execute(delete(t.change_log).where(t.change_log.c.created_at < horizon))
+                # The newest row stays, however old: it is every reader's position.
+                top = conn.execute(select(func.max(t.change_log.c.id))).scalar() or 0
+                conn.execute(
+                    delete(t.change_log).where(
+                        t.change_log.c.created_at < horizon, t.change_log.c.id < top
+                    )
+                )
         except Exception as exc:  # housekeeping: the changes this poll read must not be lost
             log.warning("change log prune failed", error=str(exc))

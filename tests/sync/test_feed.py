@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from berth.db import tables as t
@@ -123,3 +125,22 @@ def test_first_row_after_an_empty_start_opens_a_bounded_window(db: Database) -> 
         )
     assert feed.poll() == {3}
     assert len(feed.holes) == START_WINDOW - 1
+
+
+def test_prune_keeps_the_newest_row(db: Database) -> None:
+    """After a quiet spell longer than the retention, readers keep their position."""
+    feed = ChangeFeed(db)
+    feed.poll()
+    old = utcnow() - datetime.timedelta(seconds=2 * RETENTION_SECONDS)
+    with db.write() as conn:
+        changes.record(conn, [5, 6])
+        conn.execute(update(t.change_log).values(created_at=old))
+    assert feed.poll() == {5, 6}
+    feed.last_prune = float("-inf")
+    feed.poll()  # prunes
+    with db.read() as conn:
+        left = list(conn.execute(select(t.change_log.c.id)).scalars())
+    assert left == [feed.high]
+    with db.write() as conn:
+        changes.record(conn, [7])
+    assert feed.poll() == {7}
