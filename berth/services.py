@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 
 from berth import metrics
 from berth.candidates.index import MemoryIndex
-from berth.db.engine import Database
+from berth.db.engine import Database, Timeouts
 from berth.policy import Enforcer, load_overrides
 from berth.scheduler.pipeline import Pipeline
 from berth.scheduler.pipeline import build as build_pipeline
@@ -50,6 +50,17 @@ class Lazy(Generic[T]):
             self._built = None
 
 
+def timeouts(settings: Settings) -> Timeouts:
+    """The database time limits of a serving process, from its settings."""
+    return Timeouts(
+        connect=settings.database_connect_timeout,
+        lock=settings.database_lock_timeout,
+        statement=settings.database_statement_timeout,
+        pool=settings.database_pool_timeout,
+        ping_after=settings.database_ping_after,
+    )
+
+
 @dataclass(eq=False)
 class Services:
     """Settings, the database, the policy enforcer, and what this process builds over them."""
@@ -67,7 +78,7 @@ class Services:
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
         """Build the services a worker needs from its settings."""
-        db = Database(settings.effective_database_url)
+        db = Database(settings.effective_database_url, timeouts(settings))
         metrics.instrument_pool(db.engine)
         return cls(
             settings=settings,

@@ -29,6 +29,16 @@ class Settings:
 
     data_dir: str = field(default_factory=_default_data_dir)
     database_url: str = ""
+    # How long the database may keep a request waiting, in seconds (0: no limit);
+    # berth.db.engine.Timeouts says which driver and server setting each becomes.
+    database_connect_timeout: float = 5.0
+    database_lock_timeout: float = 10.0
+    database_statement_timeout: float = 30.0
+    database_pool_timeout: float = 10.0
+    # A pooled connection idle for longer than this (seconds) is pinged before use.
+    database_ping_after: float = 1.0
+    # Retry-After (seconds) of the 503 answered while the database is unavailable.
+    database_retry_after: int = 2
     bind: str = "127.0.0.1:8780"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     server: str = "granian"
@@ -101,6 +111,9 @@ class Settings:
             raise ValueError("server must be gunicorn or granian")
         if self.candidates_filter not in ("memory", "sql"):
             raise ValueError("candidates_filter must be memory or sql")
+        for name in ("connect", "lock", "statement", "pool"):
+            if getattr(self, f"database_{name}_timeout") < 0:
+                raise ValueError(f"database_{name}_timeout must not be negative")
         if self.scheduler_partitioning not in ("none", "modulo", "consistent"):
             raise ValueError("scheduler_partitioning must be none, modulo or consistent")
 
@@ -133,6 +146,11 @@ def _coerce(kind: Any, raw: Any, name: str) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError(f"BERTH_{name.upper()}: not an integer: {raw!r}") from None
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"BERTH_{name.upper()}: not a number: {raw!r}") from None
     return raw
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import structlog
+
 from berth import settings as settings_mod
 from berth.api.app import create_app
+from berth.db.engine import unavailable
 from berth.logging import configure as configure_logging
 from berth.placement import catalog
 from berth.services import Services
+
+log = structlog.get_logger("berth.wsgi")
 
 
 def build() -> object:
@@ -14,7 +19,16 @@ def build() -> object:
     settings = settings_mod.load()
     configure_logging(settings)
     services = Services.from_settings(settings)
-    catalog.sync(services.db)
+    try:
+        catalog.sync(services.db)
+    except Exception as exc:
+        # A worker (re)started while the database is away still starts: it
+        # answers 503 until the database is back (``berth serve`` and
+        # ``berth db upgrade`` load the standard classes and traits too).
+        reason = unavailable(exc)
+        if reason is None:
+            raise
+        log.warning("database unavailable at worker start", reason=reason, error=str(exc))
     return create_app(settings, services)
 
 

@@ -1,11 +1,25 @@
-"""Which database errors count as transient (worth retrying / answering 409)."""
+"""Database errors: transient (retry, 409) or unavailable (503); connection attempts."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy.exc import DBAPIError
+import socket
+import sqlite3
+import time
 
-from berth.db.engine import is_transient, normalise_url
+import pymysql
+import pytest
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from berth.db.engine import (
+    CONNECT_HOLD,
+    CommitUnknown,
+    Database,
+    Timeouts,
+    is_transient,
+    normalise_url,
+    unavailable,
+)
 
 
 class _PgError(Exception):
@@ -21,14 +35,53 @@ class _PgError(Exception):
         (_PgError("40P01"), True),  # deadlock detected
         (_PgError("23505"), False),  # unique violation is not transient here
         (Exception(1213, "Deadlock found"), True),  # MariaDB / Galera certification
-        (Exception(1205, "Lock wait timeout exceeded"), True),
+        # A lock wait that timed out would wait as long again: 503, not a retry.
+        (Exception(1205, "Lock wait timeout exceeded"), False),
         (Exception(1062, "Duplicate entry"), False),
-        (Exception("database is locked"), True),
+        (sqlite3.OperationalError("database is locked"), False),
         (Exception("no such table: x"), False),
     ],
 )
 def test_is_transient(orig: Exception, expected: bool) -> None:
     assert is_transient(DBAPIError("stmt", {}, orig)) is expected
+
+
+class _PgOperational(Exception):
+    sqlstate: str | None = None
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (OperationalError("s", {}, pymysql.err.OperationalError(2003, "Can't connect")), "reach"),
+        (OperationalError("s", {}, pymysql.err.OperationalError(1205, "Lock wait")), "lock"),
+        (OperationalError("s", {}, pymysql.err.OperationalError(1969, "max_statement")), "timed"),
+        (OperationalError("s", {}, pymysql.err.OperationalError(1213, "Deadlock")), None),
+        (OperationalError("s", {}, _PgOperational("connection refused")), "reach"),
+        (OperationalError("s", {}, _PgError("55P03")), "lock"),
+        (OperationalError("s", {}, _PgError("57014")), "timed"),
+        (OperationalError("s", {}, _PgError("40001")), None),
+        (IntegrityError("s", {}, _PgError("23505")), None),
+        (OperationalError("s", {}, sqlite3.OperationalError("database is locked")), "lock"),
+        (
+            OperationalError("s", {}, sqlite3.OperationalError("unable to open database file")),
+            "file",
+        ),
+        (OperationalError("s", {}, sqlite3.OperationalError("no such table: x")), None),
+        (PoolTimeout("QueuePool limit reached"), "connection"),
+        (CommitUnknown("lost"), "commit"),
+        (ValueError("not a database error"), None),
+    ],
+)
+def test_unavailable(error: Exception, reason: str | None) -> None:
+    found = unavailable(error)
+    assert (found is None) if reason is None else (found is not None and reason in found)
+
+
+def test_lost_connection_is_unavailable() -> None:
+    error = OperationalError("s", {}, Exception("server closed the connection"))
+    error.connection_invalidated = True
+    assert unavailable(error) == "connection lost"
 
 
 @pytest.mark.parametrize(
@@ -42,3 +95,27 @@ def test_is_transient(orig: Exception, expected: bool) -> None:
 )
 def test_bare_urls_get_berths_drivers(url: str, driver: str) -> None:
     assert normalise_url(url).startswith(driver + ":")
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
+def test_connects_held_briefly_after_a_failure(scheme: str) -> None:
+    """Nothing listens on the port: one attempt per CONNECT_HOLD, the rest fail at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = Database(f"{scheme}://root@127.0.0.1:{port}/x", Timeouts(connect=2))
+    try:
+        messages = []
+        for _ in range(2):
+            with pytest.raises(OperationalError) as caught, db.read():
+                pass
+            assert unavailable(caught.value) == "cannot reach the database"
+            messages.append(str(caught.value.orig))
+        time.sleep(CONNECT_HOLD)
+        with pytest.raises(OperationalError) as caught, db.read():
+            pass
+        messages.append(str(caught.value.orig))
+    finally:
+        db.dispose()
+    held = ["moments ago" in m for m in messages]
+    assert held == [False, True, False], messages

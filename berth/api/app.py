@@ -7,6 +7,7 @@ from typing import Any, cast
 import falcon
 import structlog
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from berth.api import keystone, microversion
 from berth.api.context import RequestContext
@@ -17,6 +18,7 @@ from berth.api.errors import (
     error_body,
     from_domain,
     negotiate_error,
+    unavailable_error,
 )
 from berth.api.middleware import (
     AdminToken,
@@ -28,7 +30,7 @@ from berth.api.middleware import (
 )
 from berth.api.requestlog import RequestLog
 from berth.api.routes import ROUTES, Route
-from berth.db.engine import is_transient
+from berth.db.engine import CommitUnknown, is_transient, unavailable
 from berth.placement.errors import CONCURRENT_UPDATE, PlacementError
 from berth.services import Services
 from berth.settings import Settings
@@ -83,16 +85,33 @@ def _on_falcon_error(
     _render(req, resp, HTTPError(status, message, vary=False))
 
 
-def _on_database_error(
-    req: falcon.Request, resp: falcon.Response, ex: DBAPIError, params: Any
-) -> None:
-    """A deadlock or Galera certification failure did nothing: the client may retry."""
-    if not is_transient(ex):
+class DatabaseErrors:
+    """Database errors: a lost race is 409, an unavailable database 503 with Retry-After."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+
+    def __call__(
+        self, req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any
+    ) -> None:
+        reason = unavailable(ex)
+        if reason is not None:
+            log.warning(
+                "database unavailable",
+                reason=reason,
+                error=str(getattr(ex, "orig", None) or ex),
+                request_id=getattr(req.context, "request_id", None),
+            )
+            error = unavailable_error(reason, self.retry_after, isinstance(ex, CommitUnknown))
+            _render(req, resp, error)
+            return
+        if isinstance(ex, DBAPIError) and is_transient(ex):
+            # A deadlock or Galera certification failure did nothing: the client may retry.
+            log.warning("transient database error", error=str(ex.orig))
+            message = "Another thread concurrently updated the data. Please retry your update"
+            _render(req, resp, HTTPError(409, message, CONCURRENT_UPDATE))
+            return
         _on_unexpected(req, resp, ex, params)
-        return
-    log.warning("transient database error", error=str(ex.orig))
-    message = "Another thread concurrently updated the data. Please retry your update"
-    _render(req, resp, HTTPError(409, message, CONCURRENT_UPDATE))
 
 
 def _on_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
@@ -130,7 +149,9 @@ def create_app(settings: Settings, services: Services | None = None) -> keystone
     for template, handlers in ROUTES.items():
         app.add_route(template, Route(handlers))
     app.add_error_handler(Exception, _on_unexpected)
-    app.add_error_handler(DBAPIError, _on_database_error)
+    database_errors = DatabaseErrors(settings.database_retry_after)
+    for kind in (DBAPIError, PoolTimeout, CommitUnknown):
+        app.add_error_handler(kind, database_errors)
     app.add_error_handler(falcon.HTTPError, _on_falcon_error)
     app.add_error_handler(PlacementError, _on_domain_error)
     app.add_error_handler(HTTPError, _on_http_error)

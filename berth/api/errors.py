@@ -38,6 +38,7 @@ EXPLANATIONS = {
     409: "There was a conflict when trying to complete your request.",
     415: "The request media type {content_type} is not supported by this server. ",
     501: "Not implemented.",
+    503: "The server is currently unavailable. Please try again at a later time.",
     500: "The server has either erred or is incapable of performing the requested operation.",
 }
 
@@ -94,6 +95,24 @@ def not_found(message: str, code: str = domain.DEFAULT_CODE) -> HTTPError:
 def conflict(message: str, code: str = domain.DEFAULT_CODE) -> HTTPError:
     """A 409 with ``message``."""
     return HTTPError(409, message, code)
+
+
+def unavailable_error(reason: str, retry_after: int, commit_unknown: bool = False) -> HTTPError:
+    """503 for a database that cannot serve now (``reason`` from ``engine.unavailable``).
+
+    A write whose connection was lost during COMMIT (``commit_unknown``) may
+    or may not have been applied: the message says so, and that reading the
+    resource back (its generation) tells.
+    """
+    if commit_unknown:
+        message = (
+            "The database connection was lost while committing this write: it may or may "
+            "not have been applied. Read the resource back (its generation tells) before "
+            "retrying."
+        )
+    else:
+        message = f"The database is unavailable ({reason}). Retry after {retry_after} seconds."
+    return HTTPError(503, message, headers={"Retry-After": str(retry_after)}, vary=False)
 
 
 def detail_text(status: int, message: str, req: falcon.Request | None = None) -> str:

@@ -5,6 +5,11 @@ polls :class:`~berth.sync.feed.ChangeFeed` and re-reads only the providers
 that changed (or everything when the feed says so).  Any write acknowledged
 by any worker before a request starts is therefore visible to it.
 
+A refresh that fails half way (the database went away between the poll and
+the re-read) forgets nothing: the providers the feed returned stay pending,
+and a full reload that was asked for stays asked for, until a refresh
+succeeds.  The request that met the failure is answered 503.
+
 Names are resolved here too.  Standard classes and traits can be neither
 renamed nor deleted, so they are answered from memory; custom names are
 looked up in the database each time (they may have been created, deleted or,
@@ -52,17 +57,25 @@ class MemoryIndex:
         self.version = 0
         self._capacity_memo: dict[tuple[int, int, int, int | None], bool] = {}
         self._capacity_memo_version = 0
+        # What the feed returned that is not read yet: a full reload, or these providers.
+        self._reload_pending = False
+        self._pending: set[int] = set()
 
     def refresh(self) -> None:
         """Catch up with every committed write (call with ``lock`` held)."""
         changed = self.feed.poll()
         if changed is None:
+            self._reload_pending = True
+        else:
+            self._pending |= changed
+        if self._reload_pending or len(self._pending) > RELOAD_THRESHOLD:
+            self._reload_pending = True
             self.reload()
-        elif changed:
-            if len(changed) > RELOAD_THRESHOLD:
-                self.reload()
-            else:
-                self.reread(changed)
+            self._reload_pending = False
+            self._pending = set()
+        elif self._pending:
+            self.reread(self._pending)
+            self._pending = set()
 
     def reload(self) -> None:
         """Read everything again."""

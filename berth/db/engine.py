@@ -6,22 +6,82 @@ lock is taken up front: concurrent writers wait on ``busy_timeout`` instead
 of failing half way with "database is locked".  On PostgreSQL and MariaDB the
 server's row locks and the generation compare-and-swap do the work; no
 ``SELECT ... FOR UPDATE`` is used anywhere.
+
+How long the database may keep a caller waiting is bounded by
+:class:`Timeouts` (connecting, waiting for a lock, one statement, a free
+connection in the pool); the servers' workers get theirs from the settings.
+A database that goes away is noticed by the error it causes: the driver's
+"disconnect" makes SQLAlchemy invalidate the whole pool, whose connections
+are then opened afresh at their next checkout, so a restarted database is
+used again as soon as it answers.  A pooled connection that sat idle for
+longer than ``Timeouts.ping_after`` is pinged before use (and replaced if
+dead): a process that had no traffic during an outage, or whose connections
+a proxy closed while idle, does not fail its first requests.  Busy
+connections are not pinged: that round trip would cost every request.
+:func:`unavailable` tells such errors (and timeouts) from the others; the
+API answers them 503 with Retry-After.
+A write whose connection died during COMMIT raises :class:`CommitUnknown`:
+nobody can say whether it was applied.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool, QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+# MariaDB/MySQL error codes: lock wait timeout, deadlock (and Galera certification failure).
+MYSQL_LOCK_WAIT_TIMEOUT = 1205
+MYSQL_DEADLOCK = 1213
+# SQLite's messages for a file it cannot use (besides "database is locked").
+SQLITE_UNAVAILABLE = ("unable to open database file", "disk i/o error", "readonly database")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long (seconds) the database may keep one caller waiting; 0: no limit.
+
+    ``connect``: opening a connection (libpq/PyMySQL ``connect_timeout``).
+    ``lock``: waiting for a row or table lock (PostgreSQL ``lock_timeout``,
+    InnoDB ``innodb_lock_wait_timeout``, SQLite's busy timeout).
+    ``statement``: one statement (PostgreSQL ``statement_timeout`` and
+    ``idle_in_transaction_session_timeout``, MariaDB ``max_statement_time``,
+    MySQL ``max_execution_time``; PyMySQL's socket ``read_timeout`` and
+    ``write_timeout`` are this plus a margin, so even a server that stopped
+    answering is given up on).
+    ``pool``: waiting for a free connection of the pool.
+    ``ping_after``: a pooled connection idle for longer is pinged before use
+    (0: before every use, SQLAlchemy's ``pool_pre_ping``).
+    """
+
+    connect: float = 5.0
+    lock: float = 10.0
+    statement: float = 30.0
+    pool: float = 10.0
+    ping_after: float = 1.0
+
+
+# What the tools (migrations, import, loaders) use: no statement or lock limit.
+TOOL_TIMEOUTS = Timeouts(lock=SQLITE_BUSY_TIMEOUT_MS / 1000, statement=0, pool=30.0)
+# Seconds PyMySQL's socket reads and writes get beyond the statement timeout.
+SOCKET_MARGIN = 5.0
+
+
+class CommitUnknown(Exception):
+    """The connection was lost during COMMIT: the write may or may not have been applied."""
 
 
 def normalise_url(url: str) -> str:
@@ -36,18 +96,19 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _sqlite_engine(url: str) -> Engine:
+def _sqlite_engine(url: str, timeouts: Timeouts) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     memory = parsed.database in (None, "", ":memory:")
+    busy_ms = int(timeouts.lock * 1000) if timeouts.lock else SQLITE_BUSY_TIMEOUT_MS
     engine = create_engine(
         url,
         # A file database keeps a few open connections per process (opening
         # one costs more than most queries); ":memory:" needs exactly one.
         poolclass=NullPool if memory else QueuePool,
-        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
-        **({} if memory else {"pool_size": 4, "max_overflow": 8}),
+        connect_args={"timeout": busy_ms / 1000, "check_same_thread": False},
+        **({} if memory else {"pool_size": 4, "max_overflow": 8, **_pool(timeouts)}),
     )
 
     @event.listens_for(engine, "connect")
@@ -56,7 +117,7 @@ def _sqlite_engine(url: str) -> Engine:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA busy_timeout={busy_ms}")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=OFF")
         cur.close()
@@ -68,27 +129,152 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def make_engine(url: str) -> Engine:
+IDLE_SINCE = "berth_idle_since"
+# After a connection attempt failed, new attempts fail at once for this long (seconds).
+CONNECT_HOLD = 0.25
+
+
+def _hold_connects_after_failure(engine: Engine, hold: float = CONNECT_HOLD) -> None:
+    """After a failed connection attempt, fail new ones at once for ``hold`` seconds.
+
+    While the database is away every request would otherwise try (and pay
+    for: PyMySQL builds a TLS context per attempt, ~16 ms of CPU) a
+    connection of its own; the returning database would meet them all at
+    once.  One attempt per ``hold`` finds out when it is back.
+    """
+    failed_at = [float("-inf")]
+
+    @event.listens_for(engine, "do_connect")
+    def _on_do_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        if time.monotonic() - failed_at[0] < hold:
+            raise dialect.loaded_dbapi.OperationalError(
+                "the database could not be reached moments ago; not trying again yet"
+            )
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception:
+            failed_at[0] = time.monotonic()
+            raise
+
+
+def _ping_idle(engine: Engine, after: float) -> None:
+    """Ping a pooled connection that sat idle longer than ``after`` s before handing it out.
+
+    A dead one raises DisconnectionError, on which the pool replaces it
+    with a new connection (up to three tries) instead of failing the caller.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.pop(IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # whatever the driver says, this connection is not usable
+            raise DisconnectionError(f"idle connection is dead: {exc}") from exc
+
+
+def _pool(timeouts: Timeouts) -> dict[str, Any]:
+    return {"pool_timeout": timeouts.pool} if timeouts.pool else {}
+
+
+def _seconds(value: float) -> int:
+    """Whole seconds, at least 1 (what the drivers and MariaDB take)."""
+    return max(1, math.ceil(value))
+
+
+def _postgresql_engine(url: str, timeouts: Timeouts) -> Engine:
+    connect_args: dict[str, Any] = {
+        # A server host that vanished is noticed by TCP keepalives, not only
+        # by the next statement's timeout.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    if timeouts.connect:
+        # libpq takes whole seconds and treats 1 as 2.
+        connect_args["connect_timeout"] = max(2, _seconds(timeouts.connect))
+    engine = create_engine(url, connect_args=connect_args, **_pool(timeouts))
+    _ping_idle(engine, timeouts.ping_after)
+    _hold_connects_after_failure(engine)
+    limits = []
+    if timeouts.statement:
+        ms = int(timeouts.statement * 1000)
+        limits += [f"statement_timeout = {ms}", f"idle_in_transaction_session_timeout = {ms}"]
+    if timeouts.lock:
+        limits.append(f"lock_timeout = {int(timeouts.lock * 1000)}")
+    if limits:
+        # Session settings, not libpq's "options": PgBouncer refuses that parameter.
+        statement = "; ".join(f"SET {limit}" for limit in limits)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            autocommit = dbapi_conn.autocommit
+            dbapi_conn.autocommit = True
+            with dbapi_conn.cursor() as cur:
+                cur.execute(statement)
+            dbapi_conn.autocommit = autocommit
+
+    return engine
+
+
+def _mysql_engine(url: str, timeouts: Timeouts) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if timeouts.connect:
+        connect_args["connect_timeout"] = _seconds(timeouts.connect)
+    if timeouts.statement:
+        # A server that stopped answering (or a lost packet) ends in an error, not a hang.
+        socket = _seconds(timeouts.statement + max(timeouts.lock, 0) + SOCKET_MARGIN)
+        connect_args["read_timeout"] = socket
+        connect_args["write_timeout"] = socket
+    engine = create_engine(
+        url,
+        pool_recycle=3600,
+        isolation_level="READ COMMITTED",
+        connect_args=connect_args,
+        **_pool(timeouts),
+    )
+    _ping_idle(engine, timeouts.ping_after)
+    _hold_connects_after_failure(engine)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            if timeouts.lock:
+                cur.execute(f"SET SESSION innodb_lock_wait_timeout = {_seconds(timeouts.lock)}")
+            if timeouts.statement:
+                if "mariadb" in dbapi_conn.get_server_info().lower():
+                    cur.execute(f"SET SESSION max_statement_time = {timeouts.statement:g}")
+                else:  # MySQL bounds only SELECTs; the socket timeouts bound the rest
+                    ms = int(timeouts.statement * 1000)
+                    cur.execute(f"SET SESSION max_execution_time = {ms}")
+
+    return engine
+
+
+def make_engine(url: str, timeouts: Timeouts = TOOL_TIMEOUTS) -> Engine:
     """Create an engine for ``url`` with berth's per-backend settings."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, timeouts)
     if url.startswith("mysql"):
-        return create_engine(
-            url,
-            pool_pre_ping=True,
-            pool_recycle=3600,
-            isolation_level="READ COMMITTED",
-        )
-    return create_engine(url, pool_pre_ping=True)
+        return _mysql_engine(url, timeouts)
+    return _postgresql_engine(url, timeouts)
 
 
 class Database:
     """An engine plus berth's read and write transaction helpers."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: Timeouts = TOOL_TIMEOUTS) -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url)
+        self.timeouts = timeouts
+        self.engine = make_engine(self.url, timeouts)
         self.dialect = self.engine.dialect.name
 
     @contextlib.contextmanager
@@ -101,12 +287,22 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction: committed on success, rolled back on error."""
+        """A write transaction: committed on success, rolled back on error.
+
+        Raises :class:`CommitUnknown` when the database became unavailable
+        during the COMMIT itself.
+        """
         with self.engine.connect() as conn:
             conn.info["berth_write"] = True
+            committing = False
             try:
                 with conn.begin():
                     yield conn
+                    committing = True
+            except (DBAPIError, PoolTimeout) as exc:
+                if committing and unavailable(exc):
+                    raise CommitUnknown(str(exc)) from exc
+                raise
             finally:
                 conn.info["berth_write"] = False
 
@@ -115,13 +311,53 @@ class Database:
         self.engine.dispose()
 
 
+def _code(exc: DBAPIError) -> Any:
+    args = getattr(exc.orig, "args", ())
+    return args[0] if args else None
+
+
 def is_transient(exc: DBAPIError) -> bool:
-    """A deadlock, serialization failure, Galera certification failure or lock
-    timeout: the transaction did nothing and is worth running again."""
+    """A deadlock, serialization failure or Galera certification failure:
+    the transaction did nothing and is worth running again at once.
+
+    A lock wait that ran out its timeout is not: running again would wait as
+    long again (:func:`unavailable` takes it).
+    """
+    if getattr(exc.orig, "sqlstate", None) in ("40001", "40P01"):
+        return True
+    return bool(_code(exc) == MYSQL_DEADLOCK)
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Why the database cannot serve now (a short reason), or None for other errors.
+
+    Unavailable: the connection was lost or could not be opened, the server
+    is shutting down or starting, a lock wait or a statement ran out its
+    timeout, the pool had no free connection in time, SQLite cannot open or
+    lock its file.  Each is answered 503 with Retry-After, never retried in
+    place (the caller's time is bounded by :class:`Timeouts`).
+    """
+    if isinstance(exc, CommitUnknown):
+        return "connection lost during commit"
+    if isinstance(exc, PoolTimeout):
+        return "no free database connection in time"
+    if not isinstance(exc, DBAPIError) or is_transient(exc):
+        return None
+    if exc.connection_invalidated:
+        return "connection lost"
     orig = exc.orig
-    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
-        return True
-    args = getattr(orig, "args", ())
-    if args and args[0] in (1205, 1213):
-        return True
-    return "database is locked" in str(orig)
+    if isinstance(orig, sqlite3.Error):
+        message = str(orig).lower()
+        if "database is locked" in message:
+            return "timed out waiting for a lock"
+        if any(m in message for m in SQLITE_UNAVAILABLE):
+            return "database file unavailable"
+        return None
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return None
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate == "55P03" or _code(exc) == MYSQL_LOCK_WAIT_TIMEOUT:
+        return "timed out waiting for a lock"
+    if sqlstate == "57014" or _code(exc) in (1969, 3024):
+        return "statement timed out"
+    return "cannot reach the database"

@@ -13,18 +13,36 @@ a hole that is never filled).  On a (re)start the missing ids among the last
 ``START_WINDOW`` below the top are holes too.  A write acknowledged before ``poll`` starts is
 always returned by it: its row is committed and its id is either above the
 highest id seen or one of the open holes.
+
+Database outages.  A transaction cut off by a restart never commits: its ids
+stay holes and time out.  ``HOLE_TIMEOUT`` is well above the longest a live
+transaction can take to commit under the serving time limits
+(``database_statement_timeout``, which also ends a transaction left idle), so
+a hole is never given up while its writer may still commit.  A poll that
+fails changes nothing (the next one reads from the same place), and the
+"how long since the last poll" clock counts successful polls only: a worker
+that could not read the log for longer than the retention window reloads
+everything instead of trusting rows that may have been pruned meanwhile.
+Each poll also reads back the newest row it had seen: if that row is gone
+(the database was restored or failed over to a copy that lacks it) the
+position means nothing any more and the worker reloads everything.  Pruning
+always keeps the newest row, so a quiet spell alone does not cause that.
 """
 
 from __future__ import annotations
 
+import datetime
 import time
 from dataclasses import dataclass, field
 
+import structlog
 from sqlalchemy import delete, func, select
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
+
+log = structlog.get_logger("berth.sync")
 
 HOLE_TIMEOUT = 60.0
 RETENTION_SECONDS = 600
@@ -57,6 +75,11 @@ class ChangeFeed:
         now = time.monotonic()
         self.holes = {i: now for i in range(max(1, top - START_WINDOW + 1), top) if i not in recent}
 
+    def restart(self) -> None:
+        """Forget the position: the next poll starts afresh (and asks for a full reload)."""
+        self.high = -1
+        self.holes = {}
+
     def poll(self) -> set[int] | None:
         """Provider ids changed since the last poll; None means reload all."""
         now = time.monotonic()
@@ -64,20 +87,28 @@ class ChangeFeed:
             self._start()
             self.last_poll = now
             return None
-        self.last_poll = now
-        self.holes = {h: seen for h, seen in self.holes.items() if now - seen < HOLE_TIMEOUT}
-        low = min(self.holes, default=self.high + 1)
-        low = min(low, self.high + 1)
+        holes = {h: seen for h, seen in self.holes.items() if now - seen < HOLE_TIMEOUT}
+        # From the oldest open hole, and the newest row seen (it must still be there).
+        low = min(min(holes, default=self.high), self.high)
         with self.db.read() as conn:
             rows = conn.execute(
                 select(t.change_log.c.id, t.change_log.c.provider_id)
-                .where(t.change_log.c.id >= low)
+                .where(t.change_log.c.id >= max(low, 1))
                 .order_by(t.change_log.c.id)
             ).all()
+        self.last_poll = now
+        if self.high > 0 and not any(row_id == self.high for row_id, _ in rows):
+            log.warning("change feed position lost: reloading everything", position=self.high)
+            self._start()
+            return None
+        self.holes = holes
         changed: set[int] = set()
         for row_id, provider_id in rows:
             if row_id > self.high:
-                for missing in range(self.high + 1, row_id):
+                # After an empty start, ids below the first one seen are as
+                # unknown as those below the top at a start.
+                floor = self.high + 1 if self.high > 0 else max(1, row_id - START_WINDOW + 1)
+                for missing in range(floor, row_id):
                     self.holes.setdefault(missing, now)
                 self.high = row_id
             elif row_id in self.holes:
@@ -94,8 +125,15 @@ class ChangeFeed:
         if now - self.last_prune < PRUNE_EVERY:
             return
         self.last_prune = now
-        import datetime
-
         horizon = utcnow() - datetime.timedelta(seconds=RETENTION_SECONDS)
-        with self.db.write() as conn:
-            conn.execute(delete(t.change_log).where(t.change_log.c.created_at < horizon))
+        try:
+            with self.db.write() as conn:
+                # The newest row stays, however old: it is every reader's position.
+                top = conn.execute(select(func.max(t.change_log.c.id))).scalar() or 0
+                conn.execute(
+                    delete(t.change_log).where(
+                        t.change_log.c.created_at < horizon, t.change_log.c.id < top
+                    )
+                )
+        except Exception as exc:  # housekeeping: the changes this poll read must not be lost
+            log.warning("change log prune failed", error=str(exc))

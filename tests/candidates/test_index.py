@@ -17,6 +17,7 @@ from conftest import fresh_database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from berth.bench.cloud import ProviderSpec
 from berth.bench.cloud_db import write
@@ -228,3 +229,56 @@ def test_feed_everything_marker_reloads(index_db: Database) -> None:
         write(conn, [ProviderSpec(uuid="30000000-0000-0000-0000-000000000001", name="x")])
     index.refresh()
     assert set(index.universe.by_uuid) == {"30000000-0000-0000-0000-000000000001"}
+
+
+def _fail_once(index: MemoryIndex, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next ``index.<method>`` meets a database that went away."""
+
+    def down(*_args: Any) -> None:
+        monkeypatch.undo()
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(index, method, down)
+
+
+def test_refresh_failing_after_the_poll_keeps_what_it_read(
+    index_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feed moved on, the re-read failed: the next refresh still reads those providers."""
+    wipe(index_db)
+    with index_db.write() as conn:
+        write(
+            conn,
+            [
+                ProviderSpec(uuid="30000000-0000-0000-0000-000000000002", name="a"),
+                ProviderSpec(uuid="30000000-0000-0000-0000-000000000003", name="b"),
+            ],
+        )
+    index = MemoryIndex(index_db)
+    index.refresh()
+    with index_db.write() as conn:
+        first, second = _ids(conn)
+        conn.execute(delete(RP).where(RP.c.id == second))
+        changes.record(conn, [second])
+    _fail_once(index, "reread", monkeypatch)
+    with pytest.raises(OperationalError):
+        index.refresh()
+    index.refresh()  # nothing new in the feed: the pending providers are read now
+    fresh = MemoryIndex(index_db)
+    fresh.refresh()
+    assert snapshot(index.universe) == snapshot(fresh.universe)
+    assert set(index.universe.providers) == {first}
+
+
+def test_reload_failing_after_the_feed_started_is_asked_again(
+    index_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wipe(index_db)
+    with index_db.write() as conn:
+        write(conn, [ProviderSpec(uuid="30000000-0000-0000-0000-000000000004", name="a")])
+    index = MemoryIndex(index_db)
+    _fail_once(index, "reload", monkeypatch)
+    with pytest.raises(OperationalError):
+        index.refresh()  # the feed has its position; the load did not happen
+    index.refresh()
+    assert set(index.universe.by_uuid) == {"30000000-0000-0000-0000-000000000004"}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+import datetime
+
+import pytest
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import changes
-from berth.sync.feed import ChangeFeed
+from berth.sync.feed import RETENTION_SECONDS, START_WINDOW, ChangeFeed
 
 
 def test_first_poll_asks_for_full_reload(db: Database) -> None:
@@ -59,3 +63,84 @@ def test_transaction_in_flight_at_start_is_not_lost(db: Database) -> None:
     with db.write() as conn:  # id 9 was handed out earlier and commits only now
         conn.execute(insert(t.change_log).values(id=9, provider_id=4, created_at=now))
     assert feed.poll() == {4}
+
+
+# -- database outages ---------------------------------------------------------------------
+
+
+class _Down:
+    """Stands in for ``Database.read`` while the database is away."""
+
+    def __call__(self) -> None:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+
+def test_failed_poll_changes_nothing(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    feed = ChangeFeed(db)
+    feed.poll()
+    with db.write() as conn:
+        changes.record(conn, [5])
+    position = (feed.high, dict(feed.holes), feed.last_poll)
+    with monkeypatch.context() as m:
+        m.setattr(feed.db, "read", _Down())
+        with pytest.raises(OperationalError):
+            feed.poll()
+    assert (feed.high, feed.holes, feed.last_poll) == position
+    assert feed.poll() == {5}
+
+
+def test_unread_log_past_retention_reloads(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failed polls do not reset the retention clock: rows may have been pruned meanwhile."""
+    feed = ChangeFeed(db)
+    feed.poll()
+    feed.last_poll -= RETENTION_SECONDS
+    with monkeypatch.context() as m:
+        m.setattr(feed.db, "read", _Down())
+        with pytest.raises(OperationalError):
+            feed.poll()
+    assert feed.poll() is None
+
+
+def test_lost_position_reloads(db: Database) -> None:
+    """The newest row seen is gone (pruned, or a restored database): reload everything."""
+    feed = ChangeFeed(db)
+    feed.poll()
+    with db.write() as conn:
+        changes.record(conn, [5])
+    assert feed.poll() == {5}
+    with db.write() as conn:
+        conn.execute(delete(t.change_log).where(t.change_log.c.id == feed.high))
+    assert feed.poll() is None
+    assert feed.poll() == set()
+
+
+def test_first_row_after_an_empty_start_opens_a_bounded_window(db: Database) -> None:
+    with db.write() as conn:
+        conn.execute(delete(t.change_log))
+    feed = ChangeFeed(db)
+    assert feed.poll() is None
+    with db.write() as conn:
+        conn.execute(
+            insert(t.change_log).values(id=START_WINDOW * 50, provider_id=3, created_at=utcnow())
+        )
+    assert feed.poll() == {3}
+    assert len(feed.holes) == START_WINDOW - 1
+
+
+def test_prune_keeps_the_newest_row(db: Database) -> None:
+    """After a quiet spell longer than the retention, readers keep their position."""
+    feed = ChangeFeed(db)
+    feed.poll()
+    old = utcnow() - datetime.timedelta(seconds=2 * RETENTION_SECONDS)
+    with db.write() as conn:
+        changes.record(conn, [5, 6])
+        conn.execute(update(t.change_log).values(created_at=old))
+    assert feed.poll() == {5, 6}
+    feed.last_prune = float("-inf")
+    feed.poll()  # prunes
+    with db.read() as conn:
+        left = list(conn.execute(select(t.change_log.c.id)).scalars())
+    assert left == [feed.high]
+    with db.write() as conn:
+        changes.record(conn, [7])
+    assert feed.poll() == {7}

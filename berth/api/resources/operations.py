@@ -2,10 +2,14 @@
 
 ``/healthcheck`` (liveness) and ``/healthcheck/ready`` (the database answers
 and the schema is current) need no token, like ``GET /``, so load balancers
-can probe them; ``/metrics`` serves Prometheus text.
+can probe them; ``/metrics`` serves Prometheus text.  Readiness answers 503
+with Retry-After while the database is unavailable (within the connect
+timeout), and names the worker process that answered.
 """
 
 from __future__ import annotations
+
+import os
 
 import falcon
 from sqlalchemy import text
@@ -13,6 +17,7 @@ from sqlalchemy import text
 from berth import metrics
 from berth.api.util import ctx, send_json
 from berth.db import migrate
+from berth.db.engine import unavailable
 
 
 def live(req: falcon.Request, resp: falcon.Response) -> None:
@@ -22,20 +27,27 @@ def live(req: falcon.Request, resp: falcon.Response) -> None:
 
 def ready(req: falcon.Request, resp: falcon.Response) -> None:
     """The database answers and its schema is at the newest revision."""
-    db = ctx(req).services.db
+    services = ctx(req).services
+    db = services.db
     try:
         with db.read() as conn:
             conn.execute(text("SELECT 1"))
         current = migrate.current_revision(db)
     except Exception as exc:  # any driver error means "not ready"
-        send_json(resp, {"status": "unavailable", "reason": f"database: {exc}"}, status=503)
+        why = unavailable(exc) or type(exc).__name__
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = f"database: {why}: {detail[0] if detail else ''}"
+        send_json(resp, {"status": "unavailable", "reason": reason}, status=503)
+        resp.set_header("Retry-After", str(services.settings.database_retry_after))
         return
     head = migrate.head_revision()
     if current != head:
         reason = f"schema at {current}, newest is {head}: run berth db upgrade"
         send_json(resp, {"status": "unavailable", "reason": reason}, status=503)
         return
-    send_json(resp, {"status": "ok", "database": db.dialect, "schema": current})
+    send_json(
+        resp, {"status": "ok", "database": db.dialect, "schema": current, "worker": os.getpid()}
+    )
 
 
 def prometheus(req: falcon.Request, resp: falcon.Response) -> None:
