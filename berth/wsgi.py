@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multiprocessing import util as mp_util
+
 from berth import settings as settings_mod
 from berth.api.app import create_app
 from berth.logging import configure as configure_logging
@@ -14,8 +16,20 @@ def build() -> object:
     settings = settings_mod.load()
     configure_logging(settings)
     services = Services.from_settings(settings)
+    close_at_exit(services)
     catalog.sync(services.db)
     return create_app(settings, services)
+
+
+def close_at_exit(services: Services) -> None:
+    """Close ``services`` when the server ends this worker process, after its last request.
+
+    multiprocessing's exit finalizers run in both servers' workers: granian's
+    are multiprocessing children, which run them and then leave with
+    ``os._exit`` (so ``atexit`` would not run); gunicorn's leave with
+    ``sys.exit``, and multiprocessing runs them from ``atexit``.
+    """
+    mp_util.Finalize(services, services.close, exitpriority=0)
 
 
 application = build()
