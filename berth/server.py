@@ -52,7 +52,7 @@ from berth.settings import Settings
 log = structlog.get_logger("berth.server")
 
 GRANIAN_BACKLOG = 1024  # granian's default, whose share per worker bounds its requests in flight
-QUICK_S = 5.0  # a child ending sooner after its start ended "quickly" (a worker that cannot boot?)
+QUICK_S = 10.0  # a child ending sooner after its start ended "quickly" (it cannot boot?)
 MAX_DELAY_S = 8.0  # the longest pause before starting again a child that keeps ending quickly
 SWEEP_S = 5.0  # how often the metrics of vanished worker processes are dropped
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -102,6 +102,7 @@ class Supervisor:
     metrics_dir: str | None = None
     children: list[Child] = field(init=False)
     stop_at: float | None = field(default=None, init=False)  # the deadline, once stopping
+    came_up: bool = field(default=False, init=False)  # a child has run QUICK_S
     swept: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -138,6 +139,13 @@ class Supervisor:
                     self._kill_all()
                     return 1
                 continue
+            self.came_up |= any(
+                c.proc is not None and now - c.started >= QUICK_S for c in self.children
+            )
+            if not self.came_up and all(c.quick_exits >= 2 for c in self.children):
+                log.error("the server cannot start: its processes each ended twice on starting")
+                self._kill_all()
+                return 1
             for child in self.children:
                 if child.proc is None and child.due is not None and now >= child.due:
                     self._start(child)
@@ -197,7 +205,8 @@ class Supervisor:
 
     def _kill_all(self) -> None:
         """SIGKILL to every child's process group, and wait for them."""
-        log.warning("killing what is left after the grace period", grace_s=self.grace)
+        if self.stop_at is not None:
+            log.warning("killing what is left after the grace period", grace_s=self.grace)
         for child in self.children:
             if child.proc is not None:
                 _kill_group(child.proc.pid)

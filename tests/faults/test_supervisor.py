@@ -54,16 +54,23 @@ def notes(log: Path, what: str, count: int = 1, timeout: float = 15.0) -> list[i
 
 
 def test_a_child_that_ends_is_started_again_later_each_time_it_ends_quickly(tmp_path: Path) -> None:
-    log = tmp_path / "log"
-    sup = supervise([child(log, then="time.sleep(0.1)")], grace=5)
+    log, steady = tmp_path / "log", tmp_path / "steady"
+    sup = supervise([child(log, then="time.sleep(0.1)"), child(steady)], grace=5)
     try:
         notes(log, "start", 4)
         assert sup.poll() is None
     finally:
         sup.terminate()
         assert sup.wait(10) == 0
-    starts = len(notes(log, "start"))
-    assert 4 <= starts <= 6  # at once, then 0.5 s, 1 s, 2 s later: not a busy loop
+    assert 4 <= len(notes(log, "start")) <= 6  # at once, then 0.5 s, 1 s, 2 s later
+    assert len(notes(steady, "start")) == 1
+
+
+def test_a_server_that_cannot_start_is_given_up(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    sup = supervise([child(log, then="pass"), child(log, then="pass")], grace=5)
+    assert sup.wait(10) == 1
+    assert len(notes(log, "start")) == 4  # each twice
 
 
 def test_a_signal_to_the_group_reaches_each_child_once_as_sigterm(tmp_path: Path) -> None:

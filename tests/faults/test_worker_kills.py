@@ -1,6 +1,6 @@
 """SIGKILL of workers while clients write (issue 11, "worker kills").
 
-Workers are killed the way an OOM kill does, while eight clients write
+Workers are killed the way an OOM kill does, while sixteen clients write
 allocations: the server stays up and replaces every worker, no write is
 answered 5xx, every acknowledged write is in the database and no provider is
 over capacity.  The only thing clients see is a dropped connection for what a
@@ -38,6 +38,7 @@ from .helpers import Writers, database_url, providers, serving, wait_for_workers
 KILL_INTERVAL_S = float(os.environ.get("BERTH_TEST_KILL_INTERVAL", "1.5"))
 KILL_SECONDS = float(os.environ.get("BERTH_TEST_KILL_SECONDS", "4.5"))
 WORKERS = 2
+CLIENTS = 16  # as in the issue's report
 
 
 def _newcomer(pid: int, before: list[int], timeout: float = 30.0) -> int:
@@ -70,7 +71,7 @@ def test_killed_workers_are_replaced_and_acknowledged_writes_kept(
     killed: list[int] = []
     with serving(server, url, tmp_path, WORKERS) as running:
         rps = providers(running.url)
-        with Writers(running.url, rps) as writers:
+        with Writers(running.url, rps, CLIENTS) as writers:
             writers.wait_for_writes(20)
             wait_for_workers(running.pid, WORKERS)
             started = time.monotonic()
