@@ -36,6 +36,7 @@ import ctypes
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ from berth.settings import Settings
 log = structlog.get_logger("berth.server")
 
 GRANIAN_BACKLOG = 1024  # granian's default, whose share per worker bounds its requests in flight
-QUICK_S = 10.0  # a child ending sooner after its start ended "quickly" (it cannot boot?)
+QUICK_S = 5.0  # a child ending sooner after its start ended "quickly" (it cannot boot?)
 MAX_DELAY_S = 8.0  # the longest pause before starting again a child that keeps ending quickly
 SWEEP_S = 5.0  # how often the metrics of vanished worker processes are dropped
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -78,8 +79,28 @@ def commands(settings: Settings) -> list[list[str]]:
 
 def serve(settings: Settings) -> int:
     """Run the server processes until SIGINT or SIGTERM; the exit status."""
+    taken = port_taken(*settings.host_port)
+    if taken:
+        log.error("cannot listen", bind=settings.bind, error=taken)
+        return 1
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     return Supervisor(commands(settings), settings.shutdown_grace, metrics_dir).run()
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why nothing new can listen on ``host:port`` (another server does), or None.
+
+    Checked once before starting: granian's workers would otherwise fail over
+    and over, or, where the other server is a granian too, share its port.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return str(exc)
+    return None
 
 
 @dataclass
@@ -102,7 +123,6 @@ class Supervisor:
     metrics_dir: str | None = None
     children: list[Child] = field(init=False)
     stop_at: float | None = field(default=None, init=False)  # the deadline, once stopping
-    came_up: bool = field(default=False, init=False)  # a child has run QUICK_S
     swept: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
@@ -139,13 +159,6 @@ class Supervisor:
                     self._kill_all()
                     return 1
                 continue
-            self.came_up |= any(
-                c.proc is not None and now - c.started >= QUICK_S for c in self.children
-            )
-            if not self.came_up and all(c.quick_exits >= 2 for c in self.children):
-                log.error("the server cannot start: its processes each ended twice on starting")
-                self._kill_all()
-                return 1
             for child in self.children:
                 if child.proc is None and child.due is not None and now >= child.due:
                     self._start(child)
@@ -205,8 +218,7 @@ class Supervisor:
 
     def _kill_all(self) -> None:
         """SIGKILL to every child's process group, and wait for them."""
-        if self.stop_at is not None:
-            log.warning("killing what is left after the grace period", grace_s=self.grace)
+        log.warning("killing what is left after the grace period", grace_s=self.grace)
         for child in self.children:
             if child.proc is not None:
                 _kill_group(child.proc.pid)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from server import ROOT
+from server import ROOT, free_port
 
 from berth.bench import procfs
+from berth.server import port_taken
 
 from .helpers import wait_gone
 
@@ -66,11 +68,10 @@ def test_a_child_that_ends_is_started_again_later_each_time_it_ends_quickly(tmp_
     assert len(notes(steady, "start")) == 1
 
 
-def test_a_server_that_cannot_start_is_given_up(tmp_path: Path) -> None:
-    log = tmp_path / "log"
-    sup = supervise([child(log, then="pass"), child(log, then="pass")], grace=5)
-    assert sup.wait(10) == 1
-    assert len(notes(log, "start")) == 4  # each twice
+def test_a_port_another_server_listens_on_is_found_before_starting() -> None:
+    assert port_taken("127.0.0.1", free_port()) is None
+    with socket.create_server(("127.0.0.1", 0)) as other:
+        assert "in use" in (port_taken("127.0.0.1", other.getsockname()[1]) or "")
 
 
 def test_a_signal_to_the_group_reaches_each_child_once_as_sigterm(tmp_path: Path) -> None:
