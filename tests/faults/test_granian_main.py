@@ -1,11 +1,11 @@
 """``python -m berth.granian_main``: granian processes that never miss their stop signal.
 
-Each case hangs plain granian 2.8 for good (``FAULT_GRANIAN_MODULE=granian`` runs
-them against it; a Ctrl-C to the process group after traffic hung 2 stops in 3): two
-signals at once taken by one of a worker's other threads; a stop while a
-worker loads its app (the master's inherited handler eats it); a worker's
-handler run three times during a request (its shutdown channel holds one
-message).  Here every granian process is gone within seconds.
+Each case hangs plain granian 2.8 for good (``FAULT_GRANIAN_MODULE=granian``
+runs them against it): two signals at once, taken by one of a worker's other
+threads (a Ctrl-C to the group after traffic hung 2 stops in 3); a stop while
+a worker loads its app, eaten by the handler it inherited from the master; a
+worker's handler run three times during a request, which blocks on its
+one-message shutdown channel.  Here every granian process is gone in seconds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 from server import ROOT, free_port
@@ -32,17 +31,18 @@ HERE = Path(__file__).resolve().parent
 MODULE = os.environ.get("FAULT_GRANIAN_MODULE", "berth.granian_main")  # or plain "granian"
 
 
-@contextmanager
-def granian(workers: int = 2, import_s: float = 0.0) -> Iterator[subprocess.Popen[bytes]]:
-    """granian through berth.granian_main, serving tests/faults/app.py, in a group of its own."""
+@contextlib.contextmanager
+def granian(
+    workers: int = 2, import_s: float = 0.0
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """(process, URL) of granian via berth.granian_main serving app.py, in a group of its own."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FAULT_APP_IMPORT_S": str(import_s)}
     argv = [sys.executable, "-m", MODULE, "--interface", "wsgi"]
     argv += ["--port", str(port), "--workers", str(workers), "--log-level", "warning"]
     proc = subprocess.Popen([*argv, "app:application"], cwd=HERE, env=env, start_new_session=True)
-    proc.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
     try:
-        yield proc
+        yield proc, f"http://127.0.0.1:{port}"
     finally:
         launch.stop(proc, timeout=1)
 
@@ -56,15 +56,15 @@ def _traffic(url: str, requests: int = 20) -> None:
 
 def test_a_ctrl_c_to_the_group_after_traffic_stops_every_process() -> None:
     for _ in range(3):
-        with granian() as proc:
-            _traffic(proc.url)  # type: ignore[attr-defined]
+        with granian() as (proc, url):
+            _traffic(url)
             processes = tree(proc.pid)
             os.killpg(proc.pid, signal.SIGINT)  # each worker: SIGINT, then the master's SIGTERM
             wait_gone(processes, 5)
 
 
 def test_a_stop_while_a_worker_loads_the_app_stops_it() -> None:
-    with granian(workers=1, import_s=5) as proc:
+    with granian(workers=1, import_s=5) as (proc, _):
         deadline = time.monotonic() + 10
         while not procfs.children(proc.pid):
             assert time.monotonic() < deadline, "no worker started"
@@ -76,8 +76,7 @@ def test_a_stop_while_a_worker_loads_the_app_stops_it() -> None:
 
 
 def test_a_worker_signalled_three_times_finishes_its_request_and_stops() -> None:
-    with granian(workers=1) as proc:
-        url = proc.url  # type: ignore[attr-defined]
+    with granian(workers=1) as (proc, url):
         _traffic(url)
         processes = tree(proc.pid)
         with ThreadPoolExecutor(1) as pool:
