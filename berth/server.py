@@ -26,7 +26,8 @@ in flight finish and exit (granian through :mod:`berth.granian_main`, which
 makes sure its processes do not miss that signal).  Whatever is still
 running ``BERTH_SHUTDOWN_GRACE`` seconds after the signal is killed; a second
 SIGINT or SIGTERM kills at once.  Should the supervisor itself die, the kernel
-sends its children SIGTERM (Linux's parent-death signal).
+sends its children SIGTERM (Linux's parent-death signal).  Before anything
+starts, a port another server listens on ends ``berth serve`` at once.
 """
 
 from __future__ import annotations
