@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from berth import server as server_mod
 from berth import settings as settings_mod
 from berth.bench.cli import app as bench_app
 from berth.db import migrate
 from berth.db.engine import Database
+from berth.logging import configure as configure_logging
 from berth.placement import catalog
 from berth.placement.errors import PlacementError
 
@@ -41,27 +46,20 @@ def serve(
         True, "--migrate/--no-migrate", help="Upgrade the schema first."
     ),
 ) -> None:
-    """Serve the Placement API with several worker processes."""
-    from berth.server import serve as run_server
-
+    """Serve the Placement API with several worker processes, until SIGINT or SIGTERM."""
     settings = _settings(bind=bind, workers=workers, database_url=database_url, server=server)
     if migrate_first:
         _upgrade(settings)
-    import os
-
     for field in dataclasses.fields(settings):
         os.environ[f"BERTH_{field.name.upper()}"] = str(getattr(settings, field.name))
     _fresh_metrics_dir(settings)
+    configure_logging(settings)
     console.print(f"berth serving on http://{settings.bind} with {settings.workers} workers")
-    run_server(settings)
+    raise typer.Exit(server_mod.serve(settings))
 
 
 def _fresh_metrics_dir(settings: settings_mod.Settings) -> None:
     """Give this server's workers an empty shared Prometheus directory."""
-    import os
-    import shutil
-    from pathlib import Path
-
     port = settings.host_port[1]
     path = Path(settings.data_dir) / f"metrics-{port}"
     shutil.rmtree(path, ignore_errors=True)

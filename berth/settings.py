@@ -42,6 +42,7 @@ class Settings:
     bind: str = "127.0.0.1:8780"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     server: str = "granian"
+    shutdown_grace: int = 8
     auth_strategy: str = "noauth2"
     enforce_new_defaults: bool = True
     policy_file: str = ""
@@ -109,6 +110,8 @@ class Settings:
             raise ValueError("workers must be at least 1")
         if self.server not in ("gunicorn", "granian"):
             raise ValueError("server must be gunicorn or granian")
+        if self.shutdown_grace < 1:
+            raise ValueError("shutdown_grace must be at least 1 (seconds)")
         if self.candidates_filter not in ("memory", "sql"):
             raise ValueError("candidates_filter must be memory or sql")
         for name in ("connect", "lock", "statement", "pool"):

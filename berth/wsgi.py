@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multiprocessing import util as mp_util
+
 import structlog
 
 from berth import settings as settings_mod
@@ -19,6 +21,7 @@ def build() -> object:
     settings = settings_mod.load()
     configure_logging(settings)
     services = Services.from_settings(settings)
+    close_at_exit(services)
     try:
         catalog.sync(services.db)
     except Exception as exc:
@@ -30,6 +33,17 @@ def build() -> object:
             raise
         log.warning("database unavailable at worker start", reason=reason, error=str(exc))
     return create_app(settings, services)
+
+
+def close_at_exit(services: Services) -> None:
+    """Close ``services`` when the server ends this worker process, after its last request.
+
+    multiprocessing's exit finalizers run in both servers' workers: granian's
+    are multiprocessing children, which run them and then leave with
+    ``os._exit`` (so ``atexit`` would not run); gunicorn's leave with
+    ``sys.exit``, and multiprocessing runs them from ``atexit``.
+    """
+    mp_util.Finalize(services, services.close, exitpriority=0)
 
 
 application = build()

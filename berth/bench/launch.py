@@ -1,8 +1,10 @@
 """Start ``berth serve`` on a free port, wait until it answers, stop it: for the lab and the tests.
 
-The server runs in its own process group (its workers with it), with its
-data directory in a temporary one; :func:`serve` stops it with SIGTERM,
-then SIGKILL for the whole group after a timeout, and removes what it left.
+The server runs in its own process group, with its data directory in a
+temporary one; :func:`serve` stops it with SIGTERM, then SIGKILL for the whole
+group after a timeout, and removes what it left.  (``berth serve`` stops its
+server processes itself within ``BERTH_SHUTDOWN_GRACE``; they run in sessions
+of their own and get SIGTERM from the kernel should it be killed.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class Server:
     """A running ``berth serve``."""
 
     url: str
-    pid: int  # the master process (its workers are its children)
+    pid: int  # berth serve, the supervisor (its server processes and their workers are below it)
     started: float  # monotonic time it was spawned
 
 
@@ -60,7 +62,7 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the master leads its group: workers too
+            os.killpg(proc.pid, signal.SIGKILL)  # its children then get their parent-death SIGTERM
         proc.wait()
 
 

@@ -26,6 +26,35 @@ def children(pid: int) -> list[int]:
     return [child for child, _, fields in _stats() if int(fields[1]) == pid]
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: its children, theirs, and so on (one read of /proc)."""
+    below: dict[int, list[int]] = {}
+    for child, _, fields in _stats():
+        below.setdefault(int(fields[1]), []).append(child)
+    found, todo = [], list(below.get(pid, []))
+    while todo:
+        found.append(todo.pop())
+        todo.extend(below.get(found[-1], []))
+    return found
+
+
+def workers(pid: int) -> list[int]:
+    """The processes below ``pid`` that have none below them: a server's worker processes.
+
+    ``berth serve`` runs each granian worker under a granian process of its own,
+    and gunicorn's under gunicorn's master.
+    """
+    below = descendants(pid)
+    parents = {int(fields[1]) for p, _, fields in _stats() if p in below}
+    return [p for p in below if p not in parents]
+
+
+def running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (gone or exited but not yet reaped: not running)."""
+    states = {pid: fields[0] for pid, _, fields in _stats()}
+    return [pid for pid in pids if states.get(pid, "Z") not in ("Z", "X")]
+
+
 def database_cpu_s() -> float:
     """CPU seconds (user + system) used so far by every database server process here."""
     ticks = sum(
@@ -48,5 +77,5 @@ def rss_mb(pid: int) -> float:
 
 
 def worker_rss_mb(master: int) -> list[float]:
-    """RSS of each worker of the server whose master is ``master``."""
-    return sorted((rss_mb(child) for child in children(master)), reverse=True)
+    """RSS of each worker of the server whose main process is ``master``."""
+    return sorted((rss_mb(worker) for worker in workers(master)), reverse=True)
