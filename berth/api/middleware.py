@@ -9,6 +9,7 @@ from typing import Any, cast
 import falcon
 
 from berth import metrics
+from berth.api import body as request_body
 from berth.api import microversion
 from berth.api.context import Credentials, RequestContext
 from berth.api.errors import HTTPError
@@ -139,10 +140,16 @@ class Microversion:
 
 
 class ContentChecks:
-    """A body needs a content type, and its length must be a number."""
+    """No NUL in the path or query; a body needs a content type and a length within the limit."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Reject bodies without a content type, as the reference does."""
+        """Reject bodies without a content type, as the reference does, and declared too large."""
+        if "\x00" in req.path or "%00" in req.query_string:
+            # No database stores a NUL in text (PostgreSQL refuses it outright).
+            raise HTTPError(400, "The path and the query string may not contain NUL (%00).")
         length = req.get_header("content-length")
         if not length:
             return
@@ -150,5 +157,7 @@ class ContentChecks:
             declared = int(length)
         except ValueError:
             raise HTTPError(400, "content-length header must be an integer") from None
+        if declared > self.max_body_bytes:
+            raise request_body.too_large(self.max_body_bytes)
         if declared > 0 and not req.get_header("content-type"):
             raise HTTPError(400, "content-type header required when content-length > 0")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Mapping
 from email.utils import format_datetime
 from typing import Any, cast
@@ -11,6 +10,7 @@ from typing import Any, cast
 import falcon
 import orjson
 
+from berth.api import body as request_body
 from berth.api.context import RequestContext
 from berth.api.errors import HTTPError, bad_request
 from berth.placement import errors as domain
@@ -49,22 +49,19 @@ def check_accept(req: falcon.Request) -> None:
         raise HTTPError(406, f"Only {JSON} is provided")
 
 
-def _loads(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(raw.decode("utf-8", errors="replace"))
-    except ValueError as exc:
-        raise bad_request(f"Malformed JSON: {exc}") from None
+def read_json(req: falcon.Request) -> Any:
+    """The body parsed as JSON, within the size and nesting limits (413, 400)."""
+    settings = ctx(req).services.settings
+    chunked = req.content_length is None and bool(req.env.get("wsgi.input_terminated"))
+    limit = settings.max_request_body_bytes
+    raw = request_body.read(req.stream, req.content_length, chunked, limit)
+    return request_body.loads(raw, settings.max_json_depth)
 
 
 def extract_json(req: falcon.Request, schema: Mapping[str, Any]) -> Any:
     """Read the body, require JSON and validate it against ``schema``."""
     require_json_content(req)
-    raw = req.bounded_stream.read()
-    data = _loads(raw)
+    data = read_json(req)
     validate(data, schema)
     return data
 
