@@ -19,7 +19,7 @@ REQUEST_ID_HEADER = "x-openstack-request-id"
 
 
 class Metrics:
-    """Count requests and time them, by route template and status."""
+    """Count requests and time them, by route template, method and status (bounded labels)."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Note when the request arrived."""
@@ -30,10 +30,11 @@ class Metrics:
     ) -> None:
         """Record the request in the Prometheus metrics."""
         route = req.uri_template or "unmatched"
+        method = metrics.method_label(req.method)
         status = str(resp.status).split()[0]
-        metrics.REQUESTS.labels(route, req.method, status).inc()
+        metrics.REQUESTS.labels(route, method, status).inc()
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
-        metrics.LATENCY.labels(route, req.method).observe(elapsed)
+        metrics.LATENCY.labels(route, method).observe(elapsed)
 
 
 class RequestSetup:
