@@ -16,7 +16,6 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -27,13 +26,32 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from berth.api.routes import ROUTES
+from berth.bench.hostile import (
+    BAD_UTF8,
+    CONSUMER,
+    DB_POISON,
+    GOOD_SLOTS,
+    JSON_UNTIL,
+    LATEST,
+    LATIN1_JUNK,
+    POISON,
+    QUERY_KEYS,
+    QUERY_VALUES,
+    ROUTE_BODIES,
+    RP_UUID,
+    SEED_REQUESTS,
+    S,
+    fill_path,
+    good_but,
+    json_with_poison,
+    nested,
+    slot_paths,
+)
 from berth.db import tables
 from berth.db.engine import Database
 from tests.api.conftest import make_client
 
-WRITES = {"POST", "PUT", "DELETE", "PATCH"}
-RP_UUID = "5a8a9f17-5e5a-4c31-9a6f-0c2b5f2f7a10"
-CONSUMER = "9b2c5c4e-7b1a-4a6e-8d0a-3c1e7c2f0b11"
+JSON_LATEST = {"openstack-api-version": LATEST, "content-type": "application/json"}
 TEMPLATES = sorted(ROUTES)
 
 json_values = st.recursive(
@@ -140,25 +158,9 @@ def _services(client: falcon.testing.TestClient) -> Any:
 
 
 def _seed(client: falcon.testing.TestClient) -> None:
-    h = {"openstack-api-version": "placement latest"}
-    client.simulate_post("/resource_providers", json={"name": "rp", "uuid": RP_UUID}, headers=h)
-    client.simulate_put(
-        f"/resource_providers/{RP_UUID}/inventories",
-        json={"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 8}}},
-        headers=h,
-    )
-    client.simulate_put("/traits/CUSTOM_FOO", headers=h)
-    client.simulate_put(
-        f"/allocations/{CONSUMER}",
-        json={
-            "allocations": {RP_UUID: {"resources": {"VCPU": 1}}},
-            "project_id": "p",
-            "user_id": "u",
-            "consumer_generation": None,
-            "consumer_type": "INSTANCE",
-        },
-        headers=h,
-    )
+    headers = {"openstack-api-version": LATEST}
+    for method, path, body in SEED_REQUESTS:
+        assert client.simulate_request(method, path, json=body, headers=headers).status_code < 300
 
 
 request_parts = st.tuples(
@@ -218,119 +220,7 @@ def test_no_5xx_and_rejected_writes_change_nothing(
     _send(client, method, _fill(template, values), urlencode(params), headers, sent)
 
 
-# Hostile pieces: JSON tokens no database stores, text that is not UTF-8.
-POISON = [
-    b"NaN",
-    b"Infinity",
-    b"-Infinity",
-    b"1e400",
-    b'"\\ud800"',
-    b'"x\\udfff"',
-    b'"\\u0000"',
-    b"9223372036854775807",
-    b"9223372036854775808",
-    b"18446744073709551616",
-    b"-9223372036854775809",
-    b"1" + b"0" * 40,
-    b"1" * 5000,
-    b'"\xff\xfe"',
-    b'"\xc3\x28"',
-    b'"\xed\xa0\x80"',
-]
-BAD_UTF8 = ["%ff", "%c3%28", "%ed%a0%80", "%f4%90%80%80", "%00", "%e2%82"]
-LATIN1_JUNK = ["\xff\xfe", "placement 1.\xff", "\xc3\x28", "admin\xed\xa0\x80"]
-
-
-def _json_with_poison(value: Any) -> bytes:
-    """Serialise a value whose leaves may be raw byte tokens (put in as they are)."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, list):
-        return b"[" + b",".join(_json_with_poison(v) for v in value) + b"]"
-    if isinstance(value, dict):
-        items = (json.dumps(k).encode() + b":" + _json_with_poison(v) for k, v in value.items())
-        return b"{" + b",".join(items) + b"}"
-    return json.dumps(value).encode()
-
-
-def _nested(depth: int, kind: str) -> bytes:
-    """``[[...]]`` or ``{"a":{"a":...}}`` ``depth`` levels deep."""
-    if kind == "array":
-        return b"[" * depth + b"]" * depth
-    return b'{"a":' * depth + b"1" + b"}" * depth
-
-
-# Each write's body shape with a slot (S) in each leaf, holding a value that
-# passes the schema; the tests put good values or poison in the slots, so
-# that some bodies get past the schema to the database.
-@dataclass(frozen=True)
-class S:
-    """A slot in a body shape, with a value that passes."""
-
-    good: Any
-
-
-_ALLOCATION = {
-    "allocations": {RP_UUID: {"resources": {"VCPU": S(1)}}},
-    "project_id": S("p"),
-    "user_id": S("u"),
-    "consumer_generation": S(None),
-    "consumer_type": S("INSTANCE"),
-}
-_INVENTORY = {"total": S(8), "reserved": S(0), "allocation_ratio": S(1.0), "max_unit": S(8)}
-ROUTE_BODIES: dict[tuple[str, str], Any] = {
-    ("/resource_providers", "POST"): {"name": S("n"), "uuid": S(str(uuid.uuid4()))},
-    ("/resource_providers/{uuid}", "PUT"): {"name": S("rp"), "parent_provider_uuid": S(None)},
-    ("/resource_providers/{uuid}/inventories", "POST"): {
-        "resource_class": S("DISK_GB"),
-        "total": S(8),
-    },
-    ("/resource_providers/{uuid}/inventories", "PUT"): {
-        "resource_provider_generation": S(1),
-        "inventories": {"VCPU": _INVENTORY},
-    },
-    ("/resource_providers/{uuid}/inventories/{resource_class}", "PUT"): {
-        "resource_provider_generation": S(1),
-        **_INVENTORY,
-    },
-    ("/resource_providers/{uuid}/aggregates", "PUT"): {
-        "resource_provider_generation": S(1),
-        "aggregates": [S(str(uuid.uuid4()))],
-    },
-    ("/resource_providers/{uuid}/traits", "PUT"): {
-        "resource_provider_generation": S(1),
-        "traits": [S("CUSTOM_FOO")],
-    },
-    ("/allocations/{consumer_uuid}", "PUT"): _ALLOCATION,
-    ("/allocations", "POST"): {CONSUMER: _ALLOCATION},
-    ("/resource_classes", "POST"): {"name": S("CUSTOM_BAR")},
-    ("/resource_classes/{name}", "PUT"): {"name": S("CUSTOM_BAZ")},
-    ("/reshaper", "POST"): {
-        "inventories": {
-            RP_UUID: {"resource_provider_generation": S(1), "inventories": {"VCPU": _INVENTORY}}
-        },
-        "allocations": {CONSUMER: _ALLOCATION},
-    },
-    ("/scheduler/select_destinations", "POST"): {
-        "flavor": {"resources": {"VCPU": S(1)}, "extra_specs": {"k": S("v")}},
-        "availability_zone": S("az1"),
-        "num_instances": S(1),
-        "project_id": S("p"),
-        "ignore_hosts": [S("h")],
-        "dry_run": S(True),
-    },
-    ("/scheduler/hosts/{provider_uuid}", "PUT"): {
-        "disabled": S(False),
-        "disabled_reason": S("r"),
-        "availability_zone": S("az1"),
-        "metrics": {"cpu.percent": S(5)},
-    },
-    ("/scheduler/aggregates/{uuid}/metadata", "PUT"): {"metadata": {"k": S("v")}},
-    ("/scheduler/server_groups", "POST"): {"uuid": S(str(uuid.uuid4())), "policy": S("affinity")},
-    ("/scheduler/server_groups/{uuid}/members/{instance_uuid}", "PUT"): {"host": S(None)},
-}
-GOOD_SLOTS: list[Any] = [0, 1, 8, -1, 2**31, 2**63 - 1, -(2**63), None, "", "x", RP_UUID]
-GOOD_SLOTS += ["VCPU", True, 1.5, "INSTANCE", "az1", "affinity", [], {}]
+# Hypothesis fills the slots of a shape with good values or poison.
 slot_values = st.sampled_from(POISON + GOOD_SLOTS)
 
 
@@ -353,9 +243,9 @@ poisoned_bodies = st.one_of(
             | st.lists(inner, max_size=3)
         ),
         max_leaves=10,
-    ).map(_json_with_poison),
+    ).map(json_with_poison),
     st.builds(
-        _nested,
+        nested,
         st.sampled_from([33, 200, 1100, 3000, 100_000]),
         st.sampled_from(["array", "object"]),
     ),
@@ -367,47 +257,21 @@ def _body_for(route: tuple[str, str]) -> st.SearchStrategy[bytes]:
     shape = ROUTE_BODIES.get(route)
     if shape is None:
         return poisoned_bodies
-    return _filled(shape).map(_json_with_poison) | poisoned_bodies
+    return _filled(shape).map(json_with_poison) | poisoned_bodies
 
 
 # Query strings built by hand: bare keys, repeats, undecodable bytes, huge numbers.
 query_pieces = st.one_of(
-    st.sampled_from(["limit", "name", "uuid", "member_of", "resources", "in_tree", "required"]),
+    st.sampled_from(QUERY_KEYS),
     st.tuples(
-        st.sampled_from(["limit", "resources", "member_of", "in_tree", "required", "name", "a"]),
-        st.one_of(
-            st.sampled_from(BAD_UTF8),
-            st.sampled_from(["9223372036854775808", "-1", "1" * 30, "VCPU:99999999999999999999"]),
-            st.sampled_from(["in:" + RP_UUID, "VCPU:1", "", "=", "&", "%"]),
-        ),
-    ).map(lambda kv: f"{kv[0]}={kv[1]}"),
+        st.sampled_from(QUERY_KEYS),
+        st.sampled_from(BAD_UTF8) | st.sampled_from(QUERY_VALUES).map(quote),
+    ).map("=".join),
 )
 hostile_queries = st.lists(query_pieces, max_size=5).map("&".join)
 
 # Path parameters: the seeded objects' names, or undecodable %-escapes, or text.
-REAL = {
-    "uuid": RP_UUID,
-    "provider_uuid": RP_UUID,
-    "consumer_uuid": CONSUMER,
-    "instance_uuid": CONSUMER,
-    "resource_class": "VCPU",
-    "name": "CUSTOM_FOO",
-}
 hostile_paths = st.one_of(st.sampled_from(BAD_UTF8), st.text(max_size=10))
-
-
-def _path(template: str, hostile: list[str | None]) -> str:
-    """The template filled: a real value where ``hostile`` has None, else the hostile one."""
-    path = template
-    for name, value in zip(re.findall(r"{(\w+)}", template), hostile, strict=False):
-        if value is None:
-            raw = REAL.get(name, RP_UUID)
-        elif value in BAD_UTF8:
-            raw = value
-        else:
-            raw = quote(value, safe="") or "x"
-        path = path.replace("{" + name + "}", raw)
-    return path
 
 
 def _mostly(good: list[str], bad: list[str]) -> st.SearchStrategy[str]:
@@ -433,7 +297,7 @@ def hostile_requests(draw: st.DrawFn) -> tuple[str, str, str, dict[str, str], by
         "x-auth-token": draw(TOKENS),
     }
     body = draw(_body_for(route)) if method in ("POST", "PUT") else None
-    return method, _path(template, segments), draw(hostile_queries), headers, body
+    return method, fill_path(template, segments), draw(hostile_queries), headers, body
 
 
 @settings(PROPERTY_SETTINGS, max_examples=300)
@@ -449,55 +313,14 @@ def test_hostile_input_never_5xx_and_changes_nothing(
     _send(any_client, *request)
 
 
-# What databases refuse or overflow on: each put in every slot of every shape
-# (the other slots good), so that it reaches the database when the schema lets it.
-DB_POISON = [
-    b'"\\u0000"',
-    b'"x\\u0000y"',
-    b"2147483648",
-    b"9223372036854775807",
-    b"-9223372036854775808",
-    b"1e308",
-    b'"' + b"x" * 300 + b'"',
-    b"-1",
-]
-
-
-def _slot_paths(shape: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Where the slots of ``shape`` are (keys and list indexes)."""
-    if isinstance(shape, S):
-        yield at
-    elif isinstance(shape, dict):
-        for key, value in shape.items():
-            yield from _slot_paths(value, (*at, key))
-    elif isinstance(shape, list):
-        for i, value in enumerate(shape):
-            yield from _slot_paths(value, (*at, i))
-
-
-def _good_but(shape: Any, at: tuple[Any, ...], poison: bytes) -> Any:
-    """``shape`` with its good values, and ``poison`` in the slot at ``at``."""
-    if isinstance(shape, S):
-        return poison if at == () else shape.good
-    head = at[0] if at else None
-    if isinstance(shape, dict):
-        return {k: _good_but(v, at[1:] if k == head else (None,), poison) for k, v in shape.items()}
-    if isinstance(shape, list):
-        return [_good_but(v, at[1:] if i == head else (None,), poison) for i, v in enumerate(shape)]
-    return shape
-
-
 def test_database_poison_in_every_slot(any_client: falcon.testing.TestClient) -> None:
     """Every shape, every slot, every value a database refuses: < 500, rejections change nothing."""
-    headers = {"openstack-api-version": "placement latest", "content-type": "application/json"}
     for (template, method), shape in ROUTE_BODIES.items():
-        for at in _slot_paths(shape):
+        for at in slot_paths(shape):
             for poison in DB_POISON:
-                body = _json_with_poison(_good_but(shape, at, poison))
-                _send(any_client, method, _path(template, [None, None]), "", headers, body)
-
-
-LATEST = {"openstack-api-version": "placement latest", "content-type": "application/json"}
+                body = json_with_poison(good_but(shape, at, poison))
+                path = fill_path(template, [None, None])
+                _send(any_client, method, path, "", JSON_LATEST, body)
 
 
 def _detail(result: falcon.testing.Result) -> str:
@@ -509,26 +332,27 @@ def _detail(result: falcon.testing.Result) -> str:
     return str(error["detail"])
 
 
-# Routes whose body is JSON only up to a microversion.
-JSON_UNTIL = {"/resource_classes/{name}": "placement 1.6"}
-
-
 @pytest.mark.parametrize("kind", ["array", "object"])
 def test_nesting_100000_deep_is_a_400_on_every_json_route(
     client: falcon.testing.TestClient, kind: str
 ) -> None:
     """The bracket scan refuses it before any parser recurses (it was a RecursionError, 500)."""
-    deep = _nested(100_000, kind)
+    deep = nested(100_000, kind)
     for template, method in ROUTE_BODIES:
-        headers = {**LATEST, "openstack-api-version": JSON_UNTIL.get(template, "placement latest")}
-        result = _send(client, method, _path(template, [None, None]), "", headers, deep)
+        headers = {
+            **JSON_LATEST,
+            "openstack-api-version": JSON_UNTIL.get(template, "placement latest"),
+        }
+        result = _send(client, method, fill_path(template, [None, None]), "", headers, deep)
         assert result.status_code == 400, (template, method, result.text)
         assert "nest 100000 deep, more than the limit of 32" in _detail(result)
 
 
 def test_nesting_at_the_limit_parses(client: falcon.testing.TestClient) -> None:
     """32 levels are JSON like any other (the schema says what is wrong with it)."""
-    result = client.simulate_post("/resource_providers", headers=LATEST, body=_nested(32, "array"))
+    result = client.simulate_post(
+        "/resource_providers", headers=JSON_LATEST, body=nested(32, "array")
+    )
     assert result.status_code == 400
     assert "JSON does not validate" in _detail(result)
 
@@ -550,11 +374,11 @@ def _provider_body(size: int) -> bytes:
 def test_declared_body_over_the_limit_is_a_413(small_client: falcon.testing.TestClient) -> None:
     """Refused on its Content-Length, before anything reads it; on any route."""
     for path in ("/resource_providers", "/traits"):
-        result = small_client.simulate_post(path, headers=LATEST, body=_provider_body(1001))
+        result = small_client.simulate_post(path, headers=JSON_LATEST, body=_provider_body(1001))
         assert result.status_code == 413
         assert "larger than the limit of 1000 bytes" in _detail(result)
     result = small_client.simulate_post(
-        "/resource_providers", headers=LATEST, body=_json_with_poison({"name": "x" * 100})
+        "/resource_providers", headers=JSON_LATEST, body=json_with_poison({"name": "x" * 100})
     )
     assert result.status_code == 200
 
@@ -562,7 +386,7 @@ def test_declared_body_over_the_limit_is_a_413(small_client: falcon.testing.Test
 def test_body_at_the_limit_is_read(small_client: falcon.testing.TestClient) -> None:
     """Exactly the limit is allowed (here refused by the schema: the name is too long)."""
     result = small_client.simulate_post(
-        "/resource_providers", headers=LATEST, body=_provider_body(1000)
+        "/resource_providers", headers=JSON_LATEST, body=_provider_body(1000)
     )
     assert result.status_code == 400
     assert "JSON does not validate" in _detail(result)
@@ -571,7 +395,9 @@ def test_body_at_the_limit_is_read(small_client: falcon.testing.TestClient) -> N
 def _chunked(client: falcon.testing.TestClient, body: bytes, terminated: bool = True) -> Any:
     """POST a body the way a server hands over a chunked one: no Content-Length."""
     extras = {"CONTENT_LENGTH": "", "wsgi.input_terminated": terminated}
-    return client.simulate_post("/resource_providers", headers=LATEST, body=body, extras=extras)
+    return client.simulate_post(
+        "/resource_providers", headers=JSON_LATEST, body=body, extras=extras
+    )
 
 
 def test_chunked_body_is_bounded_too(small_client: falcon.testing.TestClient) -> None:
@@ -589,7 +415,7 @@ def test_content_length_that_lies(
     client: falcon.testing.TestClient, declared: str, status: int
 ) -> None:
     """Shorter than the body: a truncated body (400); longer: what came (no waiting, no 5xx)."""
-    headers = {**LATEST, "content-length": declared}
+    headers = {**JSON_LATEST, "content-length": declared}
     body = b'{"name": "liar"}'
     result = _send(client, "POST", "/resource_providers", "", headers, body)
     assert result.status_code == status, result.text
