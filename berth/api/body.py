@@ -78,6 +78,16 @@ def _read_upto(stream: Readable, size: int) -> bytes:
     return b"".join(parts)
 
 
+def drain(stream: Readable, limit: int) -> None:
+    """Read and drop what is left of a body that ends (within ``limit``), unread by anyone."""
+    left = limit + 1
+    while left > 0:
+        part = stream.read(min(left, CHUNK))
+        if not part:
+            break
+        left -= len(part)
+
+
 def nesting(raw: bytes) -> int:
     """How deep arrays and objects nest in ``raw`` (brackets inside strings do not count)."""
     brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKET)

@@ -10,7 +10,7 @@ import falcon
 
 from berth import metrics
 from berth.api import body as request_body
-from berth.api import microversion
+from berth.api import microversion, util
 from berth.api.context import Credentials, RequestContext
 from berth.api.errors import HTTPError
 from berth.services import Services
@@ -54,7 +54,7 @@ class RequestSetup:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool
     ) -> None:
-        """Echo the request id and the microversion on every response."""
+        """Echo the request id and the microversion on every response; drop an unread body."""
         context = cast(RequestContext, req.context)
         resp.set_header(REQUEST_ID_HEADER, context.request_id)
         location = resp.get_header("location")
@@ -66,6 +66,7 @@ class RequestSetup:
             resp.set_header(microversion.HEADER, f"{microversion.SERVICE_TYPE} {version}")
             if getattr(context, "vary", True):
                 resp.set_header("vary", microversion.HEADER)
+        util.finish_body(req, self.services.settings.max_request_body_bytes)
 
 
 PUBLIC_PATHS = frozenset({"/", "", "/healthcheck", "/healthcheck/ready", "/metrics"})

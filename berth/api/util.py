@@ -52,10 +52,35 @@ def check_accept(req: falcon.Request) -> None:
 def read_json(req: falcon.Request) -> Any:
     """The body parsed as JSON, within the size and nesting limits (413, 400)."""
     settings = ctx(req).services.settings
-    chunked = req.content_length is None and bool(req.env.get("wsgi.input_terminated"))
+    length = req.content_length
+    stream = req.bounded_stream if length is not None else req.stream
     limit = settings.max_request_body_bytes
-    raw = request_body.read(req.stream, req.content_length, chunked, limit)
+    raw = request_body.read(stream, length, _ends(req), limit)
     return request_body.loads(raw, settings.max_json_depth)
+
+
+def _ends(req: falcon.Request) -> bool:
+    """A body without a length whose end the server marks (chunked): it may be read."""
+    return req.content_length is None and bool(req.env.get("wsgi.input_terminated"))
+
+
+def finish_body(req: falcon.Request, limit: int) -> None:
+    """Read and drop a body no handler read (within ``limit``), so the connection stays usable.
+
+    granian closes a kept-alive connection whose request body was left
+    unread (after a 401, 404, 405...), sometimes without saying so, and the
+    client's next request on it fails.  A body over the limit stays unread:
+    its connection closes.
+    """
+    try:
+        length = req.content_length
+    except falcon.HTTPError:
+        return  # an invalid Content-Length: answered 400, nothing to read by
+    if length is not None:
+        if length <= limit:
+            req.bounded_stream.exhaust()
+    elif _ends(req):
+        request_body.drain(req.stream, limit)
 
 
 def extract_json(req: falcon.Request, schema: Mapping[str, Any]) -> Any:

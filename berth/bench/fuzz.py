@@ -13,9 +13,11 @@ its side), a declared length over the limit, a body over it.
 Writes take a lock that reads share (:class:`Gate`), and the database is
 looked at before and after each one (:mod:`berth.bench.fuzz_state`): a
 refused write that changed it, or a change between writes (a read, or
-nothing), is counted.  The result line (``kind: fuzz``) has the counts by
-status and by kind of request, the 5xx and the changes found (with the
-request that caused each), and the requests that got no answer.
+nothing), is counted.  A ``berth serve`` the lab starts keeps its log, which
+is searched afterwards for errors, tracebacks and workers that died.  The
+result line (``kind: fuzz``) has the counts by status and by kind of
+request, the 5xx and the changes found (with the request that caused each),
+the requests that got no answer, and the log's error lines.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -39,7 +43,7 @@ from berth.api.routes import ROUTES
 from berth.bench import fuzz_state, fuzz_wire, hostile
 from berth.bench.cli_options import DATABASE, OUT, console, emit
 from berth.bench.progress import bar
-from berth.bench.targets import Target, open_target
+from berth.bench.targets import Target, berth_server, open_target
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 ROUTE_METHODS = [(t, m) for t, handlers in ROUTES.items() for m in handlers]
@@ -51,6 +55,9 @@ TOKENS = ["admin"] * 8 + ["user:project", "", *hostile.LATIN1_JUNK]
 CONTENT_TYPES = ["application/json"] * 8 + ["text/plain", "", "application/json; charset=\xff"]
 BODY_KINDS = ["poison_one"] * 7 + ["poison_many"] * 3 + ["good"] * 3 + ["json"] * 3
 BODY_KINDS += ["bytes"] * 2 + ["deep", "empty"]
+LOG_PROBLEM = re.compile(
+    r'"level": ?"(error|critical)"|\[(ERROR|CRITICAL)\]|Traceback|died|respawn'
+)
 FRAMINGS = ["chunked", "chunked_over", "short_length", "long_length", "declared_over", "over"]
 
 
@@ -215,8 +222,8 @@ class Tally:
             if status.startswith("5") and len(self.server_errors) < 50:
                 answer = body[:300].decode("utf-8", "replace")
                 self.server_errors.append({**probe.describe(), "status": status, "answer": answer})
-            if status == "timeout" and len(self.unanswered) < 50:
-                self.unanswered.append(probe.describe())
+            if status in ("timeout", "closed") and len(self.unanswered) < 50:
+                self.unanswered.append({**probe.describe(), "status": status})
 
     def note_change(self, probe: Probe, status: str) -> None:
         """A refused write changed the database."""
@@ -308,6 +315,7 @@ class Run:
             "changed_examples": t.changed[:10],
             "changes_between_writes": t.changes_between_writes,
             "unanswered": t.statuses.get("timeout", 0),
+            "closed": t.statuses.get("closed", 0),
             "unanswered_examples": t.unanswered[:10],
             "refused_writes": t.refused_writes,
             "accepted_writes_that_changed_state": t.accepted_changes,
@@ -329,15 +337,26 @@ def seed_target(wire: fuzz_wire.Wire) -> None:
 
 
 @contextlib.contextmanager
-def fuzz_target(name: str, database_url: str, workers: int) -> Iterator[Target]:
-    """``serve`` on a fresh SQLite file (unless a database is named), or a URL."""
-    if name != "serve" and not name.startswith(("http://", "https://")):
-        raise typer.BadParameter("fuzz wants serve or a URL", param_hint="target")
-    with tempfile.TemporaryDirectory(prefix="berth-fuzz-") as tmp:
-        url = database_url or (f"sqlite:///{tmp}/fuzz.sqlite" if name == "serve" else "")
-        with open_target(name, url, workers or os.cpu_count() or 1) as target:
-            target.database_url = target.database_url or url
+def fuzz_target(name: str, database_url: str, workers: int, log: Path) -> Iterator[Target]:
+    """``serve`` on a fresh SQLite file (unless a database is named), its log at ``log``; a URL."""
+    if name.startswith(("http://", "https://")):
+        with open_target(name) as target:
+            target.database_url = database_url
             yield target
+        return
+    if name != "serve":
+        raise typer.BadParameter("fuzz wants serve or a URL", param_hint="target")
+    url = database_url or f"sqlite:///{log.parent / 'fuzz.sqlite'}"
+    with berth_server(url, workers or os.cpu_count() or 1, log_path=str(log)) as target:
+        yield target
+
+
+def log_problems(log: Path) -> list[str]:
+    """The server's log lines that tell of an error, a traceback or a worker that died."""
+    if not log.exists():
+        return []
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return [line[:300] for line in text.splitlines() if LOG_PROBLEM.search(line)]
 
 
 def summary(result: dict[str, Any]) -> Table:
@@ -358,6 +377,8 @@ def summary(result: dict[str, Any]) -> Table:
     )
     table.add_row("changes between writes", str(result["changes_between_writes"]))
     table.add_row("no answer (timeout)", str(result["unanswered"]))
+    table.add_row("connection closed without an answer", str(result["closed"]))
+    table.add_row("errors in the server's log", str(result["server_log_problems"]))
     return table
 
 
@@ -372,32 +393,40 @@ def fuzz(
     timeout: float = typer.Option(30.0, help="Seconds without an answer that count as a hang."),
     out: str = OUT,
 ) -> None:
-    """Hostile requests: counts by status; any 5xx, hang or change by a refused write fails."""
-    with fuzz_target(target, database_url, server_workers) as tg:
-        wire = fuzz_wire.Wire(tg.url, timeout, body_limit)
-        seed_target(wire)
-        read = Probe(
-            "watch", "GET", "", {"x-auth-token": "admin", "openstack-api-version": hostile.LATEST}
-        )
-        watch = fuzz_state.watch_for(tg.database_url, lambda path: wire.send(_at(read, path)))
-        run = Run(wire, watch, requests, concurrency, seed, body_limit)
-        with bar(f"fuzz {tg.name}", requests) as advance:
-            seconds = run.go(advance)
-        result = run.result(seconds)
-        workers = server_workers or os.cpu_count() or 1
-        settings = {"requests": requests, "concurrency": concurrency, "seed": seed,
-                    "server_workers": workers, "body_limit": body_limit}  # fmt: skip
+    """Hostile requests: counts by status; a 5xx, hang, logged error or refused change fails."""
+    workers = server_workers or os.cpu_count() or 1
+    settings = {"requests": requests, "concurrency": concurrency, "seed": seed,
+                "server_workers": workers, "body_limit": body_limit,
+                "timeout": timeout}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="berth-fuzz-") as tmp:
+        log = Path(tmp) / "server.log"
+        with fuzz_target(target, database_url, workers, log) as tg:
+            result = measure(tg, settings)
+        problems = log_problems(log)  # the server has stopped: its log is whole
+        result["server_log_problems"] = len(problems)
+        result["server_log_examples"] = problems[:10]
         emit(out, "fuzz", tg, settings, result)
     console.print(summary(result))
-    findings = result["server_errors"] + result["refused_writes_that_changed_state"]
-    if findings + result["unanswered"] + result["changes_between_writes"]:
-        console.print(result["server_error_examples"] + result["changed_examples"], markup=False)
+    failed = ("server_errors", "refused_writes_that_changed_state", "changes_between_writes")
+    if sum(result[k] for k in (*failed, "unanswered", "server_log_problems")):
+        shown = ("server_error_examples", "changed_examples", "server_log_examples")
+        console.print({k: result[k] for k in shown}, markup=False)
         raise typer.Exit(1)
 
 
-def _at(probe: Probe, path: str) -> Probe:
-    """``probe`` sent to ``path``."""
-    return Probe(probe.kind, probe.method, path, probe.headers)
+def measure(tg: Target, settings: dict[str, Any]) -> dict[str, Any]:
+    """Seed ``tg``, send the requests, and count what came back."""
+    wire = fuzz_wire.Wire(tg.url, settings["timeout"], settings["body_limit"])
+    seed_target(wire)
+    headers = {"x-auth-token": "admin", "openstack-api-version": hostile.LATEST}
+    watch = fuzz_state.watch_for(
+        tg.database_url, lambda path: wire.send(Probe("watch", "GET", path, headers))
+    )
+    run = Run(wire, watch, settings["requests"], settings["concurrency"], settings["seed"],
+              settings["body_limit"])  # fmt: skip
+    with bar(f"fuzz {tg.name}", run.requests) as advance:
+        seconds = run.go(advance)
+    return run.result(seconds)
 
 
 def register(app: typer.Typer) -> None:

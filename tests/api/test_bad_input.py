@@ -456,3 +456,26 @@ def test_huge_and_repeated_query_numbers(
         any_client, "GET", path, query, {"openstack-api-version": "placement latest"}, None
     )
     assert result.status_code == status, result.text
+
+
+def _left_unread(client: falcon.testing.TestClient, path: str, body: bytes, **env: Any) -> int:
+    """Bytes of ``body`` still in the stream after the app answered."""
+    environ = falcon.testing.create_environ(
+        path, method="POST", body=body, headers={"content-type": "application/json"}
+    )
+    environ.update(env)
+    client.app(environ, lambda status, headers, exc_info=None: None)
+    return len(environ["wsgi.input"].read())
+
+
+def test_unread_bodies_are_drained_so_the_connection_stays_usable(
+    small_client: falcon.testing.TestClient,
+) -> None:
+    """granian drops a kept-alive connection whose body was left unread (a 401, 404...)."""
+    body = b"[" + b" " * 500 + b"]"
+    assert _left_unread(small_client, "/nope", body, HTTP_X_AUTH_TOKEN="admin") == 0
+    assert _left_unread(small_client, "/resource_providers", body) == 0  # 401
+    chunked = {"CONTENT_LENGTH": "", "wsgi.input_terminated": True}
+    assert _left_unread(small_client, "/resource_providers", body, **chunked) == 0
+    # Over the limit: refused unread, and left so (the server closes that connection).
+    assert _left_unread(small_client, "/resource_providers", b" " * 2000) == 2000

@@ -90,5 +90,6 @@ def test_a_short_run_against_berth_serve(tmp_path: Path) -> None:
     found = line["result"]
     assert found["server_errors"] == 0 and found["refused_writes_that_changed_state"] == 0
     assert found["accepted_writes_that_changed_state"] > 0  # the watch does see changes
+    assert found["server_log_problems"] == 0 and found["unanswered"] == 0
     assert sum(found["statuses"].values()) == 400
     assert "## Hostile requests (berth bench fuzz)" in report.render([line])
