@@ -99,7 +99,7 @@ class Generator:
         path = hostile.fill_path(template, [self._segment(), self._segment()])
         query = self._query()
         headers = self._headers()
-        probe = Probe("read", method, path + (f"?{query}" if query else ""), headers)
+        probe = Probe("no_body", method, path + (f"?{query}" if query else ""), headers)
         if method in ("POST", "PUT", "PATCH"):
             probe.kind = rng.choice(BODY_KINDS)
             probe.body = self._body(probe.kind, (template, method))

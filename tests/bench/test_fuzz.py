@@ -25,7 +25,7 @@ def test_the_same_seed_sends_the_same_requests() -> None:
 
 def test_every_kind_of_request_is_drawn() -> None:
     kinds = {p.kind for p in _probes("kinds", 5000)}
-    assert set(fuzz.BODY_KINDS) | set(fuzz.FRAMINGS) | {"read"} <= kinds
+    assert set(fuzz.BODY_KINDS) | set(fuzz.FRAMINGS) | {"no_body"} <= kinds
 
 
 class FakeWire:
