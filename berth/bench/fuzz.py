@@ -387,7 +387,7 @@ def fuzz(
     database_url: str = DATABASE,
     requests: int = typer.Option(100_000, help="How many requests."),
     concurrency: int = typer.Option(4, help="Requests in flight (writes go one at a time)."),
-    seed: int = typer.Option(1, help="Seed of the random requests (the same seed, the same run)."),
+    seed: int = typer.Option(1, help="Seed of each thread's random requests."),
     server_workers: int = typer.Option(0, help="Workers of the berth served (0: one per CPU)."),
     body_limit: int = typer.Option(4 * 1024 * 1024, help="The target's body size limit."),
     timeout: float = typer.Option(30.0, help="Seconds without an answer that count as a hang."),
