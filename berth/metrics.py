@@ -24,6 +24,10 @@ from sqlalchemy import Engine, event
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# Label values come from fixed sets only, never from what a client sends:
+# ``route`` is the URL template (or "unmatched"), ``method`` one of
+# HTTP_METHODS (else "other"), ``status`` the answer's code.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 REQUESTS = Counter("berth_http_requests", "HTTP requests answered", ["route", "method", "status"])
 LATENCY = Histogram(
     "berth_http_request_duration_seconds",
@@ -47,6 +51,11 @@ DB_POOL_IN_USE = Gauge(
     "Database connections checked out of the pool",
     multiprocess_mode="livesum",
 )
+
+
+def method_label(method: str) -> str:
+    """The ``method`` label: the method if it is a usual one, else "other"."""
+    return method if method in HTTP_METHODS else "other"
 
 
 def render() -> tuple[bytes, str]:

@@ -13,6 +13,9 @@ from typing import Any
 from berth.placement import errors
 from berth.schemas.validation import is_uuid_like, schema_error
 
+# The largest amount an inventory's max_unit (a signed 32-bit column) allows.
+MAX_AMOUNT = 2**31 - 1
+
 RESOURCES_FORM = (
     "Badly formed resources parameter. Expected resources query string parameter "
     "in form: ?resources=VCPU:2,MEMORY_MB:1024. Got: {}."
@@ -49,6 +52,11 @@ def parse_resources(value: str) -> dict[str, int]:
             ) from None
         if amount < 1:
             raise InvalidQuery(f"Requested resource {name} requires amount >= 1. Got: {amount}.")
+        if amount > MAX_AMOUNT:
+            # No inventory takes it, and PostgreSQL refuses it as an INTEGER parameter.
+            raise InvalidQuery(
+                f"Requested resource {name} requires amount <= {MAX_AMOUNT}. Got: {amount}."
+            )
         result[name] = amount
     return result
 

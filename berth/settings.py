@@ -57,6 +57,9 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     log_requests: bool = True
+    # Bounds on what a client may send (docs/configuration.md, "Request limits").
+    max_request_body_bytes: int = 4 * 1024 * 1024
+    max_json_depth: int = 32
     # Keystone (auth_strategy = "keystone"; needs the berth[keystone] extra).
     # Empty values are not passed on, so keystonemiddleware's defaults (or
     # the keystone_config_file's [keystone_authtoken] values) apply.
@@ -108,6 +111,8 @@ class Settings:
             )
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.max_request_body_bytes < 1 or self.max_json_depth < 1:
+            raise ValueError("max_request_body_bytes and max_json_depth must be at least 1")
         if self.server not in ("gunicorn", "granian"):
             raise ValueError("server must be gunicorn or granian")
         if self.shutdown_grace < 1:

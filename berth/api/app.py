@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import falcon
 import structlog
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from berth.api import keystone, microversion
@@ -111,7 +111,17 @@ class DatabaseErrors:
             message = "Another thread concurrently updated the data. Please retry your update"
             _render(req, resp, HTTPError(409, message, CONCURRENT_UPDATE))
             return
+        if isinstance(ex, DataError):
+            _on_refused_data(req, resp, ex)
+            return
         _on_unexpected(req, resp, ex, params)
+
+
+def _on_refused_data(req: falcon.Request, resp: falcon.Response, ex: DataError) -> None:
+    """The database refused a value (out of range, NUL in text): the request's data, a 400."""
+    reason = str(ex.orig).strip().splitlines()[0] if str(ex.orig).strip() else "invalid value"
+    log.warning("database refused the data", error=reason)
+    _render(req, resp, HTTPError(400, f"The database refused a value of the request: {reason}"))
 
 
 def _on_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: Any) -> None:
@@ -134,7 +144,8 @@ def create_app(settings: Settings, services: Services | None = None) -> keystone
     middleware += [Metrics(), RequestSetup(services)]
     if settings.cors_allowed_origin:
         middleware.append(CORS(settings))
-    middleware += [AUTH[settings.auth_strategy](), Microversion(), ContentChecks()]
+    auth = AUTH[settings.auth_strategy]()
+    middleware += [auth, Microversion(), ContentChecks(settings.max_request_body_bytes)]
     app = falcon.App(
         request_type=PlacementRequest,
         middleware=middleware,

@@ -36,6 +36,7 @@ EXPLANATIONS = {
     406: "The resource could not be generated that was acceptable to your "
     "browser (content of type {accept}. ",
     409: "There was a conflict when trying to complete your request.",
+    413: "The body of your request was too large for this server.",
     415: "The request media type {content_type} is not supported by this server. ",
     501: "Not implemented.",
     503: "The server is currently unavailable. Please try again at a later time.",

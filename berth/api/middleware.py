@@ -9,7 +9,8 @@ from typing import Any, cast
 import falcon
 
 from berth import metrics
-from berth.api import microversion
+from berth.api import body as request_body
+from berth.api import microversion, util
 from berth.api.context import Credentials, RequestContext
 from berth.api.errors import HTTPError
 from berth.services import Services
@@ -18,7 +19,7 @@ REQUEST_ID_HEADER = "x-openstack-request-id"
 
 
 class Metrics:
-    """Count requests and time them, by route template and status."""
+    """Count requests and time them, by route template, method and status (bounded labels)."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Note when the request arrived."""
@@ -29,10 +30,11 @@ class Metrics:
     ) -> None:
         """Record the request in the Prometheus metrics."""
         route = req.uri_template or "unmatched"
+        method = metrics.method_label(req.method)
         status = str(resp.status).split()[0]
-        metrics.REQUESTS.labels(route, req.method, status).inc()
+        metrics.REQUESTS.labels(route, method, status).inc()
         elapsed = time.perf_counter() - getattr(req.context, "started", time.perf_counter())
-        metrics.LATENCY.labels(route, req.method).observe(elapsed)
+        metrics.LATENCY.labels(route, method).observe(elapsed)
 
 
 class RequestSetup:
@@ -52,7 +54,7 @@ class RequestSetup:
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, succeeded: bool
     ) -> None:
-        """Echo the request id and the microversion on every response."""
+        """Echo the request id and the microversion on every response; drop an unread body."""
         context = cast(RequestContext, req.context)
         resp.set_header(REQUEST_ID_HEADER, context.request_id)
         location = resp.get_header("location")
@@ -64,6 +66,7 @@ class RequestSetup:
             resp.set_header(microversion.HEADER, f"{microversion.SERVICE_TYPE} {version}")
             if getattr(context, "vary", True):
                 resp.set_header("vary", microversion.HEADER)
+        util.finish_body(req, self.services.settings.max_request_body_bytes)
 
 
 PUBLIC_PATHS = frozenset({"/", "", "/healthcheck", "/healthcheck/ready", "/metrics"})
@@ -139,10 +142,16 @@ class Microversion:
 
 
 class ContentChecks:
-    """A body needs a content type, and its length must be a number."""
+    """No NUL in the path or query; a body needs a content type and a length within the limit."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Reject bodies without a content type, as the reference does."""
+        """Reject bodies without a content type, as the reference does, and declared too large."""
+        if "\x00" in req.path or "%00" in req.query_string:
+            # No database stores a NUL in text (PostgreSQL refuses it outright).
+            raise HTTPError(400, "The path and the query string may not contain NUL (%00).")
         length = req.get_header("content-length")
         if not length:
             return
@@ -150,5 +159,7 @@ class ContentChecks:
             declared = int(length)
         except ValueError:
             raise HTTPError(400, "content-length header must be an integer") from None
+        if declared > self.max_body_bytes:
+            raise request_body.too_large(self.max_body_bytes)
         if declared > 0 and not req.get_header("content-type"):
             raise HTTPError(400, "content-type header required when content-length > 0")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 from collections.abc import Mapping
 from email.utils import format_datetime
 from typing import Any, cast
@@ -11,9 +10,9 @@ from typing import Any, cast
 import falcon
 import orjson
 
+from berth.api import body as request_body
 from berth.api.context import RequestContext
 from berth.api.errors import HTTPError, bad_request
-from berth.placement import errors as domain
 from berth.schemas.validation import is_uuid_like as is_uuid_like
 from berth.schemas.validation import schema_error as schema_error
 
@@ -49,22 +48,44 @@ def check_accept(req: falcon.Request) -> None:
         raise HTTPError(406, f"Only {JSON} is provided")
 
 
-def _loads(raw: bytes) -> Any:
+def read_json(req: falcon.Request) -> Any:
+    """The body parsed as JSON, within the size and nesting limits (413, 400)."""
+    settings = ctx(req).services.settings
+    length = req.content_length
+    stream = req.bounded_stream if length is not None else req.stream
+    limit = settings.max_request_body_bytes
+    raw = request_body.read(stream, length, _ends(req), limit)
+    return request_body.loads(raw, settings.max_json_depth)
+
+
+def _ends(req: falcon.Request) -> bool:
+    """A body without a length whose end the server marks (chunked): it may be read."""
+    return req.content_length is None and bool(req.env.get("wsgi.input_terminated"))
+
+
+def finish_body(req: falcon.Request, limit: int) -> None:
+    """Read and drop a body no handler read (within ``limit``), so the connection stays usable.
+
+    granian closes a kept-alive connection whose request body was left
+    unread (after a 401, 404, 405...), sometimes without saying so, and the
+    client's next request on it fails.  A body over the limit stays unread:
+    its connection closes.
+    """
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(raw.decode("utf-8", errors="replace"))
-    except ValueError as exc:
-        raise bad_request(f"Malformed JSON: {exc}") from None
+        length = req.content_length
+    except falcon.HTTPError:
+        return  # an invalid Content-Length: answered 400, nothing to read by
+    if length is not None:
+        if length <= limit:
+            req.bounded_stream.exhaust()
+    elif _ends(req):
+        request_body.drain(req.stream, limit)
 
 
 def extract_json(req: falcon.Request, schema: Mapping[str, Any]) -> Any:
     """Read the body, require JSON and validate it against ``schema``."""
     require_json_content(req)
-    raw = req.bounded_stream.read()
-    data = _loads(raw)
+    data = read_json(req)
     validate(data, schema)
     return data
 
@@ -149,7 +170,3 @@ def provider_url(req: falcon.Request, uuid_: str) -> str:
     """The path of a resource provider, under the app's mount point."""
     return f"{req.root_path or ''}/resource_providers/{uuid_}"
 
-
-def not_found_provider(uuid_: str) -> domain.NotFound:
-    """The reference's 404 for a provider that does not exist."""
-    return domain.NotFound(f"No resource provider with uuid {uuid_} found")

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from berth.bench import candidates as cand
-from berth.bench import cli_claims, cloud, plots, procfs, records, reference, report
+from berth.bench import cli_claims, cloud, fuzz, plots, procfs, records, reference, report
 from berth.bench.cli_options import AGAINST, DATABASE, OUT, TARGET, console, emit
 from berth.bench.populate import cloud_size, populate_target
 from berth.bench.progress import bar
@@ -25,6 +25,7 @@ app = typer.Typer(help="The benchmark lab: measure berth and any Placement.", no
 reference_app = typer.Typer(help="The real OpenStack Placement, side by side.")
 app.add_typer(reference_app, name="reference")
 cli_claims.register(app)
+fuzz.register(app)
 DEFAULT_PLOTS = Path("docs/bench")
 
 

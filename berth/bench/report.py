@@ -122,6 +122,19 @@ def populate_table(lines: list[Line]) -> str:
     return table(["target", "path", "providers", "seconds", "providers/s"], rows)
 
 
+def fuzz_table(lines: list[Line]) -> str:
+    """Hostile requests: how many, and what they found (all zeros is the goal)."""
+    rows = []
+    for x in _of(lines, "fuzz"):
+        r = x["result"]
+        rows.append([target_label(x), r["requests"], r["seconds"], r["server_errors"],
+                     r["refused_writes"], r["refused_writes_that_changed_state"],
+                     r["changes_between_writes"], r["unanswered"]])  # fmt: skip
+    head = ["target", "requests", "seconds", "5xx", "refused writes", "of which changed state",
+            "changes between writes", "no answer"]  # fmt: skip
+    return table(head, rows)
+
+
 def machine_summary(lines: list[Line]) -> str:
     """Cores, memory, python, versions and the load averages seen."""
     if not lines:
@@ -143,6 +156,7 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
     ("claims", "Claims", claims_table),
     ("compute-claims", "Claims in the compute host (the old design)", compute_table),
     ("workers", "Worker processes", workers_table),
+    ("fuzz", "Hostile requests (berth bench fuzz)", fuzz_table),
 ]
 
 

@@ -65,10 +65,11 @@ def berth_server(
     workers: int = 1,
     server: str = "granian",
     env: dict[str, str] | None = None,
+    log_path: str | None = None,
 ) -> Iterator[Target]:
     """Run ``berth serve`` on a free port over ``database_url``; yield it as a target."""
     quiet = {"BERTH_SERVER": server, "BERTH_LOG_REQUESTS": "false", **(env or {})}
-    with launch.serve(database_url, workers, quiet) as served:
+    with launch.serve(database_url, workers, quiet, log_path) as served:
         yield Target(
             "serve", "berth-http", served.url, database_url, started=served.started, pid=served.pid
         )

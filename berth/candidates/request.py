@@ -8,6 +8,7 @@ is the same one, with the same words.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -106,7 +107,8 @@ def _request_wide(pairs: Sequence[tuple[str, str]]) -> CandidateRequest:
     limits = _values(pairs, "limit")
     if limits:
         try:
-            request.limit = int(limits[0])
+            # Past sys.maxsize a limit limits nothing (and islice refuses it).
+            request.limit = min(int(limits[0]), sys.maxsize)
         except ValueError:
             message = f"Invalid query string parameters: bad limit {limits[0]!r}"
             raise InvalidQuery(message) from None

@@ -7,7 +7,8 @@ time, in the order it chooses (partition first, bounded scans), instead of
 having the engine enumerate every host of the cloud.
 
 When a host yields no candidate and the answer must be explained,
-:meth:`CandidateSource.why_not` says why in words ("lacked VCPU").
+:meth:`CandidateSource.why_not` says why: a constant code for the metrics
+(``lacked_capacity``) and words for people ("lacked VCPU").
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from berth.candidates.model import Provider, Universe
 from berth.candidates.plan import GroupPlan, Plan, resolve
 from berth.candidates.request import CandidateRequest, RequestGroup
 from berth.candidates.results import group_is_empty
+from berth.scheduler.explain import Reason
 from berth.scheduler.spec import RequestSpec
+
+NOT_IN_AGGREGATES = Reason("not_in_aggregates", "not in the requested aggregates")
+NO_CANDIDATE = Reason("no_candidate", "no allocation candidate")
 
 
 def candidate_request(spec: RequestSpec) -> CandidateRequest:
@@ -117,8 +122,8 @@ class CandidateSource:
             self._needs = Needs.of(self.index, self.spec)
         return self._needs
 
-    def why_not(self, root: int) -> str:
-        """Why ``root`` yields no candidate, in a few words.
+    def why_not(self, root: int) -> Reason:
+        """Why ``root`` yields no candidate: a code, and a few words.
 
         What a host *is* (inventory kinds, traits, aggregates) is reported
         before what it *has left* (capacity): the former never changes by
@@ -132,18 +137,18 @@ class CandidateSource:
         for rc, name, _ in self.needs.resources:
             holders[name] = [p.inventories[rc] for p in members if rc in p.inventories]
             if not holders[name]:
-                return f"had no {name} inventory"
+                return Reason("no_inventory", f"had no {name} inventory")
         traits = frozenset().union(*(p.traits for p in members))
         for trait, name in self.needs.required:
             if trait is None or trait not in traits:
-                return f"lacked {name}"
+                return Reason("lacked_trait", f"lacked {name}")
         for trait, name in self.needs.forbidden:
             if trait in u.providers[root].traits:
-                return f"had forbidden {name}"
+                return Reason("forbidden_trait", f"had forbidden {name}")
         aggs = frozenset().union(*(p.aggregates for p in members))
         if any(aggs.isdisjoint(any_of) for any_of in self.needs.member_of):
-            return "not in the requested aggregates"
+            return NOT_IN_AGGREGATES
         for _, name, amount in self.needs.resources:
             if not any(inv.fits(amount) for inv in holders[name]):
-                return f"lacked {name}"
-        return "no allocation candidate"
+                return Reason("lacked_capacity", f"lacked {name}")
+        return NO_CANDIDATE

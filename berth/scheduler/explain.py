@@ -1,17 +1,22 @@
 """Why hosts were turned away: per-stage tallies, a one-line summary, Prometheus counters.
 
 Each stage (the candidates engine, then each filter) records the hosts it
-removed with a reason.  The hosts a stage saw are those the previous stage
-let through, so only removals are counted on the hot path.  Filters that
-depend on earlier instances of the request run once per instance; their
-tally is the one of the instance that failed (or of the last instance).
+removed with a :class:`Reason`: a constant ``code`` for machines, one of a
+fixed set per stage (like the ``ErrReason`` of Kubernetes' scheduler
+plugins), and ``text`` for people, which may name what the request asked
+("not in availability zone az1").  The Prometheus label is the code, never
+the text: a client choosing zone names, traits or hosts cannot create new
+series.  The hosts a stage saw are those the previous stage let through, so
+only removals are counted on the hot path.  Filters that depend on earlier
+instances of the request run once per instance; their tally is the one of
+the instance that failed (or of the last instance).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NamedTuple, get_args
 
 from prometheus_client import Counter as PromCounter
 from prometheus_client import Histogram
@@ -39,6 +44,40 @@ SELECT_SECONDS = Histogram(
 
 CANDIDATES = "candidates"
 
+# Every reason code, by stage (the candidates engine's, then each filter's).
+ReasonCode = Literal[
+    # candidates
+    "no_inventory",
+    "lacked_trait",
+    "forbidden_trait",
+    "not_in_aggregates",
+    "lacked_capacity",
+    "no_candidate",
+    # filters
+    "disabled",
+    "other_zone",
+    "isolated",
+    "aggregate_metadata",
+    "anti_affinity",
+    "affinity_elsewhere",
+    "affinity_no_room",
+    "not_same_host",
+    "different_host",
+    "ignored",
+    "metric_missing",
+    "metric_limit",
+    "full_after_claims",
+]
+REASON_CODES: frozenset[str] = frozenset(get_args(ReasonCode))
+OTHER = "other"  # the label of a code not in REASON_CODES (none should be)
+
+
+class Reason(NamedTuple):
+    """Why a stage turned a host away: a constant code (the metric label), words for people."""
+
+    code: ReasonCode
+    text: str
+
 
 @dataclass
 class Explanation:
@@ -47,24 +86,29 @@ class Explanation:
     stages: list[str]
     examined: int = 0  # hosts handed to the first stage
     complete: bool = True  # False: a bounded scan stopped before the last host
-    removed: dict[str, Counter[str]] = field(default_factory=dict)
-    per_instance: dict[str, Counter[str]] = field(default_factory=dict)
+    removed: dict[str, Counter[Reason]] = field(default_factory=dict)
+    per_instance: dict[str, Counter[Reason]] = field(default_factory=dict)
     found: int = 0
 
-    def reject(self, stage: str, reason: str) -> None:
+    def reject(self, stage: str, reason: Reason) -> None:
         """One host removed by ``stage``."""
         counts = self.removed.get(stage)
         if counts is None:
             counts = self.removed[stage] = Counter()
         counts[reason] += 1
 
-    def merge_instance(self, tally: dict[str, Counter[str]]) -> None:
+    def merge_instance(self, tally: dict[str, Counter[Reason]]) -> None:
         """Keep one instance's per-instance tally (the latest), and publish it."""
         self.per_instance = tally
         _publish(tally)
 
     def _tally(self, stage: str) -> Counter[str]:
-        return self.removed.get(stage) or self.per_instance.get(stage) or Counter()
+        """The stage's removals by text (what people read)."""
+        by_reason = self.removed.get(stage) or self.per_instance.get(stage) or Counter()
+        by_text: Counter[str] = Counter()
+        for reason, n in by_reason.items():
+            by_text[reason.text] += n
+        return by_text
 
     def report(self) -> list[dict[str, Any]]:
         """Per stage: hosts in, hosts out, and removals by reason (largest first)."""
@@ -111,7 +155,11 @@ class Explanation:
         _publish(self.removed)
 
 
-def _publish(tally: dict[str, Counter[str]]) -> None:
+def _publish(tally: dict[str, Counter[Reason]]) -> None:
+    """Count removals by stage and reason code (a bounded set of label values)."""
+    by_code: Counter[tuple[str, str]] = Counter()
     for stage, counts in tally.items():
         for reason, n in counts.items():
-            REJECTIONS.labels(stage, reason).inc(n)
+            by_code[stage, reason.code if reason.code in REASON_CODES else OTHER] += n
+    for (stage, code), n in by_code.items():
+        REJECTIONS.labels(stage, code).inc(n)

@@ -1,8 +1,9 @@
-"""Filters: may this host take the instance?  Each says why not, in a few words.
+"""Filters: may this host take the instance?  Each says why not: a code, and a few words.
 
-A filter is a small class with a ``name``, ``applies(ctx)`` (is it relevant
-to this request at all? decided once per request) and
-``feasible(host, ctx) -> reason | None``.  ``per_instance`` filters depend
+A filter is a small class with a ``name``, its ``reasons`` (the constant
+codes it may give, the metric's label values), ``applies(ctx)`` (is it
+relevant to this request at all? decided once per request) and
+``feasible(host, ctx) -> Reason | None``.  ``per_instance`` filters depend
 on where earlier instances of the same request went, so the pipeline runs
 them for each instance; the others run once per host per request.
 Filters are registered by name in :data:`FILTERS` and enabled, in order, by
@@ -14,15 +15,26 @@ from __future__ import annotations
 from typing import ClassVar
 
 from berth.scheduler.context import SchedulingContext
+from berth.scheduler.explain import Reason, ReasonCode
 from berth.scheduler.hoststate import HostState
 
-Reason = str
+# The reasons whose words never change, built once.
+DISABLED = Reason("disabled", "host disabled")
+ISOLATED = Reason("isolated", "isolated to other projects")
+ANTI_AFFINITY = Reason("anti_affinity", "anti-affinity: host already holds group members")
+AFFINITY_ELSEWHERE = Reason("affinity_elsewhere", "affinity: the group is on another host")
+AFFINITY_NO_ROOM = Reason("affinity_no_room", "affinity: no room for every instance of the request")
+NOT_SAME_HOST = Reason("not_same_host", "not the host of a same_host instance")
+DIFFERENT_HOST = Reason("different_host", "hosts a different_host instance")
+IGNORED = Reason("ignored", "ignored by the request")
+FULL_AFTER_CLAIMS = Reason("full_after_claims", "full after claims the index has not read yet")
 
 
 class Filter:
     """Base class: applies to every request, runs once per host."""
 
     name: ClassVar[str] = ""
+    reasons: ClassVar[tuple[ReasonCode, ...]] = ()
     per_instance: ClassVar[bool] = False
 
     def applies(self, ctx: SchedulingContext) -> bool:
@@ -38,15 +50,17 @@ class HostEnabled(Filter):
     """Operators can take a host out of scheduling (``disabled``)."""
 
     name = "host_enabled"
+    reasons = ("disabled",)
 
     def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
-        return "host disabled" if host.attrs.disabled else None
+        return DISABLED if host.attrs.disabled else None
 
 
 class AvailabilityZone(Filter):
     """The host's zone (its own, else its aggregates', else the default) is the asked one."""
 
     name = "availability_zone"
+    reasons = ("other_zone",)
 
     def applies(self, ctx: SchedulingContext) -> bool:
         return ctx.spec.availability_zone is not None
@@ -58,18 +72,21 @@ class AvailabilityZone(Filter):
             or ctx.config.default_availability_zone
         )
         wanted = ctx.spec.availability_zone
-        return None if zone == wanted else f"not in availability zone {wanted}"
+        if zone == wanted:
+            return None
+        return Reason("other_zone", f"not in availability zone {wanted}")
 
 
 class TenantIsolation(Filter):
     """Hosts in aggregates with ``filter_tenant_id*`` metadata take only those projects."""
 
     name = "tenant_isolation"
+    reasons = ("isolated",)
 
     def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
         tenants = host.aggregates.tenants
         if tenants and ctx.project_id not in tenants:
-            return "isolated to other projects"
+            return ISOLATED
         return None
 
 
@@ -77,6 +94,7 @@ class AggregateExtraSpecs(Filter):
     """Flavor extra specs (``aggregate_instance_extra_specs:KEY``) must match aggregate metadata."""
 
     name = "aggregate_extra_specs"
+    reasons = ("aggregate_metadata",)
 
     def applies(self, ctx: SchedulingContext) -> bool:
         return bool(ctx.extra_specs)
@@ -85,7 +103,7 @@ class AggregateExtraSpecs(Filter):
         metadata = host.aggregates.metadata
         for key, wanted in ctx.extra_specs:
             if wanted not in metadata.get(key, ()):
-                return f"aggregate metadata {key} is not {wanted}"
+                return Reason("aggregate_metadata", f"aggregate metadata {key} is not {wanted}")
         return None
 
 
@@ -93,6 +111,7 @@ class ServerGroupRules(Filter):
     """Hard affinity / anti-affinity (with ``max_server_per_host``) of the request's group."""
 
     name = "server_group"
+    reasons = ("anti_affinity", "affinity_elsewhere", "affinity_no_room")
     per_instance = True
 
     def applies(self, ctx: SchedulingContext) -> bool:
@@ -103,16 +122,16 @@ class ServerGroupRules(Filter):
         assert ctx.group is not None
         if ctx.policy == "anti-affinity":
             if members[host.root] >= ctx.group.per_host_limit:
-                return "anti-affinity: host already holds group members"
+                return ANTI_AFFINITY
             return None
         occupied = [root for root, n in members.items() if n > 0]
         if occupied:
-            return None if host.root in occupied else "affinity: the group is on another host"
+            return None if host.root in occupied else AFFINITY_ELSEWHERE
         # The first member decides for the rest of the request: room for all of them.
         if ctx.remaining > 1:
             for rc, amount in ctx.requested:
                 if host.free(rc, ctx.consumed) < amount * ctx.remaining:
-                    return "affinity: no room for every instance of the request"
+                    return AFFINITY_NO_ROOM
         return None
 
 
@@ -120,43 +139,47 @@ class SameHost(Filter):
     """Only the hosts of the ``same_host`` instances."""
 
     name = "same_host"
+    reasons = ("not_same_host",)
 
     def applies(self, ctx: SchedulingContext) -> bool:
         return ctx.same_hosts is not None
 
     def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
         assert ctx.same_hosts is not None
-        return None if host.root in ctx.same_hosts else "not the host of a same_host instance"
+        return None if host.root in ctx.same_hosts else NOT_SAME_HOST
 
 
 class DifferentHost(Filter):
     """None of the hosts of the ``different_host`` instances."""
 
     name = "different_host"
+    reasons = ("different_host",)
 
     def applies(self, ctx: SchedulingContext) -> bool:
         return bool(ctx.different_hosts)
 
     def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
-        return "hosts a different_host instance" if host.root in ctx.different_hosts else None
+        return DIFFERENT_HOST if host.root in ctx.different_hosts else None
 
 
 class IgnoreHosts(Filter):
     """The request's ``ignore_hosts`` (names or uuids)."""
 
     name = "ignore_hosts"
+    reasons = ("ignored",)
 
     def applies(self, ctx: SchedulingContext) -> bool:
         return bool(ctx.ignored)
 
     def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
-        return "ignored by the request" if host.root in ctx.ignored else None
+        return IGNORED if host.root in ctx.ignored else None
 
 
 class MetricsThreshold(Filter):
     """Host-reported metrics within ``scheduler_metric_limits`` (a missing metric fails)."""
 
     name = "metrics_threshold"
+    reasons = ("metric_missing", "metric_limit")
 
     def applies(self, ctx: SchedulingContext) -> bool:
         return bool(ctx.config.metric_limits)
@@ -166,9 +189,9 @@ class MetricsThreshold(Filter):
         for limit in ctx.config.metric_limits:
             value = metrics.get(limit.name)
             if value is None:
-                return f"no metric {limit.name}"
+                return Reason("metric_missing", f"no metric {limit.name}")
             if not limit.allows(value):
-                return f"metric {limit} not met"
+                return Reason("metric_limit", f"metric {limit} not met")
         return None
 
 
@@ -179,6 +202,7 @@ class RequestFit(Filter):
     """
 
     name = "request_fit"
+    reasons = ("full_after_claims",)
     per_instance = True
 
     def applies(self, ctx: SchedulingContext) -> bool:
@@ -194,7 +218,7 @@ class RequestFit(Filter):
             if taken:
                 inv = providers[pid].inventories[rc]
                 if inv.used + taken + amount > inv.capacity:
-                    return "full after claims the index has not read yet"
+                    return FULL_AFTER_CLAIMS
         return None
 
 

@@ -23,7 +23,7 @@ from berth.scheduler import weighers as weighers_mod
 from berth.scheduler.answer import HostChoice, NoValidHost
 from berth.scheduler.candidates import CandidateSource
 from berth.scheduler.context import Hints, SchedulingContext
-from berth.scheduler.explain import CANDIDATES, Explanation
+from berth.scheduler.explain import CANDIDATES, Explanation, Reason
 from berth.scheduler.filters import Filter
 from berth.scheduler.group_commit import GroupCommit
 from berth.scheduler.hoststate import HostCatalog, HostState
@@ -169,7 +169,7 @@ class Selector:
         if not scan.hosts:
             scan.more()
         while True:
-            tally: dict[str, Counter[str]] = {}
+            tally: dict[str, Counter[Reason]] = {}
             fit = [h for h in scan.hosts if _passes(h, dynamic, ctx, tally)]
             if fit or not scan.more():
                 break
@@ -201,14 +201,17 @@ class Selector:
         roots = iter(list(source.universe.roots))
         scan = HostScan(source, ctx, static, explanation, [roots], limit=0)
         scan.more()
-        tally: dict[str, Counter[str]] = {}
+        tally: dict[str, Counter[Reason]] = {}
         explanation.found = sum(_passes(h, dynamic, ctx, tally) for h in scan.hosts)
         explanation.per_instance = tally
         return explanation
 
 
 def _passes(
-    host: HostState, dynamic: list[Filter], ctx: SchedulingContext, tally: dict[str, Counter[str]]
+    host: HostState,
+    dynamic: list[Filter],
+    ctx: SchedulingContext,
+    tally: dict[str, Counter[Reason]],
 ) -> bool:
     for f in dynamic:
         reason = f.feasible(host, ctx)

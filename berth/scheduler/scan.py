@@ -17,7 +17,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from berth.candidates.model import Universe
 from berth.scheduler.candidates import CandidateSource
 from berth.scheduler.context import SchedulingContext
-from berth.scheduler.explain import CANDIDATES, Explanation
+from berth.scheduler.explain import CANDIDATES, Explanation, Reason
 from berth.scheduler.filters import Filter
 from berth.scheduler.hoststate import HostState
 from berth.scheduler.partition import Partitioner
@@ -58,7 +58,7 @@ class Misses:
     """One request shape's misses (root -> reason) and its partition's hosts in order."""
 
     def __init__(self) -> None:
-        self.reasons: dict[int, str] = {}
+        self.reasons: dict[int, Reason] = {}
         self.own: list[int] = []
         self.own_of: tuple[object, ...] | None = None
         self.prefix = 0  # own[:prefix] are all misses
@@ -116,7 +116,7 @@ class HostScan:
         explanation: Explanation,
         order: list[Iterator[int]],
         limit: int,
-        misses: dict[int, str] | None = None,
+        misses: dict[int, Reason] | None = None,
     ) -> None:
         self.source = source
         self.misses = {} if misses is None else misses

@@ -1,4 +1,4 @@
-"""An in-process berth app on SQLite for fast HTTP-level tests."""
+"""An in-process berth app for fast HTTP-level tests (SQLite, or each database)."""
 
 from __future__ import annotations
 
@@ -17,4 +17,13 @@ def client(
 ) -> Iterator[falcon.testing.TestClient]:
     """A Falcon test client on a fresh SQLite database (admin token by default)."""
     with in_process_client(sqlite_db, monkeypatch, enforce_new_defaults=False) as client:
+        yield client
+
+
+@pytest.fixture
+def any_client(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[falcon.testing.TestClient]:
+    """The same on SQLite, PostgreSQL and MariaDB in turn."""
+    with in_process_client(db, monkeypatch, enforce_new_defaults=False) as client:
         yield client

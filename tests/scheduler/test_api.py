@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import falcon.testing
 import pytest
 
 from berth.db.engine import Database
+from berth.scheduler.explain import REASON_CODES, REJECTIONS
 from tests.helpers import in_process_client
 from tests.scheduler.conftest import host_uuid, usage, write_cloud
 
@@ -176,3 +178,19 @@ def test_policy_refuses_non_admins(client: falcon.testing.TestClient) -> None:
     )
     assert got.status_code == 403
     assert "berth:scheduler:select_destinations" in got.text
+
+
+def test_rejection_labels_are_codes_not_request_data(client: falcon.testing.TestClient) -> None:
+    """Zones, hosts and extra specs a client makes up show in the explanation, not in labels."""
+    zone, name = f"az-{uuid.uuid4()}", f"host-{uuid.uuid4()}"
+    spec = {"resources": FLAVOR["resources"], "extra_specs": {f"k{uuid.uuid4()}": "v"}}
+    refused = _select(client, availability_zone=zone, ignore_hosts=[name], flavor=spec)
+    assert refused.status_code == 409
+    assert f"not in availability zone {zone}" in refused.json["explanation"]["summary"]
+    latest = {"openstack-api-version": "placement latest"}
+    assert client.simulate_put("/traits/CUSTOM_MADE_UP", headers=latest).status_code == 201
+    lacked = _select(client, required_traits=["CUSTOM_MADE_UP"])
+    assert lacked.json["explanation"]["summary"] == "0 of 3 hosts: 3 lacked CUSTOM_MADE_UP"
+    labels = {s.labels["reason"] for s in REJECTIONS.collect()[0].samples}
+    assert labels <= REASON_CODES
+    assert "other_zone" in labels

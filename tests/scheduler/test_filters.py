@@ -1,4 +1,8 @@
-"""Each filter, table-driven: a host, a request, and the reason expected (None: passes)."""
+"""Each filter, table-driven: a host, a request, and the reason expected (None: passes).
+
+The reason's text is what people read; its code must be one of the filter's
+declared ``reasons`` (the Prometheus label values).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import pytest
 
 from berth.scheduler.context import Hints, SchedulingContext
+from berth.scheduler.explain import REASON_CODES
 from berth.scheduler.filters import FILTERS, build
 from berth.scheduler.host_attributes import HostAttributes
 from berth.scheduler.hoststate import AggregateView
@@ -212,7 +217,10 @@ def test_filter(case: Case) -> None:
     if not case.applies:
         return  # the pipeline never asks a filter that does not apply
     state = host(u, 1, case.attrs, case.view, **spec.resources)
-    assert f.feasible(state, ctx) == case.expected
+    reason = f.feasible(state, ctx)
+    assert (None if reason is None else reason.text) == case.expected
+    if reason is not None:
+        assert reason.code in f.reasons  # the metric's label: one of the filter's constants
 
 
 def test_every_filter_has_a_case() -> None:
@@ -222,3 +230,13 @@ def test_every_filter_has_a_case() -> None:
 def test_build_keeps_order_and_adds_request_fit_last() -> None:
     names = [f.name for f in build(("metrics_threshold", "host_enabled"))]
     assert names == ["metrics_threshold", "host_enabled", "request_fit"]
+
+
+def test_reason_codes_are_declared_once_and_known() -> None:
+    """Every filter declares its codes; together with the candidates' they are REASON_CODES."""
+    declared = [code for f in FILTERS.values() for code in f.reasons]
+    assert all(f.reasons for f in FILTERS.values())
+    assert len(declared) == len(set(declared))
+    candidates = {"no_inventory", "lacked_trait", "forbidden_trait", "not_in_aggregates"}
+    candidates |= {"lacked_capacity", "no_candidate"}
+    assert set(declared) | candidates == REASON_CODES
