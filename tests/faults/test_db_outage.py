@@ -44,7 +44,8 @@ from berth.db import tables as t
 from berth.db.engine import Database
 from berth.placement import catalog
 from tests.faults.private_db import PrivateServer
-from tests.scheduler.conftest import over_committed, usage, write_cloud
+from tests.helpers import over_committed
+from tests.scheduler.conftest import usage, write_cloud
 
 OUTAGE = float(os.environ.get("BERTH_TEST_OUTAGE_SECONDS", "10"))
 WRITERS = 16
