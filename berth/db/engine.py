@@ -115,6 +115,12 @@ class Database:
         self.engine.dispose()
 
 
+# MariaDB: a lock wait timeout, a deadlock (also how Galera reports a
+# certification failure or a brute-force abort by a replicated write), and a
+# savepoint that such an error already rolled back with its whole transaction.
+LOCK_WAIT_TIMEOUT, DEADLOCK, SAVEPOINT_GONE = 1205, 1213, 1305
+
+
 def is_transient(exc: DBAPIError) -> bool:
     """A deadlock, serialization failure, Galera certification failure or lock
     timeout: the transaction did nothing and is worth running again."""
@@ -122,6 +128,19 @@ def is_transient(exc: DBAPIError) -> bool:
     if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
         return True
     args = getattr(orig, "args", ())
-    if args and args[0] in (1205, 1213):
+    if args and args[0] in (LOCK_WAIT_TIMEOUT, DEADLOCK):
         return True
+    if args and args[0] == SAVEPOINT_GONE:
+        # Rolling back to a savepoint (``begin_nested``) after a deadlock:
+        # InnoDB rolled the whole transaction back, the savepoint with it.
+        interrupted = _interrupted(exc)
+        return interrupted is not None and is_transient(interrupted)
     return "database is locked" in str(orig)
+
+
+def _interrupted(exc: BaseException) -> DBAPIError | None:
+    """The database error that ``exc`` was raised while handling, if any."""
+    context = exc.__context__
+    while context is not None and not isinstance(context, DBAPIError):
+        context = context.__context__
+    return context
