@@ -24,6 +24,7 @@ from berth.api.util import (
     require_json_content,
     send_empty,
     send_json,
+    write,
 )
 from berth.db.clock import utcnow
 from berth.placement import errors
@@ -33,6 +34,7 @@ from berth.placement.write.capacity import InventoryInUse
 from berth.schemas import inventories as schemas
 
 POLICY = "placement:resource_providers:inventories:"
+OPERATION = "inventories"  # how retries are counted (berth_write_retries)
 # The reference's words when another writer bumped the generation first.
 LOST_RACE = (
     "Another thread concurrently updated the resource provider data. Please retry your update"
@@ -126,8 +128,9 @@ def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     data = extract_json(req, schemas.CREATE)
     new = inv.Inventory.from_body(data["resource_class"], data)
     try:
-        with c.services.db.write() as conn:
-            generation = inv.add_inventory(conn, uuid, new, c.want(26))
+        generation = write(
+            req, lambda conn: inv.add_inventory(conn, uuid, new, c.want(26)), operation=OPERATION
+        )
     except errors.ConcurrentUpdate:
         raise conflict(f"Update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE) from None
     except inv.DuplicateInventory as exc:
@@ -149,10 +152,13 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class
     data = extract_json(req, schemas.UPDATE_ONE)
     changed = inv.Inventory.from_body(resource_class, data)
     try:
-        with c.services.db.write() as conn:
-            generation = inv.update_inventory(
+        generation = write(
+            req,
+            lambda conn: inv.update_inventory(
                 conn, uuid, changed, data["resource_provider_generation"], c.want(26)
-            )
+            ),
+            operation=OPERATION,
+        )
     except errors.ConcurrentUpdate as exc:
         raise _generation_conflict(exc) from None
     except inv.InventoryNotFound as exc:
@@ -182,10 +188,13 @@ def replace_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     data = extract_json(req, schemas.REPLACE_ALL)
     wanted = [inv.Inventory.from_body(rc, body) for rc, body in data["inventories"].items()]
     try:
-        with c.services.db.write() as conn:
-            generation = inv.replace_inventories(
+        generation = write(
+            req,
+            lambda conn: inv.replace_inventories(
                 conn, uuid, wanted, data["resource_provider_generation"], c.want(26)
-            )
+            ),
+            operation=OPERATION,
+        )
     except errors.ConcurrentUpdate as exc:
         raise _generation_conflict(exc) from None
     except (InventoryInUse, inv.DuplicateInventory) as exc:
@@ -210,8 +219,9 @@ def delete(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class
     """DELETE /resource_providers/{uuid}/inventories/{resource_class}."""
     authorize(req, POLICY + "delete")
     try:
-        with ctx(req).services.db.write() as conn:
-            inv.delete_inventory(conn, uuid, resource_class)
+        write(
+            req, lambda conn: inv.delete_inventory(conn, uuid, resource_class), operation=OPERATION
+        )
     except (errors.ConcurrentUpdate, InventoryInUse) as exc:
         # The reference words both alike, with the concurrent-update code.
         reason = exc.message if isinstance(exc, InventoryInUse) else LOST_RACE
@@ -232,8 +242,11 @@ def delete_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
         raise HTTPError(405, "", code=None)  # type: ignore[arg-type]
     authorize(req, POLICY + "delete")
     try:
-        with ctx(req).services.db.write() as conn:
-            inv.replace_inventories(conn, uuid, [], expected_generation=None)
+        write(
+            req,
+            lambda conn: inv.replace_inventories(conn, uuid, [], expected_generation=None),
+            operation=OPERATION,
+        )
     except errors.ConcurrentUpdate:
         raise conflict(
             f"Unable to delete inventory for resource provider {uuid} because the "

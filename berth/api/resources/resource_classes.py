@@ -19,6 +19,7 @@ from berth.api.util import (
     send_json,
     set_last_modified,
     validate,
+    write,
 )
 from berth.placement import resource_classes as domain
 from berth.schemas.resource_classes import RESOURCE_CLASS
@@ -26,6 +27,7 @@ from berth.schemas.resource_classes import RESOURCE_CLASS
 # Resource classes appeared in 1.2; PUT creates instead of renaming from 1.7.
 SINCE = 2
 PUT_ENSURES = 7
+OPERATION = "resource_classes"  # how retries are counted (berth_write_retries)
 
 
 def _require_version(req: falcon.Request) -> None:
@@ -66,8 +68,7 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
     require_json_content(req)
     authorize(req, "placement:resource_classes:create")
     data = extract_json(req, RESOURCE_CLASS)
-    with ctx(req).services.db.write() as conn:
-        rc = domain.create_class(conn, data["name"])
+    rc = write(req, lambda conn: domain.create_class(conn, data["name"]), operation=OPERATION)
     send_empty(resp, 201)
     resp.set_header("location", _url(req, rc.name))
 
@@ -96,8 +97,7 @@ def _rename(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     require_json_content(req)
     authorize(req, "placement:resource_classes:update")
     data = extract_json(req, RESOURCE_CLASS)
-    with ctx(req).services.db.write() as conn:
-        rc = domain.rename_class(conn, name, data["name"])
+    rc = write(req, lambda conn: domain.rename_class(conn, name, data["name"]), operation=OPERATION)
     send_json(resp, _render(req, rc))
 
 
@@ -105,8 +105,7 @@ def _ensure(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     authorize(req, "placement:resource_classes:update")
     # The name in the URL is held to the rules of a class name in a body.
     validate({"name": name}, RESOURCE_CLASS)
-    with ctx(req).services.db.write() as conn:
-        rc, created = domain.ensure_class(conn, name)
+    rc, created = write(req, lambda conn: domain.ensure_class(conn, name), operation=OPERATION)
     send_empty(resp, 201 if created else 204)
     resp.set_header("location", _url(req, rc.name))
 
@@ -115,6 +114,5 @@ def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """DELETE /resource_classes/{name}: only unused custom classes."""
     _require_version(req)
     authorize(req, "placement:resource_classes:delete")
-    with ctx(req).services.db.write() as conn:
-        domain.delete_class(conn, name)
+    write(req, lambda conn: domain.delete_class(conn, name), operation=OPERATION)
     send_empty(resp)

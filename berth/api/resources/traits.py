@@ -6,6 +6,7 @@ import datetime
 from collections.abc import Sequence
 
 import falcon
+from sqlalchemy import Connection
 
 from berth.api.errors import HTTPError, bad_request
 from berth.api.util import (
@@ -21,6 +22,7 @@ from berth.api.util import (
     send_empty,
     send_json,
     set_last_modified,
+    write,
 )
 from berth.placement import errors, providers
 from berth.placement import traits as domain
@@ -28,6 +30,7 @@ from berth.schemas import traits as schemas
 
 # Traits appeared in microversion 1.6.
 SINCE = 6
+OPERATION = "traits"  # how retries are counted (berth_write_retries)
 
 INVALID_TRAIT = (
     "The trait is invalid. A valid trait must be no longer than 255 characters, "
@@ -122,8 +125,7 @@ def create(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     authorize(req, "placement:traits:update")
     if schema_error(name, schemas.CUSTOM_TRAIT_NAME) is not None:
         raise bad_request(INVALID_TRAIT)
-    with ctx(req).services.db.write() as conn:
-        trait, created = domain.ensure_trait(conn, name)
+    trait, created = write(req, lambda conn: domain.ensure_trait(conn, name), operation=OPERATION)
     send_empty(resp, 201 if created else 204)
     resp.set_header("location", f"{req.root_path or ''}/traits/{trait.name}")
     set_last_modified(req, resp, trait.created_at)
@@ -134,8 +136,7 @@ def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     _require_version(req)
     authorize(req, "placement:traits:delete")
     try:
-        with ctx(req).services.db.write() as conn:
-            domain.delete_trait(conn, name)
+        write(req, lambda conn: domain.delete_trait(conn, name), operation=OPERATION)
     except errors.NotFound as exc:
         # Upstream raises this one from the handler, so it carries "vary".
         raise HTTPError(404, exc.message) from None
@@ -162,13 +163,16 @@ def replace_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) 
     require_json_content(req)
     authorize(req, "placement:resource_providers:traits:update")
     data = extract_json(req, schemas.PROVIDER_TRAITS)
-    with ctx(req).services.db.write() as conn:
+
+    def once(conn: Connection) -> tuple[list[domain.Trait], int]:
         provider = providers.find_provider(conn, uuid)
         if provider is None:
             raise not_found_provider(uuid)
-        traits, generation = domain.set_provider_traits(
+        return domain.set_provider_traits(
             conn, provider, data["traits"], data["resource_provider_generation"]
         )
+
+    traits, generation = write(req, once, operation=OPERATION)
     _send_traits(req, resp, traits, generation)
 
 
@@ -176,9 +180,12 @@ def delete_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -
     """DELETE /resource_providers/{uuid}/traits: remove them all."""
     _require_version(req)
     authorize(req, "placement:resource_providers:traits:delete")
-    with ctx(req).services.db.write() as conn:
+
+    def once(conn: Connection) -> int:
         provider = providers.find_provider(conn, uuid)
         if provider is None:
             raise not_found_provider(uuid)
-        domain.clear_provider_traits(conn, provider)
+        return domain.clear_provider_traits(conn, provider)
+
+    write(req, once, operation=OPERATION)
     send_empty(resp)
