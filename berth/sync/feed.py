@@ -21,10 +21,11 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
-from berth.db.engine import Database
+from berth.db.engine import Database, is_transient
 
 HOLE_TIMEOUT = 60.0
 RETENTION_SECONDS = 600
@@ -97,5 +98,11 @@ class ChangeFeed:
         import datetime
 
         horizon = utcnow() - datetime.timedelta(seconds=RETENTION_SECONDS)
-        with self.db.write() as conn:
-            conn.execute(delete(t.change_log).where(t.change_log.c.created_at < horizon))
+        try:
+            with self.db.write() as conn:
+                conn.execute(delete(t.change_log).where(t.change_log.c.created_at < horizon))
+        except DBAPIError as exc:
+            # Another worker pruning the same rows at once (a deadlock, or a
+            # certification failure on Galera): they are gone or go next time.
+            if not is_transient(exc):
+                raise
