@@ -27,8 +27,8 @@ PROVIDERS = 3
 VCPU_TOTAL = 16
 
 
-def setup(http: httpx.Client) -> list[str]:
-    """PROVIDERS providers with VCPU_TOTAL VCPU and some memory; their uuids."""
+def setup(http: httpx.Client, vcpu: int = VCPU_TOTAL) -> list[str]:
+    """PROVIDERS providers with ``vcpu`` VCPU and 256 MB of memory per VCPU; their uuids."""
     uuids = []
     for i in range(PROVIDERS):
         rp = str(uuid.uuid4())
@@ -38,7 +38,7 @@ def setup(http: httpx.Client) -> list[str]:
             f"/resource_providers/{rp}/inventories",
             json={
                 "resource_provider_generation": 0,
-                "inventories": {"VCPU": {"total": VCPU_TOTAL}, "MEMORY_MB": {"total": 4096}},
+                "inventories": {"VCPU": {"total": vcpu}, "MEMORY_MB": {"total": 256 * vcpu}},
             },
         )
         assert r.status_code == 200, r.text
