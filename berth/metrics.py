@@ -37,7 +37,8 @@ LATENCY = Histogram(
 )
 # ``operation``: the write retried (berth.placement.write.retry.atomically):
 # allocations, reshaper, claims, server_groups, host_attributes,
-# aggregate_metadata, catalog.
+# aggregate_metadata, catalog, providers, inventories, traits, aggregates,
+# resource_classes, membership.
 WRITE_RETRIES = Counter(
     "berth_write_retries", "Write transactions retried after a lost generation race", ["operation"]
 )

@@ -84,6 +84,18 @@ def test_lost_connection_is_unavailable() -> None:
     assert unavailable(error) == "connection lost"
 
 
+@pytest.mark.parametrize(("first", "expected"), [(1213, True), (1062, False), (None, False)])
+def test_a_savepoint_lost_to_a_deadlock_is_transient(first: int | None, expected: bool) -> None:
+    """A deadlock (Galera: a brute-force abort) inside ``begin_nested`` rolls the whole
+    transaction back: rolling back to the savepoint then fails with 1305."""
+    gone = DBAPIError("ROLLBACK TO SAVEPOINT sa_savepoint_1", {}, Exception(1305, "gone"))
+    if first is not None:
+        driver_error = Exception(1305, "SAVEPOINT sa_savepoint_1 does not exist")
+        driver_error.__context__ = DBAPIError("INSERT", {}, Exception(first, "first"))
+        gone.__context__ = driver_error
+    assert is_transient(gone) is expected
+
+
 @pytest.mark.parametrize(
     ("url", "driver"),
     [

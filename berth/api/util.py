@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from email.utils import format_datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import falcon
 import orjson
+from sqlalchemy import Connection
 
 from berth.api import body as request_body
 from berth.api.context import RequestContext
 from berth.api.errors import HTTPError, bad_request
+from berth.placement.write.retry import atomically
 from berth.schemas.validation import is_uuid_like as is_uuid_like
 from berth.schemas.validation import schema_error as schema_error
 
 JSON = "application/json"
+
+T = TypeVar("T")
 
 
 def ctx(req: falcon.Request) -> RequestContext:
@@ -31,6 +35,18 @@ def authorize(req: falcon.Request, action: str, target: Mapping[str, Any] | None
     if target is None:
         target = {"project_id": c.credentials.project_id, "user_id": c.credentials.user_id}
     c.services.enforcer.authorize(action, target, creds)
+
+
+def write(req: falcon.Request, once: Callable[[Connection], T], *, operation: str) -> T:
+    """Run ``once`` in a write transaction, again while it loses a race.
+
+    A lost generation swap, a unique-key race or a Galera certification
+    failure (on a multi-writer cluster) is run again, up to
+    ``allocation_conflict_retry_count`` times, like the allocation writes.
+    """
+    services = ctx(req).services
+    attempts = services.settings.allocation_conflict_retry_count
+    return atomically(services.db, once, attempts, operation=operation)
 
 
 def require_json_content(req: falcon.Request) -> None:
@@ -169,4 +185,3 @@ def single_query(req: falcon.Request, name: str) -> str | None:
 def provider_url(req: falcon.Request, uuid_: str) -> str:
     """The path of a resource provider, under the app's mount point."""
     return f"{req.root_path or ''}/resource_providers/{uuid_}"
-

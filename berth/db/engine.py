@@ -45,7 +45,8 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 # MariaDB/MySQL error codes: lock wait timeout, deadlock (and Galera certification failure).
 MYSQL_LOCK_WAIT_TIMEOUT = 1205
-MYSQL_DEADLOCK = 1213
+MYSQL_DEADLOCK = 1213  # also how Galera reports a certification failure
+MYSQL_SAVEPOINT_GONE = 1305  # a deadlock already rolled back the savepoint's transaction
 # SQLite's messages for a file it cannot use (besides "database is locked").
 SQLITE_UNAVAILABLE = ("unable to open database file", "disk i/o error", "readonly database")
 
@@ -325,7 +326,14 @@ def is_transient(exc: DBAPIError) -> bool:
     """
     if getattr(exc.orig, "sqlstate", None) in ("40001", "40P01"):
         return True
-    return bool(_code(exc) == MYSQL_DEADLOCK)
+    code = _code(exc)
+    if code == MYSQL_SAVEPOINT_GONE:
+        # Rolling back to a savepoint (``begin_nested``) after a deadlock (on
+        # Galera, a certification failure): InnoDB rolled the whole
+        # transaction back, the savepoint with it.
+        interrupted = _interrupted(exc)
+        return interrupted is not None and is_transient(interrupted)
+    return bool(code == MYSQL_DEADLOCK)
 
 
 def unavailable(exc: BaseException) -> str | None:
@@ -361,3 +369,11 @@ def unavailable(exc: BaseException) -> str | None:
     if sqlstate == "57014" or _code(exc) in (1969, 3024):
         return "statement timed out"
     return "cannot reach the database"
+
+
+def _interrupted(exc: BaseException) -> DBAPIError | None:
+    """The database error that ``exc`` was raised while handling, if any."""
+    context = exc.__context__
+    while context is not None and not isinstance(context, DBAPIError):
+        context = context.__context__
+    return context

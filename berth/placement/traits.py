@@ -190,11 +190,11 @@ def set_provider_traits(
 ) -> tuple[list[Trait], int]:
     """Replace the provider's traits with ``names``; returns them and the new generation.
 
-    ``generation`` is the one the caller saw: ConcurrentUpdate when the
+    ``generation`` is the one the caller saw: StaleGeneration when the
     provider has moved on since.  The generation only changes when the set does.
     """
     if provider.generation != generation:
-        raise errors.ConcurrentUpdate(GENERATION_CHANGED)
+        raise errors.StaleGeneration(GENERATION_CHANGED)
     wanted = list(dict.fromkeys(names))
     traits = list_traits(conn, TraitFilter(names=wanted))
     missing = set(wanted) - {trait.name for trait in traits}

@@ -31,13 +31,18 @@ import time
 import uuid as uuidlib
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from berth.candidates.model import Universe
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.db.tables import SCHED_WORKER
+from berth.placement.write.retry import atomically
 from berth.scheduler.options import SchedulerConfig
+
+# A heartbeat that loses a race (two workers removing the same dead row from
+# different Galera nodes) is run again, up to this many times in all.
+HEARTBEAT_ATTEMPTS = 3
 
 
 def _hash(text: str) -> int:
@@ -79,26 +84,25 @@ class Membership:
         return self.members
 
     def _beat(self) -> None:
+        self.members = atomically(
+            self.db, self._beat_once, HEARTBEAT_ATTEMPTS, operation="membership"
+        )
+
+    def _beat_once(self, conn: Connection) -> list[str]:
+        """Refresh this worker's row and drop the dead ones; the live names."""
         stamp = utcnow()
-        with self.db.write() as conn:
-            done = conn.execute(
-                update(SCHED_WORKER)
-                .where(SCHED_WORKER.c.name == self.name)
-                .values(heartbeat_at=stamp)
+        done = conn.execute(
+            update(SCHED_WORKER).where(SCHED_WORKER.c.name == self.name).values(heartbeat_at=stamp)
+        )
+        if done.rowcount != 1:
+            conn.execute(
+                insert(SCHED_WORKER).values(name=self.name, heartbeat_at=stamp, created_at=stamp)
             )
-            if done.rowcount != 1:
-                conn.execute(
-                    insert(SCHED_WORKER).values(
-                        name=self.name, heartbeat_at=stamp, created_at=stamp
-                    )
-                )
-            dead = stamp - timedelta(seconds=10 * self.heartbeat)
-            conn.execute(delete(SCHED_WORKER).where(SCHED_WORKER.c.heartbeat_at < dead))
-            live = stamp - timedelta(seconds=3 * self.heartbeat)
-            rows = conn.execute(
-                select(SCHED_WORKER.c.name).where(SCHED_WORKER.c.heartbeat_at >= live)
-            )
-            self.members = sorted(set(rows.scalars()) | {self.name})
+        dead = stamp - timedelta(seconds=10 * self.heartbeat)
+        conn.execute(delete(SCHED_WORKER).where(SCHED_WORKER.c.heartbeat_at < dead))
+        live = stamp - timedelta(seconds=3 * self.heartbeat)
+        rows = conn.execute(select(SCHED_WORKER.c.name).where(SCHED_WORKER.c.heartbeat_at >= live))
+        return sorted(set(rows.scalars()) | {self.name})
 
     def leave(self) -> None:
         """Drop this worker's row (a clean shutdown hands its hosts over at once)."""

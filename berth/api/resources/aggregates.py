@@ -21,6 +21,7 @@ from berth.api.util import (
     require_json_content,
     send_json,
     set_last_modified,
+    write,
 )
 from berth.db.clock import utcnow
 from berth.placement import aggregates as aggs
@@ -79,11 +80,13 @@ def _write(
     req: falcon.Request, uuid: str, uuids: Sequence[str], expected: int | None, bump: bool
 ) -> int:
     """Set the aggregates, retrying when aggregate creation races another writer."""
-    db = ctx(req).services.db
     for attempt in range(RACE_RETRIES + 1):
         try:
-            with db.write() as conn:
-                return aggs.set_aggregates(conn, uuid, uuids, expected, bump)
+            return write(
+                req,
+                lambda conn: aggs.set_aggregates(conn, uuid, uuids, expected, bump),
+                operation="aggregates",
+            )
         except errors.StaleGeneration as exc:
             raise conflict(exc.message, exc.code) from None
         except errors.ConcurrentUpdate:

@@ -27,6 +27,7 @@ from berth.api.util import (
     require_json_content,
     send_empty,
     send_json,
+    write,
 )
 from berth.db.clock import utcnow
 from berth.placement import errors
@@ -35,6 +36,7 @@ from berth.placement.write.capacity import InventoryInUse
 from berth.schemas import inventories as schemas
 
 POLICY = "placement:resource_providers:inventories:"
+OPERATION = "inventories"  # how retries are counted (berth_write_retries)
 # The reference's words when another writer bumped the generation first.
 LOST_RACE = (
     "Another thread concurrently updated the resource provider data. Please retry your update"
@@ -124,8 +126,9 @@ def create(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     data = _write_body(req, uuid, "create", schemas.CREATE)
     new = inv.Inventory.from_body(data["resource_class"], data)
     try:
-        with c.services.db.write() as conn:
-            generation = inv.add_inventory(conn, uuid, new, c.want(26))
+        generation = write(
+            req, lambda conn: inv.add_inventory(conn, uuid, new, c.want(26)), operation=OPERATION
+        )
     except errors.ConcurrentUpdate:
         raise conflict(f"Update conflict: {LOST_RACE}", errors.CONCURRENT_UPDATE) from None
     except inv.DuplicateInventory as exc:
@@ -155,16 +158,20 @@ def _update(
     req: falcon.Request,
     uuid: str,
     data: dict[str, Any],
-    write: Callable[[Connection, str, Any, int, bool], int],
+    change: Callable[[Connection, str, Any, int, bool], int],
     inventory: Any,
 ) -> int:
-    """``write`` the inventory at the body's provider generation; the new generation.
+    """``change`` the inventory at the body's provider generation; the new generation.
     The refusals both PUTs word alike: 409 for a stale generation or a concurrent write
     that won the swap, 400 for a reserved amount that leaves no capacity."""
     c = ctx(req)
     try:
-        with c.services.db.write() as conn:
-            return write(conn, uuid, inventory, data["resource_provider_generation"], c.want(26))
+        generation = data["resource_provider_generation"]
+        return write(
+            req,
+            lambda conn: change(conn, uuid, inventory, generation, c.want(26)),
+            operation=OPERATION,
+        )
     except errors.StaleGeneration as exc:
         raise conflict(exc.message, errors.CONCURRENT_UPDATE) from None
     except errors.ConcurrentUpdate:
@@ -199,8 +206,9 @@ def delete(req: falcon.Request, resp: falcon.Response, uuid: str, resource_class
     """DELETE /resource_providers/{uuid}/inventories/{resource_class}."""
     authorize(req, POLICY + "delete")
     try:
-        with ctx(req).services.db.write() as conn:
-            inv.delete_inventory(conn, uuid, resource_class)
+        write(
+            req, lambda conn: inv.delete_inventory(conn, uuid, resource_class), operation=OPERATION
+        )
     except (errors.ConcurrentUpdate, InventoryInUse) as exc:
         # The reference words both alike, with the concurrent-update code.
         reason = exc.message if isinstance(exc, InventoryInUse) else LOST_RACE
@@ -221,8 +229,11 @@ def delete_all(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
         raise HTTPError(405, "", code=None)  # type: ignore[arg-type]
     authorize(req, POLICY + "delete")
     try:
-        with ctx(req).services.db.write() as conn:
-            inv.replace_inventories(conn, uuid, [], expected_generation=None)
+        write(
+            req,
+            lambda conn: inv.replace_inventories(conn, uuid, [], expected_generation=None),
+            operation=OPERATION,
+        )
     except errors.ConcurrentUpdate:
         raise conflict(
             f"Unable to delete inventory for resource provider {uuid} because the "

@@ -22,11 +22,14 @@ from berth.api.util import (
     send_empty,
     send_json,
     set_last_modified,
+    write,
 )
 from berth.placement import errors, providers
 from berth.placement.providers import ProviderRow, get_provider
 from berth.schemas import providers as schemas
 from berth.schemas import versioned
+
+OPERATION = "providers"  # how retries are counted (berth_write_retries)
 
 
 def _links(req: falcon.Request, provider: ProviderRow) -> list[dict[str, str]]:
@@ -64,8 +67,10 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
     c = ctx(req)
     data = extract_json(req, versioned(schemas.CREATE, c.version))
     uuid = str(uuidlib.UUID(data["uuid"])) if data.get("uuid") else str(uuidlib.uuid4())
-    with c.services.db.write() as conn:
-        provider = providers.create(conn, uuid, data["name"], data.get("parent_provider_uuid"))
+    parent = data.get("parent_provider_uuid")
+    provider = write(
+        req, lambda conn: providers.create(conn, uuid, data["name"], parent), operation=OPERATION
+    )
     resp.set_header("location", provider_url(req, provider.uuid))
     if c.want(20):
         send_json(resp, serialize(req, provider))
@@ -91,15 +96,18 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     c = ctx(req)
     require_provider(req, uuid)
     data = extract_json(req, versioned(schemas.UPDATE, c.version))
-    with c.services.db.write() as conn:
-        provider = providers.update_provider(
+    provider = write(
+        req,
+        lambda conn: providers.update_provider(
             conn,
             uuid,
             data["name"],
             data.get("parent_provider_uuid"),
             change_parent="parent_provider_uuid" in data,
             allow_reparenting=c.want(37),
-        )
+        ),
+        operation=OPERATION,
+    )
     send_json(resp, serialize(req, provider))
     set_last_modified(req, resp, provider.updated_at)
 
@@ -107,8 +115,7 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
 def delete(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /resource_providers/{uuid}."""
     authorize(req, "placement:resource_providers:delete")
-    with ctx(req).services.db.write() as conn:
-        providers.delete_provider(conn, uuid)
+    write(req, lambda conn: providers.delete_provider(conn, uuid), operation=OPERATION)
     send_empty(resp)
 
 

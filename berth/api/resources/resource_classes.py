@@ -17,6 +17,7 @@ from berth.api.util import (
     send_json,
     set_last_modified,
     validate,
+    write,
 )
 from berth.placement import resource_classes as domain
 from berth.placement.named import last_change
@@ -25,6 +26,7 @@ from berth.schemas.resource_classes import RESOURCE_CLASS
 # Resource classes appeared in 1.2; PUT creates instead of renaming from 1.7.
 SINCE = 2
 PUT_ENSURES = 7
+OPERATION = "resource_classes"  # how retries are counted (berth_write_retries)
 
 
 def _url(req: falcon.Request, name: str) -> str:
@@ -52,8 +54,7 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
     require_json_content(req)
     authorize(req, "placement:resource_classes:create")
     data = extract_json(req, RESOURCE_CLASS)
-    with ctx(req).services.db.write() as conn:
-        rc = domain.create_class(conn, data["name"])
+    rc = write(req, lambda conn: domain.create_class(conn, data["name"]), operation=OPERATION)
     send_empty(resp, 201)
     resp.set_header("location", _url(req, rc.name))
 
@@ -82,8 +83,7 @@ def _rename(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     require_json_content(req)
     authorize(req, "placement:resource_classes:update")
     data = extract_json(req, RESOURCE_CLASS)
-    with ctx(req).services.db.write() as conn:
-        rc = domain.rename_class(conn, name, data["name"])
+    rc = write(req, lambda conn: domain.rename_class(conn, name, data["name"]), operation=OPERATION)
     send_json(resp, _render(req, rc))
 
 
@@ -91,8 +91,7 @@ def _ensure(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     authorize(req, "placement:resource_classes:update")
     # The name in the URL is held to the rules of a class name in a body.
     validate({"name": name}, RESOURCE_CLASS)
-    with ctx(req).services.db.write() as conn:
-        rc, created = domain.ensure_class(conn, name)
+    rc, created = write(req, lambda conn: domain.ensure_class(conn, name), operation=OPERATION)
     send_empty(resp, 201 if created else 204)
     resp.set_header("location", _url(req, rc.name))
 
@@ -101,6 +100,5 @@ def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     """DELETE /resource_classes/{name}: only unused custom classes."""
     since(req, SINCE)
     authorize(req, "placement:resource_classes:delete")
-    with ctx(req).services.db.write() as conn:
-        domain.delete_class(conn, name)
+    write(req, lambda conn: domain.delete_class(conn, name), operation=OPERATION)
     send_empty(resp)

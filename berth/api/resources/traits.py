@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import falcon
+from sqlalchemy import Connection
 
 from berth.api.errors import HTTPError, bad_request
 from berth.api.resources.steps import provider_or_404, since
@@ -19,6 +20,7 @@ from berth.api.util import (
     send_empty,
     send_json,
     set_last_modified,
+    write,
 )
 from berth.placement import errors, providers
 from berth.placement import traits as domain
@@ -27,6 +29,7 @@ from berth.schemas import traits as schemas
 
 # Traits appeared in microversion 1.6.
 SINCE = 6
+OPERATION = "traits"  # how retries are counted (berth_write_retries)
 
 INVALID_TRAIT = (
     "The trait is invalid. A valid trait must be no longer than 255 characters, "
@@ -108,8 +111,7 @@ def create(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     authorize(req, "placement:traits:update")
     if schema_error(name, schemas.CUSTOM_TRAIT_NAME) is not None:
         raise bad_request(INVALID_TRAIT)
-    with ctx(req).services.db.write() as conn:
-        trait, created = domain.ensure_trait(conn, name)
+    trait, created = write(req, lambda conn: domain.ensure_trait(conn, name), operation=OPERATION)
     send_empty(resp, 201 if created else 204)
     resp.set_header("location", f"{req.root_path or ''}/traits/{trait.name}")
     set_last_modified(req, resp, trait.created_at)
@@ -120,8 +122,7 @@ def delete(req: falcon.Request, resp: falcon.Response, name: str) -> None:
     since(req, SINCE)
     authorize(req, "placement:traits:delete")
     try:
-        with ctx(req).services.db.write() as conn:
-            domain.delete_trait(conn, name)
+        write(req, lambda conn: domain.delete_trait(conn, name), operation=OPERATION)
     except errors.NotFound as exc:
         # Upstream raises this one from the handler, so it carries "vary".
         raise HTTPError(404, exc.message) from None
@@ -145,11 +146,14 @@ def replace_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) 
     require_json_content(req)
     authorize(req, "placement:resource_providers:traits:update")
     data = extract_json(req, schemas.PROVIDER_TRAITS)
-    with ctx(req).services.db.write() as conn:
+
+    def once(conn: Connection) -> tuple[list[domain.Trait], int]:
         provider = providers.get_provider(conn, uuid)
-        traits, generation = domain.set_provider_traits(
+        return domain.set_provider_traits(
             conn, provider, data["traits"], data["resource_provider_generation"]
         )
+
+    traits, generation = write(req, once, operation=OPERATION)
     _send_traits(req, resp, traits, generation)
 
 
@@ -157,7 +161,10 @@ def delete_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) -
     """DELETE /resource_providers/{uuid}/traits: remove them all."""
     since(req, SINCE)
     authorize(req, "placement:resource_providers:traits:delete")
-    with ctx(req).services.db.write() as conn:
+
+    def once(conn: Connection) -> int:
         provider = providers.get_provider(conn, uuid)
-        domain.clear_provider_traits(conn, provider)
+        return domain.clear_provider_traits(conn, provider)
+
+    write(req, once, operation=OPERATION)
     send_empty(resp)
