@@ -125,10 +125,12 @@ def loads(raw: bytes, max_depth: int) -> Any:
 
 
 def _reject_constant(name: str) -> Any:
+    """Python's json takes NaN and Infinity; JSON does not."""
     raise ValueError(f"{name} is not a JSON number")
 
 
 def _finite(text: str) -> float:
+    """A number as a float, refused when it is beyond a double (1e400)."""
     value = float(text)
     if math.isinf(value):
         raise ValueError(f"{text} is out of range for a double")

@@ -71,6 +71,7 @@ class Wire:
         raise AssertionError("unreachable")
 
     def _conn(self) -> http.client.HTTPConnection:
+        """This thread's kept-alive connection (opened on first use)."""
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection(
@@ -79,6 +80,7 @@ class Wire:
         return conn
 
     def _drop(self) -> None:
+        """Close this thread's connection; the next request opens another."""
         conn = getattr(self.local, "conn", None)
         if conn is not None:
             conn.close()
