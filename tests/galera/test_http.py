@@ -33,7 +33,8 @@ from server import running_berth
 from berth.db.engine import Database
 from tests.api import test_concurrent_http as http_races
 from tests.galera.conftest import NODES, Cluster, fresh_database
-from tests.scheduler.conftest import consumers_of, over_committed
+from tests.helpers import over_committed
+from tests.scheduler.conftest import consumers_of
 
 pytestmark = pytest.mark.slow
 
