@@ -62,25 +62,15 @@ def _source(path: Path) -> str:
                 id=1, uuid=CONSUMER, project_id=1, user_id=1, generation=1, created_at=NOW
             )
         )
-        conn.execute(
-            t.allocations.insert().values(
-                resource_provider_id=1,
-                consumer_id=CONSUMER,
-                resource_class_id=vcpu,
-                used=2,
-                created_at=NOW,
+        # The second allocation is damage: a class id the source's own table does not
+        # hold (and the provider trait below names a trait id it does not hold).
+        for class_id, used in ((vcpu, 2), (9999, 1)):
+            allocation = {"resource_provider_id": 1, "consumer_id": CONSUMER, "used": used}
+            conn.execute(
+                t.allocations.insert().values(
+                    **allocation, resource_class_id=class_id, created_at=NOW
+                )
             )
-        )
-        # Damage: a class and a trait id the source's own tables do not hold.
-        conn.execute(
-            t.allocations.insert().values(
-                resource_provider_id=1,
-                consumer_id=CONSUMER,
-                resource_class_id=9999,
-                used=1,
-                created_at=NOW,
-            )
-        )
         conn.execute(
             t.resource_provider_traits.insert().values(
                 resource_provider_id=1, trait_id=99999, created_at=NOW
