@@ -2,6 +2,7 @@
 # Two versions of berth's code measured in one run, alternately, on the same database:
 #
 #   docs/bench/compare-code.sh BEFORE_REF [AFTER_REF]     # AFTER_REF: the work tree (default)
+#   WORKLOADS=candidates REPEAT=3 docs/bench/compare-code.sh BEFORE_REF   # some workloads only
 #
 # Each workload runs REPEAT times per version, before and after taking turns,
 # so a slow spell of this noisy 2-core machine hits both alike.  Every result
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/../.."
 BEFORE=${1:?usage: compare-code.sh BEFORE_REF [AFTER_REF]}
 AFTER=${2:-}
 REPEAT=${REPEAT:-3}
+WORKLOADS=${WORKLOADS:-"scheduler api-write candidates"}  # a subset to run only those
 OUT=${OUT:-docs/bench/results.jsonl}
 PY=${PY:-.venv/bin/python}
 export BERTH_DATABASE_URL=${BERTH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/berth_compare}
@@ -39,9 +41,11 @@ else
     trees+=("after=$PWD")
 fi
 
-commit_of() {  # the commit a tree holds, "+dirty" when it has uncommitted changes
+commit_of() {  # the commit a tree holds, "+dirty" when its code has uncommitted changes
     local c; c=$(git -C "$1" rev-parse --short=12 HEAD)
-    [ -z "$(git -C "$1" status --porcelain --untracked-files=no)" ] || c="$c+dirty"
+    # (docs/ is left out: the result lines this script appends change it.)
+    [ -z "$(git -C "$1" status --porcelain --untracked-files=no -- berth pyproject.toml)" ] \
+        || c="$c+dirty"
     echo "$c"
 }
 
@@ -70,9 +74,13 @@ each() {  # bench arguments: run them for every version in turn, REPEAT times
     done
 }
 
-each claims --target inproc --mode scheduler --strategy pack --partitioning modulo --workers 8 \
+wanted() { [[ " $WORKLOADS " == *" $1 "* ]]; }
+
+! wanted scheduler || each claims --target inproc --mode scheduler --strategy pack --partitioning modulo --workers 8 \
     --concurrency 32 --seconds 10 --hosts 10000
-each claims --target serve --mode placement --strategy pack --partitioning modulo --workers 8 \
+! wanted api-write || each claims --target serve --mode placement --strategy pack --partitioning modulo --workers 8 \
     --seconds 10 --hosts 1000
-PYTHONPATH="$PWD" "$PY" -m berth.cli bench populate --profile candidates -n 10000 --out /dev/null
-each candidates --target serve --queries limit --requests 300 --seconds 10 --server-workers 2
+if wanted candidates; then
+    PYTHONPATH="$PWD" "$PY" -m berth.cli bench populate --profile candidates -n 10000 --out /dev/null
+    each candidates --target serve --queries limit --requests 300 --seconds 10 --server-workers 2
+fi
