@@ -8,7 +8,8 @@ types, and bodies: each write's own shape with poison in one slot or in
 many, random JSON, nesting past the limit, random bytes.  A few percent are
 framed by hand on a socket: chunked bodies (within and over the size limit),
 a Content-Length shorter or longer than the body (the client then closes
-its side), a declared length over the limit, a body over it.
+its side), a declared length over the limit, a body over it, a body cut
+short by a reset.
 
 Writes take a lock that reads share (:class:`Gate`), and the database is
 looked at before and after each one (:mod:`berth.bench.fuzz_state`): a
@@ -59,6 +60,7 @@ LOG_PROBLEM = re.compile(
     r'"level": ?"(error|critical)"|\[(ERROR|CRITICAL)\]|Traceback|died|respawn'
 )
 FRAMINGS = ["chunked", "chunked_over", "short_length", "long_length", "declared_over", "over"]
+FRAMINGS += ["reset"]
 
 
 @dataclass
@@ -337,7 +339,9 @@ def seed_target(wire: fuzz_wire.Wire) -> None:
 
 
 @contextlib.contextmanager
-def fuzz_target(name: str, database_url: str, workers: int, log: Path) -> Iterator[Target]:
+def fuzz_target(
+    name: str, database_url: str, workers: int, server: str, log: Path
+) -> Iterator[Target]:
     """``serve`` on a fresh SQLite file (unless a database is named), its log at ``log``; a URL."""
     if name.startswith(("http://", "https://")):
         with open_target(name) as target:
@@ -347,7 +351,7 @@ def fuzz_target(name: str, database_url: str, workers: int, log: Path) -> Iterat
     if name != "serve":
         raise typer.BadParameter("fuzz wants serve or a URL", param_hint="target")
     url = database_url or f"sqlite:///{log.parent / 'fuzz.sqlite'}"
-    with berth_server(url, workers or os.cpu_count() or 1, log_path=str(log)) as target:
+    with berth_server(url, workers, server, log_path=str(log)) as target:
         yield target
 
 
@@ -389,6 +393,7 @@ def fuzz(
     concurrency: int = typer.Option(4, help="Requests in flight (writes go one at a time)."),
     seed: int = typer.Option(1, help="Seed of each thread's random requests."),
     server_workers: int = typer.Option(0, help="Workers of the berth served (0: one per CPU)."),
+    server: str = typer.Option("granian", help="granian or gunicorn (serve)."),
     body_limit: int = typer.Option(4 * 1024 * 1024, help="The target's body size limit."),
     timeout: float = typer.Option(30.0, help="Seconds without an answer that count as a hang."),
     out: str = OUT,
@@ -396,11 +401,11 @@ def fuzz(
     """Hostile requests: counts by status; a 5xx, hang, logged error or refused change fails."""
     workers = server_workers or os.cpu_count() or 1
     settings = {"requests": requests, "concurrency": concurrency, "seed": seed,
-                "server_workers": workers, "body_limit": body_limit,
+                "server_workers": workers, "server": server, "body_limit": body_limit,
                 "timeout": timeout}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="berth-fuzz-") as tmp:
         log = Path(tmp) / "server.log"
-        with fuzz_target(target, database_url, workers, log) as tg:
+        with fuzz_target(target, database_url, workers, server, log) as tg:
             result = measure(tg, settings)
         problems = log_problems(log)  # the server has stopped: its log is whole
         result["server_log_problems"] = len(problems)
