@@ -47,6 +47,8 @@ from berth.bench.progress import bar
 from berth.bench.targets import Target, berth_server, open_target
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Answers that say nothing of what a write did: neither accepted nor refused.
+UNKNOWN_OUTCOME = frozenset({"reset", "closed", "timeout"})
 ROUTE_METHODS = [(t, m) for t, handlers in ROUTES.items() for m in handlers]
 JSON_ROUTES = list(hostile.ROUTE_BODIES)
 ODD_METHODS = ["BREW", "get", "PROPFIND", "TRACE", "X-" + "Y" * 30]
@@ -212,6 +214,7 @@ class Tally:
     changed_count: int = 0
     refused_writes: int = 0
     accepted_changes: int = 0  # accepted writes that changed state: the watch sees changes
+    unknown_outcome: int = 0  # writes whose answer never came (we reset, or it closed)
     changes_between_writes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -293,13 +296,20 @@ class Run:
                 self.tally.changes_between_writes += 1  # a read (or nobody) changed it
             status, body = self.wire.send(probe)
             self.last = after = self.watch.version()
-        if status.startswith("2"):
-            self.tally.accepted_changes += after != before  # under the gate: one at a time
-        else:
-            self.tally.refused_writes += 1
-            if after != before:
-                self.tally.note_change(probe, status)
+            self._judge(probe, status, after != before)
         return status, body
+
+    def _judge(self, probe: Probe, status: str, changed: bool) -> None:
+        """Count a write by outcome (under the gate); a refused one that changed state is found."""
+        t = self.tally
+        if status in UNKNOWN_OUTCOME:
+            t.unknown_outcome += 1  # the server may have done it: we never heard
+        elif status.startswith("2"):
+            t.accepted_changes += changed
+        else:
+            t.refused_writes += 1
+            if changed:
+                t.note_change(probe, status)
 
     def result(self, seconds: float) -> dict[str, Any]:
         """The numbers of the result line."""
@@ -320,6 +330,7 @@ class Run:
             "closed": t.statuses.get("closed", 0),
             "unanswered_examples": t.unanswered[:10],
             "refused_writes": t.refused_writes,
+            "writes_without_answer": t.unknown_outcome,
             "accepted_writes_that_changed_state": t.accepted_changes,
             "state_watch": self.watch.name,
         }
@@ -373,6 +384,7 @@ def summary(result: dict[str, Any]) -> Table:
     table.add_section()
     table.add_row("5xx", str(result["server_errors"]))
     table.add_row("refused writes", str(result["refused_writes"]))
+    table.add_row("writes without an answer (reset, closed)", str(result["writes_without_answer"]))
     table.add_row(
         "accepted writes that changed state", str(result["accepted_writes_that_changed_state"])
     )
