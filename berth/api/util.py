@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Callable, Mapping
 from email.utils import format_datetime
@@ -70,7 +71,10 @@ def read_json(req: falcon.Request) -> Any:
     length = req.content_length
     stream = req.bounded_stream if length is not None else req.stream
     limit = settings.max_request_body_bytes
-    raw = request_body.read(stream, length, _ends(req), limit)
+    try:
+        raw = request_body.read(stream, length, _ends(req), limit)
+    except OSError as exc:  # the client went away mid-body (gunicorn: a reset)
+        raise bad_request(f"The request body could not be read: {exc}") from None
     return request_body.loads(raw, settings.max_json_depth)
 
 
@@ -91,11 +95,12 @@ def finish_body(req: falcon.Request, limit: int) -> None:
         length = req.content_length
     except falcon.HTTPError:
         return  # an invalid Content-Length: answered 400, nothing to read by
-    if length is not None:
-        if length <= limit:
-            req.bounded_stream.exhaust()
-    elif _ends(req):
-        request_body.drain(req.stream, limit)
+    with contextlib.suppress(OSError):  # the client went away: nothing to keep
+        if length is not None:
+            if length <= limit:
+                req.bounded_stream.exhaust()
+        elif _ends(req):
+            request_body.drain(req.stream, limit)
 
 
 def extract_json(req: falcon.Request, schema: Mapping[str, Any]) -> Any:

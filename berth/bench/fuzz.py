@@ -8,7 +8,8 @@ types, and bodies: each write's own shape with poison in one slot or in
 many, random JSON, nesting past the limit, random bytes.  A few percent are
 framed by hand on a socket: chunked bodies (within and over the size limit),
 a Content-Length shorter or longer than the body (the client then closes
-its side), a declared length over the limit, a body over it.
+its side), a declared length over the limit, a body over it, a body cut
+short by a reset.
 
 Writes take a lock that reads share (:class:`Gate`), and the database is
 looked at before and after each one (:mod:`berth.bench.fuzz_state`): a
@@ -46,6 +47,8 @@ from berth.bench.progress import bar
 from berth.bench.targets import Target, berth_server, open_target
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Answers that say nothing of what a write did: neither accepted nor refused.
+UNKNOWN_OUTCOME = frozenset({"reset", "closed", "timeout"})
 ROUTE_METHODS = [(t, m) for t, handlers in ROUTES.items() for m in handlers]
 JSON_ROUTES = list(hostile.ROUTE_BODIES)
 ODD_METHODS = ["BREW", "get", "PROPFIND", "TRACE", "X-" + "Y" * 30]
@@ -59,6 +62,7 @@ LOG_PROBLEM = re.compile(
     r'"level": ?"(error|critical)"|\[(ERROR|CRITICAL)\]|Traceback|died|respawn'
 )
 FRAMINGS = ["chunked", "chunked_over", "short_length", "long_length", "declared_over", "over"]
+FRAMINGS += ["reset"]
 
 
 @dataclass
@@ -210,6 +214,7 @@ class Tally:
     changed_count: int = 0
     refused_writes: int = 0
     accepted_changes: int = 0  # accepted writes that changed state: the watch sees changes
+    unknown_outcome: int = 0  # writes whose answer never came (we reset, or it closed)
     changes_between_writes: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -291,13 +296,20 @@ class Run:
                 self.tally.changes_between_writes += 1  # a read (or nobody) changed it
             status, body = self.wire.send(probe)
             self.last = after = self.watch.version()
-        if status.startswith("2"):
-            self.tally.accepted_changes += after != before  # under the gate: one at a time
-        else:
-            self.tally.refused_writes += 1
-            if after != before:
-                self.tally.note_change(probe, status)
+            self._judge(probe, status, after != before)
         return status, body
+
+    def _judge(self, probe: Probe, status: str, changed: bool) -> None:
+        """Count a write by outcome (under the gate); a refused one that changed state is found."""
+        t = self.tally
+        if status in UNKNOWN_OUTCOME:
+            t.unknown_outcome += 1  # the server may have done it: we never heard
+        elif status.startswith("2"):
+            t.accepted_changes += changed
+        else:
+            t.refused_writes += 1
+            if changed:
+                t.note_change(probe, status)
 
     def result(self, seconds: float) -> dict[str, Any]:
         """The numbers of the result line."""
@@ -318,6 +330,7 @@ class Run:
             "closed": t.statuses.get("closed", 0),
             "unanswered_examples": t.unanswered[:10],
             "refused_writes": t.refused_writes,
+            "writes_without_answer": t.unknown_outcome,
             "accepted_writes_that_changed_state": t.accepted_changes,
             "state_watch": self.watch.name,
         }
@@ -337,7 +350,9 @@ def seed_target(wire: fuzz_wire.Wire) -> None:
 
 
 @contextlib.contextmanager
-def fuzz_target(name: str, database_url: str, workers: int, log: Path) -> Iterator[Target]:
+def fuzz_target(
+    name: str, database_url: str, workers: int, server: str, log: Path
+) -> Iterator[Target]:
     """``serve`` on a fresh SQLite file (unless a database is named), its log at ``log``; a URL."""
     if name.startswith(("http://", "https://")):
         with open_target(name) as target:
@@ -347,7 +362,7 @@ def fuzz_target(name: str, database_url: str, workers: int, log: Path) -> Iterat
     if name != "serve":
         raise typer.BadParameter("fuzz wants serve or a URL", param_hint="target")
     url = database_url or f"sqlite:///{log.parent / 'fuzz.sqlite'}"
-    with berth_server(url, workers or os.cpu_count() or 1, log_path=str(log)) as target:
+    with berth_server(url, workers, server, log_path=str(log)) as target:
         yield target
 
 
@@ -369,6 +384,7 @@ def summary(result: dict[str, Any]) -> Table:
     table.add_section()
     table.add_row("5xx", str(result["server_errors"]))
     table.add_row("refused writes", str(result["refused_writes"]))
+    table.add_row("writes without an answer (reset, closed)", str(result["writes_without_answer"]))
     table.add_row(
         "accepted writes that changed state", str(result["accepted_writes_that_changed_state"])
     )
@@ -389,6 +405,7 @@ def fuzz(
     concurrency: int = typer.Option(4, help="Requests in flight (writes go one at a time)."),
     seed: int = typer.Option(1, help="Seed of each thread's random requests."),
     server_workers: int = typer.Option(0, help="Workers of the berth served (0: one per CPU)."),
+    server: str = typer.Option("granian", help="granian or gunicorn (serve)."),
     body_limit: int = typer.Option(4 * 1024 * 1024, help="The target's body size limit."),
     timeout: float = typer.Option(30.0, help="Seconds without an answer that count as a hang."),
     out: str = OUT,
@@ -396,11 +413,11 @@ def fuzz(
     """Hostile requests: counts by status; a 5xx, hang, logged error or refused change fails."""
     workers = server_workers or os.cpu_count() or 1
     settings = {"requests": requests, "concurrency": concurrency, "seed": seed,
-                "server_workers": workers, "body_limit": body_limit,
+                "server_workers": workers, "server": server, "body_limit": body_limit,
                 "timeout": timeout}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="berth-fuzz-") as tmp:
         log = Path(tmp) / "server.log"
-        with fuzz_target(target, database_url, workers, log) as tg:
+        with fuzz_target(target, database_url, workers, server, log) as tg:
             result = measure(tg, settings)
         problems = log_problems(log)  # the server has stopped: its log is whole
         result["server_log_problems"] = len(problems)

@@ -1,11 +1,13 @@
 """How ``berth bench fuzz`` sends: a keep-alive connection per thread, or bytes framed by hand.
 
 An answer is its status code as a string, ``closed`` (the server closed
-the connection without a status line: allowed) or ``timeout`` (no answer
-within the timeout: a hang, reported).  Framings are what a client library
-would not send: chunked bodies, a Content-Length shorter or longer than the
-body (the longer one followed by closing our side, so the server sees the
-end), a length declared over the limit, a body over it.
+the connection without a status line), ``timeout`` (no answer within the
+timeout: a hang, reported) or ``reset`` (we reset the connection ourselves).
+Framings are what a client library would not send: chunked bodies, a
+Content-Length shorter or longer than the body (the longer one followed by
+closing our side, so the server sees the end), a length declared over the
+limit, a body over it, and a body cut short by a reset (what the server does
+then shows in its log).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import struct
 import threading
+import time
 import urllib.parse
 from typing import Protocol
 
 CHUNK = 64 * 1024
+RESET_AFTER = 0.02  # seconds between sending part of a body and resetting the connection
 _STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")
 _LENGTH = re.compile(rb"(?im)^content-length: *(\d+)")
 
@@ -93,6 +98,8 @@ class Wire:
         lines = [f"{req.method} {self.prefix}{req.path} HTTP/1.1", f"host: {self.host}"]
         lines += [f"{k}: {v}" for k, v in {**req.headers, **head}.items()]
         raw_head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if req.framing == "reset":
+            return self._reset(raw_head + payload)
         with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
             try:
                 sock.sendall(raw_head)
@@ -106,6 +113,14 @@ class Wire:
                 pass  # the server answered early (413) and closed: read what it said
             return _answer(sock)
 
+    def _reset(self, data: bytes) -> tuple[str, bytes]:
+        """Send a request short of its body, then reset the connection: ``reset``, no answer."""
+        with socket.create_connection((self.host, self.port), timeout=self.timeout) as sock:
+            sock.sendall(data)
+            time.sleep(RESET_AFTER)  # the server is reading the body when the reset comes
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return "reset", b""
+
     def _framing(self, framing: str, body: bytes) -> tuple[dict[str, str], bytes, bool]:
         """Extra headers, the bytes after the head, and whether to close our side after."""
         close = {"connection": "close"}
@@ -117,7 +132,7 @@ class Wire:
             return {**close, "transfer-encoding": "chunked"}, chunks + b"0\r\n\r\n", False
         if framing == "short_length":
             return {**close, "content-length": str(len(body) // 2)}, body, False
-        if framing == "long_length":
+        if framing in ("long_length", "reset"):
             return {**close, "content-length": str(len(body) + 100)}, body, True
         if framing == "declared_over":
             return {**close, "content-length": str(self.body_limit + 1)}, body, True

@@ -12,6 +12,7 @@ a Content-Length that lies.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
@@ -482,3 +483,33 @@ def test_unread_bodies_are_drained_so_the_connection_stays_usable(
     assert _left_unread(small_client, "/resource_providers", body, **chunked) == 0
     # Over the limit: refused unread, and left so (the server closes that connection).
     assert _left_unread(small_client, "/resource_providers", b" " * 2000) == 2000
+
+
+class _Reset(io.RawIOBase):
+    """A body stream whose client reset the connection (gunicorn raises so)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+
+@pytest.mark.parametrize(
+    ("path", "token", "status"),
+    [("/resource_providers", "admin", "400"), ("/nope", "admin", "404"), ("/traits", "", "401")],
+    ids=["read", "dropped after 404", "dropped after 401"],
+)
+def test_a_client_gone_mid_body_is_no_500(
+    client: falcon.testing.TestClient, path: str, token: str, status: str
+) -> None:
+    """Reading the body (or dropping it after a 404, 401) fails: the answer stays a 4xx."""
+    environ = falcon.testing.create_environ(
+        path, method="POST", headers={"content-type": "application/json"}
+    )
+    environ.update({"CONTENT_LENGTH": "100", "wsgi.input": _Reset()})
+    if token:
+        environ["HTTP_X_AUTH_TOKEN"] = token
+    answered: list[str] = []
+    client.app(environ, lambda line, headers, exc_info=None: answered.append(line))
+    assert answered[0].split()[0] == status

@@ -64,6 +64,13 @@ def test_a_refused_write_that_changes_state_is_found() -> None:
     assert run.tally.changes_between_writes == 1
 
 
+def test_a_write_without_an_answer_is_neither_accepted_nor_refused() -> None:
+    """We reset it after sending: the server may well have done it."""
+    run = fuzz.Run(FakeWire(), FakeWatch(FakeWire()), 0, 1, 1, 1000)  # type: ignore[arg-type]
+    run._judge(fuzz.Probe("reset", "PUT", "/x", {}), "reset", changed=True)
+    assert run.tally.unknown_outcome == 1 and run.tally.changed_count == 0
+
+
 def test_a_write_waits_for_the_reads_and_then_has_the_gate_alone() -> None:
     gate, log = Gate(), []
 
