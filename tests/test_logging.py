@@ -40,9 +40,7 @@ def test_lines_from_processes_and_threads_never_interleave(tmp_path: Path) -> No
     JSON object (a line torn by another writer is what broke parsing server logs)."""
     log = tmp_path / "shared.log"
     with log.open("ab") as out:
-        procs = [
-            subprocess.Popen([sys.executable, "-c", WRITER], stderr=out) for _ in range(4)
-        ]
+        procs = [subprocess.Popen([sys.executable, "-c", WRITER], stderr=out) for _ in range(4)]
         for p in procs:
             assert p.wait(timeout=120) == 0
     lines = log.read_text().splitlines()
