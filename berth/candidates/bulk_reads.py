@@ -52,9 +52,12 @@ def _rows(
 def read_providers(conn: Connection, ids: Sequence[int] | None = None) -> dict[int, Provider]:
     """Providers by id (all of them when ``ids`` is None); missing ids are absent."""
     providers: dict[int, Provider] = {}
-    query = select(RP.c.id, RP.c.uuid, RP.c.parent_provider_id, RP.c.root_provider_id)
-    for pid, uuid, parent, root in _rows(conn, query, RP.c.id, ids):
-        providers[pid] = Provider(pid, uuid, parent, root if root is not None else pid)
+    query = select(
+        RP.c.id, RP.c.uuid, RP.c.parent_provider_id, RP.c.root_provider_id, RP.c.name
+    )
+    for pid, uuid, parent, root, name in _rows(conn, query, RP.c.id, ids):
+        root = root if root is not None else pid
+        providers[pid] = Provider(pid, uuid, parent, root, name=name)
     if not providers:
         return providers
     _read_inventories(conn, providers, ids)

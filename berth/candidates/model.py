@@ -65,6 +65,7 @@ class Provider:
         "aggregates",
         "id",
         "inventories",
+        "name",
         "parent_id",
         "rendered",
         "root_id",
@@ -81,9 +82,11 @@ class Provider:
         inventories: dict[int, Inventory] | None = None,
         traits: frozenset[int] = frozenset(),
         aggregates: frozenset[int] = frozenset(),
+        name: str | None = None,
     ) -> None:
         self.id = id
         self.uuid = uuid
+        self.name = name  # for answers meant for people (the scheduler's selections)
         self.parent_id = parent_id
         self.root_id = root_id
         self.inventories: dict[int, Inventory] = inventories if inventories is not None else {}

@@ -25,11 +25,13 @@ class HostChoice:
     weight: float = 0.0
     # The same allocation by (provider id, class id), for this worker's bookkeeping.
     amounts: dict[tuple[int, int], int] = field(default_factory=dict, compare=False, repr=False)
+    # The host's name as this worker's view holds it (for people, not for matching).
+    host_name: str | None = field(default=None, compare=False)
 
     def as_body(self) -> dict[str, Any]:
         """JSON shape: the host and an allocation request as Placement takes it."""
         return {
-            "host": {"uuid": self.host_uuid},
+            "host": {"uuid": self.host_uuid, "name": self.host_name},
             "allocation_request": {
                 "allocations": {
                     rp: {"resources": dict(resources)} for rp, resources in self.allocation.items()

@@ -190,7 +190,8 @@ class Selector:
         if not rcs <= names.keys():
             names = self.p.index.class_names(rcs)
         allocation = host.allocation(source.universe, names)
-        return HostChoice(host.uuid, allocation, weight, dict(host.candidate.amounts))
+        amounts = dict(host.candidate.amounts)
+        return HostChoice(host.uuid, allocation, weight, amounts, host.provider.name)
 
     def explain(self, ctx: SchedulingContext) -> Explanation:
         """Every host of the cloud through every stage, for the answer (not the hot path)."""

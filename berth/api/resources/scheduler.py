@@ -110,14 +110,8 @@ def select(req: falcon.Request, resp: falcon.Response) -> None:
         }
         send_json(resp, {"errors": [error], "explanation": explanation}, status=409)
         return
+    # Host names come from the worker's view, as the selection does (no extra read).
     rendered = answer.as_body()
-    hosts = [s.host_uuid for s in answer.selections]
-    hosts += [a.host_uuid for s in answer.selections for a in s.alternates]
-    with c.services.db.read() as conn:
-        names = host_attributes.host_names(conn, hosts)
-    for entry in rendered["selections"]:
-        for choice in (entry, *entry["alternates"]):
-            choice["host"]["name"] = names.get(choice["host"]["uuid"])
     send_json(resp, rendered)
 
 
