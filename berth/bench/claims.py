@@ -231,7 +231,9 @@ def _gather(
     return results
 
 
-def summarise(results: list[tuple[dict[str, int], list[float], float]], seconds: float) -> dict:
+def summarise(
+    results: list[tuple[dict[str, int], list[float], float]], seconds: float
+) -> dict[str, Any]:
     """Totals and rates over the run (rates over the longest worker's active time)."""
     stats: Counter[str] = Counter()
     latencies: list[float] = []

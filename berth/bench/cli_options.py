@@ -18,6 +18,8 @@ AGAINST = typer.Option([], help="More targets measured in the same run (repeatab
 DATABASE = typer.Option("", help="berth's database URL (default: BERTH_DATABASE_URL).")
 
 
-def emit(out: str, kind: str, target: Target, settings: dict[str, Any], result: dict) -> None:
+def emit(
+    out: str, kind: str, target: Target, settings: dict[str, Any], result: dict[str, Any]
+) -> None:
     """Append one result line."""
     records.append(out, records.record(kind, target.name, settings, result))
