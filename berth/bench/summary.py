@@ -55,3 +55,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def settings_label(overrides: dict[str, Any]) -> str:
     """Scheduler settings a run changed, short (``index_refresh_ms=1000 scan_limit=10``)."""
     return " ".join(f"{k.removeprefix('scheduler_')}={v}" for k, v in sorted(overrides.items()))
+
+
+def settings_title(changed: dict[str, Any]) -> str:
+    """``[name=value ...]`` of the berth settings a run changed, for a title ("": none)."""
+    if not changed:
+        return ""
+    return "[" + " ".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
