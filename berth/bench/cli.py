@@ -15,7 +15,19 @@ import typer
 from rich.table import Table
 
 from berth.bench import candidates as cand
-from berth.bench import cli_claims, cloud, fuzz, plots, procfs, records, reference, report
+from berth.bench import (
+    cli_claims,
+    cloud,
+    cloud_api,
+    cloud_db,
+    fuzz,
+    plots,
+    procfs,
+    records,
+    reference,
+    report,
+)
+from berth.bench import register as storm
 from berth.bench.cli_options import (
     AGAINST,
     DATABASE,
@@ -180,6 +192,64 @@ def candidates(
         title = "candidates " + ", ".join(titles)
         console.print(comparison(names, runs, "p50_ms", "p50 ms", title))
         console.print(comparison(names, runs, "throughput_rps", "req/s", title))
+
+
+@app.command("register")
+def register_command(
+    target: str = TARGET,
+    database_url: str = DATABASE,
+    hosts: int = typer.Option(1000, "--hosts", "-n", help="Hosts that register."),
+    clients: int = typer.Option(64, help="Concurrent clients (processes x threads)."),
+    processes: int = typer.Option(2, help="Client processes the clients are spread over."),
+    server_workers: int = SERVER_WORKERS,
+    repeat: int = typer.Option(1, help="Runs (the cloud emptied before each)."),
+    settings: list[str] = SETTINGS,
+    out: str = OUT,
+) -> None:
+    """The registration storm: hosts registering through the API as nova-compute does."""
+    if clients % processes:
+        raise typer.BadParameter(f"{clients} clients do not split over {processes} processes")
+    if target == "inproc":
+        raise typer.BadParameter("the storm goes over HTTP: serve, reference or a URL")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for extra in overrides(settings) if target == "serve" else [{}]:
+        with open_target(target, database_url, server_workers, env=as_env(extra)) as tg:
+            changed = tg.conditions()["settings"]
+            title = f"register {tg.name} C={processes}x{clients // processes} "
+            title = (title + settings_title(changed)).strip()
+            for _ in range(repeat):
+                rows.append((title, _storm(tg, hosts, processes, clients, title, out)))
+    console.print(_storm_table(rows))
+
+
+def _storm(
+    tg: Target, hosts: int, processes: int, clients: int, title: str, out: str
+) -> dict[str, Any]:
+    """Empty the target's cloud, run the storm, count what registered, write the line."""
+    if tg.database_url:
+        cloud_db.into_database(tg.database_url, [], tg.schema)
+    else:
+        cloud_api.clear_through_api(tg.transport())
+    plan = storm.Storm(tg.url, hosts, processes, clients // processes)
+    with bar(title, hosts) as advance:
+        result = storm.run(plan, advance)
+    result["providers_found"] = cloud_size(tg)[1]
+    result["title"] = title
+    settings = {"hosts": hosts, "clients": clients, "processes": processes,
+                "threads": clients // processes, "traits": list(storm.TRAITS)}  # fmt: skip
+    emit(out, "register", tg, settings, result)
+    return result
+
+
+def _storm_table(rows: list[tuple[str, dict[str, Any]]]) -> Table:
+    """Storm runs: rates, errors, and p50/p99 ms per call kind."""
+    kinds = [f"{k} p50/p99" for k in storm.KINDS]
+    table = Table("run", "providers/s", "writes/s", "errors", *kinds, title="register")
+    for title, r in rows:
+        latencies = [f"{r[f'{k}_p50_ms']:.0f}/{r[f'{k}_p99_ms']:.0f}" for k in storm.KINDS]
+        table.add_row(title, f"{r['providers_per_s']:.1f}", f"{r['writes_per_s']:.1f}",
+                      str(r["errors"]), *latencies)  # fmt: skip
+    return table
 
 
 @reference_app.command("start")
