@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from berth.bench import candidates as cand
@@ -189,7 +190,7 @@ def candidates(
                 runs.append(measure_candidates(tg, run_opts, out))
                 names.append(tg.name)
                 titles.append(f"{tg.name} {settings_title(changed)}".strip())
-        title = "candidates " + ", ".join(titles)
+        title = escape("candidates " + ", ".join(titles))
         console.print(comparison(names, runs, "p50_ms", "p50 ms", title))
         console.print(comparison(names, runs, "throughput_rps", "req/s", title))
 
@@ -247,7 +248,7 @@ def _storm_table(rows: list[tuple[str, dict[str, Any]]]) -> Table:
     table = Table("run", "providers/s", "writes/s", "errors", *kinds, title="register")
     for title, r in rows:
         latencies = [f"{r[f'{k}_p50_ms']:.0f}/{r[f'{k}_p99_ms']:.0f}" for k in storm.KINDS]
-        table.add_row(title, f"{r['providers_per_s']:.1f}", f"{r['writes_per_s']:.1f}",
+        table.add_row(escape(title), f"{r['providers_per_s']:.1f}", f"{r['writes_per_s']:.1f}",
                       str(r["errors"]), *latencies)  # fmt: skip
     return table
 
