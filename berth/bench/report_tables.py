@@ -122,12 +122,16 @@ def _clients(x: Line) -> int:
 
 
 def _select(x: Line) -> bool:
+    """select_destinations over HTTP, 32 requests at once, default settings, 10,000 hosts."""
     s = x["settings"]
     return _served_defaults(x) and s.get("mode") == "scheduler" and _clients(x) == 32
 
 
 def _api_claims(partitioning: str) -> Callable[[Line], bool]:
+    """Matches the Placement API claim path as the issue defines it, with ``partitioning``."""
+
     def match(x: Line) -> bool:
+        """Whether ``x`` is such a line."""
         s = x["settings"]
         return (_served_defaults(x) and s.get("mode") == "placement" and _clients(x) == 8
                 and s.get("strategy") == "pack" and s.get("partitioning") == partitioning
@@ -137,11 +141,13 @@ def _api_claims(partitioning: str) -> Callable[[Line], bool]:
 
 
 def _storm(x: Line) -> bool:
+    """The storm from 64 clients against a default-settings berth, 10,000 hosts."""
     s = x["settings"]
     return _served_defaults(x) and s.get("clients") == 64
 
 
 def _p99_and_conflicts(x: Line) -> str:
+    """select_destinations' other targets: p99 <= 200 ms, conflicts <= 1 %."""
     r = x["result"]
     ok = r.get("p99_ms", 1e9) <= 200 and r.get("conflict_pct", 100) <= 1
     return f"p99 {r.get('p99_ms', 0):,.0f} ms, conflicts {r.get('conflict_pct', 0)} %" + (
@@ -150,6 +156,7 @@ def _p99_and_conflicts(x: Line) -> str:
 
 
 def _no_errors(x: Line) -> str:
+    """The storm's other target: no errors."""
     errors = int(x["result"].get("errors", 0))
     return f"{errors} errors" + ("" if errors == 0 else " (missed)")
 

@@ -21,7 +21,6 @@ applies them to the candidates the API returns (:func:`order`).
 from __future__ import annotations
 
 import random
-import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -72,27 +71,48 @@ def scheduler_settings(strategy: str, partitioning: str, index: int, count: int)
 
 
 def owner_function(partitioning: str, workers: int) -> Callable[[str], int]:
-    """Host uuid -> the worker that owns it."""
+    """Host uuid -> the worker that owns it (remembered: a client asks about the same hosts)."""
     if partitioning in ("modulo", "strict"):
-        return lambda uuid: (uuidlib.UUID(uuid).int - 1) % workers
-    if partitioning == "hash":
+
+        def find(uuid: str) -> int:
+            """The lab's host uuids count from 1 (:func:`berth.bench.cloud.host_uuid`)."""
+            return (int(uuid.replace("-", ""), 16) - 1) % workers
+
+    elif partitioning == "hash":
         from berth.scheduler.partition import Ring  # the scheduler's own ring, imported late
 
         names = [f"worker-{i}" for i in range(workers)]
         ring = Ring(names, HASH_REPLICAS)
-        return lambda uuid: names.index(ring.owner(uuid))
-    return lambda uuid: 0
+
+        def find(uuid: str) -> int:
+            """The worker after the uuid's point on the ring."""
+            return names.index(ring.owner(uuid))
+
+    else:
+        return lambda uuid: 0
+    known: dict[str, int] = {}
+
+    def owner(uuid: str) -> int:
+        """``find``, once per host."""
+        found = known.get(uuid)
+        if found is None:
+            found = known[uuid] = find(uuid)
+        return found
+
+    return owner
 
 
 def free_score(summary: Mapping[str, Any], wanted: Mapping[str, int]) -> float:
     """How empty a host is for the classes asked for (0..1, mean over classes)."""
     resources = summary.get("resources", {})
-    parts = []
+    total, counted = 0.0, 0
     for rc in wanted:
         entry = resources.get(rc)
-        if entry and entry.get("capacity"):
-            parts.append(1.0 - entry.get("used", 0) / entry["capacity"])
-    return sum(parts) / len(parts) if parts else 0.0
+        capacity = entry.get("capacity") if entry else 0
+        if capacity:
+            total += 1.0 - entry.get("used", 0) / capacity
+            counted += 1
+    return total / counted if counted else 0.0
 
 
 def order(
