@@ -117,8 +117,8 @@ class Settings:
             raise ValueError("server must be gunicorn or granian")
         if self.shutdown_grace < 1:
             raise ValueError("shutdown_grace must be at least 1 (seconds)")
-        if self.candidates_filter not in ("memory", "sql"):
-            raise ValueError("candidates_filter must be memory or sql")
+        if self.candidates_filter not in ("memory", "sql", "python"):
+            raise ValueError("candidates_filter must be memory, sql or python")
         for name in ("connect", "lock", "statement", "pool"):
             if getattr(self, f"database_{name}_timeout") < 0:
                 raise ValueError(f"database_{name}_timeout must not be negative")

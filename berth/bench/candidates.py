@@ -10,6 +10,8 @@ request of a run is timed apart as the cold one.  The mix:
 ``member_of`` plus ``member_of=<aggregate 0>``
 ``granular``  compute and disk as two request groups, ``group_policy=none``
 ``nested``    compute from one NUMA child (``HW_NUMA_ROOT``), disk unsuffixed
+``seed``      one destination for placement-bench's "medium" (2 vCPU, 4 GB, no disk,
+              ``limit=1``): the seed's "select a destination", on its cloud
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ QUERIES: dict[str, str] = {
         "resources=DISK_GB:20&resources1=VCPU:2,MEMORY_MB:4096"
         "&required1=HW_NUMA_ROOT&group_policy=none&limit=50"
     ),
+    "seed": "resources=VCPU:2,MEMORY_MB:4096&limit=1",
 }
 DEFAULT_MIX = ("limit", "nolimit", "trait", "member_of", "granular")
 

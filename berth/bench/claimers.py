@@ -2,10 +2,12 @@
 
 ``SchedulerClaimer``      berth's scheduler in this process (``select_destinations``)
 ``SchedulerHttpClaimer``  berth's scheduler over HTTP (``POST /scheduler/select_destinations``)
-``PlacementClaimer``      any Placement: ``GET /allocation_candidates``, choose by
-                          strategy and partition, ``PUT /allocations/{consumer}``;
-                          on a 409 sleep 10-100 ms and start again, at most 5 times
-                          (placement-bench's client); with a ``delay`` it is the
+``PlacementClaimer``      any Placement: ``GET /allocation_candidates`` (``limit``),
+                          choose by strategy and partition, ``PUT /allocations/{new
+                          consumer}``; on a 409 sleep 10-100 ms and start again, at
+                          most 5 times (placement-bench's client; with ``strict``
+                          partitions only this client's own hosts are candidates,
+                          none of them fitting is "no host"); with a ``delay`` it is the
                           old design instead: the scheduler selects, the compute
                           host claims ``delay`` later, a collision reschedules
 
@@ -144,6 +146,7 @@ class PlacementClaimer:
         self.strategy = strategy
         self.owner = strategies.owner_function(partitioning, count)
         self.partitioned = partitioning != "none" and count > 1
+        self.strict = partitioning == "strict"
         self.me = index
         self.limit = limit
         self.attempts = attempts
@@ -178,11 +181,17 @@ class PlacementClaimer:
     def _ranked(
         self, found: list[tuple[str, dict[str, Any], Any]], resources: dict[str, int], rng: Any
     ) -> list[int]:
-        """Indices of ``found``, best first: by strategy, then this worker's hosts first."""
-        pairs = [(host, summary) for host, _, summary in found]
-        ranked = strategies.order(pairs, resources, self.strategy, rng)
-        if self.partitioned:
-            ranked = strategies.mine_first(ranked, [h for h, _ in pairs], self.owner, self.me)
+        """Indices of ``found``, best first: by strategy, then this worker's hosts first.
+
+        Strict partitions: this worker's hosts only (possibly none).
+        """
+        kept = [i for i, (host, _, _) in enumerate(found)
+                if not self.strict or self.owner(host) == self.me]  # fmt: skip
+        pairs = [(found[i][0], found[i][2]) for i in kept]
+        ranked = [kept[j] for j in strategies.order(pairs, resources, self.strategy, rng)]
+        if self.partitioned and not self.strict:
+            hosts = [host for host, _, _ in found]
+            ranked = strategies.mine_first(ranked, hosts, self.owner, self.me)
         return ranked
 
     def claim(self, resources: dict[str, int], rng: random.Random) -> Attempt:
@@ -194,13 +203,14 @@ class PlacementClaimer:
         attempt = Attempt()
         for round_ in range(self.attempts):
             found = self.candidates(resources)
+            ranked = self._ranked(found, resources, rng) if found else []
             if found is None:
                 attempt.errors += 1
-            elif not found:
+            elif not ranked:
                 attempt.no_host = True
                 return attempt
             else:
-                host, allocations, _ = found[self._ranked(found, resources, rng)[0]]
+                host, allocations, _ = found[ranked[0]]
                 if self.delay:
                     time.sleep(self.delay)
                 status = self._put(allocations)

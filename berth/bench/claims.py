@@ -6,11 +6,19 @@ target); all warm up, wait at a barrier, then place one instance at a time
 for them (``full_after`` "no valid host" answers in a row).  The parent
 adds up their counts; :mod:`berth.bench.invariants` then checks that no
 provider ended over capacity.
+
+Filling (``plan.fill``, placement-bench's run): one fixed list of requests
+(:func:`berth.bench.fill.request_list`), shared by every scheduler through
+one counter, each taking the next.  A request no host can take is left
+unplaced; a scheduler stops when the smallest size finds no host (its
+partition, or the cloud, is full), and the run ends when every scheduler
+has stopped or the list is used up.
 """
 
 from __future__ import annotations
 
 import cProfile
+import hashlib
 import multiprocessing
 import queue
 import random
@@ -53,16 +61,23 @@ class ClaimsPlan:
     batch: int = 1  # scheduler modes: instances per request (num_instances)
     cpu_time: bool = False  # also CPU ms per claim, the schedulers' and the database's
     cprofile: str = ""  # cProfile scheduler 0's first request stream into this file
+    fill: bytes = b""  # fill mode: the fixed request list (size indices); empty: timed
 
     def settings(self) -> dict[str, Any]:
         """For a result line (the optional knobs only when they are not at their default)."""
         out = {k: v for k, v in asdict(self).items() if OPTIONAL.get(k, _KEEP) != v}
+        out.pop("fill", None)  # the list itself: its length and digest are in the result
         out["target"] = self.target.describe()
         return out
 
     def varied(self) -> dict[str, Any]:
         """The scheduler settings and the batch this run changed, for labels."""
         return {**self.overrides, **({"batch": self.batch} if self.batch != 1 else {})}
+
+    def in_process_settings(self) -> dict[str, Any]:
+        """Settings of scheduler 0 in process: the strategy's and the run's overrides."""
+        chosen = strategies.scheduler_settings(self.strategy, self.partitioning, 0, self.workers)
+        return {**chosen, **self.overrides}
 
 
 # Knobs a result line names only when a run changed them (older lines have none).
@@ -73,6 +88,8 @@ _KEEP = object()
 def make_claimer(plan: ClaimsPlan, index: int) -> Any:
     """The claimer worker ``index`` uses."""
     target = plan.target
+    if plan.mode == "scheduler" and plan.partitioning in strategies.CLIENT_ONLY:
+        raise ValueError(f"{plan.partitioning} partitions need --mode placement")
     if plan.mode == "scheduler" and target.kind == "berth-inproc":
         overrides = strategies.scheduler_settings(
             plan.strategy, plan.partitioning, index, plan.workers
@@ -107,15 +124,16 @@ def tally(stats: Counter[str], attempt: Attempt) -> None:
     stats["server_errors"] += attempt.errors
 
 
-def work(plan: ClaimsPlan, index: int, start: Any, out: Any) -> None:
+def work(plan: ClaimsPlan, index: int, start: Any, out: Any, taken: Any = None) -> None:
     """One scheduler process: warm up, wait for the others, claim until done.
 
     With ``plan.concurrency`` above 1 the process serves that many requests
     at once, one thread each (as a server worker with request threads).
     Puts (index, counts, latencies, seconds active) on ``out``; the counts
-    include the process's CPU time in microseconds (``cpu_us``).
+    include the process's CPU time in microseconds (``cpu_us``).  ``taken``
+    is the shared position in the fill list (fill mode).
     """
-    loops = _loops(plan, index)
+    loops = _loops(plan, index, Queue(plan.fill, taken) if plan.fill else None)
     profile = cProfile.Profile(time.process_time) if plan.cprofile and index == 0 else None
     start.wait()
     began, cpu = time.monotonic(), time.process_time()
@@ -135,11 +153,11 @@ def work(plan: ClaimsPlan, index: int, start: Any, out: Any) -> None:
     out.put((index, dict(stats), latencies, active))
 
 
-def _loops(plan: ClaimsPlan, index: int) -> list[_Loop]:
+def _loops(plan: ClaimsPlan, index: int, queue_: Queue | None) -> list[_Loop]:
     """Scheduler ``index``'s request streams, their claimers warmed up.
 
     An in-process scheduler is shared by the streams; other targets get a
-    client each.
+    client each.  In fill mode they take their requests from ``queue_``.
     """
     first = make_claimer(plan, index)
     shared = isinstance(first, SchedulerClaimer)
@@ -147,7 +165,7 @@ def _loops(plan: ClaimsPlan, index: int) -> list[_Loop]:
                 for n in range(plan.concurrency)]  # fmt: skip
     for claimer in claimers if not shared else [first]:
         claimer.warm_up()
-    return [_Loop(plan, claimer, plan.seed * 1000 + index * 64 + n)
+    return [_Loop(plan, claimer, plan.seed * 1000 + index * 64 + n, queue_)
             for n, claimer in enumerate(claimers)]  # fmt: skip
 
 
@@ -161,19 +179,43 @@ def _run_loops(loops: list[_Loop], deadline: float) -> None:
         thread.join()
 
 
+class Queue:
+    """This process's view of the shared fill list: take the next request, or stop."""
+
+    def __init__(self, sizes: bytes, taken: Any) -> None:
+        self.sizes = sizes
+        self.taken = taken  # a multiprocessing.Value shared by every scheduler
+        self.stopped = threading.Event()  # this scheduler's partition (or the cloud) is full
+
+    def next(self) -> int | None:
+        """The next request's size index; None once the list is used up or we stopped."""
+        if self.stopped.is_set():
+            return None
+        with self.taken.get_lock():
+            position = self.taken.value
+            if position >= len(self.sizes):
+                return None
+            self.taken.value = position + 1
+        return int(self.sizes[position])
+
+
 class _Loop:
     """One stream of requests, one at a time, until the deadline or the cloud is full."""
 
-    def __init__(self, plan: ClaimsPlan, claimer: Any, seed: int) -> None:
+    def __init__(self, plan: ClaimsPlan, claimer: Any, seed: int, queue_: Queue | None) -> None:
         self.plan = plan
         self.claimer = claimer
         self.rng = random.Random(seed)
+        self.queue = queue_
         self.stats: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.full = False
 
     def run(self, deadline: float) -> None:
         """Claim until ``deadline``, or until ``full_after`` answers in a row found no host."""
+        if self.queue is not None:
+            self.fill(self.queue, deadline)
+            return
         misses = 0
         while time.monotonic() < deadline and misses < self.plan.full_after:
             t0 = time.perf_counter()
@@ -184,12 +226,31 @@ class _Loop:
             tally(self.stats, attempt)
         self.full = misses >= self.plan.full_after
 
+    def fill(self, queue_: Queue, deadline: float) -> None:
+        """Requests from the fill list until it is used up, or the smallest finds no host."""
+        while time.monotonic() < deadline:
+            index = queue_.next()
+            if index is None:
+                return
+            vcpu, ram = strategies.SIZES[index]
+            t0 = time.perf_counter()
+            attempt = self.claimer.claim({"VCPU": vcpu, "MEMORY_MB": ram}, self.rng)
+            if attempt.claimed:
+                self.latencies.append(time.perf_counter() - t0)
+            tally(self.stats, attempt)
+            if attempt.no_host and index == 0:  # not even the smallest fits: full
+                self.full = True
+                queue_.stopped.set()
+                return
+
 
 def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
     """Run the workers; the summed result."""
     mp = multiprocessing.get_context("spawn")
-    start, out = mp.Barrier(plan.workers + 1), mp.Queue()
-    procs = [mp.Process(target=work, args=(plan, i, start, out)) for i in range(plan.workers)]
+    start, out, taken = mp.Barrier(plan.workers + 1), mp.Queue(), mp.Value("q", 0)
+    procs = [
+        mp.Process(target=work, args=(plan, i, start, out, taken)) for i in range(plan.workers)
+    ]
     for p in procs:
         p.start()
     try:
@@ -200,8 +261,10 @@ def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
         raise RuntimeError("a scheduler process failed to start (see its traceback)") from None
     began = time.monotonic()
     database_cpu = procfs.database_cpu_s() if plan.cpu_time else 0.0
-    results = _gather(procs, out, plan, began, advance)
+    results = _gather(procs, out, plan, began, advance, taken)
     summary = summarise(results, plan.seconds)
+    if plan.fill:
+        summary.update(fill_summary(results, plan.fill, int(taken.value)))
     if plan.cpu_time:
         summary.update(cpu_per_claim(results, procfs.database_cpu_s() - database_cpu))
     for p in procs:
@@ -210,11 +273,19 @@ def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
 
 
 def _gather(
-    procs: list[Any], out: Any, plan: ClaimsPlan, began: float, advance: Advance | None
+    procs: list[Any],
+    out: Any,
+    plan: ClaimsPlan,
+    began: float,
+    advance: Advance | None,
+    taken: Any,
 ) -> list[tuple[dict[str, int], list[float], float]]:
-    """Every worker's (counts, latencies, seconds active), moving the bar meanwhile."""
+    """Every worker's (counts, latencies, seconds active), moving the bar meanwhile.
+
+    The bar counts seconds, or in fill mode the requests taken from the list.
+    """
     results: list[tuple[dict[str, int], list[float], float]] = []
-    shown = 0
+    shown, total = 0, len(plan.fill) or int(plan.seconds)
     while len(results) < len(procs):
         try:
             _, counts, lat, active = out.get(timeout=1.0)
@@ -222,16 +293,18 @@ def _gather(
         except queue.Empty:
             if not any(p.is_alive() for p in procs) and out.empty():
                 raise RuntimeError("a scheduler process died (see its traceback)") from None
-        now = int(min(plan.seconds, time.monotonic() - began))
+        now = int(taken.value) if plan.fill else int(min(plan.seconds, time.monotonic() - began))
         if advance and now > shown:
             advance(now - shown)
             shown = now
-    if advance and shown < int(plan.seconds):
-        advance(int(plan.seconds) - shown)
+    if advance and shown < total:
+        advance(total - shown)
     return results
 
 
-def summarise(results: list[tuple[dict[str, int], list[float], float]], seconds: float) -> dict:
+def summarise(
+    results: list[tuple[dict[str, int], list[float], float]], seconds: float
+) -> dict[str, Any]:
     """Totals and rates over the run (rates over the longest worker's active time)."""
     stats: Counter[str] = Counter()
     latencies: list[float] = []
@@ -256,6 +329,27 @@ def summarise(results: list[tuple[dict[str, int], list[float], float]], seconds:
         "cloud_full": stats["full"] > 0,
         "elapsed_s": round(elapsed, 2),
         **latency_summary(latencies),
+    }
+
+
+def fill_summary(
+    results: list[tuple[dict[str, int], list[float], float]], sizes: bytes, taken: int
+) -> dict[str, Any]:
+    """What a fill run adds: the list, how far it got, why it ended, the rate of placements."""
+    placed = sum(counts.get("claimed", 0) for counts, _, _ in results)
+    seconds = max((took for _, _, took in results), default=0.0)
+    stopped = sum(counts.get("full", 0) for counts, _, _ in results)
+    ended = "full" if stopped == len(results) else "list" if taken >= len(sizes) else "time"
+    return {
+        "list_length": len(sizes),
+        "list_sha256": hashlib.sha256(sizes).hexdigest()[:16],
+        "list_taken": min(taken, len(sizes)),
+        "placed": placed,
+        "unplaced": sum(counts.get("no_host", 0) for counts, _, _ in results),
+        "workers_full": stopped,
+        "ended": ended,
+        "seconds": round(seconds, 3),
+        "placed_per_s": round(placed / seconds, 2) if seconds else 0.0,
     }
 
 

@@ -12,13 +12,38 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from berth.bench import candidates as cand
-from berth.bench import cli_claims, cloud, fuzz, plots, procfs, records, reference, report
-from berth.bench.cli_options import AGAINST, DATABASE, OUT, TARGET, console, emit
+from berth.bench import (
+    cli_claims,
+    cloud,
+    cloud_api,
+    cloud_db,
+    fuzz,
+    plots,
+    procfs,
+    records,
+    reference,
+    report,
+)
+from berth.bench import register as storm
+from berth.bench.cli_options import (
+    AGAINST,
+    DATABASE,
+    OUT,
+    SERVER_WORKERS,
+    SETTINGS,
+    TARGET,
+    as_env,
+    console,
+    emit,
+    overrides,
+)
 from berth.bench.populate import cloud_size, populate_target
 from berth.bench.progress import bar
+from berth.bench.summary import settings_title
 from berth.bench.targets import Target, berth_database, open_target
 
 app = typer.Typer(help="The benchmark lab: measure berth and any Placement.", no_args_is_help=True)
@@ -31,7 +56,9 @@ DEFAULT_PLOTS = Path("docs/bench")
 
 @app.command()
 def populate(
-    target: str = TARGET,
+    target: str = typer.Option(
+        "inproc", help="inproc (berth's database, written directly), reference or a URL."
+    ),
     database_url: str = DATABASE,
     profile: str = typer.Option("placement-bench", help="placement-bench or candidates."),
     hosts: int = typer.Option(
@@ -108,9 +135,13 @@ def measure_candidates(target: Target, opts: dict[str, Any], out: str) -> Rows:
     return found
 
 
-def comparison(names: list[str], runs: list[Rows], metric: str, label: str) -> Table:
+def comparison(
+    names: list[str], runs: list[Rows], metric: str, label: str, title: str = ""
+) -> Table:
     """One row per (query, concurrency): the metric per target and its ratio to the first."""
-    table = Table(label, "c", "found", *names, *(f"{n} / {names[0]}" for n in names[1:]))
+    table = Table(
+        label, "c", "found", *names, *(f"{n} / {names[0]}" for n in names[1:]), title=title or None
+    )
     for key in runs[0]:
         values = [run.get(key, {}).get(metric, 0.0) for run in runs]
         found = "/".join(str(run.get(key, {}).get("candidates", "-")) for run in runs)
@@ -131,26 +162,95 @@ def candidates(
     concurrency: int = typer.Option(1, help="Highest concurrency (1, 2, 4, ... up to it)."),
     requests: int = typer.Option(200, help="Requests per query and concurrency."),
     seconds: float = typer.Option(20.0, help="At most this long per query and concurrency."),
-    server_workers: int = typer.Option(1, help="Worker processes of a berth the lab serves."),
+    server_workers: int = SERVER_WORKERS,
     server: str = typer.Option("granian", help="granian or gunicorn (serve)."),
-    filter_: str = typer.Option("memory", "--filter", help="berth: memory or sql filtering."),
+    filter_: str = typer.Option(
+        "",
+        "--filter",
+        help="berth: memory (its index), sql (in the database) or python (every host read "
+        "and filtered in Python per request); default: the server's setting.",
+    ),
+    settings: list[str] = SETTINGS,
     out: str = OUT,
 ) -> None:
     """Latency percentiles and throughput of GET /allocation_candidates."""
     opts = {
         "queries": [q for q in queries.split(",") if q] if "&" not in queries else [queries],
         "concurrency": concurrency, "requests": requests, "seconds": seconds,
-        "server_workers": server_workers, "server": server, "filter": filter_,
+        "server_workers": server_workers, "server": server,
     }  # fmt: skip
-    names, runs = [], []
-    env = {"BERTH_CANDIDATES_FILTER": filter_}
-    for name in [target, *against]:
-        with open_target(name, database_url, server_workers, server, env) as tg:
-            tg.overrides = {"candidates_filter": filter_}
-            runs.append(measure_candidates(tg, opts, out))
-            names.append(tg.name)
-    console.print(comparison(names, runs, "p50_ms", "p50 ms"))
-    console.print(comparison(names, runs, "throughput_rps", "req/s"))
+    for extra in overrides(settings):
+        chosen = {**extra, **({"candidates_filter": filter_} if filter_ else {})}
+        names, runs, titles = [], [], []
+        for name in [target, *against]:
+            with open_target(name, database_url, server_workers, server, as_env(chosen)) as tg:
+                changed = tg.conditions()["settings"]
+                found = changed.get("candidates_filter", "memory")
+                run_opts = {**opts, "filter": found if tg.is_berth else ""}
+                runs.append(measure_candidates(tg, run_opts, out))
+                names.append(tg.name)
+                titles.append(f"{tg.name} {settings_title(changed)}".strip())
+        title = escape("candidates " + ", ".join(titles))
+        console.print(comparison(names, runs, "p50_ms", "p50 ms", title))
+        console.print(comparison(names, runs, "throughput_rps", "req/s", title))
+
+
+@app.command("register")
+def register_command(
+    target: str = TARGET,
+    database_url: str = DATABASE,
+    hosts: int = typer.Option(1000, "--hosts", "-n", help="Hosts that register."),
+    clients: int = typer.Option(64, help="Concurrent clients (processes x threads)."),
+    processes: int = typer.Option(2, help="Client processes the clients are spread over."),
+    server_workers: int = SERVER_WORKERS,
+    repeat: int = typer.Option(1, help="Runs (the cloud emptied before each)."),
+    settings: list[str] = SETTINGS,
+    out: str = OUT,
+) -> None:
+    """The registration storm: hosts registering through the API as nova-compute does."""
+    if clients % processes:
+        raise typer.BadParameter(f"{clients} clients do not split over {processes} processes")
+    if target == "inproc":
+        raise typer.BadParameter("the storm goes over HTTP: serve, reference or a URL")
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for extra in overrides(settings) if target == "serve" else [{}]:
+        with open_target(target, database_url, server_workers, env=as_env(extra)) as tg:
+            changed = tg.conditions()["settings"]
+            title = f"register {tg.name} C={processes}x{clients // processes} "
+            title = (title + settings_title(changed)).strip()
+            for _ in range(repeat):
+                rows.append((title, _storm(tg, hosts, processes, clients, title, out)))
+    console.print(_storm_table(rows))
+
+
+def _storm(
+    tg: Target, hosts: int, processes: int, clients: int, title: str, out: str
+) -> dict[str, Any]:
+    """Empty the target's cloud, run the storm, count what registered, write the line."""
+    if tg.database_url:
+        cloud_db.into_database(tg.database_url, [], tg.schema)
+    else:
+        cloud_api.clear_through_api(tg.transport())
+    plan = storm.Storm(tg.url, hosts, processes, clients // processes)
+    with bar(title, hosts) as advance:
+        result = storm.run(plan, advance)
+    result["providers_found"] = cloud_size(tg)[1]
+    result["title"] = title
+    settings = {"hosts": hosts, "clients": clients, "processes": processes,
+                "threads": clients // processes, "traits": list(storm.TRAITS)}  # fmt: skip
+    emit(out, "register", tg, settings, result)
+    return result
+
+
+def _storm_table(rows: list[tuple[str, dict[str, Any]]]) -> Table:
+    """Storm runs: rates, errors, and p50/p99 ms per call kind."""
+    kinds = [f"{k} p50/p99" for k in storm.KINDS]
+    table = Table("run", "providers/s", "writes/s", "errors", *kinds, title="register")
+    for title, r in rows:
+        latencies = [f"{r[f'{k}_p50_ms']:.0f}/{r[f'{k}_p99_ms']:.0f}" for k in storm.KINDS]
+        table.add_row(escape(title), f"{r['providers_per_s']:.1f}", f"{r['writes_per_s']:.1f}",
+                      str(r["errors"]), *latencies)  # fmt: skip
+    return table
 
 
 @reference_app.command("start")

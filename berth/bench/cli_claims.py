@@ -1,180 +1,203 @@
-"""``berth bench claims | compute-claims | workers``; :func:`register` adds them to the app."""
+"""``berth bench claims | fill | compute-claims | workers``; :func:`register` adds them."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import itertools
-from collections.abc import Iterator
+import os
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from berth.bench import candidates as cand
-from berth.bench import invariants, strategies
-from berth.bench.claims import ClaimsPlan, run
-from berth.bench.cli_options import AGAINST, DATABASE, OUT, TARGET, console, emit
-from berth.bench.cloud import from_profile
-from berth.bench.populate import host_count, populate_target
-from berth.bench.progress import clock, timed
-from berth.bench.summary import settings_label
-from berth.bench.targets import Target, berth_database, berth_server, open_target
+from berth.bench import strategies
+from berth.bench.claim_runs import (
+    Row,
+    claims_table,
+    fill_table,
+    mode_for,
+    numbered,
+    one_run,
+    split,
+    target_for,
+)
+from berth.bench.claims import ClaimsPlan
+from berth.bench.cli_options import (
+    AGAINST,
+    DATABASE,
+    OUT,
+    SERVER_WORKERS,
+    SETTINGS,
+    TARGET,
+    console,
+    emit,
+    overrides,
+)
+from berth.bench.progress import clock
+from berth.bench.targets import berth_database, berth_server
 
-RESULT_COLUMNS = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups")
-
-
-def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
-    """Comma-separated choices, each one of ``allowed``."""
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise typer.BadParameter(f"unknown {what} {bad}; choose from {list(allowed)}")
-    return values
-
-
-@contextlib.contextmanager
-def _target_for(
-    name: str, database_url: str, strategy: str, partitioning: str, server_workers: int
-) -> Iterator[Target]:
-    """The target; a berth the lab serves gets this strategy and partitioning as settings."""
-    env = strategies.server_env(strategy, partitioning)
-    with open_target(name, database_url, server_workers, env=env) as target:
-        yield target
-
-
-def _one_run(plan: ClaimsPlan, hosts: int, out: str, kind: str) -> dict[str, Any]:
-    """Repopulate (``hosts`` > 0), claim, check capacity, write the result line."""
-    target = plan.target
-    if hosts:
-        populate_target(target, from_profile("placement-bench", hosts), show=False)
-    label = (
-        f"{kind} {target.name} {plan.strategy}/{plan.partitioning} "
-        f"W={plan.workers}x{plan.concurrency} {settings_label(plan.varied())}"
-    )
-    with timed(label, plan.seconds) as advance:
-        result = run(plan, advance)
-    result.update(
-        invariants.check(None if target.is_berth else target.transport(), target.database_url)
-    )
-    hosts = hosts or host_count(target)
-    result["hosts"] = hosts
-    emit(out, kind, target, {**plan.settings(), "hosts": hosts}, result)
-    return result
+MODE = typer.Option(
+    "auto",
+    help="scheduler (berth's: POST /scheduler/select_destinations, or its Python API in "
+    "process), placement (the client claims: GET /allocation_candidates, PUT /allocations) "
+    "or auto (scheduler for berth, placement for any other).",
+)
+STRATEGY = typer.Option(
+    "pack",
+    help="pack, spread, random or default (berth's default weighers; a client takes the "
+    "first candidate), comma-separated.",
+)
+WORKERS = typer.Option(8, help="Client (scheduler) processes.")
+CONCURRENCY = typer.Option(
+    [1], help="Requests each client process makes at once, one thread each (repeatable)."
+)
+HOSTS = typer.Option(
+    [], help="Repopulate with this many placement-bench hosts before each run (repeatable)."
+)
+REPEAT = typer.Option(1, help="Runs per combination (report the median).")
 
 
-def _overrides(pairs: list[str]) -> list[dict[str, Any]]:
-    """``--set name=v1,v2`` options as one settings dict per combination."""
-    combos: list[dict[str, Any]] = [{}]
-    for pair in pairs:
-        name, sep, values = pair.partition("=")
-        if not sep or not name.strip():
-            raise typer.BadParameter(f"--set wants NAME=VALUE[,VALUE...], got {pair!r}")
-        key = name.strip().lower().removeprefix("berth_")
-        combos = [{**c, key: v.strip()} for c in combos for v in values.split(",")]
-    return combos
+def _heading(kind: str, database_url: str) -> str:
+    """What every row of a console table shares: the database kind and the load now."""
+    db = berth_database(database_url).split(":", 1)[0].split("+", 1)[0]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return f"{kind}: database {db}, load average {load:.1f} on {os.cpu_count()} cores"
 
 
-# (target, strategy, partitioning, hosts, concurrency, settings label, result)
-Row = tuple[str, str, str, int, int, str, dict[str, Any]]
-
-
-def _table(rows: list[Row]) -> Table:
-    """The claims runs side by side."""
-    table = Table("target", "strategy", "part.", "hosts", "conc.", "settings", "claims/s",
-                  "confl./s", "confl. %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
-                  "over cap.")  # fmt: skip
-    for name, strategy, part, hosts, conc, extra, r in rows:
-        figures = [r[c] for c in (*RESULT_COLUMNS, "server_errors", "p50_ms", "p99_ms")]
-        cells = [f"{v:.1f}" if isinstance(v, float) else str(v) for v in figures]
-        table.add_row(
-            name, strategy, part, str(hosts), str(conc), extra, *cells, str(r["over_capacity"])
-        )
-    return table
+def _plans(
+    kind: str, targets: list[str], database_url: str, mode: str, strategy: str,
+    partitioning: str, settings: list[str], server_workers: int, make: Any,
+    runs: Any,
+) -> list[Row]:  # fmt: skip
+    """Every target x strategy x partitioning x ``--set`` combination, a server for each."""
+    rows: list[Row] = []
+    for name in targets:
+        chosen = mode_for(mode, name)
+        for s in split(strategy, strategies.STRATEGIES, "strategy"):
+            for p in split(partitioning, strategies.PARTITIONINGS, "partitioning"):
+                for extra in overrides(settings) if name in ("inproc", "serve") else [{}]:
+                    with target_for(name, database_url, chosen, s, p, server_workers, extra) as tg:
+                        rows += runs(make(tg, chosen, s, p, extra))
+    return rows
 
 
 def claims(
     target: str = TARGET,
     against: list[str] = AGAINST,
     database_url: str = DATABASE,
-    mode: str = typer.Option(
-        "auto", help="scheduler (berth's), placement (client-side claims) or auto."
+    mode: str = MODE,
+    strategy: str = STRATEGY,
+    partitioning: str = typer.Option(
+        "none,modulo",
+        help="none, modulo, strict (placement-bench's: own hosts only; --mode placement) or "
+        "hash, comma-separated.",
     ),
-    strategy: str = typer.Option("pack", help="pack, spread, random (comma-separated)."),
-    partitioning: str = typer.Option("none,modulo", help="none, modulo, hash (comma-separated)."),
-    workers: int = typer.Option(8, help="Concurrent scheduler processes."),
+    workers: int = WORKERS,
     seconds: float = typer.Option(10.0, help="How long each run claims."),
-    hosts: list[int] = typer.Option(
-        [], help="Repopulate with this many placement-bench hosts before each run (repeatable)."
+    hosts: list[int] = HOSTS,
+    repeat: int = REPEAT,
+    limit: int = typer.Option(
+        50, help="Client-side claims: limit= on GET /allocation_candidates (0: none)."
     ),
-    repeat: int = typer.Option(1, help="Runs per combination (report the median)."),
-    limit: int = typer.Option(0, help="Client-side: limit on GET /allocation_candidates."),
-    server_workers: int = typer.Option(2, help="Worker processes of a berth the lab serves."),
-    concurrency: list[int] = typer.Option(
-        [1], help="Requests each scheduler serves at once, one thread each (repeatable)."
-    ),
-    settings: list[str] = typer.Option(
-        [],
-        "--set",
-        help="Scheduler setting for berth in process, NAME=V1[,V2...]: one run per value "
-        "(repeatable; e.g. --set scheduler_claim_batch=0,64).",
-    ),
+    server_workers: int = SERVER_WORKERS,
+    concurrency: list[int] = CONCURRENCY,
+    settings: list[str] = SETTINGS,
     batch: int = typer.Option(
         1, help="Instances per request (num_instances; --mode scheduler only)."
     ),
     cpu_time: bool = typer.Option(
         False,
         "--cpu-time",
-        help="Also CPU ms per successful claim: the scheduler processes', and the database "
-        "servers' on this machine (Linux /proc).",
+        help="Also CPU ms per successful claim: the client (scheduler) processes', and the "
+        "database servers' on this machine (Linux /proc).",
     ),
     cprofile: str = typer.Option(
-        "", help="cProfile scheduler 0's first request stream (CPU time) into this file."
+        "", help="cProfile client 0's first request stream (CPU time) into this file."
     ),
     out: str = OUT,
 ) -> None:
-    """W schedulers claiming at once: claims/s, conflicts, retries, give-ups, latency."""
-    rows: list[Row] = []
-    combos = list(itertools.product(concurrency, _overrides(settings)))
-    for name in [target, *against]:
-        for s in _split(strategy, strategies.STRATEGIES, "strategy"):
-            for p in _split(partitioning, strategies.PARTITIONINGS, "partitioning"):
-                with _target_for(name, database_url, s, p, server_workers) as tg:
-                    base = ClaimsPlan(
-                        tg, _mode(mode, tg, batch), s, p, workers, seconds, limit=limit,
-                        batch=batch, cpu_time=cpu_time, cprofile=cprofile,
-                    )  # fmt: skip
-                    rows += _runs(base, hosts or [0], combos, repeat, out)
-    console.print(_table(rows))
-
-
-def _mode(asked: str, target: Target, batch: int) -> str:
-    """The claims mode for ``target`` (``auto``: berth's scheduler where there is one)."""
-    chosen = asked if asked != "auto" else ("scheduler" if target.is_berth else "placement")
-    if batch != 1 and chosen != "scheduler":
+    """W clients claiming at once: claims/s, conflicts, retries, give-ups, latency."""
+    if batch != 1 and mode == "placement":
         raise typer.BadParameter(f"--batch {batch} needs --mode scheduler (a berth target)")
-    return chosen
+
+    def make(tg: Any, chosen: str, s: str, p: str, extra: dict[str, str]) -> ClaimsPlan:
+        """The run's plan on target ``tg``."""
+        if batch != 1 and chosen != "scheduler":
+            raise typer.BadParameter(f"--batch {batch} needs --mode scheduler (a berth target)")
+        return ClaimsPlan(
+            tg, chosen, s, p, workers, seconds, limit=limit, batch=batch, cpu_time=cpu_time,
+            cprofile=cprofile, overrides=dict(extra),
+        )  # fmt: skip
+
+    def runs(base: ClaimsPlan) -> list[Row]:
+        """Every host count and concurrency of ``base``, ``repeat`` times each."""
+        found: list[Row] = []
+        for n in hosts or [0]:
+            for c in concurrency:
+                plan = dataclasses.replace(base, concurrency=c)
+                for _ in range(repeat):
+                    result = one_run(plan, n, out, "claims")
+                    found.append((result["title"], result["hosts"], result))
+        return found
+
+    targets = [target, *against]
+    rows = _plans("claims", targets, database_url, mode, strategy, partitioning, settings,
+                  server_workers, make, runs)  # fmt: skip
+    console.print(numbered(rows), markup=False, highlight=False)
+    console.print(claims_table(rows, _heading("claims", database_url)))
 
 
-def _runs(
-    base: ClaimsPlan,
-    hosts: list[int],
-    combos: list[tuple[int, dict[str, Any]]],
-    repeat: int,
-    out: str,
-) -> list[Row]:
-    """Every host count x (concurrency, settings) of ``base``, ``repeat`` times each."""
-    rows: list[Row] = []
-    for n in hosts:
-        for c, extra in combos:
-            plan = dataclasses.replace(base, concurrency=c, overrides=extra)
-            for _ in range(repeat):
-                result = _one_run(plan, n, out, "claims")
-                label = settings_label(plan.varied())
-                rows.append(
-                    (plan.target.name, plan.strategy, plan.partitioning, n, c, label, result)
-                )
-    return rows
+def fill(
+    target: str = TARGET,
+    against: list[str] = AGAINST,
+    database_url: str = DATABASE,
+    mode: str = MODE,
+    strategy: str = STRATEGY,
+    partitioning: str = typer.Option(
+        "none",
+        help="none, modulo, strict (placement-bench's modulo: a client stops when its own "
+        "hosts are full; --mode placement) or hash, comma-separated.",
+    ),
+    workers: int = WORKERS,
+    hosts: list[int] = typer.Option(
+        [100], help="Fill a fresh placement-bench cloud of this many hosts (repeatable)."
+    ),
+    seed: int = typer.Option(0, help="The request list's seed (same seed, same cloud: same list)."),
+    seconds: float = typer.Option(600.0, help="Stop a run that takes longer than this."),
+    repeat: int = REPEAT,
+    limit: int = typer.Option(
+        0, help="Client-side claims: limit= on GET /allocation_candidates (0: all candidates)."
+    ),
+    server_workers: int = SERVER_WORKERS,
+    concurrency: list[int] = CONCURRENCY,
+    settings: list[str] = SETTINGS,
+    out: str = OUT,
+) -> None:
+    """placement-bench's run: one fixed request list, until the cloud is full."""
+
+    def make(tg: Any, chosen: str, s: str, p: str, extra: dict[str, str]) -> ClaimsPlan:
+        """The run's plan on target ``tg``."""
+        return ClaimsPlan(
+            tg, chosen, s, p, workers, seconds, limit=limit, seed=seed, overrides=dict(extra)
+        )
+
+    def runs(base: ClaimsPlan) -> list[Row]:
+        """Every host count and concurrency of ``base``, ``repeat`` times each."""
+        found: list[Row] = []
+        for n in hosts:
+            for c in concurrency:
+                plan = dataclasses.replace(base, concurrency=c)
+                for _ in range(repeat):
+                    result = one_run(plan, n, out, "fill")
+                    found.append((result["title"], result["hosts"], result))
+        return found
+
+    if not all(n > 0 for n in hosts):
+        raise typer.BadParameter("fill needs a host count above 0", param_hint="--hosts")
+    rows = _plans("fill", [target, *against], database_url, mode, strategy, partitioning,
+                  settings, server_workers, make, runs)  # fmt: skip
+    console.print(numbered(rows), markup=False, highlight=False)
+    console.print(fill_table(rows, _heading("fill", database_url)))
 
 
 def compute_claims(
@@ -190,8 +213,8 @@ def compute_claims(
 ) -> None:
     """The old design (compute host claims after a delay) vs claiming in the scheduler."""
     rows = []
-    with _target_for(target, database_url, strategy, "none", 2) as tg:
-        new = "scheduler" if tg.is_berth else "placement"
+    new = mode_for("auto", target)
+    with target_for(target, database_url, new, strategy, "none", 2, {}) as tg:
         for design in ("compute", new):
             plan = ClaimsPlan(
                 tg,
@@ -203,7 +226,7 @@ def compute_claims(
                 attempts=attempts,
                 delay=delay_ms / 1000,
             )
-            result = _one_run(plan, hosts, out, "compute-claims")
+            result = one_run(plan, hosts, out, "compute-claims")
             per_boot = result["retries"] / result["claimed"] if result["claimed"] else 0.0
             rows.append((design, result, per_boot))
     table = Table(
@@ -233,7 +256,7 @@ def workers(
 ) -> None:
     """API throughput against the number of worker processes, per HTTP server."""
     table = Table("server", "workers", "req/s", "p50 ms", "p99 ms", "errors")
-    for server in _split(servers, ("gunicorn", "granian"), "server"):
+    for server in split(servers, ("gunicorn", "granian"), "server"):
         for n in [int(x) for x in processes.split(",")]:
             with berth_server(berth_database(database_url), n, server) as tg:
                 transport = tg.transport()
@@ -261,7 +284,8 @@ def workers(
 
 
 def register(app: typer.Typer) -> None:
-    """Add claims, compute-claims and workers to ``app``."""
+    """Add claims, fill, compute-claims and workers to ``app``."""
     app.command()(claims)
+    app.command()(fill)
     app.command("compute-claims")(compute_claims)
     app.command()(workers)

@@ -100,8 +100,8 @@ class Topology:
 
 # Named starting points; every field can still be overridden.
 PROFILES: dict[str, Topology] = {
-    # placement-bench (2016): 24 cores x16, 256 GB x1.5.
-    "placement-bench": Topology(),
+    # placement-bench (2016): 24 cores x16, 256 GB x1.5 with 1,024 MB reserved for the host.
+    "placement-bench": Topology(memory_reserved_mb=1024),
     # The allocation-candidates issue's cloud: 64 cores x16, 256 GB x1.5 (512 reserved),
     # 2 TB disk, 10% with CUSTOM_GPU, 10 aggregates.
     "candidates": Topology(

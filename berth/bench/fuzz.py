@@ -362,7 +362,7 @@ def fuzz_target(
     if name != "serve":
         raise typer.BadParameter("fuzz wants serve or a URL", param_hint="target")
     url = database_url or f"sqlite:///{log.parent / 'fuzz.sqlite'}"
-    with berth_server(url, workers, server, log_path=str(log)) as target:
+    with berth_server(url, workers, server, log_path=str(log), quiet=True) as target:
         yield target
 
 

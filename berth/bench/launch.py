@@ -67,9 +67,18 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
 
 
 def server_env(
-    data_dir: str, database_url: str | None, port: int, workers: int, env: dict[str, str] | None
+    data_dir: str,
+    database_url: str | None,
+    port: int,
+    workers: int,
+    env: dict[str, str] | None,
+    quiet: bool = True,
 ) -> dict[str, str]:
-    """This process's environment with the ``BERTH_*`` settings of a server on ``port``."""
+    """This process's environment with the ``BERTH_*`` settings of a server on ``port``.
+
+    ``quiet`` turns the log level down to warnings (tests); without it the
+    server logs as berth does by default (a benchmark of the defaults).
+    """
     full = dict(os.environ)
     full.update(
         {
@@ -77,9 +86,10 @@ def server_env(
             "BERTH_DATABASE_URL": database_url or f"sqlite:///{data_dir}/berth.sqlite",
             "BERTH_BIND": f"127.0.0.1:{port}",
             "BERTH_WORKERS": str(workers),
-            "BERTH_LOG_LEVEL": "WARNING",
         }
     )
+    if quiet:
+        full["BERTH_LOG_LEVEL"] = "WARNING"
     full.update(env or {})
     return full
 
@@ -91,10 +101,12 @@ def serve(
     env: dict[str, str] | None = None,
     log_path: str | None = None,
     cwd: str | Path | None = None,
+    quiet: bool = True,
 ) -> Iterator[Server]:
     """Run ``berth serve`` on a free port (a fresh SQLite file when no database is given).
 
-    ``env`` adds or overrides ``BERTH_*`` variables; the server's output goes
+    ``env`` adds or overrides ``BERTH_*`` variables (``quiet``: warnings and
+    errors only, unless ``env`` says otherwise); the server's output goes
     to ``log_path`` (default: a file in its temporary data directory), whose
     tail is printed to stderr when a RuntimeError ends the block (the server
     did not come up, or a run against it failed).
@@ -102,7 +114,7 @@ def serve(
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="berth-serve-") as tmp:
         log_file = log_path or os.path.join(tmp, "server.log")
-        full_env = server_env(tmp, database_url, port, workers, env)
+        full_env = server_env(tmp, database_url, port, workers, env, quiet)
         started = time.monotonic()
         with open(log_file, "ab") as log:
             proc = subprocess.Popen(

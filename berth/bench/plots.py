@@ -4,10 +4,11 @@ matplotlib is optional (the ``bench`` extra, ``pip install 'berth[bench]'``):
 it is imported only when a plot is drawn, and without it :func:`draw_all`
 raises :class:`PlotsUnavailable` saying how to install it.
 
-Three pictures: candidates p50 against hosts (per target), claims/s
-against hosts (per target, strategy and partitioning), and the seed's
-question, filtering in the database vs in memory (berth's two modes).
-Each series is the median over repeated runs.
+Four pictures: candidates p50 against hosts (per target), claims/s
+against hosts (per target, mode, strategy, partitioning and clients), and
+the seed's question, filtering in the database vs in Python vs in memory
+(berth's three modes; and the seed's own figures beside them, on its
+cloud).  Each series is the median over repeated runs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from berth.bench.summary import Line, group, median_of, target_label
+from berth.bench.seed import SEED_FILTERING
+from berth.bench.summary import Line, changed_settings, group, median_of, target_label
 
 Series = dict[str, list[tuple[float, float]]]
 MISSING = "the plots need matplotlib, which is not installed: pip install 'berth[bench]'"
@@ -116,19 +118,38 @@ def _candidates_label(query: str) -> Callable[[Line], str | None]:
 
 
 def _claims_label(x: Line) -> str:
-    """Target, strategy/partitioning and scheduler count of a claims line."""
+    """Target, mode, strategy/partitioning and clients of a claims line (* settings changed)."""
     s = x["settings"]
-    return f"{target_label(x)} {s.get('strategy')}/{s.get('partitioning')} W={s.get('workers')}"
+    tuned = "*" if changed_settings(x) else ""
+    return (f"{target_label(x)} {s.get('mode', '')} {s.get('strategy')}/{s.get('partitioning')} "
+            f"W={s.get('workers')}x{s.get('concurrency', 1)}{tuned}")  # fmt: skip
 
 
-def _filter_label(x: Line) -> str | None:
-    """berth's filter mode of a limit=50, c=1 candidates line; None for the others."""
-    s = x["settings"]
-    if x["target"] not in ("inproc", "serve") or s.get("concurrency") != 1 or not flat(x):
-        return None
-    if s.get("query") != "limit":
-        return None
-    return {"sql": "in the database (sql)", "memory": "in memory"}.get(s.get("filter", ""))
+FILTERS = {"sql": "in the database (sql)", "python": "in Python (python)", "memory": "in memory"}
+
+
+def _filter_label(query: str) -> Callable[[Line], str | None]:
+    """berth's filter mode of a c=1 candidates line of ``query``; None for the others."""
+
+    def label(x: Line) -> str | None:
+        """The series the line belongs to, or None."""
+        s = x["settings"]
+        if x["target"] not in ("inproc", "serve") or s.get("concurrency") != 1 or not flat(x):
+            return None
+        if s.get("query") != query:
+            return None
+        return FILTERS.get(s.get("filter", ""))
+
+    return label
+
+
+def seed_series(lines: list[Line]) -> Series:
+    """berth's three modes on the seed's query (mean ms), and the seed's own (2016) figures."""
+    data = series(lines, "candidates", _filter_label("seed"), "mean_ms")
+    if data:
+        data["seed 2016: DB"] = [(float(n), v[0] * 1000) for n, v in SEED_FILTERING.items()]
+        data["seed 2016: Python"] = [(float(n), v[1] * 1000) for n, v in SEED_FILTERING.items()]
+    return data
 
 
 # (title, kind, label, result field, y label, file); all with log-log axes.
@@ -138,9 +159,11 @@ PLOTS: list[tuple[str, str, Callable[[Line], str | None], str, str, str]] = [
     ("candidates p50, no limit, c=1", "candidates", _candidates_label("nolimit"), "p50_ms",
      "p50 ms", "candidates-nolimit.png"),
     ("successful claims/s", "claims", _claims_label, "claims_per_s", "claims/s", "claims.png"),
-    ("filtering in the database vs in memory (berth, limit=50)", "candidates", _filter_label,
-     "p50_ms", "p50 ms", "filtering.png"),
+    ("filtering in the database, in Python, in memory (berth, limit=50)", "candidates",
+     _filter_label("limit"), "p50_ms", "p50 ms", "filtering.png"),
 ]  # fmt: skip
+SEED_PLOT = ("select a destination: the seed (2016) and berth's three modes, its cloud",
+             "mean ms", "seed-filtering.png")  # fmt: skip
 
 
 def draw_all(lines: list[Line], directory: Path) -> list[tuple[str, Path]]:
@@ -157,4 +180,7 @@ def draw_all(lines: list[Line], directory: Path) -> list[tuple[str, Path]]:
             data = _several(data)
         if _draw(data, title, ylabel, directory / name, log_y=True):
             drawn.append((title, directory / name))
+    title, ylabel, name = SEED_PLOT
+    if _draw(seed_series(lines), title, ylabel, directory / name, log_y=True):
+        drawn.append((title, directory / name))
     return drawn

@@ -56,9 +56,14 @@ def running(pids: list[int]) -> list[int]:
 
 
 def database_cpu_s() -> float:
-    """CPU seconds (user + system) used so far by every database server process here."""
+    """CPU seconds (user + system) used so far by every database server process here.
+
+    A process's reaped children count too (``cutime``/``cstime``): a PostgreSQL
+    backend that ends between two readings moves its time into its
+    postmaster's, so the clock never runs backwards when connections close.
+    """
     ticks = sum(
-        int(fields[11]) + int(fields[12])
+        int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
         for _, name, fields in _stats()
         if name.startswith(DATABASE_SERVERS)
     )

@@ -2,8 +2,10 @@
 
 A line carries what is needed to compare it with another machine's:
 ``kind`` (the subcommand), ``target``, ``settings`` (the workload),
-``result`` (the numbers), ``machine`` (cores, memory, python, load average)
-and ``versions`` (berth and the libraries that matter).
+``result`` (the numbers), ``conditions`` (the server kind, its workers, the
+database kind and berth's settings where they differ from the defaults),
+``machine`` (cores, memory, python, load average) and ``versions`` (berth
+and the libraries that matter).
 """
 
 from __future__ import annotations
@@ -51,10 +53,14 @@ def versions() -> dict[str, str]:
 
 
 def record(
-    kind: str, target: str, settings: dict[str, Any], result: dict[str, Any]
+    kind: str,
+    target: str,
+    settings: dict[str, Any],
+    result: dict[str, Any],
+    conditions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One result line (not yet written)."""
-    return {
+    line = {
         "kind": kind,
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "target": target,
@@ -63,6 +69,9 @@ def record(
         "machine": machine(),
         "versions": versions(),
     }
+    if conditions is not None:
+        line["conditions"] = conditions
+    return line
 
 
 def append(path: str | Path | None, line: dict[str, Any]) -> None:

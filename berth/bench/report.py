@@ -2,7 +2,10 @@
 
 Lines measuring the same thing (same kind, target and settings) are
 repeats: the tables show the median of each figure and how many runs it
-summarises, because a small shared machine is noisy.
+summarises, because a small shared machine is noisy.  Every row carries
+its conditions (the server and its workers, the database, the load average
+during the runs), and runs that changed a setting are tabled apart, under
+a title naming the settings.
 """
 
 from __future__ import annotations
@@ -12,8 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from berth.bench import plots as plots_mod
-from berth.bench import seed
-from berth.bench.summary import Key, Line, group, median_of, settings_label, table, target_label
+from berth.bench import report_tables, seed
+from berth.bench.summary import (
+    Key,
+    Line,
+    db_kind,
+    group,
+    load_of,
+    median_of,
+    sectioned,
+    server_of,
+    table,
+    target_label,
+)
 
 
 def _of(lines: list[Line], kind: str) -> list[Line]:
@@ -25,19 +39,24 @@ def candidates_key(x: Line) -> Key:
     """What makes two candidates lines repeats of each other."""
     s = x["settings"]
     filt = s.get("filter", "") if x["target"] in ("inproc", "serve") else ""
-    workers = s.get("server_workers", "") if x["target"] == "serve" else ""
-    return (target_label(x), filt, workers, s.get("hosts"), s.get("query"), s.get("concurrency"))
+    return (target_label(x), filt, server_of(x), db_kind(x), s.get("hosts"), s.get("query"),
+            s.get("concurrency"))  # fmt: skip
 
 
 def candidates_table(lines: list[Line]) -> str:
-    """Median latency percentiles and throughput per target, filter, hosts, query, c."""
+    """Per group of changed settings: candidates figures per target, filter, hosts, query, c."""
+    return sectioned(_of(lines, "candidates"), _candidates_rows, shown=("candidates_filter",))
+
+
+def _candidates_rows(lines: list[Line]) -> str:
+    """Median latency percentiles and throughput, with the conditions."""
     rows = []
-    for key, same in group(_of(lines, "candidates"), candidates_key).items():
+    for key, same in group(lines, candidates_key).items():
         figures = [median_of(same, f) for f in ("p50_ms", "p90_ms", "p99_ms", "throughput_rps")]
         cands = int(same[-1]["result"].get("candidates", -1))
-        rows.append([*key, cands, *figures, len(same)])
-    head = ["target", "filter", "workers", "hosts", "query", "c", "candidates", "p50 ms", "p90 ms",
-            "p99 ms", "req/s", "runs"]  # fmt: skip
+        rows.append([*key, cands, *figures, load_of(same), len(same)])
+    head = ["target", "filter", "server", "database", "hosts", "query", "c", "candidates",
+            "p50 ms", "p90 ms", "p99 ms", "req/s", "load", "runs"]  # fmt: skip
     return table(head, rows)
 
 
@@ -55,12 +74,15 @@ def startup_table(lines: list[Line]) -> str:
 
 
 def claims_key(x: Line) -> Key:
-    """What makes two claims lines repeats of each other."""
+    """What makes two claims lines repeats of each other (the changed settings apart)."""
     s = x["settings"]
-    varied = {**(s.get("overrides") or {}), **({"batch": s["batch"]} if "batch" in s else {})}
-    return (target_label(x), s.get("mode"), s.get("hosts"), s.get("strategy"),
-            s.get("partitioning"), s.get("workers"), s.get("concurrency", 1),
-            settings_label(varied))  # fmt: skip
+    mode = s.get("mode", "")
+    if mode == "placement":
+        mode = f"{mode} limit={s.get('limit', 0)}"
+    elif s.get("batch", 1) != 1:
+        mode = f"{mode} batch={s['batch']}"
+    return (target_label(x), mode, s.get("hosts"), s.get("strategy"), s.get("partitioning"),
+            f"{s.get('workers')}x{s.get('concurrency', 1)}", server_of(x), db_kind(x))  # fmt: skip
 
 
 CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "give_ups",
@@ -68,16 +90,20 @@ CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "
 
 
 def claims_table(lines: list[Line], kind: str = "claims") -> str:
-    """Median claims figures per target, mode, hosts, strategy, partitioning, W."""
+    """Per group of changed settings: claims figures per target, mode, hosts, strategy..."""
+    return sectioned(_of(lines, kind), _claims_rows)
+
+
+def _claims_rows(lines: list[Line]) -> str:
+    """Median claims figures, with the conditions."""
     rows = []
-    for key, same in group(_of(lines, kind), claims_key).items():
+    for key, same in group(lines, claims_key).items():
         figures = [median_of(same, f) for f in CLAIM_FIGURES]
         over = max(int(x["result"].get("over_capacity", 0)) for x in same)
-        rows.append([*key, *figures, over, len(same)])
-    head = ["target", "mode", "hosts", "strategy", "partitioning", "W", "requests at once",
-            "settings", "claims/s",
-            "conflicts/s", "conflict %", "retries", "give-ups", "5xx", "p50 ms", "p99 ms",
-            "over capacity", "runs"]  # fmt: skip
+        rows.append([*key, *figures, over, load_of(same), len(same)])
+    head = ["target", "mode", "hosts", "strategy", "partitioning", "clients x at once",
+            "server", "database", "claims/s", "conflicts/s", "conflict %", "retries",
+            "give-ups", "5xx", "p50 ms", "p99 ms", "over capacity", "load", "runs"]  # fmt: skip
     return table(head, rows)
 
 
@@ -90,9 +116,9 @@ def compute_table(lines: list[Line]) -> str:
         delay = same[0]["settings"].get("delay", 0.0) if key[1] == "compute" else 0.0
         rows.append([key[0], key[1], key[2], int(delay * 1000), median_of(same, "claims_per_s"),
                      retries / claimed if claimed else 0.0, median_of(same, "give_ups"),
-                     median_of(same, "p50_ms"), len(same)])  # fmt: skip
+                     median_of(same, "p50_ms"), key[7], load_of(same), len(same)])  # fmt: skip
     head = ["target", "design", "hosts", "claim delay ms", "claims/s", "retries per boot",
-            "give-ups", "p50 ms", "runs"]  # fmt: skip
+            "give-ups", "p50 ms", "database", "load", "runs"]  # fmt: skip
     return table(head, rows)
 
 
@@ -107,8 +133,11 @@ def workers_table(lines: list[Line]) -> str:
     rows = []
     for k, same in group(_of(lines, "workers"), key).items():
         rows.append([*k, median_of(same, "throughput_rps"), median_of(same, "p50_ms"),
-                     median_of(same, "p99_ms"), len(same)])  # fmt: skip
-    return table(["server", "workers", "query", "c", "req/s", "p50 ms", "p99 ms", "runs"], rows)
+                     median_of(same, "p99_ms"), db_kind(same[0]), load_of(same),
+                     len(same)])  # fmt: skip
+    head = ["server", "workers", "query", "c", "req/s", "p50 ms", "p99 ms", "database", "load",
+            "runs"]  # fmt: skip
+    return table(head, rows)
 
 
 def populate_table(lines: list[Line]) -> str:
@@ -116,10 +145,10 @@ def populate_table(lines: list[Line]) -> str:
     rows = []
     for x in _of(lines, "populate"):
         r = x["result"]
-        rows.append(
-            [target_label(x), r["path"], r["providers"], r["seconds"], r["providers_per_s"]]
-        )
-    return table(["target", "path", "providers", "seconds", "providers/s"], rows)
+        rows.append([target_label(x), r["path"], db_kind(x), r["providers"], r["seconds"],
+                     r["providers_per_s"], load_of([x])])  # fmt: skip
+    head = ["target", "path", "database", "providers", "seconds", "providers/s", "load"]
+    return table(head, rows)
 
 
 def fuzz_table(lines: list[Line]) -> str:
@@ -154,17 +183,35 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
     ("candidates", "Allocation candidates", candidates_table),
     ("startup", "Cold start and memory", startup_table),
     ("claims", "Claims", claims_table),
+    ("fill", "Filling the cloud (placement-bench's run)", report_tables.fill_table),
+    ("register", "Registration storm", report_tables.register_table),
     ("compute-claims", "Claims in the compute host (the old design)", compute_table),
     ("workers", "Worker processes", workers_table),
     ("fuzz", "Hostile requests (berth bench fuzz)", fuzz_table),
 ]
 
 
+NOTE = (
+    "Every row names its conditions: the target, the server and its worker processes, the "
+    "database, the clients (processes x requests at once) and the 1-minute load average "
+    "during its runs. Runs that changed a berth setting are tabled apart under the settings "
+    "they changed; berth's scheduler implements a strategy and a partitioning through its "
+    "settings (weighers, partitioning), which those titles leave out and the strategy "
+    "column names. The targets table counts only runs with every setting at its default."
+)
+
+
 def render(lines: list[Line], plots: Path | None = None, relative_to: Path | None = None) -> str:
     """The whole report; plots are drawn into ``plots`` when given."""
-    parts = ["# berth benchmark report", "", machine_summary(lines), ""]
+    parts = ["# berth benchmark report", "", machine_summary(lines), "", NOTE, ""]
+    if report_tables.has_targets(lines):
+        parts += ["## Issue 12's targets (berth serve, HTTP)", ""]
+        parts += [report_tables.targets_table(lines), ""]
+    if any(x["settings"].get("query") == "seed" for x in _of(lines, "candidates")):
+        parts += ["## The seed's table: filtering in the database vs in Python (ms)", ""]
+        parts += [seed.seed_filtering_table(lines), ""]
     if _of(lines, "candidates"):
-        parts += ["## Filtering in the database vs in memory (p50 ms, c=1)", ""]
+        parts += ["## Filtering in the database, in Python and in memory (p50 ms, c=1)", ""]
         parts += [seed.filtering_table(lines), ""]
     if _of(lines, "claims"):
         parts += [

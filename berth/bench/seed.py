@@ -46,7 +46,7 @@ def _lookup(
 
 
 def _cands(target: str, query: str, filt: str | None) -> Callable[[Line], bool]:
-    """Matches the flat-cloud, c=1 candidates lines of one target, query and filter."""
+    """Matches the flat-cloud, c=1, one-worker candidates lines of one target, query, filter."""
 
     def match(x: Line) -> bool:
         """Whether ``x`` is such a line."""
@@ -59,6 +59,31 @@ def _cands(target: str, query: str, filt: str | None) -> Callable[[Line], bool]:
     return match
 
 
+def seed_filtering_table(lines: list[Line]) -> str:
+    """The seed's select time (DB / Python) beside berth's three filter modes, same cloud.
+
+    The ``seed`` query (placement-bench's medium, one destination) on
+    placement-bench's cloud, one berth worker, one request at a time: p50
+    and mean in ms; the seed's figures are means.
+    """
+    modes = ("sql", "python", "memory")
+    p50 = [_lookup(lines, "candidates", _cands("serve", "seed", m), "p50_ms") for m in modes]
+    mean = [_lookup(lines, "candidates", _cands("serve", "seed", m), "mean_ms") for m in modes]
+    reference = _lookup(lines, "candidates", _cands("reference", "seed", None), "mean_ms")
+    hosts = sorted(set(SEED_FILTERING).union(*p50, reference))
+    rows = []
+    for n in hosts:
+        seed = [f"{s * 1000:.1f}" for s in SEED_FILTERING.get(n, ())] or ["", ""]
+        berth = [
+            f"{_cell(a, n)} / {_cell(b, n)}".strip(" /") for a, b in zip(p50, mean, strict=True)
+        ]
+        rows.append([f"{n:,}", *seed, *berth, _cell(reference, n)])
+    head = ["hosts", "seed: DB, mean (2016)", "seed: Python, mean (2016)",
+            "berth sql: p50 / mean", "berth python: p50 / mean", "berth memory: p50 / mean",
+            "reference: mean"]  # fmt: skip
+    return table(head, rows)
+
+
 def _cell(values: dict[int, float], hosts: int, scale: float = 1.0) -> str:
     """The value for ``hosts``, formatted; empty when not measured."""
     value = values.get(hosts)
@@ -68,32 +93,37 @@ def _cell(values: dict[int, float], hosts: int, scale: float = 1.0) -> str:
 def filtering_table(lines: list[Line]) -> str:
     """Seed select time (DB / Python) beside berth SQL / memory and the reference, p50 ms."""
     columns = [
-        _lookup(lines, "candidates", _cands("serve", "limit", "sql"), "p50_ms"),
-        _lookup(lines, "candidates", _cands("serve", "limit", "memory"), "p50_ms"),
-        _lookup(lines, "candidates", _cands("reference", "limit", None), "p50_ms"),
-        _lookup(lines, "candidates", _cands("serve", "nolimit", "sql"), "p50_ms"),
-        _lookup(lines, "candidates", _cands("serve", "nolimit", "memory"), "p50_ms"),
-        _lookup(lines, "candidates", _cands("reference", "nolimit", None), "p50_ms"),
-    ]
+        _lookup(lines, "candidates", _cands(target, query, filt), "p50_ms")
+        for query in ("limit", "nolimit")
+        for target, filt in (("serve", "sql"), ("serve", "python"), ("serve", "memory"),
+                             ("reference", None))
+    ]  # fmt: skip
     hosts = sorted(set(SEED_FILTERING).union(*columns))
     rows = []
     for n in hosts:
         seed = [f"{s * 1000:.1f}" for s in SEED_FILTERING.get(n, ())] or ["", ""]
         rows.append([f"{n:,}", *seed, *(_cell(c, n) for c in columns)])
     head = ["hosts", "seed: DB (2016)", "seed: Python (2016)", "berth SQL, limit=50",
-            "berth memory, limit=50", "reference, limit=50", "berth SQL, all",
-            "berth memory, all", "reference, all"]  # fmt: skip
+            "berth Python, limit=50", "berth memory, limit=50", "reference, limit=50",
+            "berth SQL, all", "berth Python, all", "berth memory, all",
+            "reference, all"]  # fmt: skip
     return table(head, rows)
 
 
 def _claims(target: str, partitioning: str) -> Callable[[Line], bool]:
-    """Matches the seed-like claims lines (8 schedulers, pack, one request at a time)."""
+    """Matches the seed-like claims lines (8 schedulers, pack, one request at a time).
+
+    berth claims in its scheduler (as the seed's schedulers did), the
+    reference through the lab's Placement client.
+    """
+    mode = "placement" if target == "reference" else "scheduler"
 
     def match(x: Line) -> bool:
         """Whether ``x`` is such a line."""
         s = x["settings"]
         return bool(
             x["target"] == target
+            and s.get("mode", mode) == mode
             and s.get("partitioning") == partitioning
             and s.get("strategy") == "pack"
             and s.get("workers") == 8

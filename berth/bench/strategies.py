@@ -1,11 +1,17 @@
 """Workload pieces shared by every claims target: request sizes, strategies, partitions.
 
-Request sizes are placement-bench's six, from 1 vCPU / 64 MB to 16 vCPU /
-32 GB.  A *strategy* orders candidate hosts (pack: fullest first; spread:
-emptiest first; random).  *Partitioning* gives each of W schedulers its own
-hosts: ``modulo`` (host number % W) or ``hash`` (a consistent-hash ring of
-the workers, berth's :class:`~berth.scheduler.partition.Ring`); a scheduler
-prefers its own hosts and falls back to the others only when none fits.
+Request sizes are placement-bench's six (``const.RESOURCE_TEMPLATES`` in
+jaypipes/placement-bench: micro 1 vCPU / 64 MB, small 1 / 1,024, medium
+2 / 4,096, large 4 / 8,192, xlarge 8 / 16,384, xxlarge 16 / 32,768; no
+disk).  A *strategy* orders candidate hosts (pack: fullest first; spread:
+emptiest first; random; default: berth's scheduler with its default
+weighers, or for a client the first candidate in the server's order).
+*Partitioning* gives each of W schedulers its own hosts: ``modulo`` (host
+number % W) or ``hash`` (a consistent-hash ring of the workers, berth's
+:class:`~berth.scheduler.partition.Ring`); a scheduler prefers its own hosts
+and falls back to the others only when none fits.  ``strict`` is
+placement-bench's modulo: a client considers its own hosts only, and its
+partition being full is the end of its run (client-side claims only).
 
 In berth's scheduler the same choices are settings
 (:func:`scheduler_settings`); for any other Placement the lab's own client
@@ -15,13 +21,21 @@ applies them to the candidates the API returns (:func:`order`).
 from __future__ import annotations
 
 import random
-import uuid as uuidlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-SIZES: list[tuple[int, int]] = [(1, 64), (1, 512), (2, 2048), (4, 4096), (8, 16384), (16, 32768)]
-STRATEGIES = ("pack", "spread", "random")
-PARTITIONINGS = ("none", "modulo", "hash")
+# (VCPU, MEMORY_MB), smallest first: placement-bench's micro .. xxlarge.
+SIZES: list[tuple[int, int]] = [
+    (1, 64),
+    (1, 1024),
+    (2, 4096),
+    (4, 8192),
+    (8, 16384),
+    (16, 32768),
+]
+STRATEGIES = ("pack", "spread", "random", "default")
+PARTITIONINGS = ("none", "modulo", "strict", "hash")
+CLIENT_ONLY = ("strict",)  # partitionings only the lab's Placement client implements
 HASH_REPLICAS = 64
 
 
@@ -32,45 +46,73 @@ def request_size(rng: random.Random) -> dict[str, int]:
 
 
 def scheduler_settings(strategy: str, partitioning: str, index: int, count: int) -> dict[str, Any]:
-    """berth scheduler settings that implement ``strategy`` and ``partitioning``."""
+    """berth scheduler settings that implement ``strategy`` and ``partitioning``.
+
+    ``default`` changes no weigher; ``none`` changes no partitioning setting.
+    """
     if strategy not in STRATEGIES or partitioning not in PARTITIONINGS:
         raise ValueError(f"strategy {strategy!r} / partitioning {partitioning!r}")
-    weighers = {"pack": "ram=-1,cpu=-1", "spread": "ram=1,cpu=1", "random": "ram=0"}[strategy]
-    return {
-        "scheduler_weighers": weighers,
+    if partitioning in CLIENT_ONLY:
+        raise ValueError(f"partitioning {partitioning!r} is the lab client's: use --mode placement")
+    chosen: dict[str, Any] = {}
+    if strategy != "default":
+        weighers = {"pack": "ram=-1,cpu=-1", "spread": "ram=1,cpu=1", "random": "ram=0"}
+        chosen["scheduler_weighers"] = weighers[strategy]
         # random: no weights, a random host among the whole scan window.
-        "scheduler_host_subset_size": 1000 if strategy == "random" else 1,
-        "scheduler_partitioning": "consistent" if partitioning == "hash" else partitioning,
+        chosen["scheduler_host_subset_size"] = 1000 if strategy == "random" else 1
+    if partitioning != "none":
+        chosen["scheduler_partitioning"] = "consistent" if partitioning == "hash" else partitioning
         # Packing its own hosts, a worker fills them in order; unpartitioned
         # workers start at random places so that they do not all pick one host.
-        "scheduler_scan_random_start": not (strategy == "pack" and partitioning != "none"),
-        "scheduler_worker_index": index if partitioning != "none" else -1,
-        "scheduler_worker_count": count if partitioning != "none" else 0,
-    }
+        chosen["scheduler_scan_random_start"] = strategy != "pack"
+        chosen["scheduler_worker_index"] = index
+        chosen["scheduler_worker_count"] = count
+    return chosen
 
 
 def owner_function(partitioning: str, workers: int) -> Callable[[str], int]:
-    """Host uuid -> the worker that owns it."""
-    if partitioning == "modulo":
-        return lambda uuid: (uuidlib.UUID(uuid).int - 1) % workers
-    if partitioning == "hash":
+    """Host uuid -> the worker that owns it (remembered: a client asks about the same hosts)."""
+    if partitioning in ("modulo", "strict"):
+
+        def find(uuid: str) -> int:
+            """The lab's host uuids count from 1 (:func:`berth.bench.cloud.host_uuid`)."""
+            return (int(uuid.replace("-", ""), 16) - 1) % workers
+
+    elif partitioning == "hash":
         from berth.scheduler.partition import Ring  # the scheduler's own ring, imported late
 
         names = [f"worker-{i}" for i in range(workers)]
         ring = Ring(names, HASH_REPLICAS)
-        return lambda uuid: names.index(ring.owner(uuid))
-    return lambda uuid: 0
+
+        def find(uuid: str) -> int:
+            """The worker after the uuid's point on the ring."""
+            return names.index(ring.owner(uuid))
+
+    else:
+        return lambda uuid: 0
+    known: dict[str, int] = {}
+
+    def owner(uuid: str) -> int:
+        """``find``, once per host."""
+        found = known.get(uuid)
+        if found is None:
+            found = known[uuid] = find(uuid)
+        return found
+
+    return owner
 
 
 def free_score(summary: Mapping[str, Any], wanted: Mapping[str, int]) -> float:
     """How empty a host is for the classes asked for (0..1, mean over classes)."""
     resources = summary.get("resources", {})
-    parts = []
+    total, counted = 0.0, 0
     for rc in wanted:
         entry = resources.get(rc)
-        if entry and entry.get("capacity"):
-            parts.append(1.0 - entry.get("used", 0) / entry["capacity"])
-    return sum(parts) / len(parts) if parts else 0.0
+        capacity = entry.get("capacity") if entry else 0
+        if capacity:
+            total += 1.0 - entry.get("used", 0) / capacity
+            counted += 1
+    return total / counted if counted else 0.0
 
 
 def order(
@@ -81,6 +123,8 @@ def order(
 ) -> list[int]:
     """Indices of ``candidates`` ((host uuid, summary) pairs), best first."""
     indices = list(range(len(candidates)))
+    if strategy == "default":  # the server's order
+        return indices
     if strategy == "random":
         rng.shuffle(indices)
         return indices
@@ -109,6 +153,6 @@ def server_env(strategy: str, partitioning: str) -> dict[str, str]:
     Server workers find each other by heartbeat, so no fixed index is set.
     """
     chosen = scheduler_settings(strategy, partitioning, 0, 1)
-    chosen.pop("scheduler_worker_index")
-    chosen.pop("scheduler_worker_count")
+    chosen.pop("scheduler_worker_index", None)
+    chosen.pop("scheduler_worker_count", None)
     return {f"BERTH_{name.upper()}": str(value) for name, value in chosen.items()}

@@ -55,3 +55,85 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def settings_label(overrides: dict[str, Any]) -> str:
     """Scheduler settings a run changed, short (``index_refresh_ms=1000 scan_limit=10``)."""
     return " ".join(f"{k.removeprefix('scheduler_')}={v}" for k, v in sorted(overrides.items()))
+
+
+def settings_title(changed: dict[str, Any]) -> str:
+    """``[name=value ...]`` of the berth settings a run changed, for a title ("": none)."""
+    if not changed:
+        return ""
+    return "[" + " ".join(f"{k}={v}" for k, v in sorted(changed.items())) + "]"
+
+
+_MISSING = object()
+# Kinds whose lines carry a strategy and partitioning that imply scheduler settings.
+_SCHEDULED = ("claims", "fill", "compute-claims")
+
+
+def changed_settings(line: Line, shown: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The berth settings a run changed, beyond what its strategy and partitioning imply.
+
+    From the line's ``conditions`` (every non-default setting of the server,
+    or of berth in process); older lines only know their ``--set`` overrides.
+    ``shown`` names settings a table shows in a column of their own.
+    """
+    from berth.bench import strategies  # the scheduler's settings per strategy
+
+    s = line["settings"]
+    conditions = line.get("conditions")
+    changed = (
+        dict(conditions.get("settings") or {}) if conditions else dict(s.get("overrides") or {})
+    )
+    if line["kind"] in _SCHEDULED and s.get("mode") == "scheduler":
+        try:
+            implied = strategies.scheduler_settings(
+                s.get("strategy", ""), s.get("partitioning", ""), 0, int(s.get("workers", 1))
+            )
+        except ValueError:
+            implied = {}
+        changed = {k: v for k, v in changed.items() if implied.get(k, _MISSING) != v}
+    return {k: v for k, v in changed.items() if k not in shown}
+
+
+def db_kind(line: Line) -> str:
+    """The database kind behind the line's target ("" when not known)."""
+    conditions = line.get("conditions") or {}
+    target = line["settings"].get("target")
+    return str(conditions.get("db") or (target.get("db") if isinstance(target, dict) else "") or "")
+
+
+def server_of(line: Line) -> str:
+    """``granian x2``, ``gunicorn x2`` (the reference), ``in process`` or ""."""
+    conditions = line.get("conditions") or {}
+    if conditions.get("kind") == "berth-inproc" or line["target"] == "inproc":
+        return "in process"
+    server = conditions.get("server") or line["settings"].get("server", "")
+    workers = conditions.get("server_workers") or line["settings"].get("server_workers", "")
+    return f"{server} x{workers}".strip() if server or workers else ""
+
+
+def load_of(lines: Sequence[Line]) -> str:
+    """The 1-minute load average during the runs: one value, or low-high."""
+    loads = sorted(float(x["machine"]["loadavg"][0]) for x in lines)
+    if not loads:
+        return ""
+    low, high = loads[0], loads[-1]
+    return f"{low:.1f}" if round(low, 1) == round(high, 1) else f"{low:.1f}-{high:.1f}"
+
+
+def by_settings(lines: Iterable[Line], shown: tuple[str, ...] = ()) -> dict[str, list[Line]]:
+    """Lines grouped under the settings their runs changed ("" for berth's defaults)."""
+    return {
+        k[0]: v
+        for k, v in group(lines, lambda x: (settings_title(changed_settings(x, shown)),)).items()
+    }
+
+
+def sectioned(
+    lines: list[Line], make: Callable[[list[Line]], str], shown: tuple[str, ...] = ()
+) -> str:
+    """One table per group of changed settings, each titled with them."""
+    parts = []
+    for label, same in by_settings(lines, shown).items():
+        heading = f"settings changed: {label.strip('[]')}" if label else "default settings"
+        parts += [f"**{heading}**", "", make(same), ""]
+    return "\n".join(parts).rstrip("\n")

@@ -9,7 +9,9 @@ A request flows through one module per stage:
 * a *source* supplies the provider universe and per-group matchers: the
   worker's in-memory :mod:`~berth.candidates.index` (kept current by the change
   feed; :mod:`~berth.candidates.matching`) or, with ``candidates_filter =
-  "sql"``, the database per request (:mod:`~berth.candidates.sql_source`);
+  "sql"``, the database per request (:mod:`~berth.candidates.sql_source`), or
+  with ``"python"`` every provider read per request and matched in Python
+  (:mod:`~berth.candidates.python_source`, the seed's design);
 * :mod:`~berth.candidates.anchors` picks the roots worth visiting, smallest
   constraint first; :mod:`~berth.candidates.engine` combines the groups' options
   at each root lazily (trees, sharing providers, group_policy, same_subtree);

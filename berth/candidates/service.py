@@ -2,8 +2,10 @@
 
 ``candidates_filter = "memory"`` (default) matches against this worker's
 :class:`~berth.candidates.index.MemoryIndex`; ``"sql"`` matches in the
-database per request (:mod:`berth.candidates.sql_source`).  Both hand the
-same engine a universe and per-group matchers.
+database per request (:mod:`berth.candidates.sql_source`); ``"python"``
+reads every provider per request and matches in Python, the seed's "Python"
+design (:mod:`berth.candidates.python_source`).  All hand the same engine a
+universe and per-group matchers.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from berth.candidates import bulk_reads, render, sql_source
+from berth.candidates import bulk_reads, python_source, render, sql_source
 from berth.candidates.index import MemoryIndex
 from berth.candidates.matching import MemoryMatcher
 from berth.candidates.plan import GroupPlan, Plan, resolve
@@ -43,6 +45,8 @@ def answer(services: Services, request: CandidateRequest, shape: render.Shape) -
     with _gc_paused():
         if settings.candidates_filter == "sql":
             body = _from_sql(services, request, shape, limits)
+        elif settings.candidates_filter == "python":
+            body = python_source.answer_body(services.db, request, shape, limits)
         else:
             body = _from_memory(services, request, shape, limits)
         data = orjson.dumps(body)

@@ -78,7 +78,7 @@ wanted() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 
 ! wanted scheduler || each claims --target inproc --mode scheduler --strategy pack --partitioning modulo --workers 8 \
     --concurrency 32 --seconds 10 --hosts 10000
-! wanted api-write || each claims --target serve --mode placement --strategy pack --partitioning modulo --workers 8 \
+! wanted api-write || each claims --target serve --mode placement --limit 0 --strategy pack --partitioning modulo --workers 8 \
     --seconds 10 --hosts 1000
 if wanted candidates; then
     PYTHONPATH="$PWD" "$PY" -m berth.cli bench populate --profile candidates -n 10000 --out /dev/null

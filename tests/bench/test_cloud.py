@@ -44,9 +44,7 @@ def test_candidates_profile_gpu_and_aggregates() -> None:
     topo = dataclasses.replace(cloud.PROFILES["candidates"], hosts=1000)
     specs = cloud.build(topo)
     assert sum(GPU_TRAIT in s.traits for s in specs) == 100
-    assert {a for s in specs for a in s.aggregates} == {
-        cloud.aggregate_uuid(i) for i in range(10)
-    }
+    assert {a for s in specs for a in s.aggregates} == {cloud.aggregate_uuid(i) for i in range(10)}
     assert specs[0].inventories["MEMORY_MB"][1] == 512
 
 

@@ -37,8 +37,8 @@ def _cand(target: str, hosts: int, p50: float, query: str = "limit", filt: str =
     return _line("candidates", target, settings, result)
 
 
-def _claims(target: str, hosts: int, part: str, rate: float) -> dict:
-    settings = {"hosts": hosts, "mode": "scheduler", "strategy": "pack", "partitioning": part,
+def _claims(target: str, hosts: int, part: str, rate: float, mode: str = "scheduler") -> dict:
+    settings = {"hosts": hosts, "mode": mode, "strategy": "pack", "partitioning": part,
                 "workers": 8}  # fmt: skip
     result = {"claims_per_s": rate, "conflicts_per_s": 1.0, "conflict_pct": 0.5, "retries": 3,
               "give_ups": 0, "p50_ms": 4.0, "p99_ms": 9.0, "over_capacity": 0}  # fmt: skip
@@ -49,9 +49,10 @@ LINES = [
     _cand("serve", 100, 1.0), _cand("serve", 100, 3.0), _cand("serve", 100, 2.0),
     _cand("serve", 800, 2.5), _cand("reference", 100, 40.0), _cand("reference", 800, 130.0),
     _cand("serve", 100, 9.0, filt="sql"), _cand("serve", 800, 30.0, filt="sql"),
+    _cand("serve", 800, 12.0, filt="python"),
     _claims("inproc", 100, "none", 500.0), _claims("inproc", 100, "none", 700.0),
     _claims("inproc", 800, "modulo", 900.0),
-    _claims("inproc", 800, "none", 650.0), _claims("reference", 100, "none", 15.0),
+    _claims("inproc", 800, "none", 650.0), _claims("reference", 100, "none", 15.0, "placement"),
 ]  # fmt: skip
 
 
@@ -101,8 +102,8 @@ def test_seed_tables_put_published_and_measured_side_by_side() -> None:
     from berth.bench import seed
 
     filtering = seed.filtering_table(LINES)
-    assert _row(filtering, "800").startswith("| 800 | 34.8 | 48.3 | 30.0 | 2.5 | 130.0 |")
-    assert _row(filtering, "400").startswith("| 400 | 27.6 | 34.7 |  |  |  |")
+    assert _row(filtering, "800").startswith("| 800 | 34.8 | 48.3 | 30.0 | 12.0 | 2.5 | 130.0 |")
+    assert _row(filtering, "400").startswith("| 400 | 27.6 | 34.7 |  |  |  |  |")
     claims = seed.claims_table(LINES)
     assert _row(claims, "100").startswith("| 100 | 54.1 | 97.1 | 600.0 |  |  |  | 15.0 |")
     assert _row(claims, "800").endswith("| 8.3 | 8.8 |")

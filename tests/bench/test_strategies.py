@@ -73,6 +73,10 @@ def test_request_sizes_are_placement_bench_six() -> None:
 @pytest.mark.parametrize("strategy", strategies.STRATEGIES)
 @pytest.mark.parametrize("partitioning", strategies.PARTITIONINGS)
 def test_scheduler_settings_are_valid_berth_settings(strategy: str, partitioning: str) -> None:
+    if partitioning in strategies.CLIENT_ONLY:
+        with pytest.raises(ValueError, match="--mode placement"):
+            strategies.scheduler_settings(strategy, partitioning, 3, 8)
+        return
     chosen = strategies.scheduler_settings(strategy, partitioning, 3, 8)
     config = sched_config.from_settings(load(environ={}, **chosen))
     if partitioning == "none":
@@ -84,8 +88,26 @@ def test_scheduler_settings_are_valid_berth_settings(strategy: str, partitioning
         assert multipliers["ram"] < 0 and config.host_subset_size == 1
     elif strategy == "spread":
         assert multipliers["ram"] > 0
-    else:
+    elif strategy == "random":
         assert not any(multipliers.values()) and config.host_subset_size > 1
+    else:  # berth's defaults, untouched
+        assert "scheduler_weighers" not in chosen and "scheduler_host_subset_size" not in chosen
+
+
+def test_default_strategy_unpartitioned_changes_no_setting() -> None:
+    assert strategies.scheduler_settings("default", "none", 0, 8) == {}
+    assert strategies.server_env("default", "none") == {}
+
+
+def test_strict_partitions_keep_a_client_to_its_own_hosts() -> None:
+    hosts = [cloud.host_uuid(i) for i in range(6)]
+    owner = strategies.owner_function("strict", 3)
+    assert [i for i in range(6) if owner(hosts[i]) == 1] == [1, 4]
+
+
+def test_default_strategy_keeps_the_servers_order() -> None:
+    pairs = [(cloud.host_uuid(i), {}) for i in range(5)]
+    assert strategies.order(pairs, {"VCPU": 1}, "default", random.Random(1)) == [0, 1, 2, 3, 4]
 
 
 def test_server_env_has_no_fixed_worker_index() -> None:
