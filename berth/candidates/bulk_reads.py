@@ -52,9 +52,7 @@ def _rows(
 def read_providers(conn: Connection, ids: Sequence[int] | None = None) -> dict[int, Provider]:
     """Providers by id (all of them when ``ids`` is None); missing ids are absent."""
     providers: dict[int, Provider] = {}
-    query = select(
-        RP.c.id, RP.c.uuid, RP.c.parent_provider_id, RP.c.root_provider_id, RP.c.name
-    )
+    query = select(RP.c.id, RP.c.uuid, RP.c.parent_provider_id, RP.c.root_provider_id, RP.c.name)
     for pid, uuid, parent, root, name in _rows(conn, query, RP.c.id, ids):
         root = root if root is not None else pid
         providers[pid] = Provider(pid, uuid, parent, root, name=name)
