@@ -76,7 +76,7 @@ class HTTPError(Exception):
 def from_domain(exc: domain.PlacementError) -> HTTPError:
     """Map a domain error to its HTTP error."""
     for kind in type(exc).__mro__:
-        status = DOMAIN_STATUS.get(kind)  # type: ignore[call-overload]
+        status = DOMAIN_STATUS.get(kind)  # type: ignore[call-overload, unused-ignore]
         if status is not None:
             vary = status not in (403, 404)
             return HTTPError(status, exc.message, exc.code, vary=vary)

@@ -129,7 +129,7 @@ def send_empty(resp: falcon.Response, status: int = 204) -> None:
     """A response with no body (204) and no content type."""
     resp.status = status
     resp.data = b""
-    resp.content_type = None  # type: ignore[assignment]
+    resp.content_type = None  # type: ignore[assignment, unused-ignore]
 
 
 def http_date(value: datetime.datetime | None) -> str:

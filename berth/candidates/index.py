@@ -1,9 +1,16 @@
 """The in-memory provider index of one worker process, kept current by the change feed.
 
-Loaded in full at first use; before each request :meth:`MemoryIndex.refresh`
-polls :class:`~berth.sync.feed.ChangeFeed` and re-reads only the providers
-that changed (or everything when the feed says so).  Any write acknowledged
-by any worker before a request starts is therefore visible to it.
+Loaded in full at first use; :meth:`MemoryIndex.refresh` polls
+:class:`~berth.sync.feed.ChangeFeed` and re-reads only the providers that
+changed (or everything when the feed says so).  A request that calls it
+first sees every write acknowledged by any worker before it started.
+
+A refresh reads the database *without* holding :attr:`MemoryIndex.lock`;
+only putting what it read in place takes the lock, so selections and
+searches of other threads go on while it waits for the database.  One
+refresh runs at a time: threads that ask meanwhile wait for the next one
+(it starts after they asked, so it sees what they must see) and share it,
+and :meth:`MemoryIndex.refresh_if_idle` does not wait at all.
 
 A refresh that fails half way (the database went away between the poll and
 the re-read) forgets nothing: the providers the feed returned stay pending,
@@ -24,7 +31,7 @@ import time
 from collections.abc import Iterable
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from berth.candidates import bulk_reads
 from berth.candidates.model import SHARING_TRAIT, Provider, Universe
@@ -60,9 +67,67 @@ class MemoryIndex:
         # What the feed returned that is not read yet: a full reload, or these providers.
         self._reload_pending = False
         self._pending: set[int] = set()
+        # Refreshes: one at a time; numbered so a caller can wait for one that began after it.
+        self._turns = threading.Condition()
+        self._started = 0
+        self._finished = 0
+        self._running = False
 
     def refresh(self) -> None:
-        """Catch up with every committed write (call with ``lock`` held)."""
+        """Catch up with every write committed before this call.
+
+        Call *without* holding :attr:`lock` (a refresh in another thread needs
+        it to finish).  Joins a refresh that starts after this call, or runs one.
+        """
+        with self._turns:
+            wanted = self._started + 1
+            while self._finished < wanted:
+                if not self._running:
+                    break
+                self._turns.wait()
+            else:
+                return
+            turn = self._begin()
+        self._run(turn)
+
+    def refresh_if_idle(self) -> bool:
+        """Run a refresh unless one is running already (then return False at once).
+
+        Before the first load has finished there is nothing to go on: wait for it.
+        """
+        with self._turns:
+            if self._running and self._finished == 0:
+                turn = 0
+            elif self._running:
+                return False
+            else:
+                turn = self._begin()
+        if turn:
+            self._run(turn)
+        else:
+            self.refresh()
+        return True
+
+    def _begin(self) -> int:
+        """Take the turn (call with ``_turns`` held)."""
+        self._running = True
+        self._started += 1
+        return self._started
+
+    def _run(self, turn: int) -> None:
+        done = False
+        try:
+            self._catch_up()
+            done = True
+        finally:
+            with self._turns:
+                self._running = False
+                if done:
+                    self._finished = turn
+                self._turns.notify_all()
+
+    def _catch_up(self) -> None:
+        """Poll the feed and read what changed, then put it in place under ``lock``."""
         changed = self.feed.poll()
         if changed is None:
             self._reload_pending = True
@@ -78,19 +143,23 @@ class MemoryIndex:
             self._pending = set()
 
     def reload(self) -> None:
-        """Read everything again."""
+        """Read everything again (the database outside ``lock``, the swap under it)."""
         started = time.monotonic()
         # Millions of small objects: the cyclic collector would only slow this down.
         collecting = gc.isenabled()
         gc.disable()
         try:
             with self.db.read() as conn:
-                self._read_names(conn)
+                names = _Names.read(conn)
                 providers = bulk_reads.read_providers(conn)
-                self.agg_ids = bulk_reads.aggregate_uuids(conn)
+                agg_ids = bulk_reads.aggregate_uuids(conn)
+            universe = Universe.build(names.trait_ids.get(SHARING_TRAIT), providers.values())
+            with self.lock:
+                names.install(self)
+                self.agg_ids = agg_ids
                 self._agg_uuids = None
-            self.universe = Universe.build(self.trait_ids.get(SHARING_TRAIT), providers.values())
-            self.version += 1
+                self.universe = universe
+                self.version += 1
         finally:
             if collecting:
                 gc.enable()
@@ -98,37 +167,38 @@ class MemoryIndex:
         gc.freeze()
         log.info(
             "candidates index loaded",
-            providers=len(self.universe.providers),
+            providers=len(universe.providers),
             seconds=round(time.monotonic() - started, 3),
         )
-
-    def _read_names(self, conn: object) -> None:
-        self.rc_names = bulk_reads.names(conn, t.resource_classes)  # type: ignore[arg-type]
-        self.rc_ids = {name: rc for rc, name in self.rc_names.items()}
-        self.trait_names = bulk_reads.names(conn, t.traits)  # type: ignore[arg-type]
-        self.trait_ids = {name: trait for trait, name in self.trait_names.items()}
 
     def reread(self, ids: Iterable[int]) -> None:
         """Replace the given providers with their current state (or drop them)."""
         ids = sorted(ids)
+        names: _Names | None = None
+        with self.lock:  # request threads add custom traits they looked up
+            known_traits = set(self.trait_names)
         with self.db.read() as conn:
             fresh = bulk_reads.read_providers(conn, ids)
             new_aggs = {a for p in fresh.values() for a in p.aggregates} - set(
                 self.agg_ids.values()
             )
-            if new_aggs:
-                self.agg_ids.update(bulk_reads.aggregate_uuids(conn, new_aggs))
-                self._agg_uuids = None
-            new_traits = {tr for p in fresh.values() for tr in p.traits} - set(self.trait_names)
+            agg_ids = bulk_reads.aggregate_uuids(conn, new_aggs) if new_aggs else {}
+            new_traits = {tr for p in fresh.values() for tr in p.traits} - known_traits
             if new_traits:
-                self._read_names(conn)
-        universe = self.universe
-        self.version += 1
-        for pid in ids:
-            universe.remove(pid)
-        for pid in ids:
-            if pid in fresh:
-                universe.add(fresh[pid])
+                names = _Names.read(conn)
+        with self.lock:
+            if agg_ids:
+                self.agg_ids.update(agg_ids)
+                self._agg_uuids = None
+            if names is not None:
+                names.install(self)
+            universe = self.universe
+            self.version += 1
+            for pid in ids:
+                universe.remove(pid)
+            for pid in ids:
+                if pid in fresh:
+                    universe.add(fresh[pid])
 
     # -- names ---------------------------------------------------------------------------
 
@@ -227,6 +297,27 @@ class MemoryIndex:
             if inv is not None and inv.fits(amount):
                 return True
         return False
+
+
+class _Names:
+    """Resource class and trait names as read, before they are put in place."""
+
+    def __init__(self, rc_names: dict[int, str], trait_names: dict[int, str]) -> None:
+        self.rc_names = rc_names
+        self.trait_names = trait_names
+        self.trait_ids = {name: trait for trait, name in trait_names.items()}
+
+    @classmethod
+    def read(cls, conn: Connection) -> _Names:
+        """Every class and trait name."""
+        return cls(bulk_reads.names(conn, t.resource_classes), bulk_reads.names(conn, t.traits))
+
+    def install(self, index: MemoryIndex) -> None:
+        """Put the names in ``index`` (under its lock)."""
+        index.rc_names = self.rc_names
+        index.rc_ids = {name: rc for rc, name in self.rc_names.items()}
+        index.trait_names = self.trait_names
+        index.trait_ids = self.trait_ids
 
 
 def _root_ok(p: Provider, required: frozenset[int], forbidden: frozenset[int]) -> bool:

@@ -58,8 +58,8 @@ def _from_memory(
     services: Services, request: CandidateRequest, shape: render.Shape, limits: Limits
 ) -> dict[str, Any]:
     index = services.candidates_index
+    index.refresh()  # before taking the lock: the refresh takes it to put its reads in place
     with index.lock:
-        index.refresh()
         result = search_memory(index, request, limits)
         if result is None:
             return empty()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import heapq
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from berth.candidates.index import MemoryIndex
@@ -227,13 +228,29 @@ def decide(pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> Decision:
     config = pipeline.config
     pipeline.catalog.refresh(config.refresh_seconds, _counts_instances(pipeline))
     pipeline.partitioner.refresh()
+    # Outside the index lock: the refresh reads the database while other threads select,
+    # and takes the lock only to put what it read in place.
+    pipeline.reservations.refresh(config.index_refresh_seconds, _refresher(pipeline, config))
     with pipeline.index.lock:
-        pipeline.reservations.refresh(config.index_refresh_seconds, pipeline.index.refresh)
         decision = Selector(pipeline, spec, hints).decide()
         if not spec.dry_run:
             chosen = (p.ranked[0].amounts for p in decision.placements)
             decision.reservations = pipeline.reservations.reserve(chosen)
         return decision
+
+
+def _refresher(pipeline: Pipeline, config: SchedulerConfig) -> Callable[[], bool]:
+    """The index refresh a request runs: every time (waiting for a fresh one) when the
+    view may not lag (``scheduler_index_refresh_ms=0``), else only if none is under way."""
+    index = pipeline.index
+    if config.index_refresh_seconds <= 0:
+
+        def fresh() -> bool:
+            index.refresh()
+            return True
+
+        return fresh
+    return index.refresh_if_idle
 
 
 def _counts_instances(pipeline: Pipeline) -> bool:

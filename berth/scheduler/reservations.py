@@ -80,14 +80,20 @@ class Reservations:
         """Refresh before the next request: a claim was refused, the view was wrong."""
         self.last_refresh = float("-inf")
 
-    def refresh(self, interval: float, refresh: Callable[[], None]) -> None:
-        """Run ``refresh`` if the last one is older than ``interval`` s; forget what it read."""
+    def refresh(self, interval: float, refresh: Callable[[], bool]) -> None:
+        """Run ``refresh`` if the last one is older than ``interval`` s; forget what it read.
+
+        ``refresh`` returns False when it did not run (another thread's is
+        under way): then nothing is forgotten, and that thread's refresh
+        does the forgetting for what it read.
+        """
         now = time.monotonic()
         if now - self.last_refresh < interval:
             return
         with self.lock:
             seen = next(self.serial)  # claims committed from here on may postdate the refresh
-        refresh()
+        if not refresh():
+            return
         self.last_refresh = now
         with self.lock:
             read = {r for r in self.entries if r.serial is not None and r.serial < seen}

@@ -8,6 +8,7 @@ lookup structures included.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -282,3 +283,53 @@ def test_reload_failing_after_the_feed_started_is_asked_again(
         index.refresh()  # the feed has its position; the load did not happen
     index.refresh()
     assert set(index.universe.by_uuid) == {"30000000-0000-0000-0000-000000000004"}
+
+
+def _provider(n: int) -> ProviderSpec:
+    return ProviderSpec(uuid=f"31000000-0000-0000-0000-{n:012d}", name=f"r{n}")
+
+
+def test_a_refresh_reads_without_the_lock_and_threads_share_one(
+    index_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a refresh waits for the database the index lock is free (selections go
+    on); threads asking meanwhile share the next refresh, and each sees every write
+    committed before it asked."""
+    wipe(index_db)
+    index = MemoryIndex(index_db)
+    index.refresh()
+    with index_db.write() as conn:
+        write(conn, [_provider(1)])
+    reading, release = threading.Event(), threading.Event()
+    polls: list[int] = []
+    real_poll = index.feed.poll
+
+    def slow_poll() -> set[int] | None:
+        polls.append(1)
+        if len(polls) == 1:
+            reading.set()
+            assert release.wait(30)
+        return real_poll()
+
+    monkeypatch.setattr(index.feed, "poll", slow_poll)
+    first = threading.Thread(target=index.refresh)
+    first.start()
+    assert reading.wait(30)
+    assert index.lock.acquire(timeout=5), "the refresh held the lock while reading"
+    index.lock.release()
+    assert index.refresh_if_idle() is False  # one is under way: no waiting
+    with index_db.write() as conn:
+        write(conn, [_provider(2)])  # committed after the first refresh polled
+    seen: list[set[str]] = []
+    waiters = [
+        threading.Thread(target=lambda: (index.refresh(), seen.append(set(index.universe.by_uuid))))
+        for _ in range(6)
+    ]
+    for w in waiters:
+        w.start()
+    release.set()
+    for w in [first, *waiters]:
+        w.join(30)
+    assert len(seen) == 6
+    assert all({_provider(1).uuid, _provider(2).uuid} <= s for s in seen)
+    assert len(polls) == 2  # the six waiters shared the one refresh after the first
