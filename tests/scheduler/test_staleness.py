@@ -7,10 +7,15 @@ those rules again (:mod:`berth.scheduler.recheck`).  Each test warms a
 worker's view, changes a rule as users do, then places: the host the stale
 view prefers (cn1, the biggest, under the default spreading weighers) is
 refused in the claim and the instance goes to an alternate, or the answer is
-NoValidHost, never a placement breaking the rule.  The sequential tests go
-through the HTTP API (in process); the concurrent ones change the rule while
-threads place, and read back from the database that no allocation committed
-after the change breaks it.
+NoValidHost, never a placement breaking the rule.
+
+The sequential tests go through the HTTP API (in process).  With a long view
+age the rule changes before the request; with the default one, whose index
+is refreshed before every request, it changes between the selection and the
+claim, the only time such a view is stale (the hinted instance moves between
+the hints' read and the selection).  The concurrent tests change the rule
+while threads place, and read back from the database that no allocation
+committed after the change breaks it.
 """
 
 from __future__ import annotations
@@ -240,24 +245,51 @@ def _placed(got: falcon.testing.Result) -> dict[str, str]:
     return {s["instance_uuid"]: s["host"]["uuid"] for s in got.json["selections"]}
 
 
+def _around_next_selection(
+    monkeypatch: pytest.MonkeyPatch,
+    before: Callable[[], None] | None = None,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """Run ``before`` / ``after`` the next request's selection (its hints are read before)."""
+    decide = scheduler_service.decide
+
+    def around(*args: Any) -> Any:
+        monkeypatch.setattr(scheduler_service, "decide", decide)
+        if before is not None:
+            before()
+        decision = decide(*args)
+        if after is not None:
+            after()
+        return decision
+
+    monkeypatch.setattr(scheduler_service, "decide", around)
+
+
 @pytest.mark.parametrize("name", list(RULES))
 def test_a_rule_changed_within_the_view_age_is_not_broken(
-    client: falcon.testing.TestClient, db: Database, age: str, name: str
+    client: falcon.testing.TestClient,
+    db: Database,
+    age: str,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rule = RULES[name]
     warm = _placed(_select(client, **rule.body))
     assert set(warm.values()) == {CN1}  # the view prefers cn1
-    rule.change_http(client)
+    if age == "long":  # the view is warm and will not refresh: change the rule now
+        rule.change_http(client)
+    else:  # a view refreshed before every request is stale from its selection to the claim
+        _around_next_selection(monkeypatch, after=lambda: rule.change_http(client))
     got = _select(client, num_instances=2, all_or_nothing=False, **rule.body)
     placed = _placed(got)
     assert placed, got.text  # cn2 and cn3 still follow the rule
     with db.read() as conn:
         assert not [host for host in placed.values() if rule.breaks(conn, host)]
-    if age == "long":  # the stale view chose cn1: refused in the claim, for the rule
-        assert got.json["refused_claims"] >= 1
+    # The stale view chose cn1, whose claim the rule refused; alternates took the instances.
+    assert got.json["refused_claims"] >= 1
 
 
-# -- hints: the hinted instance moves between the hint's read and the claim ------------------
+# -- hints: the hinted instance moves after the hints' read, before the selection -----------
 
 
 def _move(client: falcon.testing.TestClient, instance: str, to: str) -> None:
@@ -273,25 +305,11 @@ def _move(client: falcon.testing.TestClient, instance: str, to: str) -> None:
     _put(client, path, body)
 
 
-def _move_after_hints(
-    monkeypatch: pytest.MonkeyPatch, client: falcon.testing.TestClient, instance: str, to: str
-) -> None:
-    """Move ``instance`` once the next request has read its hints, before it selects."""
-    decide = scheduler_service.decide
-
-    def moved_then_decide(*args: Any) -> Any:
-        monkeypatch.setattr(scheduler_service, "decide", decide)
-        _move(client, instance, to)
-        return decide(*args)
-
-    monkeypatch.setattr(scheduler_service, "decide", moved_then_decide)
-
-
 def test_same_host_instance_moved_away(
     client: falcon.testing.TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (x,) = _placed(_select(client))  # on cn1
-    _move_after_hints(monkeypatch, client, x, CN2)
+    _around_next_selection(monkeypatch, before=lambda: _move(client, x, CN2))
     got = _select(client, scheduler_hints={"same_host": [x]})
     # The hint said cn1, the only host the selection let through: refused, no valid host.
     assert got.status_code == 409
@@ -304,7 +322,7 @@ def test_different_host_instance_moved_in(
     client: falcon.testing.TestClient, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (x,) = _placed(_select(client))  # on cn1: the next instance prefers cn2
-    _move_after_hints(monkeypatch, client, x, CN2)
+    _around_next_selection(monkeypatch, before=lambda: _move(client, x, CN2))
     got = _select(client, scheduler_hints={"different_host": [x]})
     placed = _placed(got)
     assert list(placed.values()) == [CN3], got.text
@@ -368,6 +386,8 @@ def _change_and_witness(db: Database, change: Callable[[Connection], None]) -> s
 
     The change moves cn1's generation before this read: a claim on cn1 that
     committed before it is read here, one after it waited for it (or lost).
+    The transaction stays open a moment, so that claims of selections made
+    before it queue behind it and commit after it.
     """
 
     def once(conn: Connection) -> set[str]:
@@ -380,7 +400,9 @@ def _change_and_witness(db: Database, change: Callable[[Connection], None]) -> s
             )
             .where(t.resource_providers.c.uuid == CN1)
         )
-        return set(conn.execute(query).scalars())
+        before = set(conn.execute(query).scalars())
+        time.sleep(0.2)
+        return before
 
     return atomically(db, once, 50, operation="test")
 
