@@ -34,7 +34,8 @@ carries the rules its selection applied (:class:`Rules`: the request's,
 under the enabled filters), and only those are checked.
 
 Cost, per transaction (a group-commit batch), never per claim, and only
-for the rules some claim of the batch relies on:
+for the rules some claim of the batch relies on
+(:mod:`berth.scheduler.rule_state` reads it):
 
 1. the providers of every tree the claims touch: generation, root, the
    disabled flag and zone (joined from ``scheduler_hosts``) and, when a
@@ -74,23 +75,17 @@ generation either.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
-import orjson
-from sqlalchemy import Connection, Executable, bindparam, literal_column, select, union_all
+from sqlalchemy import Connection
 
-from berth.db.tables import AGG, ALLOC, RP, RP_AGG, RP_TRAIT, SCHED_AGG, SCHED_HOST, TRAIT
 from berth.placement.write.batch import RuleCheck, RuleVerdict
-from berth.scheduler import filters
+from berth.scheduler import filters, rule_state
 from berth.scheduler.candidates import NOT_IN_AGGREGATES
 from berth.scheduler.explain import Reason
-
-# The catalog's own fold of aggregate metadata (zone, tenants, values), so the
-# recheck judges a host's aggregates exactly as the selection did.
-from berth.scheduler.hoststate import AggregateView
-from berth.scheduler.hoststate import _view as aggregate_view
 from berth.scheduler.options import SchedulerConfig
+from berth.scheduler.rule_state import HostNow, ProviderNow, RuleState, Wanted
 from berth.scheduler.spec import RequestSpec
 
 
@@ -180,34 +175,6 @@ class Placed(Protocol):
     @property
     def rules(self) -> Rules:
         """What the selection relied on."""
-
-
-@dataclass
-class ProviderNow:
-    """One provider as the claim transaction reads it."""
-
-    id: int
-    uuid: str
-    generation: int
-    root_id: int
-    disabled: bool
-    zone: str | None
-    aggregates: dict[str, Mapping[str, str]] = field(default_factory=dict)  # uuid -> metadata
-    traits: set[str] = field(default_factory=set)  # only those some rule asks about
-
-
-@dataclass
-class HostNow:
-    """What the checks of one claim look at, as the claim transaction read it."""
-
-    root: ProviderNow
-    allocated: list[ProviderNow]
-    view: AggregateView  # the root's aggregates, as the host catalog folds them
-    hosts_of: Mapping[str, set[int]]  # instance uuid -> root ids of the hosts holding it
-
-    def holds(self, instances: frozenset[str] | None) -> bool:
-        """Whether the host holds one of ``instances``."""
-        return any(self.root.id in self.hosts_of.get(i, ()) for i in instances or ())
 
 
 class Check:
@@ -398,34 +365,29 @@ class _Recheck:
 
     def __call__(self, conn: Connection) -> list[RuleVerdict]:
         claims = [c for request in self.requests for c in request if c.rules.any]
-        state = _read(conn, claims)
+        state = rule_state.read(conn, _wanted(claims))
         return [_judge(request, state) for request in self.requests]
 
 
-@dataclass
-class _State:
-    """What the transaction read for the batch's claims."""
-
-    by_uuid: dict[str, ProviderNow]
-    trees: dict[int, list[ProviderNow]]  # root id -> the providers of its tree
-    hosts_of: dict[str, set[int]] = field(default_factory=dict)
-
-    def host(self, claim: Placed) -> HostNow | None:
-        """The claim's host as read (None: its root provider is gone)."""
-        root = self.by_uuid.get(claim.host_uuid)
-        if root is None:
-            return None
-        allocated = [self.by_uuid[p] for p in claim.allocation if p in self.by_uuid]
-        view = aggregate_view([dict(m) for m in root.aggregates.values()])
-        return HostNow(root, allocated, view, self.hosts_of)
+def _wanted(claims: list[Placed]) -> Wanted:
+    """What the rules of ``claims`` read: only what some claim relies on."""
+    return Wanted(
+        providers=frozenset(
+            {c.host_uuid for c in claims} | {p for c in claims for p in c.allocation}
+        ),
+        aggregates=any(c.rules.aggregates for c in claims),
+        traits=frozenset().union(*(c.rules.traits for c in claims)),
+        trait_providers=frozenset(p for c in claims if c.rules.traits for p in c.allocation),
+        instances=frozenset().union(*(c.rules.instances for c in claims)),
+    )
 
 
-def _judge(request: Sequence[Placed], state: _State) -> RuleVerdict:
+def _judge(request: Sequence[Placed], state: RuleState) -> RuleVerdict:
     """One all-or-nothing request: refused at its first broken rule, else what it read."""
     relied: dict[int, int] = {}
     for claim in request:
         rules = claim.rules
-        host = state.host(claim) if rules.any else None
+        host = state.host(claim.host_uuid, claim.allocation) if rules.any else None
         if host is None:  # nothing relied on, or the host is gone (capacity refuses it)
             continue
         reason = refusal(host, rules)
@@ -435,112 +397,3 @@ def _judge(request: Sequence[Placed], state: _State) -> RuleVerdict:
         if rules.different_host:  # an instance arriving anywhere in the tree moves its provider
             relied.update((p.id, p.generation) for p in state.trees[host.root.id])
     return RuleVerdict(relied_on=relied)
-
-
-def _read(conn: Connection, claims: list[Placed]) -> _State:
-    """Query 1 (providers, attributes, aggregates), then query 2 if traits or hints need it."""
-    uuids = {c.host_uuid for c in claims} | {p for c in claims for p in c.allocation}
-    aggregates = any(c.rules.aggregates for c in claims)
-    state = _State({}, {})
-    for row in conn.execute(_PROVIDERS[aggregates], {"uuids": sorted(uuids)}):
-        p = state.by_uuid.get(row.uuid)
-        if p is None:
-            p = state.by_uuid[row.uuid] = ProviderNow(
-                row.id,
-                row.uuid,
-                row.generation,
-                row.root_provider_id,
-                bool(row.disabled),
-                row.availability_zone,
-            )
-            state.trees.setdefault(p.root_id, []).append(p)
-        if aggregates and row.aggregate is not None:
-            p.aggregates[row.aggregate] = orjson.loads(row.agg_metadata or "{}")
-    _read_memberships(conn, claims, state)
-    return state
-
-
-def _read_memberships(conn: Connection, claims: list[Placed], state: _State) -> None:
-    """Query 2: the asked traits of the allocated providers, the hinted instances' hosts."""
-    traits = frozenset().union(*(c.rules.traits for c in claims))
-    instances = frozenset().union(*(c.rules.instances for c in claims))
-    if not traits and not instances:
-        return
-    ids = {
-        state.by_uuid[p].id
-        for c in claims
-        if c.rules.traits
-        for p in c.allocation
-        if p in state.by_uuid
-    }
-    by_id = {p.id: p for p in state.by_uuid.values()}
-    params = {"ids": sorted(ids), "traits": sorted(traits), "instances": sorted(instances)}
-    for row in conn.execute(_MEMBERSHIPS[bool(traits), bool(instances)], params):
-        if row.kind == "t":
-            by_id[row.provider_id].traits.add(row.name)
-        else:
-            state.hosts_of.setdefault(row.name, set()).add(row.provider_id)
-
-
-def _providers_query(aggregates: bool) -> Executable:
-    """Query 1: every provider of the trees holding ``uuids``, with the host attributes."""
-    involved = RP.alias("involved")
-    trees = select(involved.c.root_provider_id).where(
-        involved.c.uuid.in_(bindparam("uuids", expanding=True))
-    )
-    columns: list[Any] = [
-        RP.c.id,
-        RP.c.uuid,
-        RP.c.generation,
-        RP.c.root_provider_id,
-        SCHED_HOST.c.disabled,
-        SCHED_HOST.c.availability_zone,
-    ]
-    joined = RP.outerjoin(SCHED_HOST, SCHED_HOST.c.provider_uuid == RP.c.uuid)
-    if aggregates:
-        columns += [AGG.c.uuid.label("aggregate"), SCHED_AGG.c.metadata.label("agg_metadata")]
-        joined = (
-            joined.outerjoin(RP_AGG, RP_AGG.c.resource_provider_id == RP.c.id)
-            .outerjoin(AGG, AGG.c.id == RP_AGG.c.aggregate_id)
-            .outerjoin(SCHED_AGG, SCHED_AGG.c.aggregate_uuid == AGG.c.uuid)
-        )
-    return select(*columns).select_from(joined).where(RP.c.root_provider_id.in_(trees))
-
-
-def _memberships_query(traits: bool, instances: bool) -> Executable:
-    """Query 2: (provider id, trait name) and (root id, hinted instance) rows, by kind."""
-    parts = []
-    if traits:
-        parts.append(
-            select(
-                RP_TRAIT.c.resource_provider_id.label("provider_id"),
-                TRAIT.c.name.label("name"),
-                literal_column("'t'").label("kind"),
-            )
-            .select_from(RP_TRAIT.join(TRAIT, TRAIT.c.id == RP_TRAIT.c.trait_id))
-            .where(
-                RP_TRAIT.c.resource_provider_id.in_(bindparam("ids", expanding=True)),
-                TRAIT.c.name.in_(bindparam("traits", expanding=True)),
-            )
-        )
-    if instances:
-        parts.append(
-            select(
-                RP.c.root_provider_id.label("provider_id"),
-                ALLOC.c.consumer_id.label("name"),
-                literal_column("'i'").label("kind"),
-            )
-            .select_from(ALLOC.join(RP, RP.c.id == ALLOC.c.resource_provider_id))
-            .where(ALLOC.c.consumer_id.in_(bindparam("instances", expanding=True)))
-        )
-    return parts[0] if len(parts) == 1 else union_all(*parts)
-
-
-# Built once: a statement object reused is not analysed again on every call.
-_PROVIDERS = {aggregates: _providers_query(aggregates) for aggregates in (False, True)}
-_MEMBERSHIPS = {
-    (traits, instances): _memberships_query(traits, instances)
-    for traits in (False, True)
-    for instances in (False, True)
-    if traits or instances
-}

@@ -23,7 +23,8 @@ from berth.scheduler import host_attributes, recheck
 from berth.scheduler.claims import Claim
 from berth.scheduler.host_attributes import HostAttributes
 from berth.scheduler.hoststate import AggregateView
-from berth.scheduler.recheck import NO_RULES, HostNow, ProviderNow, Rules
+from berth.scheduler.recheck import NO_RULES, Rules
+from berth.scheduler.rule_state import HostNow, ProviderNow
 from berth.scheduler.spec import RequestSpec
 from tests.scheduler.conftest import host_uuid, write_cloud
 from tests.scheduler.helpers import config
