@@ -7,11 +7,14 @@ sharing the transaction with other threads' claims (requests without a
 server group).  :func:`claim_batch` writes it in a transaction of its own
 (:func:`berth.placement.write.retry.atomically`) to which it adds
 :func:`berth.scheduler.groups.enforce` (server-group generation swap,
-members' hosts re-checked, members recorded).  A lost race rolls the
-transaction back and runs it again (``scheduler_claim_retries`` times); a
-host that turns out full, or a group rule that would break, is final for
-that host: the caller moves on to the next alternate.  :func:`release`
-undoes claims (all-or-nothing).
+members' hosts re-checked, members recorded).  Both judge again, in the
+transaction, every other rule the selection relied on
+(:mod:`berth.scheduler.recheck`: traits, aggregates, zone, tenants, the
+disabled flag, hints), which each :class:`Claim` carries.  A lost race
+rolls the transaction back and runs it again (``scheduler_claim_retries``
+times); a host that turns out full, breaks a rule, or would break the group
+rule is final for that host: the caller moves on to the next alternate.
+:func:`release` undoes claims (all-or-nothing).
 """
 
 from __future__ import annotations
@@ -31,10 +34,11 @@ from berth.placement.class_ids import ResourceClassCache
 from berth.placement.write import batch
 from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
 from berth.placement.write.retry import atomically
-from berth.scheduler import groups
-from berth.scheduler.explain import CLAIMS
+from berth.scheduler import groups, recheck
+from berth.scheduler.explain import CLAIMS, OTHER, REASON_CODES, REJECTIONS
 from berth.scheduler.group_commit import GroupCommit
 from berth.scheduler.groups import GroupViolation
+from berth.scheduler.recheck import NO_RULES, Rules
 
 # How retries of claims and releases are counted (``berth_write_retries``).
 OPERATION = "claims"
@@ -54,11 +58,12 @@ class InstanceExists(errors.Conflict):
 
 @dataclass(frozen=True)
 class Claim:
-    """One instance on one host: the consumer, the host, the allocation."""
+    """One instance on one host: the consumer, the host, the allocation, the rules relied on."""
 
     instance_uuid: str
     host_uuid: str
     allocation: dict[str, dict[str, int]]  # provider uuid -> class -> amount
+    rules: Rules = NO_RULES  # judged again in the claim transaction
 
 
 @dataclass(frozen=True)
@@ -91,11 +96,12 @@ def _classes(conn: Connection, known: KnownClasses, claims: list[Claim]) -> Reso
 
 @dataclass
 class Outcome:
-    """How a claim went: ``claimed``, ``full``, ``group`` or ``conflict``, and tries made."""
+    """How a claim went (``claimed``, ``full``, ``rule``, ``group`` or ``conflict``), tries made."""
 
     kind: str = "claimed"
     message: str = ""
     transactions: int = 0
+    reason: str = ""  # ``rule``: the broken rule's code (berth.scheduler.recheck)
 
     @property
     def ok(self) -> bool:
@@ -135,7 +141,8 @@ def _transaction(
         if outcome.transactions > 1:
             _back_off(conn, outcome.transactions)
         classes = _classes(conn, known, claims)
-        verdict = batch.write(conn, [request], classes, OwnerIds())[0]
+        rules = recheck.for_batch([claims])
+        verdict = batch.write(conn, [request], classes, OwnerIds(), rules=rules)[0]
         if verdict.kind == batch.CONFLICT:
             raise errors.ConcurrentUpdate(verdict.message)  # run again
         if not verdict.ok:
@@ -181,7 +188,9 @@ def claim_batch(
     except _Refused as refused:
         if refused.verdict.kind == batch.EXISTS:
             raise InstanceExists([c.instance_uuid for c in claims]) from None
-        outcome.kind, outcome.message = refused.verdict.kind, refused.verdict.message
+        verdict = refused.verdict
+        outcome.kind, outcome.message = verdict.kind, verdict.message
+        outcome.reason = verdict.reason
     except GroupViolation as exc:
         outcome.kind, outcome.message = "group", exc.message
     except errors.ConcurrentUpdate as exc:
@@ -200,19 +209,22 @@ def claim_combined(
     or nothing.
     """
     assert owner.group_uuid is None, "server-group claims take claim_batch"
-    job = group_commit.claim(_request(claims, owner), known)
+    job = group_commit.claim(_request(claims, owner), known, claims)
     assert job.verdict is not None
     verdict = job.verdict
     if verdict.kind == batch.EXISTS:
         raise InstanceExists(verdict.message.split(", "))
     kind = "claimed" if verdict.ok else verdict.kind
-    outcome = Outcome(kind, verdict.message, job.transactions)
+    outcome = Outcome(kind, verdict.message, job.transactions, verdict.reason)
     _count(outcome, len(claims))
     return outcome
 
 
 def _count(outcome: Outcome, claims: int) -> None:
     CLAIMS.labels(outcome.kind).inc(claims if outcome.ok else 1)
+    if outcome.kind == batch.RULE:  # a host turned away at the claim, like a filter's
+        code = outcome.reason if outcome.reason in REASON_CODES else OTHER
+        REJECTIONS.labels("claim", code).inc()
     if outcome.lost_races:
         CLAIMS.labels("lost_race").inc(outcome.lost_races)
 

@@ -33,7 +33,8 @@ REQUESTS = PromCounter(
 )
 CLAIMS = PromCounter(
     "berth_scheduler_claims",
-    "Claim attempts by outcome (claimed, conflict, full, group; released = claimed then undone)",
+    "Claim attempts by outcome (claimed, conflict, full, rule, group; "
+    "released = claimed then undone)",
     ["outcome"],
 )
 SELECT_SECONDS = Histogram(

@@ -10,10 +10,12 @@ and writes every claim queued by then in one transaction
 leader's own claim is settled it passes the lead to the first thread still
 waiting, whose claim heads the queue, so no thread serves others for long.
 
-A claim that lost a provider's compare-and-swap to another writer goes
-back in the queue and is judged again in the next transaction (which reads
-the new usage), up to ``retries`` times.  An error the write engine would
-run again (:func:`berth.placement.write.retry.retryable`: a unique-key
+Each transaction also judges again the rules the batch's claims relied on
+(:mod:`berth.scheduler.recheck`), in at most two more queries for the whole
+batch.  A claim that lost a provider's compare-and-swap to another writer
+goes back in the queue and is judged again in the next transaction (which
+reads the new usage), up to ``retries`` times.  An error the write engine
+would run again (:func:`berth.placement.write.retry.retryable`: a unique-key
 race, a deadlock, a Galera certification failure) does the same for the
 whole batch.  Any other error is raised in every thread of the batch.
 """
@@ -33,6 +35,8 @@ from berth.placement.class_ids import ResourceClassCache
 from berth.placement.write import batch as batch_write
 from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
 from berth.placement.write.retry import retryable
+from berth.scheduler import recheck
+from berth.scheduler.recheck import Placed
 
 log = structlog.get_logger("berth.scheduler.group_commit")
 
@@ -49,6 +53,7 @@ class Job:
 
     consumers: Sequence[NewConsumer]
     known: ResourceClassCache
+    claims: Sequence[Placed] = ()  # the same claims with the rules they relied on
     done: threading.Event = field(default_factory=threading.Event)
     verdict: Verdict | None = None
     error: BaseException | None = None
@@ -71,9 +76,17 @@ class GroupCommit:
         # only the transaction after such a failure reads which ones exist.
         self.check_existing = False
 
-    def claim(self, consumers: Sequence[NewConsumer], known: ResourceClassCache) -> Job:
-        """Write ``consumers`` (all or none); the settled job (verdict, transactions)."""
-        job = Job(consumers, known)
+    def claim(
+        self,
+        consumers: Sequence[NewConsumer],
+        known: ResourceClassCache,
+        claims: Sequence[Placed] = (),
+    ) -> Job:
+        """Write ``consumers`` (all or none); the settled job (verdict, transactions).
+
+        ``claims``: the same claims as placed, whose rules are judged again.
+        """
+        job = Job(consumers, known, claims)
         with self.lock:
             self.queue.append(job)
             leading = not self.busy
@@ -119,8 +132,9 @@ class GroupCommit:
             with self.db.write() as conn:
                 known = batch[0].known if _same_classes(batch) else ResourceClassCache(conn)
                 requests = [j.consumers for j in batch]
+                rules = recheck.for_batch([j.claims for j in batch])
                 verdicts = batch_write.write(
-                    conn, requests, known, self.owners, self.check_existing
+                    conn, requests, known, self.owners, self.check_existing, rules
                 )
         except Exception as exc:  # every waiting thread must hear of what is not run again
             self.owners.committed(False)

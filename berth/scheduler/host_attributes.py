@@ -5,6 +5,13 @@ and ``scheduler_aggregates``.  Every write takes a new revision from the
 ``scheduler_revisions`` counter in the same transaction; the counter's row
 lock orders writers, so a reader that remembers the last revision it saw
 fetches exactly the rows written since (:func:`changed_since`).
+
+A write that changes what a claim re-checks (a host's ``disabled`` flag or
+zone, an aggregate's metadata) also moves the generation of the providers
+concerned (the host; every member of the aggregate), as Placement does when
+traits or aggregates change: a claim that read the old state then loses its
+generation swap and runs again (:mod:`berth.scheduler.recheck`).  Metrics
+alone move nothing: no claim re-checks them.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from sqlalchemy import Column, Connection, insert, select, update
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
-from berth.db.tables import SCHED_AGG, SCHED_HOST, SCHED_REVISION
+from berth.db.tables import AGG, RP_AGG, SCHED_AGG, SCHED_HOST, SCHED_REVISION
 from berth.placement import errors
 from berth.placement.providers import get_provider
+from berth.placement.write import generations
 
 STATE = "state"
 
@@ -110,8 +118,19 @@ def list_hosts(conn: Connection) -> dict[str, HostAttributes]:
 
 
 def put_host(conn: Connection, provider_uuid: str, attrs: HostAttributes) -> None:
-    """Replace a host's attributes; NotFound when the provider does not exist."""
-    get_provider(conn, provider_uuid)
+    """Replace a host's attributes; NotFound when the provider does not exist.
+
+    The provider's generation moves when ``disabled`` or the zone changes.
+    """
+    provider = get_provider(conn, provider_uuid)
+    before = conn.execute(
+        select(SCHED_HOST.c.disabled, SCHED_HOST.c.availability_zone).where(
+            SCHED_HOST.c.provider_uuid == provider_uuid
+        )
+    ).one_or_none()
+    was = (bool(before.disabled), before.availability_zone) if before else (False, None)
+    if was != (attrs.disabled, attrs.availability_zone):
+        generations.advance(conn, [provider.id])
     values = {
         "disabled": attrs.disabled,
         "disabled_reason": attrs.disabled_reason,
@@ -131,7 +150,17 @@ def get_aggregate_metadata(conn: Connection, aggregate_uuid: str) -> dict[str, s
 
 
 def put_aggregate_metadata(conn: Connection, aggregate_uuid: str, metadata: dict[str, str]) -> None:
-    """Replace an aggregate's metadata (any uuid: aggregates exist implicitly)."""
+    """Replace an aggregate's metadata (any uuid: aggregates exist implicitly).
+
+    The generations of the aggregate's members move when the metadata changes.
+    """
+    if get_aggregate_metadata(conn, aggregate_uuid) != metadata:
+        members = (
+            select(RP_AGG.c.resource_provider_id)
+            .join(AGG, AGG.c.id == RP_AGG.c.aggregate_id)
+            .where(AGG.c.uuid == aggregate_uuid)
+        )
+        generations.advance(conn, list(conn.execute(members).scalars()))
     values = {"metadata": orjson.dumps(metadata).decode()}
     _put(conn, SCHED_AGG.c.aggregate_uuid, aggregate_uuid, values)
 

@@ -10,9 +10,10 @@ reservation: kept if it committed, dropped if it was refused.  A kept
 entry is forgotten once a refresh that *started after* the commit has run:
 that refresh read it.  Entries still in flight are never forgotten.
 
-Other workers' claims are seen only at the next refresh; until then a
-claim may be refused (full, or a lost race) and the next alternate is
-tried, so staleness costs retries, never correctness.  A refused claim, or
+Other workers' claims, and changes to traits and aggregates, are seen only
+at the next refresh; until then a claim may be refused (full, a lost race,
+or a rule that no longer holds: :mod:`berth.scheduler.recheck`) and the
+next alternate is tried, so staleness costs retries, never correctness.  A refused claim, or
 a request no host could take, makes the next request refresh first.
 """
 

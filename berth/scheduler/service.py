@@ -22,6 +22,7 @@ from berth.scheduler.context import Hints, read_hints
 from berth.scheduler.explain import REQUESTS, SELECT_SECONDS
 from berth.scheduler.groups import ServerGroup
 from berth.scheduler.pipeline import Decision, Pipeline, Placement, decide, no_valid_host
+from berth.scheduler.recheck import Rules
 from berth.scheduler.spec import RequestSpec
 
 if TYPE_CHECKING:
@@ -135,11 +136,12 @@ def _claim(
     """Claim every placement: all at once when possible, else one by one with alternates."""
     group = hints.group
     owner = Owner(spec.project_id, spec.user_id, group.uuid if group is not None else None)
-    claimer = _Claimer(pipeline, db, owner)
+    claimer = _Claimer(pipeline, db, owner, Rules.of(spec, pipeline.config))
     placements = decision.placements
     answer = Answer([], claimed=True, failed=list(decision.unplaced))
     if len(placements) > 1:
-        outcome = claimer.claim([_as_claim(p.instance_uuid, p.ranked[0]) for p in placements])
+        first = [_as_claim(p.instance_uuid, p.ranked[0], claimer.rules) for p in placements]
+        outcome = claimer.claim(first)
         answer.lost_races += outcome.lost_races
         if outcome.ok:
             answer.selections = [_selection(p, p.ranked[0]) for p in placements]
@@ -156,8 +158,8 @@ def _claim(
             claims.release(db, claimed, owner.group_uuid, pipeline.config.claim_retries)
             raise NoValidHost(
                 f"No valid host for instance {placement.instance_uuid}: every one of its "
-                f"{len(placement.ranked)} hosts refused the claim (full, group rule or "
-                "lost races); nothing was claimed"
+                f"{len(placement.ranked)} hosts refused the claim (full, a rule changed "
+                "since the selection, group rule or lost races); nothing was claimed"
             )
         answer.failed.append(placement.instance_uuid)
     if not answer.selections:
@@ -168,11 +170,12 @@ def _claim(
 class _Claimer:
     """Claims of one request: through the group commit, or (server group) on their own."""
 
-    def __init__(self, pipeline: Pipeline, db: Database, owner: Owner) -> None:
+    def __init__(self, pipeline: Pipeline, db: Database, owner: Owner, rules: Rules) -> None:
         self.pipeline = pipeline
         self.db = db
         self.owner = owner
         self.known = KnownClasses(pipeline.index.rc_names)
+        self.rules = rules  # what the selection relied on, judged again by every claim
 
     def claim(self, batch: list[Claim]) -> claims.Outcome:
         group_commit = self.pipeline.group_commit
@@ -185,7 +188,7 @@ class _Claimer:
 def _claim_one(claimer: _Claimer, placement: Placement, answer: Answer) -> HostChoice | None:
     """The first host (chosen, then alternates) that accepts the claim."""
     for host in placement.ranked:
-        outcome = claimer.claim([_as_claim(placement.instance_uuid, host)])
+        outcome = claimer.claim([_as_claim(placement.instance_uuid, host, claimer.rules)])
         answer.lost_races += outcome.lost_races
         if outcome.ok:
             return host
@@ -193,8 +196,8 @@ def _claim_one(claimer: _Claimer, placement: Placement, answer: Answer) -> HostC
     return None
 
 
-def _as_claim(instance_uuid: str, host: HostChoice) -> Claim:
-    return Claim(instance_uuid, host.host_uuid, host.allocation)
+def _as_claim(instance_uuid: str, host: HostChoice, rules: Rules) -> Claim:
+    return Claim(instance_uuid, host.host_uuid, host.allocation, rules)
 
 
 def _selection(placement: Placement, chosen: HostChoice) -> Selection:

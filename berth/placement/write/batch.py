@@ -8,23 +8,29 @@ requests share one commit::
 
     consumers    a request naming a consumer that exists is refused (EXISTS)
     capacity     inventory, usage and generation of every (provider, class)
-                 pair, read in one query; the requests judged in order on
-                 one Ledger, each counting the ones accepted before it
+                 pair, read in one query
+    rules        the caller's own rules, if any (the scheduler's recheck):
+                 a request breaking one is refused (RULE); each names the
+                 providers whose state its rules read, and their generations
+    judge        the requests judged in order on one Ledger, each counting
+                 the ones accepted before it
     swap         compare-and-swap the generation of every provider an
-                 accepted request touches, in one statement where the
-                 database returns the rows it changed; a request on a
-                 provider whose swap is lost is refused (CONFLICT: try again)
+                 accepted request touches or its rules read, in one
+                 statement where the database returns the rows it changed;
+                 a request on a provider whose swap is lost is refused
+                 (CONFLICT: try again)
     insert       consumers (generation 1, as after the API's first write)
                  and allocation rows, one statement each
 
 Capacity is judged only against usage no other writer changed since it was
-read (the swap would fail): nothing is over-committed.  Unlike the API's
-write, one refused request does not roll back the others.
+read (the swap would fail): nothing is over-committed.  The same holds for
+the caller's rules, read after the generations they are swapped at.  Unlike
+the API's write, one refused request does not roll back the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
@@ -42,6 +48,7 @@ WRITTEN = "written"
 FULL = "full"  # does not fit, or a provider is gone: final for these providers
 EXISTS = "exists"  # a consumer already exists: final for the request
 CONFLICT = "conflict"  # lost a provider's compare-and-swap: try again
+RULE = "rule"  # breaks a rule of the caller's (a disabled host, a trait gone): final
 
 Request = Sequence["NewConsumer"]  # one all-or-nothing request
 
@@ -62,11 +69,29 @@ class Verdict:
 
     kind: str = WRITTEN
     message: str = ""
+    reason: str = ""  # RULE: the rule's constant code
 
     @property
     def ok(self) -> bool:
         """True when the request's consumers and allocations are written."""
         return self.kind == WRITTEN
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    """What the caller's rules say of one request: a refusal, and what they read."""
+
+    reason: str | None = None  # a constant code: the request breaks a rule
+    message: str = ""
+    relied_on: Mapping[int, int] = field(default_factory=dict)  # provider id -> generation
+
+
+# The caller's rules beyond capacity, judged in the transaction after the
+# capacity read: a RuleVerdict per request.  The providers a verdict relied on
+# are swapped with the request's own (at the capacity read's generation when it
+# read them, else at the one the rules read with their state), so a change to
+# them committed after it was read makes the request lose the race.
+RuleCheck = Callable[[Connection], Sequence[RuleVerdict]]
 
 
 _Ensure = Callable[[Connection, str], int]
@@ -116,11 +141,13 @@ def write(
     classes: ResourceClassCache,
     owners: OwnerIds,
     check_existing: bool = True,
+    rules: RuleCheck | None = None,
 ) -> list[Verdict]:
     """Create the consumers and allocations of every request that fits; a verdict each.
 
     With ``check_existing`` False, a consumer that exists is found by the
     unique key instead (``IntegrityError``: roll back, run again checking).
+    ``rules``: the caller's rules, judged after the capacity read.
     """
     verdicts = [Verdict() for _ in requests]
     if check_existing:
@@ -130,6 +157,7 @@ def write(
     uuids = {p for r in requests for c in r for p in c.resources}
     wanted = {rc for rc in class_ids.values() if rc is not None}
     providers, caps = capacity.read_by_uuid(conn, uuids, wanted)
+    relied = _judge_rules(conn, rules, verdicts)
     ledger = Ledger(caps)
     for request, verdict in zip(requests, verdicts, strict=True):
         if verdict.ok:
@@ -137,7 +165,7 @@ def write(
             ledger.settle(accept=refusal is None)
             if refusal is not None:
                 verdict.kind, verdict.message = FULL, refusal
-    _swap(conn, requests, verdicts, providers)
+    _swap(conn, requests, verdicts, providers, relied)
     accepted = [r for r, v in zip(requests, verdicts, strict=True) if v.ok]
     _insert(conn, accepted, providers, class_ids, owners)
     return verdicts
@@ -154,6 +182,19 @@ def _refuse_existing(
         if taken or len(set(mine)) != len(mine):
             verdict.kind, verdict.message = EXISTS, ", ".join(taken or mine)
         existing.update(mine)  # a later request of the batch naming them again: exists
+
+
+def _judge_rules(
+    conn: Connection, rules: RuleCheck | None, verdicts: list[Verdict]
+) -> list[Mapping[int, int]]:
+    """Refuse the requests breaking the caller's rules; the providers each one's rules read."""
+    if rules is None:
+        return [{} for _ in verdicts]
+    said = rules(conn)
+    for verdict, rule in zip(verdicts, said, strict=True):
+        if verdict.ok and rule.reason is not None:
+            verdict.kind, verdict.message, verdict.reason = RULE, rule.message, rule.reason
+    return [rule.relied_on for rule in said]
 
 
 def _refusal(
@@ -185,34 +226,48 @@ def _swap(
     requests: Sequence[Request],
     verdicts: list[Verdict],
     providers: dict[str, tuple[int, int]],
+    relied: list[Mapping[int, int]],
 ) -> None:
     """Swap the generations the accepted requests need; refuse those whose swap lost.
 
     Providers swapped for requests refused afterwards keep their new
     generation although nothing was written on them (the change feed
-    hears of them all the same).
+    hears of them all the same).  So do the providers only a request's
+    rules read (a host's root provider allocating nothing).
     """
-    read = dict(providers.values())
-    needed = _provider_ids(requests, verdicts, providers)
-    lost = needed - generations.swap(conn, {pid: read[pid] for pid in needed})
+    expected = dict(providers.values())
+    for rule, verdict in zip(relied, verdicts, strict=True):
+        if verdict.ok:
+            for pid, generation in rule.items():
+                expected.setdefault(pid, generation)  # the capacity read's, if it has one
+    needed = _provider_ids(requests, verdicts, providers, relied)
+    lost = needed - generations.swap(conn, {pid: expected[pid] for pid in needed})
     if not lost:
         return
-    for request, verdict in zip(requests, verdicts, strict=True):
-        if verdict.ok and any(providers[p][0] in lost for c in request for p in c.resources):
+    for request, verdict, rule in zip(requests, verdicts, relied, strict=True):
+        mine = {providers[p][0] for c in request for p in c.resources} | rule.keys()
+        if verdict.ok and not lost.isdisjoint(mine):
             verdict.kind, verdict.message = CONFLICT, generations.GENERATION_CONFLICT
 
 
 def _provider_ids(
-    requests: Sequence[Request], verdicts: list[Verdict], providers: dict[str, tuple[int, int]]
+    requests: Sequence[Request],
+    verdicts: list[Verdict],
+    providers: dict[str, tuple[int, int]],
+    relied: list[Mapping[int, int]],
 ) -> set[int]:
-    """The ids of the providers the accepted requests allocate from."""
-    return {
+    """The ids of the providers the accepted requests allocate from or their rules read."""
+    needed = {
         providers[p][0]
         for r, v in zip(requests, verdicts, strict=True)
         if v.ok
         for c in r
         for p in c.resources
     }
+    for rule, verdict in zip(relied, verdicts, strict=True):
+        if verdict.ok:
+            needed.update(rule)
+    return needed
 
 
 def _insert(

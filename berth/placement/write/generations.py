@@ -10,7 +10,7 @@ in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from sqlalchemy import Connection, bindparam, tuple_, update
 
@@ -60,6 +60,20 @@ def swap(conn: Connection, expected: Mapping[int, int]) -> set[int]:
     return swapped
 
 
+def advance(conn: Connection, provider_ids: Collection[int]) -> None:
+    """Move the providers' generations on, whatever they are now (and record the change).
+
+    For a writer that judged nothing by the generation but changes what
+    others judge by it (berth's host attributes): a writer that read the
+    old generation loses its swap, and one that swapped first is waited for.
+    """
+    if not provider_ids:
+        return
+    ids = sorted(set(provider_ids))
+    conn.execute(_ADVANCE, {"ids": ids, "now": utcnow()})
+    changes.record(conn, ids)
+
+
 def _swap_one(conn: Connection, provider_id: int, expected: int) -> bool:
     result = conn.execute(_SWAP_ONE, {"id_": provider_id, "expected": expected, "now": utcnow()})
     return bool(result.rowcount == 1)
@@ -69,6 +83,11 @@ def _swap_one(conn: Connection, provider_id: int, expected: int) -> bool:
 _SWAP_ONE = (
     update(RP)
     .where(RP.c.id == bindparam("id_"), RP.c.generation == bindparam("expected"))
+    .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
+)
+_ADVANCE = (
+    update(RP)
+    .where(RP.c.id.in_(bindparam("ids", expanding=True)))
     .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
 )
 _SWAP_MANY = (
