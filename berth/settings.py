@@ -98,7 +98,7 @@ class Settings:
     scheduler_worker_heartbeat: int = 10
     scheduler_hash_replicas: int = 64
     scheduler_refresh_ms: int = 1000
-    scheduler_index_refresh_ms: int = 0
+    scheduler_index_refresh_ms: int = 1000
     scheduler_metric_limits: str = ""
     scheduler_metric_weights: str = ""
     scheduler_default_availability_zone: str = "nova"

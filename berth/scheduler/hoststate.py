@@ -86,6 +86,10 @@ class HostCatalog:
                 self.revision = found.revision
                 self._views = {}
 
+    def invalidate(self) -> None:
+        """Check for writes at the next refresh (a claim found a host other than it looked)."""
+        self.checked = float("-inf")
+
     def attributes(self, uuid: str) -> HostAttributes:
         """A host's attributes (the defaults when never set)."""
         return self.hosts.get(uuid, DEFAULT_HOST)

@@ -239,6 +239,19 @@ def decide(pipeline: Pipeline, spec: RequestSpec, hints: Hints) -> Decision:
         return decision
 
 
+def look_again(pipeline: Pipeline) -> None:
+    """Bring this worker's view up to date now, waiting for it (a request found no host
+    in a view that may lag: a host added or capacity freed since it was read)."""
+    pipeline.catalog.refresh(0.0, _counts_instances(pipeline))
+    index = pipeline.index
+
+    def fresh() -> bool:
+        index.refresh()
+        return True
+
+    pipeline.reservations.refresh(0.0, fresh)
+
+
 def _refresher(pipeline: Pipeline, config: SchedulerConfig) -> Callable[[], bool]:
     """The index refresh a request runs: every time (waiting for a fresh one) when the
     view may not lag (``scheduler_index_refresh_ms=0``), else only if none is under way."""

@@ -21,7 +21,14 @@ from berth.scheduler.claims import Claim, KnownClasses, Owner
 from berth.scheduler.context import Hints, read_hints
 from berth.scheduler.explain import REQUESTS, SELECT_SECONDS
 from berth.scheduler.groups import ServerGroup
-from berth.scheduler.pipeline import Decision, Pipeline, Placement, decide, no_valid_host
+from berth.scheduler.pipeline import (
+    Decision,
+    Pipeline,
+    Placement,
+    decide,
+    look_again,
+    no_valid_host,
+)
 from berth.scheduler.recheck import Rules
 from berth.scheduler.spec import RequestSpec
 
@@ -56,9 +63,14 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
     pipeline = services.scheduler_pipeline
     hints = _hints(services, spec)
     decision = decide(pipeline, spec, hints)
+    if _unplaceable(decision, spec) and pipeline.config.index_refresh_seconds > 0:
+        # Only this worker's view, which may lag, said so: look again with a fresh one.
+        _settle(pipeline, decision, None)
+        look_again(pipeline)
+        decision = decide(pipeline, spec, hints)
     answer: Answer | None = None
     try:
-        if not decision.placements or (decision.unplaced and spec.all_or_nothing):
+        if _unplaceable(decision, spec):
             pipeline.reservations.invalidate()  # maybe only this worker's view said so
             raise no_valid_host(decision, spec)
         if spec.dry_run:
@@ -77,6 +89,10 @@ def _select(services: Services, spec: RequestSpec) -> Answer:
         _settle(pipeline, decision, answer)
 
 
+def _unplaceable(decision: Decision, spec: RequestSpec) -> bool:
+    return not decision.placements or bool(decision.unplaced and spec.all_or_nothing)
+
+
 def _settle(pipeline: Pipeline, decision: Decision, answer: Answer | None) -> None:
     """Keep the reservations of first choices claimed, drop the rest; note alternates taken."""
     chosen = {s.instance_uuid: s.chosen for s in answer.selections} if answer else {}
@@ -88,6 +104,7 @@ def _settle(pipeline: Pipeline, decision: Decision, answer: Answer | None) -> No
             book.add(host.amounts)
     if answer is None or answer.refused or answer.lost_races:
         book.invalidate()
+        pipeline.catalog.invalidate()  # a host may have been disabled or moved zone
 
 
 def _hints(services: Services, spec: RequestSpec) -> Hints:

@@ -98,6 +98,7 @@ def test_all_or_nothing_rolls_back_claims(
     from berth.candidates.index import MemoryIndex
 
     monkeypatch.setattr(MemoryIndex, "refresh", lambda self: None)
+    monkeypatch.setattr(MemoryIndex, "refresh_if_idle", lambda self: True)
     filler = ConsumerAllocations(
         "f" * 8 + "-0000-0000-0000-000000000000", {host_uuid(2): {"VCPU": 8}}, "p", "u"
     )
