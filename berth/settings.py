@@ -90,7 +90,7 @@ class Settings:
     scheduler_alternates: int = 2
     scheduler_claim_retries: int = 3
     scheduler_claim_batch: int = 64
-    scheduler_scan_limit: int = 100
+    scheduler_scan_limit: int = 20
     scheduler_scan_random_start: bool = True
     scheduler_partitioning: str = "none"
     scheduler_worker_index: int = -1

@@ -65,7 +65,8 @@ def _cloud(db: Database) -> None:
             uuid=host_uuid(i),
             name=f"cn{i}",
             inventories={
-                "VCPU": (64 * scale, 0, 1, 64 * scale, 1, 1.0),
+                # Room for thousands of instances: the placing threads must never fill it.
+                "VCPU": (1024 * scale, 0, 1, 1024 * scale, 1, 1.0),
                 "MEMORY_MB": (65536 * scale, 0, 1, 65536 * scale, 1, 1.0),
             },
             traits={FAST},
