@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+import orjson
 import structlog
 
 from berth.settings import Settings
@@ -16,7 +17,8 @@ def configure(settings: Settings) -> None:
     logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s")
     renderer: structlog.typing.Processor
     if settings.log_json:
-        renderer = structlog.processors.JSONRenderer()
+        # orjson: several times cheaper than json.dumps, and a line per request adds up.
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
     else:
         renderer = structlog.dev.ConsoleRenderer()
     structlog.configure(
@@ -33,3 +35,8 @@ def configure(settings: Settings) -> None:
         logger_factory=structlog.WriteLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def _orjson_dumps(event: object, **_: object) -> str:
+    """structlog's serializer: JSON text; values orjson cannot encode become their repr."""
+    return orjson.dumps(event, default=repr).decode()
