@@ -44,6 +44,15 @@ b register --hosts 1000 --clients 64 --processes 2
 b claims --target reference --mode placement --strategy pack --partitioning none,modulo \
     --limit 50 --hosts 10000 --workers 8 --seconds 20
 
+# 1b. The defaults that issue 12 changed, each beside the old value in one run: the index
+#     refresh (0: before every request; 1000 ms: the default) at 10,000 hosts, and the scan
+#     limit (10, 20 = the default, 100 = the old default, 0 = every host) by how full a
+#     200-host cloud gets with placement-bench's request list, pack-first.
+b claims --mode scheduler --strategy default --partitioning none --hosts 10000 --workers 4 \
+    --concurrency 8 --seconds 20 --set scheduler_index_refresh_ms=0,1000
+b fill --mode scheduler --strategy pack --partitioning none --workers 4 --concurrency 8 \
+    --hosts 200 --set scheduler_scan_limit=10,20,100,0
+
 # 2. The seed's "DB vs Python" table as it was defined: placement-bench's cloud (rows of 100
 #    hosts: 100, 200, 400, 800), one scheduler (one berth worker), one destination per request
 #    (the seed query), filtering in the database (sql), in Python over every host read per
