@@ -19,6 +19,8 @@ export BERTH_DATABASE_URL=$PG
 OUT=${OUT:-docs/bench/results.jsonl}
 BERTH=${BERTH:-.venv/bin/berth}
 b() { echo "+ berth bench $*" >&2; "$BERTH" bench "$@" --out "$OUT"; }
+# SECTIONS="1 1b" runs only those sections (default: all; the report is made either way).
+want() { [[ " ${SECTIONS:-1 1b 2 3 4 5 6} " == *" $1 "* ]]; }
 
 psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='berth_bench'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE berth_bench"
@@ -26,6 +28,7 @@ mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS berth_bench"
 "$BERTH" bench reference stop || true
 "$BERTH" bench reference start --workers 2
 
+if want 1; then
 # 1. Issue 12's targets: berth serve, default settings, 2 workers, 10,000 hosts, over HTTP.
 #    Registration storm (64 clients), select_destinations (32 clients: 4 processes x 8 threads,
 #    placement-bench's six sizes, berth's default weighers), and the Placement API claim path
@@ -44,6 +47,9 @@ b register --hosts 1000 --clients 64 --processes 2
 b claims --target reference --mode placement --strategy pack --partitioning none,modulo \
     --limit 50 --hosts 10000 --workers 8 --seconds 20
 
+fi
+
+if want 1b; then
 # 1b. The defaults that issue 12 changed, each beside the old value in one run: the index
 #     refresh (0: before every request; 1000 ms: the default) at 10,000 hosts, and the scan
 #     limit (10, 20 = the default, 100 = the old default, 0 = every host) by how full a
@@ -53,6 +59,9 @@ b claims --mode scheduler --strategy default --partitioning none --hosts 10000 -
 b fill --mode scheduler --strategy pack --partitioning none --workers 4 --concurrency 8 \
     --hosts 200 --set scheduler_scan_limit=10,20,100,0
 
+fi
+
+if want 2; then
 # 2. The seed's "DB vs Python" table as it was defined: placement-bench's cloud (rows of 100
 #    hosts: 100, 200, 400, 800), one scheduler (one berth worker), one destination per request
 #    (the seed query), filtering in the database (sql), in Python over every host read per
@@ -66,6 +75,9 @@ for n in 100 200 400 800; do
     b candidates --server-workers 1 --filter memory --queries seed --requests 300 --seconds 20
 done
 
+fi
+
+if want 3; then
 # 3. GET /allocation_candidates on the candidates issue's cloud (64 cores, 256 GB, 2 TB,
 #    10% GPU, 10 aggregates): berth with one worker (the issue's setting) in its three filter
 #    modes, and the reference, same data.
@@ -95,6 +107,9 @@ b populate --profile candidates -n 1000 --numa 2 --shared-storage-gb 100000
 b populate --target reference --profile candidates -n 1000 --numa 2 --shared-storage-gb 100000
 b candidates --server-workers 1 --against reference --queries nested,granular,limit --requests 100 --seconds 15
 
+fi
+
+if want 4; then
 # 4. Claims: placement-bench's cloud, repopulated per run, 8 clients, pack-first, the seed's
 #    host counts.  Over HTTP with default settings first (berth's scheduler, and the Placement
 #    API claim path), then the reference, then berth in process, then tuned settings.
@@ -118,6 +133,9 @@ b claims --target inproc --strategy pack --partitioning modulo --workers 8 --sec
 # The other strategies and partitionings, at 800 hosts.
 b claims --strategy spread,random --partitioning none,hash --workers 8 --seconds 10 --hosts 800
 
+fi
+
+if want 5; then
 # 5. placement-bench's own run: one fixed request list (same seed, same list), until the cloud
 #    is full; 1 and 8 clients; berth's scheduler and the Placement API path (strict modulo
 #    partitions: a client stops when its own hosts are full), and the reference (100 hosts).
@@ -132,9 +150,14 @@ b fill --mode scheduler --strategy default --partitioning none --workers 4 --con
 b fill --target reference --strategy pack --partitioning none,strict --workers 8 --hosts 100 \
     --seconds 600
 
+fi
+
+if want 6; then
 # 6. The old design: the compute host claims 500 ms after selection; collisions reschedule.
 b compute-claims --target inproc --hosts 100 --workers 8 --seconds 10 --delay-ms 500
 b compute-claims --target reference --hosts 100 --workers 8 --seconds 15 --delay-ms 500
+
+fi
 
 "$BERTH" bench reference stop
 "$BERTH" bench report "$OUT" --output docs/bench/report.md --plots docs/bench
