@@ -41,7 +41,7 @@ for db in "$PG" "$SQ" "$MY"; do
     b claims --database-url "$db" --mode placement --strategy pack --partitioning none,modulo \
         --limit 50 --hosts 10000 --workers 8 --seconds 20 --repeat 3
 done
-# The reference beside it, same workloads (its storm on 1,000 hosts: about 26 providers/s).
+# The reference beside it, same workloads (its storm on 1,000 hosts: 10,000 would take hours).
 b register --target reference --hosts 1000 --clients 64 --processes 2
 b register --hosts 1000 --clients 64 --processes 2
 b claims --target reference --mode placement --strategy pack --partitioning none,modulo \
