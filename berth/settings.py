@@ -93,6 +93,9 @@ class Settings:
     scheduler_scan_limit: int = 20
     scheduler_scan_random_start: bool = True
     scheduler_partitioning: str = "none"
+    # False: a worker whose own hosts are full answers NoValidHost (placement-bench's strict
+    # partitions) instead of placing on another worker's hosts.
+    scheduler_partition_fallback: bool = True
     scheduler_worker_index: int = -1
     scheduler_worker_count: int = 0
     scheduler_worker_heartbeat: int = 10

@@ -63,8 +63,6 @@ def target_for(
     Those are the strategy's and the partitioning's (berth's scheduler only)
     and ``extra`` (``--set``).  URLs and the reference get none.
     """
-    if mode == "scheduler" and partitioning in strategies.CLIENT_ONLY:
-        raise typer.BadParameter(f"--partitioning {partitioning} needs --mode placement")
     env = strategies.server_env(strategy, partitioning) if mode == "scheduler" else {}
     with open_target(name, database_url, server_workers, env={**env, **as_env(extra)}) as target:
         if mode == "scheduler" and not target.is_berth:

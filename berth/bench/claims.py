@@ -88,8 +88,6 @@ _KEEP = object()
 def make_claimer(plan: ClaimsPlan, index: int) -> Any:
     """The claimer worker ``index`` uses."""
     target = plan.target
-    if plan.mode == "scheduler" and plan.partitioning in strategies.CLIENT_ONLY:
-        raise ValueError(f"{plan.partitioning} partitions need --mode placement")
     if plan.mode == "scheduler" and target.kind == "berth-inproc":
         overrides = strategies.scheduler_settings(
             plan.strategy, plan.partitioning, index, plan.workers

@@ -89,8 +89,8 @@ def claims(
     strategy: str = STRATEGY,
     partitioning: str = typer.Option(
         "none,modulo",
-        help="none, modulo, strict (placement-bench's: own hosts only; --mode placement) or "
-        "hash, comma-separated.",
+        help="none, modulo, strict (placement-bench's: own hosts only; berth's scheduler: "
+        "scheduler_partition_fallback=false) or hash, comma-separated.",
     ),
     workers: int = WORKERS,
     seconds: float = typer.Option(10.0, help="How long each run claims."),
@@ -155,8 +155,8 @@ def fill(
     strategy: str = STRATEGY,
     partitioning: str = typer.Option(
         "none",
-        help="none, modulo, strict (placement-bench's modulo: a client stops when its own "
-        "hosts are full; --mode placement) or hash, comma-separated.",
+        help="none, modulo, strict (placement-bench's modulo: a client, or with berth's "
+        "scheduler a worker, stops when its own hosts are full) or hash, comma-separated.",
     ),
     workers: int = WORKERS,
     hosts: list[int] = typer.Option(

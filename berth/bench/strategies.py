@@ -35,7 +35,6 @@ SIZES: list[tuple[int, int]] = [
 ]
 STRATEGIES = ("pack", "spread", "random", "default")
 PARTITIONINGS = ("none", "modulo", "strict", "hash")
-CLIENT_ONLY = ("strict",)  # partitionings only the lab's Placement client implements
 HASH_REPLICAS = 64
 
 
@@ -52,8 +51,6 @@ def scheduler_settings(strategy: str, partitioning: str, index: int, count: int)
     """
     if strategy not in STRATEGIES or partitioning not in PARTITIONINGS:
         raise ValueError(f"strategy {strategy!r} / partitioning {partitioning!r}")
-    if partitioning in CLIENT_ONLY:
-        raise ValueError(f"partitioning {partitioning!r} is the lab client's: use --mode placement")
     chosen: dict[str, Any] = {}
     if strategy != "default":
         weighers = {"pack": "ram=-1,cpu=-1", "spread": "ram=1,cpu=1", "random": "ram=0"}
@@ -61,7 +58,10 @@ def scheduler_settings(strategy: str, partitioning: str, index: int, count: int)
         # random: no weights, a random host among the whole scan window.
         chosen["scheduler_host_subset_size"] = 1000 if strategy == "random" else 1
     if partitioning != "none":
-        chosen["scheduler_partitioning"] = "consistent" if partitioning == "hash" else partitioning
+        kind = {"hash": "consistent", "strict": "modulo"}.get(partitioning, partitioning)
+        chosen["scheduler_partitioning"] = kind
+        if partitioning == "strict":  # placement-bench's: a worker stops when its hosts are full
+            chosen["scheduler_partition_fallback"] = False
         # Packing its own hosts, a worker fills them in order; unpartitioned
         # workers start at random places so that they do not all pick one host.
         chosen["scheduler_scan_random_start"] = strategy != "pack"

@@ -78,6 +78,7 @@ def from_settings(settings: Settings) -> SchedulerConfig:
         scan_limit=settings.scheduler_scan_limit,
         scan_random_start=settings.scheduler_scan_random_start,
         partitioning=settings.scheduler_partitioning,
+        partition_fallback=settings.scheduler_partition_fallback,
         worker_index=settings.scheduler_worker_index,
         worker_count=settings.scheduler_worker_count,
         worker_heartbeat=settings.scheduler_worker_heartbeat,

@@ -51,6 +51,7 @@ class SchedulerConfig:
     scan_limit: int
     scan_random_start: bool
     partitioning: str
+    partition_fallback: bool
     worker_index: int
     worker_count: int
     worker_heartbeat: int

@@ -39,7 +39,8 @@ def phases(
     random_start: bool,
     known: Misses | None = None,
 ) -> list[Iterator[int]]:
-    """This worker's hosts first, then the rest (one phase when not partitioned).
+    """This worker's hosts first, then the rest (one phase when not partitioned, and
+    no second one when ``scheduler_partition_fallback`` is off).
 
     Scanning its own hosts in a fixed order (a packing worker), the scan
     starts after the leading hosts ``known`` to yield no candidate.
@@ -48,10 +49,12 @@ def phases(
         return [rotated(anchors, random_start)]
     u = ctx.universe
     owns = partitioner.owns
-    rest = (a for a in rotated(anchors, random_start) if not owns(a, u))
+    rest = [(a for a in rotated(anchors, random_start) if not owns(a, u))]
+    if not ctx.config.partition_fallback:
+        rest = []
     if random_start or known is None:
-        return [(a for a in rotated(anchors, random_start) if owns(a, u)), rest]
-    return [known.own_after_misses(anchors, partitioner, u), rest]
+        return [(a for a in rotated(anchors, random_start) if owns(a, u)), *rest]
+    return [known.own_after_misses(anchors, partitioner, u), *rest]
 
 
 class Misses:

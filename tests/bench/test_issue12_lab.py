@@ -13,7 +13,7 @@ from conftest import fresh_database
 
 from berth.bench import fill, register, strategies
 from berth.bench.claimers import PlacementClaimer
-from berth.bench.claims import ClaimsPlan, Queue, fill_summary, make_claimer
+from berth.bench.claims import Queue, fill_summary
 from berth.bench.cloud import from_profile, host_uuid
 from berth.bench.targets import Target, served_settings
 from berth.bench.transport import in_process
@@ -79,10 +79,10 @@ def test_in_process_conditions_leave_out_the_lab_and_logging(clean_env: pytest.M
     assert found["server"] == "" and found["kind"] == "berth-inproc"
 
 
-def test_strict_partitions_are_the_clients_alone() -> None:
-    target = Target("serve", "berth-http", "http://x")
-    with pytest.raises(ValueError, match="--mode placement"):
-        make_claimer(ClaimsPlan(target, mode="scheduler", partitioning="strict"), 0)
+def test_strict_partitions_of_the_client_and_of_the_scheduler() -> None:
+    chosen = strategies.scheduler_settings("pack", "strict", 0, 2)
+    assert chosen["scheduler_partitioning"] == "modulo"
+    assert chosen["scheduler_partition_fallback"] is False
     claimer = PlacementClaimer(None, "pack", "strict", 1, 3)  # type: ignore[arg-type]
     found = [(host_uuid(i), {}, {"resources": {}}) for i in range(6)]
     assert sorted(claimer._ranked(found, {"VCPU": 1}, random.Random(0))) == [1, 4]

@@ -73,10 +73,6 @@ def test_request_sizes_are_placement_bench_six() -> None:
 @pytest.mark.parametrize("strategy", strategies.STRATEGIES)
 @pytest.mark.parametrize("partitioning", strategies.PARTITIONINGS)
 def test_scheduler_settings_are_valid_berth_settings(strategy: str, partitioning: str) -> None:
-    if partitioning in strategies.CLIENT_ONLY:
-        with pytest.raises(ValueError, match="--mode placement"):
-            strategies.scheduler_settings(strategy, partitioning, 3, 8)
-        return
     chosen = strategies.scheduler_settings(strategy, partitioning, 3, 8)
     config = sched_config.from_settings(load(environ={}, **chosen))
     if partitioning == "none":

@@ -160,6 +160,26 @@ def test_partition_falls_back_to_other_workers_hosts(
     assert [s.host_uuid for s in answer.selections] == [host_uuid(4), host_uuid(1), host_uuid(3)]
 
 
+def test_strict_partitions_stop_at_the_workers_own_hosts(
+    db: Database, make_services: MakeServices
+) -> None:
+    """``scheduler_partition_fallback=false``: placement-bench's strict partitions."""
+    write_cloud(db, 4)
+    services = make_services(
+        partitioning="modulo",
+        worker_count=2,
+        worker_index=0,
+        weighers="ram=-1",
+        partition_fallback=False,
+    )
+    big = _spec(resources={"VCPU": 8}, num_instances=3, all_or_nothing=False)
+    answer = select_destinations(services, big)
+    assert [s.host_uuid for s in answer.selections] == [host_uuid(2), host_uuid(4)]
+    assert len(answer.failed) == 1
+    with pytest.raises(NoValidHost):
+        select_destinations(services, _spec(resources={"VCPU": 8}))
+
+
 def test_random_start_spreads_the_scan(db: Database, make_services: MakeServices) -> None:
     write_cloud(db, 20)
     # Pack-first within a window of 2 hosts: with a random start the windows differ.
