@@ -197,6 +197,35 @@ def read_by_uuid(
     return providers, caps
 
 
+@dataclass
+class RequestRead:
+    """What one read tells a write about the providers and classes its request names."""
+
+    providers: dict[str, tuple[int, int]]  # uuid -> (id, generation), every one that exists
+    capacities: dict[Pair, Capacity]  # their inventories of the named classes, with usage
+    class_ids: dict[str, int]  # name -> id of the named classes some of them have
+
+
+def read_request(
+    conn: Connection, provider_uuids: Collection[str], class_names: Collection[str]
+) -> RequestRead:
+    """Providers by uuid, with their inventory and usage of the named classes: one query.
+
+    A provider without inventory of any of the classes is still returned
+    (with no capacities), so that a missing provider can be told apart.
+    """
+    out = RequestRead({}, {}, {})
+    if not provider_uuids:
+        return out
+    params = {"uuids": sorted(provider_uuids), "names": sorted(class_names) or [""]}
+    for row in conn.execute(_BY_REQUEST, params):
+        out.providers[row.uuid] = (row.id, row.generation)
+        if row.resource_class_id is not None:
+            out.capacities[(row.id, row.resource_class_id)] = Capacity.of(row)
+            out.class_ids[row.name] = row.resource_class_id
+    return out
+
+
 def check_not_in_use(
     conn: Connection, provider_id: int, provider_uuid: str, class_ids: Collection[int]
 ) -> None:
@@ -226,3 +255,44 @@ _BY_UUID = _query(
     select(RP.c.id).where(RP.c.uuid.in_(bindparam("uuids", expanding=True))),
     bindparam("classes", expanding=True),
 )
+
+
+def _by_request() -> Select[Any]:
+    """Providers named by uuid LEFT JOIN their inventory and usage of the named classes."""
+    providers = select(RP.c.id).where(RP.c.uuid.in_(bindparam("uuids", expanding=True)))
+    classes = select(RC.c.id).where(RC.c.name.in_(bindparam("names", expanding=True)))
+    usage = (
+        select(
+            ALLOC.c.resource_provider_id,
+            ALLOC.c.resource_class_id,
+            func.sum(ALLOC.c.used).label("used"),
+        )
+        .where(ALLOC.c.resource_provider_id.in_(providers), ALLOC.c.resource_class_id.in_(classes))
+        .group_by(ALLOC.c.resource_provider_id, ALLOC.c.resource_class_id)
+        .subquery()
+    )
+    on_inventory = (INV.c.resource_provider_id == RP.c.id) & INV.c.resource_class_id.in_(classes)
+    on_usage = (usage.c.resource_provider_id == INV.c.resource_provider_id) & (
+        usage.c.resource_class_id == INV.c.resource_class_id
+    )
+    fields = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
+    return (
+        select(
+            RP.c.uuid,
+            RP.c.id,
+            RP.c.generation,
+            INV.c.resource_class_id,
+            RC.c.name,
+            *(INV.c[name] for name in fields),
+            usage.c.used,
+        )
+        .select_from(
+            RP.outerjoin(INV, on_inventory)
+            .outerjoin(RC, RC.c.id == INV.c.resource_class_id)
+            .outerjoin(usage, on_usage)
+        )
+        .where(RP.c.uuid.in_(bindparam("uuids", expanding=True)))
+    )
+
+
+_BY_REQUEST = _by_request()

@@ -12,26 +12,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import Connection, bindparam, tuple_, update
+from sqlalchemy import Connection, DateTime, bindparam, insert, select, tuple_, update
 
 from berth.db.clock import utcnow
-from berth.db.tables import RP
+from berth.db.tables import CHANGE_LOG, RP
 from berth.placement import changes, errors
 
 GENERATION_CONFLICT = "resource provider generation conflict"
 
 
 def bump(conn: Connection, provider_id: int, expected: int, times: int = 1) -> int:
-    """Swap the provider's generation up from ``expected``, ``times`` times; the new one.
+    """Swap the provider's generation up from ``expected`` by ``times``; the new one.
 
-    Raises ConcurrentUpdate when another writer changed it first.
+    Raises ConcurrentUpdate when another writer changed it first.  On
+    PostgreSQL the swap and its change-feed row are one statement.
     """
-    for _ in range(times):
-        if not _swap_one(conn, provider_id, expected):
-            raise errors.ConcurrentUpdate(GENERATION_CONFLICT)
-        changes.record(conn, [provider_id])
-        expected += 1
-    return expected
+    params = {"id_": provider_id, "expected": expected, "times": times, "now": utcnow()}
+    if conn.dialect.name == "postgresql":
+        swapped = conn.execute(_SWAP_AND_RECORD, params).first() is not None
+    else:
+        swapped = conn.execute(_SWAP_ONE, params).rowcount == 1
+        if swapped:
+            changes.record(conn, [provider_id])
+    if not swapped:
+        raise errors.ConcurrentUpdate(GENERATION_CONFLICT)
+    return expected + times
 
 
 def bump_all(
@@ -61,15 +66,25 @@ def swap(conn: Connection, expected: Mapping[int, int]) -> set[int]:
 
 
 def _swap_one(conn: Connection, provider_id: int, expected: int) -> bool:
-    result = conn.execute(_SWAP_ONE, {"id_": provider_id, "expected": expected, "now": utcnow()})
-    return bool(result.rowcount == 1)
+    params = {"id_": provider_id, "expected": expected, "times": 1, "now": utcnow()}
+    return bool(conn.execute(_SWAP_ONE, params).rowcount == 1)
 
 
 # Built once: a statement object reused is not analysed again on every call.
 _SWAP_ONE = (
     update(RP)
     .where(RP.c.id == bindparam("id_"), RP.c.generation == bindparam("expected"))
-    .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
+    .values(generation=RP.c.generation + bindparam("times"), updated_at=bindparam("now"))
+)
+# PostgreSQL: the swap, and the change-feed row only if it was won.
+_SWAPPED = _SWAP_ONE.returning(RP.c.id).cte("swapped")
+_SWAP_AND_RECORD = (
+    insert(CHANGE_LOG)
+    .from_select(
+        ["provider_id", "created_at"],
+        select(_SWAPPED.c.id, bindparam("now", type_=DateTime())),
+    )
+    .returning(CHANGE_LOG.c.provider_id)
 )
 _SWAP_MANY = (
     update(RP)
