@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from berth.candidates import bulk_reads
 from berth.candidates.model import SHARING_TRAIT, Provider, Universe
@@ -62,19 +62,26 @@ class MemoryIndex:
         self._pending: set[int] = set()
 
     def refresh(self) -> None:
-        """Catch up with every committed write (call with ``lock`` held)."""
-        changed = self.feed.poll()
-        if changed is None:
-            self._reload_pending = True
-        else:
-            self._pending |= changed
-        if self._reload_pending or len(self._pending) > RELOAD_THRESHOLD:
-            self._reload_pending = True
+        """Catch up with every committed write (call with ``lock`` held).
+
+        The poll and the re-read of what it names share one read transaction
+        (and the re-read is one statement): two statements when something
+        changed, one when nothing did.
+        """
+        with self.db.read() as conn:
+            changed = self.feed.poll(conn)
+            if changed is None:
+                self._reload_pending = True
+            else:
+                self._pending |= changed
+            if len(self._pending) > RELOAD_THRESHOLD:
+                self._reload_pending = True
+            if self._pending and not self._reload_pending:
+                self._reread(conn, self._pending)
+                self._pending = set()
+        if self._reload_pending:
             self.reload()
             self._reload_pending = False
-            self._pending = set()
-        elif self._pending:
-            self.reread(self._pending)
             self._pending = set()
 
     def reload(self) -> None:
@@ -110,18 +117,19 @@ class MemoryIndex:
 
     def reread(self, ids: Iterable[int]) -> None:
         """Replace the given providers with their current state (or drop them)."""
-        ids = sorted(ids)
         with self.db.read() as conn:
-            fresh = bulk_reads.read_providers(conn, ids)
-            new_aggs = {a for p in fresh.values() for a in p.aggregates} - set(
-                self.agg_ids.values()
-            )
-            if new_aggs:
-                self.agg_ids.update(bulk_reads.aggregate_uuids(conn, new_aggs))
-                self._agg_uuids = None
-            new_traits = {tr for p in fresh.values() for tr in p.traits} - set(self.trait_names)
-            if new_traits:
-                self._read_names(conn)
+            self._reread(conn, ids)
+
+    def _reread(self, conn: Connection, ids: Iterable[int]) -> None:
+        ids = sorted(ids)
+        fresh = bulk_reads.read_changed(conn, ids)
+        new_aggs = {a for p in fresh.values() for a in p.aggregates} - self._agg_inverse().keys()
+        if new_aggs:
+            self.agg_ids.update(bulk_reads.aggregate_uuids(conn, new_aggs))
+            self._agg_uuids = None
+        new_traits = {tr for p in fresh.values() for tr in p.traits} - self.trait_names.keys()
+        if new_traits:
+            self._read_names(conn)
         universe = self.universe
         self.version += 1
         for pid in ids:
@@ -174,11 +182,15 @@ class MemoryIndex:
         return self.agg_ids.get(uuid)
 
     def agg_uuid(self, agg: int) -> str | None:
-        """Uuid of aggregate id ``agg`` (``agg_ids`` inverted once per change of it)."""
+        """Uuid of aggregate id ``agg``."""
+        return self._agg_inverse().get(agg)
+
+    def _agg_inverse(self) -> dict[int, str]:
+        """``agg_ids`` inverted, once per change of it."""
         inverse = self._agg_uuids
         if inverse is None:
             inverse = self._agg_uuids = {i: u for u, i in self.agg_ids.items()}
-        return inverse.get(agg)
+        return inverse
 
     def tree_root(self, uuid: str) -> int | None:
         """Root of the tree holding provider ``uuid``."""

@@ -260,7 +260,7 @@ def test_refresh_failing_after_the_poll_keeps_what_it_read(
         first, second = _ids(conn)
         conn.execute(delete(RP).where(RP.c.id == second))
         changes.record(conn, [second])
-    _fail_once(index, "reread", monkeypatch)
+    _fail_once(index, "_reread", monkeypatch)
     with pytest.raises(OperationalError):
         index.refresh()
     index.refresh()  # nothing new in the feed: the pending providers are read now
