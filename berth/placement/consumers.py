@@ -147,17 +147,16 @@ def create_consumer(
 ) -> ConsumerRow:
     """Insert a consumer at ``generation`` (a concurrent insert: IntegrityError)."""
     now = utcnow()
-    result = conn.execute(
-        insert(CONSUMER).values(
-            uuid=uuid,
-            project_id=project_id,
-            user_id=user_id,
-            generation=generation,
-            consumer_type_id=type_id,
-            created_at=now,
-            updated_at=now if generation else None,
-        )
-    )
+    values = {
+        "uuid": uuid,
+        "project_id": project_id,
+        "user_id": user_id,
+        "generation": generation,
+        "consumer_type_id": type_id,
+        "created_at": now,
+        "updated_at": now if generation else None,
+    }
+    result = conn.execute(_CREATE, values)
     new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     return ConsumerRow(new_id, uuid, project_id, user_id, generation, type_id)
 
@@ -346,3 +345,4 @@ def _look_up() -> Any:
 
 # Built once: a statement object reused is not analysed again on every call.
 _LOOK_UP = _look_up()
+_CREATE = insert(CONSUMER)
