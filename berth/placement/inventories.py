@@ -27,7 +27,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, insert, select, update
+from sqlalchemy import Connection, DateTime, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
@@ -158,15 +159,9 @@ def _checked_provider(conn: Connection, uuid: str, expected_generation: int | No
 
 
 def _insert(conn: Connection, provider: ProviderRow, class_id: int, inv: Inventory) -> None:
+    values = {"resource_provider_id": provider.id, "resource_class_id": class_id}
     try:
-        conn.execute(
-            insert(INV).values(
-                resource_provider_id=provider.id,
-                resource_class_id=class_id,
-                created_at=utcnow(),
-                **inv.as_dict(),
-            )
-        )
+        conn.execute(_INSERT, {**values, "created_at": utcnow(), **inv.as_dict()})
     except IntegrityError:
         raise DuplicateInventory(
             f"Inventory for '{inv.resource_class}' on resource provider "
@@ -263,20 +258,94 @@ def write_inventories(
     """Write ``inventories`` and delete the provider's others (unless ``keep_others``).
 
     Neither checks the capacities nor swaps the generation: the caller does.
-    Deleting inventory still allocated is InventoryInUse.
+    Deleting inventory still allocated is InventoryInUse.  The class ids and
+    the provider's current classes are one read; the new classes one insert
+    on PostgreSQL.
     """
-    wanted = _class_ids(conn, [inv.resource_class for inv in inventories])
-    existing = set(
-        conn.execute(
-            select(INV.c.resource_class_id).where(INV.c.resource_provider_id == provider.id)
-        ).scalars()
+    wanted, existing = _classes_and_existing(
+        conn, provider.id, [inv.resource_class for inv in inventories]
     )
     to_delete: set[int] = set() if keep_others else existing - set(wanted.values())
     if to_delete:
         _delete(conn, provider, to_delete)
+    new: list[Inventory] = []
     for inv in inventories:
         class_id = wanted[inv.resource_class]
         if class_id in existing:
             _update(conn, provider, class_id, inv)
         else:
-            _insert(conn, provider, class_id, inv)
+            new.append(inv)
+    if conn.dialect.name != "postgresql":
+        for inv in new:
+            _insert(conn, provider, wanted[inv.resource_class], inv)
+    elif new:
+        _insert_many(conn, provider, wanted, new)
+
+
+def _classes_and_existing(
+    conn: Connection, provider_id: int, names: Collection[str]
+) -> tuple[dict[str, int], set[int]]:
+    """Ids of the named classes (UnknownResourceClass for the first unknown one),
+    and the classes of the provider's inventory, in one read."""
+    found: dict[str, int] = {}
+    existing: set[int] = set()
+    params = {"provider": provider_id, "names": list(names) or [""]}
+    for class_id, name, held in conn.execute(_CLASSES_AND_EXISTING, params):
+        if name in names:  # exactly: MySQL's default collation ignores case
+            found[name] = class_id
+        if held:
+            existing.add(class_id)
+    for name in names:
+        if name not in found:
+            raise UnknownResourceClass(f"No such resource class {name}.")
+    return found, existing
+
+
+def _insert_many(
+    conn: Connection, provider: ProviderRow, class_ids: Mapping[str, int], new: list[Inventory]
+) -> None:
+    """PostgreSQL: insert the new classes in one statement; DuplicateInventory for the
+    first one another writer inserted meanwhile."""
+    rows = [(provider.id, class_ids[inv.resource_class], *inv.as_dict().values()) for inv in new]
+    columns = list(zip(*rows, strict=True))
+    params = {name: list(values) for name, values in zip(_INSERT_COLUMNS, columns, strict=True)}
+    inserted = set(conn.execute(_INSERT_MANY, {**params, "now": utcnow()}).scalars())
+    for inv in new:
+        if class_ids[inv.resource_class] not in inserted:
+            raise DuplicateInventory(
+                f"Inventory for '{inv.resource_class}' on resource provider "
+                f"'{provider.uuid}' already exists."
+            )
+
+
+def _insert_many_statement() -> Any:
+    arrays = [bindparam(n, type_=postgresql.ARRAY(INV.c[n].type)) for n in _INSERT_COLUMNS]
+    rows = func.unnest(*arrays).table_valued(*_INSERT_COLUMNS).render_derived()
+    query = select(*(rows.c[n] for n in _INSERT_COLUMNS), bindparam("now", type_=DateTime()))
+    return (
+        postgresql.insert(INV)
+        .from_select([*_INSERT_COLUMNS, "created_at"], query)
+        .on_conflict_do_nothing()
+        .returning(INV.c.resource_class_id)
+    )
+
+
+def _classes_and_existing_statement() -> Any:
+    held = (INV.c.resource_class_id == RC.c.id) & (
+        INV.c.resource_provider_id == bindparam("provider")
+    )
+    return (
+        select(RC.c.id, RC.c.name, INV.c.resource_class_id.is_not(None))
+        .select_from(RC.outerjoin(INV, held))
+        .where(
+            RC.c.name.in_(bindparam("names", expanding=True))
+            | INV.c.resource_provider_id.is_not(None)
+        )
+    )
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_INSERT_COLUMNS = ("resource_provider_id", "resource_class_id", *FIELDS)
+_INSERT_MANY = _insert_many_statement()
+_INSERT = insert(INV)
+_CLASSES_AND_EXISTING = _classes_and_existing_statement()
