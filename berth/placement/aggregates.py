@@ -9,8 +9,18 @@ when asked (microversion 1.19 and later); older clients never did.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    bindparam,
+    delete,
+    insert,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
@@ -42,33 +52,38 @@ def provider_aggregates(conn: Connection, provider_id: int) -> list[str]:
     )
 
 
-def _ensure_aggregates(conn: Connection, uuids: Sequence[str]) -> dict[str, int]:
-    """Aggregate uuid -> id, creating the aggregates not seen before."""
-    if not uuids:
-        return {}
-    found = {
-        row.uuid: row.id
-        for row in conn.execute(select(AGG.c.uuid, AGG.c.id).where(AGG.c.uuid.in_(uuids)))
-    }
+def _known_and_held(
+    conn: Connection, provider_id: int, uuids: Sequence[str]
+) -> tuple[dict[str, int], set[int]]:
+    """Ids of the aggregates among ``uuids`` that exist, and of the provider's: one read."""
+    known: dict[str, int] = {}
+    held: set[int] = set()
+    params = {"provider": provider_id, "uuids": list(uuids) or [""]}
+    for uuid, agg_id in conn.execute(_KNOWN_AND_HELD, params):
+        if uuid is None:
+            held.add(agg_id)
+        elif uuid in uuids:  # exactly: MySQL's default collation ignores case
+            known[uuid] = agg_id
+    return known, held
+
+
+def _ensure_aggregates(conn: Connection, uuids: Sequence[str], known: dict[str, int]) -> None:
+    """Create the aggregates of ``uuids`` not ``known`` yet (adding them to it)."""
     now = utcnow()
     for uuid in uuids:
-        if uuid in found:
+        if uuid in known:
             continue
         try:
             result = conn.execute(insert(AGG).values(uuid=uuid, created_at=now))
         except IntegrityError:
             raise AggregateRace(f"Aggregate {uuid} was created concurrently.") from None
-        found[uuid] = result.inserted_primary_key[0]  # type: ignore[index]
-    return found
+        known[uuid] = result.inserted_primary_key[0]  # type: ignore[index]
 
 
-def _associate(conn: Connection, provider_id: int, wanted: Sequence[int]) -> None:
-    """Make ``wanted`` (aggregate ids) the provider's associations."""
-    current = set(
-        conn.execute(
-            select(RP_AGG.c.aggregate_id).where(RP_AGG.c.resource_provider_id == provider_id)
-        ).scalars()
-    )
+def _associate(
+    conn: Connection, provider_id: int, wanted: Sequence[int], current: set[int]
+) -> None:
+    """Make ``wanted`` (aggregate ids) the provider's associations (it has ``current``)."""
     stale = current - set(wanted)
     if stale:
         conn.execute(
@@ -85,7 +100,7 @@ def _associate(conn: Connection, provider_id: int, wanted: Sequence[int]) -> Non
     ]
     if rows:
         try:
-            conn.execute(insert(RP_AGG), rows)
+            conn.execute(_ADD, rows)
         except IntegrityError:
             raise AggregateRace("Aggregates were associated concurrently.") from None
 
@@ -105,10 +120,26 @@ def set_aggregates(
     provider = get_provider(conn, provider_uuid)
     if expected_generation is not None and provider.generation != expected_generation:
         raise errors.StaleGeneration(GENERATION_CHANGED)
-    wanted = _ensure_aggregates(conn, list(dict.fromkeys(aggregate_uuids)))
-    _associate(conn, provider.id, list(wanted.values()))
+    uuids = list(dict.fromkeys(aggregate_uuids))
+    known, held = _known_and_held(conn, provider.id, uuids)
+    _ensure_aggregates(conn, uuids, known)
+    _associate(conn, provider.id, [known[uuid] for uuid in uuids], held)
     if bump:
         return generations.bump(conn, provider.id, provider.generation)
     # No generation change, but the change feed must still hear of it.
     changes.record(conn, [provider.id])
     return provider.generation
+
+
+def _known_and_held_statement() -> CompoundSelect[Any]:
+    """(uuid, id) of the named aggregates, then (NULL, id) of the provider's."""
+    known = select(AGG.c.uuid, AGG.c.id).where(AGG.c.uuid.in_(bindparam("uuids", expanding=True)))
+    held = select(null().label("uuid"), RP_AGG.c.aggregate_id).where(
+        RP_AGG.c.resource_provider_id == bindparam("provider")
+    )
+    return union_all(known, held)
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_KNOWN_AND_HELD = _known_and_held_statement()
+_ADD = insert(RP_AGG)

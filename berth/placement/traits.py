@@ -11,8 +11,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Exists, Select, exists, select
+from sqlalchemy import Connection, Exists, Select, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from berth.db.clock import utcnow
 from berth.db.tables import RP_TRAIT, TRAIT
@@ -143,11 +144,19 @@ def provider_traits(conn: Connection, provider_id: int) -> list[Trait]:
     return _traits(conn, query.where(RP_TRAIT.c.resource_provider_id == provider_id))
 
 
-def _diff(conn: Connection, provider: ProviderRow, want: list[Trait]) -> tuple[set[int], set[int]]:
-    """Trait ids to remove from and to add to the provider to make its set ``want``."""
-    have = {trait.id for trait in provider_traits(conn, provider.id)}
-    want_ids = {trait.id for trait in want}
-    return have - want_ids, want_ids - have
+def _wanted_and_held(
+    conn: Connection, provider_id: int, names: Collection[str]
+) -> tuple[list[Trait], set[int]]:
+    """The traits called ``names`` exactly (by id), and the ids of the provider's: one read."""
+    params = {"provider": provider_id, "names": list(names) or [""]}
+    wanted: list[Trait] = []
+    held: set[int] = set()
+    for trait_id, name, created, updated, has in conn.execute(_WANTED_AND_HELD, params):
+        if name in names:  # exactly: MySQL's default collation ignores case
+            wanted.append(Trait(trait_id, name, created, updated))
+        if has:
+            held.add(trait_id)
+    return wanted, held
 
 
 def _apply(conn: Connection, provider_id: int, to_delete: set[int], to_add: set[int]) -> None:
@@ -164,17 +173,20 @@ def _apply(conn: Connection, provider_id: int, to_delete: set[int], to_add: set[
             {"resource_provider_id": provider_id, "trait_id": tid, "created_at": now}
             for tid in sorted(to_add)
         ]
-        conn.execute(RP_TRAIT.insert(), rows)
+        conn.execute(_ADD, rows)
 
 
-def _replace(conn: Connection, provider: ProviderRow, want: list[Trait], message: str) -> int:
-    """Make the provider's trait set ``want``; returns the provider generation after.
+def _replace(
+    conn: Connection, provider: ProviderRow, want: list[Trait], have: set[int], message: str
+) -> int:
+    """Make the provider's trait set ``want`` (it has ``have``); the generation after.
 
     The generation is swapped before the association rows are touched, so a
     concurrent writer waits on (then loses) the compare-and-swap instead of
     colliding on the association rows.  Nothing changes: no new generation.
     """
-    to_delete, to_add = _diff(conn, provider, want)
+    want_ids = {trait.id for trait in want}
+    to_delete, to_add = have - want_ids, want_ids - have
     if not to_delete and not to_add:
         return provider.generation
     try:
@@ -196,13 +208,33 @@ def set_provider_traits(
     if provider.generation != generation:
         raise errors.StaleGeneration(GENERATION_CHANGED)
     wanted = list(dict.fromkeys(names))
-    traits = list_traits(conn, TraitFilter(names=wanted))
+    traits, held = _wanted_and_held(conn, provider.id, wanted)
     missing = set(wanted) - {trait.name for trait in traits}
     if missing:
         raise errors.InvalidInput(f"No such trait {', '.join(sorted(missing))}")
-    return traits, _replace(conn, provider, traits, GENERATION_CHANGED)
+    return traits, _replace(conn, provider, traits, held, GENERATION_CHANGED)
 
 
 def clear_provider_traits(conn: Connection, provider: ProviderRow) -> int:
     """Remove every trait from the provider; returns its generation afterwards."""
-    return _replace(conn, provider, [], CONCURRENT_PROVIDER_UPDATE)
+    _, held = _wanted_and_held(conn, provider.id, [])
+    return _replace(conn, provider, [], held, CONCURRENT_PROVIDER_UPDATE)
+
+
+def _wanted_and_held_statement() -> Select[Any]:
+    provider: BindParameter[int] = bindparam("provider")
+    held_by = select(RP_TRAIT.c.trait_id).where(RP_TRAIT.c.resource_provider_id == provider)
+    has = exists().where(
+        RP_TRAIT.c.trait_id == TRAIT.c.id, RP_TRAIT.c.resource_provider_id == provider
+    )
+    return (
+        named.columns(TRAIT)
+        .add_columns(has.label("held"))
+        .where(TRAIT.c.name.in_(bindparam("names", expanding=True)) | TRAIT.c.id.in_(held_by))
+        .order_by(TRAIT.c.id)
+    )
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_WANTED_AND_HELD = _wanted_and_held_statement()
+_ADD = RP_TRAIT.insert()
