@@ -179,6 +179,20 @@ def read(
     return {(r.resource_provider_id, r.resource_class_id): Capacity.of(r) for r in rows}
 
 
+def read_current(
+    conn: Connection, provider_ids: Collection[int], class_ids: Collection[int]
+) -> tuple[dict[Pair, Capacity], dict[int, int]]:
+    """:func:`read`, and the providers' generations (id -> generation) read with it."""
+    caps: dict[Pair, Capacity] = {}
+    generations: dict[int, int] = {}
+    if provider_ids and class_ids:
+        params = {"providers": sorted(provider_ids), "classes": sorted(class_ids)}
+        for r in conn.execute(_BY_ID, params):
+            caps[(r.resource_provider_id, r.resource_class_id)] = Capacity.of(r)
+            generations[r.resource_provider_id] = r.generation
+    return caps, generations
+
+
 def read_by_uuid(
     conn: Connection, provider_uuids: Collection[str], class_ids: Collection[int]
 ) -> tuple[dict[str, tuple[int, int]], dict[Pair, Capacity]]:

@@ -10,7 +10,7 @@ in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from sqlalchemy import Connection, DateTime, bindparam, insert, select, tuple_, update
 
@@ -27,16 +27,20 @@ def bump(conn: Connection, provider_id: int, expected: int, times: int = 1) -> i
     Raises ConcurrentUpdate when another writer changed it first.  On
     PostgreSQL the swap and its change-feed row are one statement.
     """
-    params = {"id_": provider_id, "expected": expected, "times": times, "now": utcnow()}
-    if conn.dialect.name == "postgresql":
-        swapped = conn.execute(_SWAP_AND_RECORD, params).first() is not None
-    else:
-        swapped = conn.execute(_SWAP_ONE, params).rowcount == 1
-        if swapped:
-            changes.record(conn, [provider_id])
-    if not swapped:
+    if not _bump(conn, provider_id, expected, times):
         raise errors.ConcurrentUpdate(GENERATION_CONFLICT)
     return expected + times
+
+
+def _bump(conn: Connection, provider_id: int, expected: int, times: int = 1) -> bool:
+    """:func:`bump`; False (nothing changed) when the swap was lost."""
+    params = {"id_": provider_id, "expected": expected, "times": times, "now": utcnow()}
+    if conn.dialect.name == "postgresql":
+        return conn.execute(_SWAP_AND_RECORD, params).first() is not None
+    if conn.execute(_SWAP_ONE, params).rowcount != 1:
+        return False
+    changes.record(conn, [provider_id])
+    return True
 
 
 def bump_all(
@@ -45,6 +49,34 @@ def bump_all(
     """:func:`bump` every provider (id -> expected generation), in id order (no lock cycles)."""
     for provider_id in sorted(expected):
         bump(conn, provider_id, expected[provider_id], (times or {}).get(provider_id, 1))
+
+
+def bump_all_judged(
+    conn: Connection,
+    expected: Mapping[int, int],
+    judge_again: Callable[[set[int]], dict[int, int]],
+    rounds: int,
+) -> None:
+    """:func:`bump_all`, a lost swap tried again in the same transaction.
+
+    A swap is lost when another writer committed first: this transaction
+    now sees that writer's rows, so ``judge_again(ids)`` reads the providers
+    not swapped yet again, judges the write against them (raising its
+    refusal) and returns their generations as read.  The swaps won stay
+    won (their rows stay locked, in id order).  After ``rounds`` lost
+    rounds: ConcurrentUpdate.
+    """
+    pending = dict(expected)
+    for round_ in range(max(1, rounds)):
+        for provider_id in sorted(pending):
+            if not _bump(conn, provider_id, pending[provider_id]):
+                break
+            del pending[provider_id]
+        if not pending:
+            return
+        if round_ + 1 < rounds:
+            pending = judge_again(set(pending))
+    raise errors.ConcurrentUpdate(GENERATION_CONFLICT)
 
 
 def swap(conn: Connection, expected: Mapping[int, int]) -> set[int]:

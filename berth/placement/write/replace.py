@@ -30,13 +30,15 @@ over-committed.  A generation the *client* sent that does not match is a
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn
 
 from sqlalchemy import Connection, bindparam, delete, select
 
+from berth import metrics
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.db.tables import ALLOC, RC, RP
@@ -102,6 +104,16 @@ class WritePlan:
     capacities: dict[Pair, capacity.Capacity] | None = None
     class_ids: dict[str, int] = field(default_factory=dict)
     touched: dict[int, int] = field(default_factory=dict)
+    judged: _Judged | None = None  # what apply judged, to judge it again
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """The entries apply judged, their class ids, and what the consumers held before."""
+
+    entries: list[_Entry]
+    class_ids: dict[str, int]
+    held: dict[Pair, int]
 
 
 def _owner(request: ConsumerAllocations) -> tuple[str, str]:
@@ -153,6 +165,7 @@ def apply(conn: Connection, plan: WritePlan) -> dict[int, int]:
     # What prepare read still holds unless allocations were just deleted.
     caps = plan.capacities if plan.capacities is not None and not old else None
     _judge(conn, plan, entries, class_ids, held, caps)
+    plan.judged = _Judged(entries, class_ids, held)
     for e in entries:
         e.consumer.visited = True
         plan.touched[e.provider_id] = plan.providers[e.provider_uuid][1]
@@ -266,6 +279,27 @@ def _judge(
             _refuse(conn, plan, refusal)
 
 
+def judge_again(conn: Connection, plan: WritePlan, pending: set[int]) -> dict[int, int]:
+    """After a lost swap: judge the write again on what the providers hold now; the
+    generations of ``pending`` as read.  This write's own new rows are not counted."""
+    assert plan.judged is not None  # apply judged it once
+    entries, class_ids, held = plan.judged.entries, plan.judged.class_ids, plan.judged.held
+    metrics.WRITE_RETRIES.labels("allocations").inc()
+    ours: dict[Pair, int] = defaultdict(int)
+    for e in entries:
+        ours[(e.provider_id, class_ids[e.resource_class])] += e.amount
+    provider_ids = {e.provider_id for e in entries}
+    read, current = capacity.read_current(conn, provider_ids, set(class_ids.values()))
+    if not pending <= current.keys():  # a provider lost its inventory meanwhile
+        raise errors.ConcurrentUpdate(generations.GENERATION_CONFLICT)
+    caps = {pair: replace(cap, used=cap.used - ours[pair]) for pair, cap in read.items()}
+    plan.providers = {
+        uuid: (pid, current.get(pid, gen)) for uuid, (pid, gen) in plan.providers.items()
+    }
+    _judge(conn, plan, entries, class_ids, held, caps)
+    return {pid: current[pid] for pid in pending}
+
+
 def _refuse(conn: Connection, plan: WritePlan, error: InvalidAllocation) -> NoReturn:
     """Raise ``error`` unless what it was judged on has changed meanwhile (retry)."""
     expected = {pid: gen for pid, gen in plan.providers.values()}
@@ -301,7 +335,8 @@ def write(
     def once(conn: Connection) -> None:
         plan = prepare(conn, requests, check_generation)
         touched = apply(conn, plan)
-        generations.bump_all(conn, touched)
+        again = functools.partial(judge_again, conn, plan)
+        generations.bump_all_judged(conn, touched, again, attempts)
         finish(conn, plan)
 
     atomically(db, once, attempts, operation="allocations")
