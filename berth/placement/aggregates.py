@@ -14,7 +14,10 @@ from typing import Any
 from sqlalchemy import (
     CompoundSelect,
     Connection,
+    Integer,
+    String,
     bindparam,
+    cast,
     delete,
     insert,
     null,
@@ -24,9 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
-from berth.db.tables import AGG, RP_AGG
+from berth.db.tables import AGG, RP, RP_AGG
 from berth.placement import changes, errors
-from berth.placement.providers import get_provider
+from berth.placement.providers import missing_provider
 from berth.placement.write import generations
 
 GENERATION_CHANGED = (
@@ -52,19 +55,25 @@ def provider_aggregates(conn: Connection, provider_id: int) -> list[str]:
     )
 
 
-def _known_and_held(
-    conn: Connection, provider_id: int, uuids: Sequence[str]
-) -> tuple[dict[str, int], set[int]]:
-    """Ids of the aggregates among ``uuids`` that exist, and of the provider's: one read."""
+def _read(
+    conn: Connection, provider_uuid: str, uuids: Sequence[str]
+) -> tuple[tuple[int, int], dict[str, int], set[int]]:
+    """The provider's (id, generation) (NotFound if missing), the ids of the aggregates
+    among ``uuids`` that exist, and of the provider's: one statement."""
+    provider: tuple[int, int] | None = None
     known: dict[str, int] = {}
     held: set[int] = set()
-    params = {"provider": provider_id, "uuids": list(uuids) or [""]}
-    for uuid, agg_id in conn.execute(_KNOWN_AND_HELD, params):
-        if uuid is None:
+    params = {"provider": provider_uuid, "uuids": list(uuids) or [""]}
+    for uuid, agg_id, generation in conn.execute(_READ, params):
+        if generation is not None:
+            provider = (agg_id, generation)
+        elif uuid is None:
             held.add(agg_id)
         elif uuid in uuids:  # exactly: MySQL's default collation ignores case
             known[uuid] = agg_id
-    return known, held
+    if provider is None:
+        raise errors.NotFound(missing_provider(provider_uuid))
+    return provider, known, held
 
 
 def _ensure_aggregates(conn: Connection, uuids: Sequence[str], known: dict[str, int]) -> None:
@@ -117,29 +126,37 @@ def set_aggregates(
     ``expected_generation`` (when given) must be the provider's current
     generation; ``bump`` swaps the provider's generation.
     """
-    provider = get_provider(conn, provider_uuid)
-    if expected_generation is not None and provider.generation != expected_generation:
-        raise errors.StaleGeneration(GENERATION_CHANGED)
     uuids = list(dict.fromkeys(aggregate_uuids))
-    known, held = _known_and_held(conn, provider.id, uuids)
+    (provider_id, generation), known, held = _read(conn, provider_uuid, uuids)
+    if expected_generation is not None and generation != expected_generation:
+        raise errors.StaleGeneration(GENERATION_CHANGED)
     _ensure_aggregates(conn, uuids, known)
-    _associate(conn, provider.id, [known[uuid] for uuid in uuids], held)
+    _associate(conn, provider_id, [known[uuid] for uuid in uuids], held)
     if bump:
-        return generations.bump(conn, provider.id, provider.generation)
+        return generations.bump(conn, provider_id, generation)
     # No generation change, but the change feed must still hear of it.
-    changes.record(conn, [provider.id])
-    return provider.generation
+    changes.record(conn, [provider_id])
+    return generation
 
 
-def _known_and_held_statement() -> CompoundSelect[Any]:
-    """(uuid, id) of the named aggregates, then (NULL, id) of the provider's."""
-    known = select(AGG.c.uuid, AGG.c.id).where(AGG.c.uuid.in_(bindparam("uuids", expanding=True)))
-    held = select(null().label("uuid"), RP_AGG.c.aggregate_id).where(
-        RP_AGG.c.resource_provider_id == bindparam("provider")
+def _read_statement() -> CompoundSelect[Any]:
+    """Three index lookups as one UNION ALL of (uuid, id, generation): the provider by
+    uuid (NULL, id, generation); the named aggregates (uuid, id, NULL); the provider's
+    aggregates (NULL, id, NULL)."""
+    no_int, no_text = cast(null(), Integer), cast(null(), String)
+    by_uuid = RP.c.uuid == bindparam("provider")
+    provider = select(no_text, RP.c.id, RP.c.generation).where(by_uuid)
+    named = select(AGG.c.uuid, AGG.c.id, no_int).where(
+        AGG.c.uuid.in_(bindparam("uuids", expanding=True))
     )
-    return union_all(known, held)
+    held = (
+        select(no_text, RP_AGG.c.aggregate_id, no_int)
+        .select_from(RP_AGG.join(RP, RP.c.id == RP_AGG.c.resource_provider_id))
+        .where(by_uuid)
+    )
+    return union_all(provider, named, held)
 
 
 # Built once: a statement object reused is not analysed again on every call.
-_KNOWN_AND_HELD = _known_and_held_statement()
+_READ = _read_statement()
 _ADD = insert(RP_AGG)

@@ -81,8 +81,13 @@ def get_provider(conn: Connection, uuid: str) -> ProviderRow:
     """The provider with ``uuid``; NotFound when there is none."""
     provider = find_provider(conn, uuid)
     if provider is None:
-        raise errors.NotFound(f"No resource provider with uuid {uuid} found")
+        raise errors.NotFound(missing_provider(uuid))
     return provider
+
+
+def missing_provider(uuid: str) -> str:
+    """Why a write to provider ``uuid`` found none (the NotFound message)."""
+    return f"No resource provider with uuid {uuid} found"
 
 
 def _action_error(action: str, reason: str) -> str:

@@ -305,7 +305,7 @@ def test_rejected_replace_changes_nothing(
 def test_lost_generation_race_rolls_back(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     rp = add_provider(db)
     add(db, rp, "DISK_GB", 8)
-    real_write = inv.write_inventories
+    real_write = inv._write
 
     def write_then_lose_race(conn: Any, *args: Any, **kwargs: Any) -> None:
         real_write(conn, *args, **kwargs)
@@ -316,7 +316,7 @@ def test_lost_generation_race_rolls_back(db: Database, monkeypatch: pytest.Monke
             .values(generation=5)
         )
 
-    monkeypatch.setattr(inv, "write_inventories", write_then_lose_race)
+    monkeypatch.setattr(inv, "_write", write_then_lose_race)
     with pytest.raises(errors.ConcurrentUpdate) as caught:
         replace(db, rp, {"DISK_GB": 8, "VCPU": 1}, 1)
     assert not isinstance(caught.value, errors.StaleGeneration)
