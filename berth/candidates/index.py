@@ -29,6 +29,7 @@ import gc
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import Connection, select
@@ -127,19 +128,25 @@ class MemoryIndex:
                 self._turns.notify_all()
 
     def _catch_up(self) -> None:
-        """Poll the feed and read what changed, then put it in place under ``lock``."""
-        changed = self.feed.poll()
-        if changed is None:
-            self._reload_pending = True
-        else:
-            self._pending |= changed
-        if self._reload_pending or len(self._pending) > RELOAD_THRESHOLD:
-            self._reload_pending = True
+        """Poll the feed and read what it names in one read transaction (two statements
+        when something changed, one when nothing did); then put it in place under ``lock``."""
+        fresh: _Changes | None = None
+        with self.db.read() as conn:
+            changed = self.feed.poll(conn)
+            if changed is None:
+                self._reload_pending = True
+            else:
+                self._pending |= changed
+            if len(self._pending) > RELOAD_THRESHOLD:
+                self._reload_pending = True
+            if self._pending and not self._reload_pending:
+                fresh = self._read_changes(conn, self._pending)
+        if fresh is not None:
+            self._apply(fresh)
+            self._pending = set()
+        if self._reload_pending:
             self.reload()
             self._reload_pending = False
-            self._pending = set()
-        elif self._pending:
-            self.reread(self._pending)
             self._pending = set()
 
     def reload(self) -> None:
@@ -173,32 +180,39 @@ class MemoryIndex:
 
     def reread(self, ids: Iterable[int]) -> None:
         """Replace the given providers with their current state (or drop them)."""
-        ids = sorted(ids)
-        names: _Names | None = None
+        with self.db.read() as conn:
+            fresh = self._read_changes(conn, ids)
+        self._apply(fresh)
+
+    def _read_changes(self, conn: Connection, ids: Iterable[int]) -> _Changes:
+        """The providers' current state, and the names it uses that are new (no lock held)."""
         with self.lock:  # request threads add custom traits they looked up
             known_traits = set(self.trait_names)
-        with self.db.read() as conn:
-            fresh = bulk_reads.read_providers(conn, ids)
-            new_aggs = {a for p in fresh.values() for a in p.aggregates} - set(
-                self.agg_ids.values()
-            )
-            agg_ids = bulk_reads.aggregate_uuids(conn, new_aggs) if new_aggs else {}
-            new_traits = {tr for p in fresh.values() for tr in p.traits} - known_traits
-            if new_traits:
-                names = _Names.read(conn)
+        ordered = sorted(ids)
+        providers = bulk_reads.read_changed(conn, ordered)
+        new_aggs = {a for p in providers.values() for a in p.aggregates} - set(
+            self.agg_ids.values()
+        )
+        agg_ids = bulk_reads.aggregate_uuids(conn, new_aggs) if new_aggs else {}
+        new_traits = {tr for p in providers.values() for tr in p.traits} - known_traits
+        names = _Names.read(conn) if new_traits else None
+        return _Changes(ordered, providers, agg_ids, names)
+
+    def _apply(self, fresh: _Changes) -> None:
+        """Put what :meth:`_read_changes` read in place."""
         with self.lock:
-            if agg_ids:
-                self.agg_ids.update(agg_ids)
+            if fresh.agg_ids:
+                self.agg_ids.update(fresh.agg_ids)
                 self._agg_uuids = None
-            if names is not None:
-                names.install(self)
+            if fresh.names is not None:
+                fresh.names.install(self)
             universe = self.universe
             self.version += 1
-            for pid in ids:
+            for pid in fresh.ids:
                 universe.remove(pid)
-            for pid in ids:
-                if pid in fresh:
-                    universe.add(fresh[pid])
+            for pid in fresh.ids:
+                if pid in fresh.providers:
+                    universe.add(fresh.providers[pid])
 
     # -- names ---------------------------------------------------------------------------
 
@@ -297,6 +311,16 @@ class MemoryIndex:
             if inv is not None and inv.fits(amount):
                 return True
         return False
+
+
+@dataclass
+class _Changes:
+    """Providers read again (absent: deleted), with the aggregate ids and names new to us."""
+
+    ids: list[int]
+    providers: dict[int, Provider]
+    agg_ids: dict[str, int]
+    names: _Names | None
 
 
 class _Names:

@@ -9,14 +9,27 @@ when asked (microversion 1.19 and later); older clients never did.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Integer,
+    String,
+    bindparam,
+    cast,
+    delete,
+    insert,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
-from berth.db.tables import AGG, RP_AGG
+from berth.db.tables import AGG, RP, RP_AGG
 from berth.placement import changes, errors
-from berth.placement.providers import get_provider
+from berth.placement.providers import missing_provider
 from berth.placement.write import generations
 
 GENERATION_CHANGED = (
@@ -42,33 +55,44 @@ def provider_aggregates(conn: Connection, provider_id: int) -> list[str]:
     )
 
 
-def _ensure_aggregates(conn: Connection, uuids: Sequence[str]) -> dict[str, int]:
-    """Aggregate uuid -> id, creating the aggregates not seen before."""
-    if not uuids:
-        return {}
-    found = {
-        row.uuid: row.id
-        for row in conn.execute(select(AGG.c.uuid, AGG.c.id).where(AGG.c.uuid.in_(uuids)))
-    }
+def _read(
+    conn: Connection, provider_uuid: str, uuids: Sequence[str]
+) -> tuple[tuple[int, int], dict[str, int], set[int]]:
+    """The provider's (id, generation) (NotFound if missing), the ids of the aggregates
+    among ``uuids`` that exist, and of the provider's: one statement."""
+    provider: tuple[int, int] | None = None
+    known: dict[str, int] = {}
+    held: set[int] = set()
+    params = {"provider": provider_uuid, "uuids": list(uuids) or [""]}
+    for uuid, agg_id, generation in conn.execute(_READ, params):
+        if generation is not None:
+            provider = (agg_id, generation)
+        elif uuid is None:
+            held.add(agg_id)
+        elif uuid in uuids:  # exactly: MySQL's default collation ignores case
+            known[uuid] = agg_id
+    if provider is None:
+        raise errors.NotFound(missing_provider(provider_uuid))
+    return provider, known, held
+
+
+def _ensure_aggregates(conn: Connection, uuids: Sequence[str], known: dict[str, int]) -> None:
+    """Create the aggregates of ``uuids`` not ``known`` yet (adding them to it)."""
     now = utcnow()
     for uuid in uuids:
-        if uuid in found:
+        if uuid in known:
             continue
         try:
             result = conn.execute(insert(AGG).values(uuid=uuid, created_at=now))
         except IntegrityError:
             raise AggregateRace(f"Aggregate {uuid} was created concurrently.") from None
-        found[uuid] = result.inserted_primary_key[0]  # type: ignore[index]
-    return found
+        known[uuid] = result.inserted_primary_key[0]  # type: ignore[index]
 
 
-def _associate(conn: Connection, provider_id: int, wanted: Sequence[int]) -> None:
-    """Make ``wanted`` (aggregate ids) the provider's associations."""
-    current = set(
-        conn.execute(
-            select(RP_AGG.c.aggregate_id).where(RP_AGG.c.resource_provider_id == provider_id)
-        ).scalars()
-    )
+def _associate(
+    conn: Connection, provider_id: int, wanted: Sequence[int], current: set[int]
+) -> None:
+    """Make ``wanted`` (aggregate ids) the provider's associations (it has ``current``)."""
     stale = current - set(wanted)
     if stale:
         conn.execute(
@@ -85,7 +109,7 @@ def _associate(conn: Connection, provider_id: int, wanted: Sequence[int]) -> Non
     ]
     if rows:
         try:
-            conn.execute(insert(RP_AGG), rows)
+            conn.execute(_ADD, rows)
         except IntegrityError:
             raise AggregateRace("Aggregates were associated concurrently.") from None
 
@@ -102,13 +126,37 @@ def set_aggregates(
     ``expected_generation`` (when given) must be the provider's current
     generation; ``bump`` swaps the provider's generation.
     """
-    provider = get_provider(conn, provider_uuid)
-    if expected_generation is not None and provider.generation != expected_generation:
+    uuids = list(dict.fromkeys(aggregate_uuids))
+    (provider_id, generation), known, held = _read(conn, provider_uuid, uuids)
+    if expected_generation is not None and generation != expected_generation:
         raise errors.StaleGeneration(GENERATION_CHANGED)
-    wanted = _ensure_aggregates(conn, list(dict.fromkeys(aggregate_uuids)))
-    _associate(conn, provider.id, list(wanted.values()))
+    _ensure_aggregates(conn, uuids, known)
+    _associate(conn, provider_id, [known[uuid] for uuid in uuids], held)
     if bump:
-        return generations.bump(conn, provider.id, provider.generation)
+        return generations.bump(conn, provider_id, generation)
     # No generation change, but the change feed must still hear of it.
-    changes.record(conn, [provider.id])
-    return provider.generation
+    changes.record(conn, [provider_id])
+    return generation
+
+
+def _read_statement() -> CompoundSelect[Any]:
+    """Three index lookups as one UNION ALL of (uuid, id, generation): the provider by
+    uuid (NULL, id, generation); the named aggregates (uuid, id, NULL); the provider's
+    aggregates (NULL, id, NULL)."""
+    no_int, no_text = cast(null(), Integer), cast(null(), String)
+    by_uuid = RP.c.uuid == bindparam("provider")
+    provider = select(no_text, RP.c.id, RP.c.generation).where(by_uuid)
+    named = select(AGG.c.uuid, AGG.c.id, no_int).where(
+        AGG.c.uuid.in_(bindparam("uuids", expanding=True))
+    )
+    held = (
+        select(no_text, RP_AGG.c.aggregate_id, no_int)
+        .select_from(RP_AGG.join(RP, RP.c.id == RP_AGG.c.resource_provider_id))
+        .where(by_uuid)
+    )
+    return union_all(provider, named, held)
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_READ = _read_statement()
+_ADD = insert(RP_AGG)

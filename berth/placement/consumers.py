@@ -20,13 +20,16 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Table,
+    bindparam,
     delete,
     exists,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
+from sqlalchemy.sql.elements import BindParameter
 
 from berth.db.clock import utcnow
 from berth.db.tables import ALLOC, CONSUMER, CONSUMER_TYPE, PROJECT, RC, RP, USER
@@ -91,6 +94,34 @@ def _ensure_external(conn: Connection, table: Table, column: str, value: str) ->
     return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What one write needs to know of a consumer and its owner, read in one statement.
+
+    The ids are None for a project, user or type not created yet; ``holds``
+    says whether any allocation names the consumer's uuid (with or without
+    a consumer row: an imported database may have allocations only).
+    """
+
+    row: ConsumerRow | None
+    project_id: int | None
+    user_id: int | None
+    type_id: int | None
+    holds: bool
+
+
+def look_up(
+    conn: Connection, uuid: str, project: str, user: str, consumer_type: str | None
+) -> Lookup:
+    """The consumer ``uuid``, the ids of its (new) owner and type, and whether it holds any."""
+    params = {"uuid": uuid, "project": project, "user": user, "type": consumer_type}
+    r = conn.execute(_LOOK_UP, params).one()
+    row = None
+    if r.id is not None:
+        row = ConsumerRow(r.id, r.uuid, r.project_id, r.user_id, r.generation, r.consumer_type_id)
+    return Lookup(row, r.owner_project, r.owner_user, r.owner_type, bool(r.holds))
+
+
 def ensure_project(conn: Connection, external_id: str) -> int:
     """The internal id of project ``external_id``, created on first use."""
     return _ensure_external(conn, PROJECT, "external_id", external_id)
@@ -107,21 +138,27 @@ def ensure_consumer_type(conn: Connection, name: str) -> int:
 
 
 def create_consumer(
-    conn: Connection, uuid: str, project_id: int, user_id: int, type_id: int | None
+    conn: Connection,
+    uuid: str,
+    project_id: int,
+    user_id: int,
+    type_id: int | None,
+    generation: int = 0,
 ) -> ConsumerRow:
-    """Insert a consumer with generation 0 (a concurrent insert: IntegrityError)."""
-    result = conn.execute(
-        insert(CONSUMER).values(
-            uuid=uuid,
-            project_id=project_id,
-            user_id=user_id,
-            generation=0,
-            consumer_type_id=type_id,
-            created_at=utcnow(),
-        )
-    )
+    """Insert a consumer at ``generation`` (a concurrent insert: IntegrityError)."""
+    now = utcnow()
+    values = {
+        "uuid": uuid,
+        "project_id": project_id,
+        "user_id": user_id,
+        "generation": generation,
+        "consumer_type_id": type_id,
+        "created_at": now,
+        "updated_at": now if generation else None,
+    }
+    result = conn.execute(_CREATE, values)
     new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-    return ConsumerRow(new_id, uuid, project_id, user_id, 0, type_id)
+    return ConsumerRow(new_id, uuid, project_id, user_id, generation, type_id)
 
 
 def save_consumer(
@@ -277,3 +314,35 @@ def delete_allocations(conn: Connection, uuid: str) -> None:
     changes.record(conn, conn.execute(freed).scalars().all())
     conn.execute(delete(ALLOC).where(ALLOC.c.consumer_id == uuid))
     delete_if_unallocated(conn, consumer.id, consumer.generation)
+
+
+def _look_up() -> Any:
+    """The statement of :func:`look_up`: the consumer row (if any) and three scalar reads."""
+    one = select(literal_column("1").label("one")).subquery("one")
+    uuid: BindParameter[str] = bindparam("uuid")
+    return select(
+        CONSUMER.c.id,
+        CONSUMER.c.uuid,
+        CONSUMER.c.project_id,
+        CONSUMER.c.user_id,
+        CONSUMER.c.generation,
+        CONSUMER.c.consumer_type_id,
+        select(PROJECT.c.id)
+        .where(PROJECT.c.external_id == bindparam("project"))
+        .scalar_subquery()
+        .label("owner_project"),
+        select(USER.c.id)
+        .where(USER.c.external_id == bindparam("user"))
+        .scalar_subquery()
+        .label("owner_user"),
+        select(CONSUMER_TYPE.c.id)
+        .where(CONSUMER_TYPE.c.name == bindparam("type"))
+        .scalar_subquery()
+        .label("owner_type"),
+        exists().where(ALLOC.c.consumer_id == uuid).label("holds"),
+    ).select_from(one.outerjoin(CONSUMER, CONSUMER.c.uuid == uuid))
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_LOOK_UP = _look_up()
+_CREATE = insert(CONSUMER)

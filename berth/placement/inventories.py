@@ -25,15 +25,32 @@ import datetime
 import logging
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    null,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from berth.db.clock import utcnow
-from berth.db.tables import INV, RC
+from berth.db.tables import INV, RC, RP
 from berth.placement import errors
-from berth.placement.providers import ProviderRow, get_provider
+from berth.placement.providers import ProviderRow, get_provider, missing_provider
 from berth.placement.write import capacity, generations
 
 LOG = logging.getLogger(__name__)
@@ -43,6 +60,20 @@ MAX_INT = 0x7FFFFFFF
 
 # The fields an inventory shows through the API, in the reference's order.
 FIELDS = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
+
+
+class ProviderKey(Protocol):
+    """What the row writers need of a provider: its id, and its uuid for messages."""
+
+    @property
+    def id(self) -> int:
+        """The provider's id."""
+        ...
+
+    @property
+    def uuid(self) -> str:
+        """The provider's uuid."""
+        ...
 
 
 class UnknownResourceClass(errors.NotFound):
@@ -157,16 +188,10 @@ def _checked_provider(conn: Connection, uuid: str, expected_generation: int | No
     return provider
 
 
-def _insert(conn: Connection, provider: ProviderRow, class_id: int, inv: Inventory) -> None:
+def _insert(conn: Connection, provider: ProviderKey, class_id: int, inv: Inventory) -> None:
+    values = {"resource_provider_id": provider.id, "resource_class_id": class_id}
     try:
-        conn.execute(
-            insert(INV).values(
-                resource_provider_id=provider.id,
-                resource_class_id=class_id,
-                created_at=utcnow(),
-                **inv.as_dict(),
-            )
-        )
+        conn.execute(_INSERT, {**values, "created_at": utcnow(), **inv.as_dict()})
     except IntegrityError:
         raise DuplicateInventory(
             f"Inventory for '{inv.resource_class}' on resource provider "
@@ -174,7 +199,7 @@ def _insert(conn: Connection, provider: ProviderRow, class_id: int, inv: Invento
         ) from None
 
 
-def _update(conn: Connection, provider: ProviderRow, class_id: int, inv: Inventory) -> None:
+def _update(conn: Connection, provider: ProviderKey, class_id: int, inv: Inventory) -> None:
     current = capacity.read(conn, [provider.id], [class_id]).get((provider.id, class_id))
     if current is not None and current.used > inv.capacity:
         LOG.warning(
@@ -189,7 +214,7 @@ def _update(conn: Connection, provider: ProviderRow, class_id: int, inv: Invento
         raise InventoryNotFound(f"No inventory of class {inv.resource_class} found.")
 
 
-def _delete(conn: Connection, provider: ProviderRow, class_ids: Collection[int]) -> int:
+def _delete(conn: Connection, provider: ProviderKey, class_ids: Collection[int]) -> int:
     capacity.check_not_in_use(conn, provider.id, provider.uuid, class_ids)
     result = conn.execute(
         delete(INV).where(
@@ -245,17 +270,59 @@ def replace_inventories(
     """Make ``inventories`` the provider's whole inventory; the new generation.
 
     ``expected_generation`` None skips the caller's generation check (DELETE
-    of all inventory); the compare-and-swap still applies.
+    of all inventory); the compare-and-swap still applies.  The provider,
+    the classes' ids and the provider's current classes are one read.
     """
-    provider = _checked_provider(conn, provider_uuid, expected_generation)
+    names = [inv.resource_class for inv in inventories]
+    provider, found, existing = _read_for_replace(conn, provider_uuid, names)
+    if expected_generation is not None and provider.generation != expected_generation:
+        raise errors.StaleGeneration(generations.GENERATION_CONFLICT)
     check_capacity(provider.uuid, inventories, reserved_may_equal_total)
-    write_inventories(conn, provider, inventories)
+    _write(conn, provider, inventories, _known(names, found), existing, keep_others=False)
     return generations.bump(conn, provider.id, provider.generation)
+
+
+@dataclass(frozen=True)
+class _Provider:
+    """What a write of a provider's inventory needs of it."""
+
+    id: int
+    uuid: str
+    generation: int
+
+
+def _read_for_replace(
+    conn: Connection, uuid: str, names: Collection[str]
+) -> tuple[_Provider, dict[str, int], set[int]]:
+    """The provider (NotFound if missing), the ids of the named classes that exist,
+    and the classes of its inventory: one statement."""
+    provider: _Provider | None = None
+    found: dict[str, int] = {}
+    existing: set[int] = set()
+    params = {"uuid": uuid, "names": list(names) or [""]}
+    for provider_id, generation, class_id, name in conn.execute(_FOR_REPLACE, params):
+        if provider_id is not None:
+            provider = _Provider(provider_id, uuid, generation)
+        elif name is None:
+            existing.add(class_id)
+        elif name in names:  # exactly: MySQL's default collation ignores case
+            found[name] = class_id
+    if provider is None:
+        raise errors.NotFound(missing_provider(uuid))
+    return provider, found, existing
+
+
+def _known(names: Collection[str], found: dict[str, int]) -> dict[str, int]:
+    """``found``, after UnknownResourceClass for the first of ``names`` it lacks."""
+    for name in names:
+        if name not in found:
+            raise UnknownResourceClass(f"No such resource class {name}.")
+    return found
 
 
 def write_inventories(
     conn: Connection,
-    provider: ProviderRow,
+    provider: ProviderKey,
     inventories: Collection[Inventory],
     *,
     keep_others: bool = False,
@@ -263,20 +330,125 @@ def write_inventories(
     """Write ``inventories`` and delete the provider's others (unless ``keep_others``).
 
     Neither checks the capacities nor swaps the generation: the caller does.
-    Deleting inventory still allocated is InventoryInUse.
+    Deleting inventory still allocated is InventoryInUse.  The class ids and
+    the provider's current classes are one read; the new classes one insert
+    on PostgreSQL.
     """
-    wanted = _class_ids(conn, [inv.resource_class for inv in inventories])
-    existing = set(
-        conn.execute(
-            select(INV.c.resource_class_id).where(INV.c.resource_provider_id == provider.id)
-        ).scalars()
-    )
+    names = [inv.resource_class for inv in inventories]
+    wanted, existing = _classes_and_existing(conn, provider.id, names)
+    _write(conn, provider, inventories, wanted, existing, keep_others=keep_others)
+
+
+def _write(
+    conn: Connection,
+    provider: ProviderKey,
+    inventories: Collection[Inventory],
+    wanted: Mapping[str, int],
+    existing: set[int],
+    *,
+    keep_others: bool,
+) -> None:
+    """:func:`write_inventories` once the class ids and current classes are known."""
     to_delete: set[int] = set() if keep_others else existing - set(wanted.values())
     if to_delete:
         _delete(conn, provider, to_delete)
+    new: list[Inventory] = []
     for inv in inventories:
         class_id = wanted[inv.resource_class]
         if class_id in existing:
             _update(conn, provider, class_id, inv)
         else:
-            _insert(conn, provider, class_id, inv)
+            new.append(inv)
+    if conn.dialect.name != "postgresql":
+        for inv in new:
+            _insert(conn, provider, wanted[inv.resource_class], inv)
+    elif new:
+        _insert_many(conn, provider, wanted, new)
+
+
+def _classes_and_existing(
+    conn: Connection, provider_id: int, names: Collection[str]
+) -> tuple[dict[str, int], set[int]]:
+    """Ids of the named classes (UnknownResourceClass for the first unknown one),
+    and the classes of the provider's inventory, in one read."""
+    found: dict[str, int] = {}
+    existing: set[int] = set()
+    params = {"provider": provider_id, "names": list(names) or [""]}
+    for class_id, name, held in conn.execute(_CLASSES_AND_EXISTING, params):
+        if name in names:  # exactly: MySQL's default collation ignores case
+            found[name] = class_id
+        if held:
+            existing.add(class_id)
+    return _known(names, found), existing
+
+
+def _insert_many(
+    conn: Connection, provider: ProviderKey, class_ids: Mapping[str, int], new: list[Inventory]
+) -> None:
+    """PostgreSQL: insert the new classes in one statement; DuplicateInventory for the
+    first one another writer inserted meanwhile."""
+    rows = [(provider.id, class_ids[inv.resource_class], *inv.as_dict().values()) for inv in new]
+    columns = list(zip(*rows, strict=True))
+    params = {name: list(values) for name, values in zip(_INSERT_COLUMNS, columns, strict=True)}
+    inserted = set(conn.execute(_INSERT_MANY, {**params, "now": utcnow()}).scalars())
+    for inv in new:
+        if class_ids[inv.resource_class] not in inserted:
+            raise DuplicateInventory(
+                f"Inventory for '{inv.resource_class}' on resource provider "
+                f"'{provider.uuid}' already exists."
+            )
+
+
+def _insert_many_statement() -> Any:
+    arrays = [bindparam(n, type_=postgresql.ARRAY(INV.c[n].type)) for n in _INSERT_COLUMNS]
+    rows = func.unnest(*arrays).table_valued(*_INSERT_COLUMNS).render_derived()
+    query = select(*(rows.c[n] for n in _INSERT_COLUMNS), bindparam("now", type_=DateTime()))
+    return (
+        postgresql.insert(INV)
+        .from_select([*_INSERT_COLUMNS, "created_at"], query)
+        .on_conflict_do_nothing()
+        .returning(INV.c.resource_class_id)
+    )
+
+
+def _classes_and_existing_statement() -> Any:
+    held = (INV.c.resource_class_id == RC.c.id) & (
+        INV.c.resource_provider_id == bindparam("provider")
+    )
+    return (
+        select(RC.c.id, RC.c.name, INV.c.resource_class_id.is_not(None))
+        .select_from(RC.outerjoin(INV, held))
+        .where(
+            RC.c.name.in_(bindparam("names", expanding=True))
+            | INV.c.resource_provider_id.is_not(None)
+        )
+    )
+
+
+def _for_replace_statement() -> Any:
+    """Three index lookups as one UNION ALL of (provider id, generation, class id, name):
+    the provider by uuid; the classes by name; the classes of its inventory (no name).
+
+    Separate lookups, not joins: a join's plan depends on statistics, and a
+    stale estimate turned one into a scan of every inventory.
+    """
+    uuid: BindParameter[str] = bindparam("uuid")
+    no_int, no_text = cast(null(), Integer), cast(null(), String)
+    provider = select(RP.c.id, RP.c.generation, no_int, no_text).where(RP.c.uuid == uuid)
+    named = select(no_int, no_int, RC.c.id, RC.c.name).where(
+        RC.c.name.in_(bindparam("names", expanding=True))
+    )
+    held = (
+        select(no_int, no_int, INV.c.resource_class_id, no_text)
+        .select_from(INV.join(RP, RP.c.id == INV.c.resource_provider_id))
+        .where(RP.c.uuid == uuid)
+    )
+    return union_all(provider, named, held)
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_FOR_REPLACE = _for_replace_statement()
+_INSERT_COLUMNS = ("resource_provider_id", "resource_class_id", *FIELDS)
+_INSERT_MANY = _insert_many_statement()
+_INSERT = insert(INV)
+_CLASSES_AND_EXISTING = _classes_and_existing_statement()

@@ -7,11 +7,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    Unicode,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
-from berth.db.tables import ALLOC, INV, RP, RP_AGG, RP_TRAIT
+from berth.db.tables import ALLOC, CHANGE_LOG, INV, RP, RP_AGG, RP_TRAIT
 from berth.placement import changes, errors
 from berth.placement import provider_filters as pf
 from berth.placement.class_ids import ResourceClassCache
@@ -57,16 +73,21 @@ def provider_query() -> Select[Any]:
 
 def find_provider(conn: Connection, uuid: str) -> ProviderRow | None:
     """The provider with ``uuid``, or None."""
-    row = conn.execute(provider_query().where(RP.c.uuid == uuid)).one_or_none()
-    return ProviderRow(**row._mapping) if row else None
+    row = conn.execute(_FIND, {"uuid": uuid}).one_or_none()
+    return ProviderRow(*row) if row else None
 
 
 def get_provider(conn: Connection, uuid: str) -> ProviderRow:
     """The provider with ``uuid``; NotFound when there is none."""
     provider = find_provider(conn, uuid)
     if provider is None:
-        raise errors.NotFound(f"No resource provider with uuid {uuid} found")
+        raise errors.NotFound(missing_provider(uuid))
     return provider
+
+
+def missing_provider(uuid: str) -> str:
+    """Why a write to provider ``uuid`` found none (the NotFound message)."""
+    return f"No resource provider with uuid {uuid} found"
 
 
 def _action_error(action: str, reason: str) -> str:
@@ -74,33 +95,63 @@ def _action_error(action: str, reason: str) -> str:
 
 
 def create(conn: Connection, uuid: str, name: str, parent_uuid: str | None) -> ProviderRow:
-    """Create a provider (root, or a child of ``parent_uuid``)."""
+    """Create a provider (root, or a child of ``parent_uuid``).
+
+    On PostgreSQL one statement inserts the row (its own root when it has no
+    parent), skips it on a clash of uuid or name, and records the change;
+    a skipped row is then explained by :func:`_check_duplicates`.
+    """
     prefix = f'Unable to create resource provider "{name}", {uuid}: '
     parent = None if parent_uuid is None else _new_parent(conn, uuid, parent_uuid, prefix)
-    _check_duplicates(conn, uuid, name)
     now = utcnow()
+    values = {
+        "uuid": uuid,
+        "name": name,
+        "parent": parent.id if parent else None,
+        "root": parent.root_provider_id if parent else None,
+        "now": now,
+    }
+    if conn.dialect.name == "postgresql":
+        new_id = conn.execute(_CREATE_PG, values).scalar()
+        if new_id is None:
+            _check_duplicates(conn, uuid, name)
+            raise _clash(uuid, name)  # the other row is gone already
+    else:
+        new_id = _create_elsewhere(conn, values)
+    root_id = parent.root_provider_id if parent else new_id
+    return ProviderRow(
+        id=new_id,
+        uuid=uuid,
+        name=name,
+        generation=0,
+        parent_provider_id=parent.id if parent else None,
+        root_provider_id=root_id,
+        parent_uuid=parent.uuid if parent else None,
+        root_uuid=parent.root_uuid if parent else uuid,
+        created_at=now,
+        updated_at=None,
+    )
+
+
+def _create_elsewhere(conn: Connection, values: dict[str, Any]) -> int:
+    """MariaDB/MySQL and SQLite: check the names, insert, set the root, record."""
+    _check_duplicates(conn, values["uuid"], values["name"])
     try:
-        new_id = conn.execute(
-            insert(RP).values(
-                uuid=uuid,
-                name=name,
-                generation=0,
-                parent_provider_id=parent.id if parent else None,
-                root_provider_id=parent.root_provider_id if parent else None,
-                created_at=now,
-                updated_at=None,
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
+        new_id = int(conn.execute(_CREATE, values).inserted_primary_key[0])  # type: ignore[index]
     except IntegrityError:
         # A concurrent create won the race for this uuid or name.
-        raise errors.Conflict(
-            f"Conflicting resource provider uuid: {uuid} or name: {name} already exists.",
-            code=errors.DUPLICATE_NAME,
-        ) from None
-    if parent is None:
+        raise _clash(values["uuid"], values["name"]) from None
+    if values["parent"] is None:
         conn.execute(update(RP).where(RP.c.id == new_id).values(root_provider_id=new_id))
     changes.record(conn, [new_id])
-    return get_provider(conn, uuid)
+    return new_id
+
+
+def _clash(uuid: str, name: str) -> errors.Conflict:
+    return errors.Conflict(
+        f"Conflicting resource provider uuid: {uuid} or name: {name} already exists.",
+        code=errors.DUPLICATE_NAME,
+    )
 
 
 def _new_parent(conn: Connection, uuid: str, parent_uuid: str, prefix: str) -> ProviderRow:
@@ -285,3 +336,46 @@ def list_providers(conn: Connection, flt: ProviderFilter) -> Sequence[ProviderRo
 def count(conn: Connection) -> int:
     """How many providers there are."""
     return int(conn.execute(select(func.count()).select_from(RP)).scalar_one())
+
+
+def _create_pg() -> Any:
+    """PostgreSQL: insert (root: itself unless given) unless uuid or name clash; record it."""
+    n = select(func.nextval(func.pg_get_serial_sequence("resource_providers", "id")).label("id"))
+    new_id = n.subquery("n").c.id
+    now = bindparam("now", type_=DateTime())
+    row = select(
+        new_id,
+        bindparam("uuid", type_=String()),
+        bindparam("name", type_=Unicode()),
+        literal_column("0"),
+        func.coalesce(bindparam("root", type_=Integer()), new_id),
+        bindparam("parent", type_=Integer()),
+        now,
+    )
+    columns = ["id", "uuid", "name", "generation", "root_provider_id", "parent_provider_id"]
+    inserted = (
+        postgresql.insert(RP)
+        .from_select([*columns, "created_at"], row)
+        .on_conflict_do_nothing()
+        .returning(RP.c.id)
+        .cte("inserted")
+    )
+    return (
+        insert(CHANGE_LOG)
+        .from_select(["provider_id", "created_at"], select(inserted.c.id, now))
+        .returning(CHANGE_LOG.c.provider_id)
+    )
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_FIND = provider_query().where(RP.c.uuid == bindparam("uuid"))
+_CREATE_PG = _create_pg()
+_CREATE = insert(RP).values(
+    uuid=bindparam("uuid"),
+    name=bindparam("name"),
+    generation=0,
+    parent_provider_id=bindparam("parent"),
+    root_provider_id=bindparam("root"),
+    created_at=bindparam("now"),
+    updated_at=None,
+)

@@ -25,7 +25,6 @@ from sqlalchemy import Connection
 from berth.db.engine import Database
 from berth.placement import errors
 from berth.placement import inventories as inv
-from berth.placement.class_ids import ResourceClassCache
 from berth.placement.inventories import Inventory
 from berth.placement.providers import ProviderRow, find_provider
 from berth.placement.write import generations, replace
@@ -77,11 +76,11 @@ def _once(
 ) -> None:
     rows = _providers(conn, inventories)
     plan = replace.prepare(conn, requests, check_generation=True)
-    classes = ResourceClassCache(conn)
     for row, wanted in zip(rows, inventories, strict=True):
         if wanted.inventories:
             _write_inventories(conn, row, wanted.inventories, interim=True)
-    touched = dict(replace.apply(conn, plan, classes))
+    plan.capacities = None  # the interim inventories changed what prepare read
+    touched = dict(replace.apply(conn, plan))
     times: dict[int, int] = dict.fromkeys(touched, 1)
     for row, wanted in zip(rows, inventories, strict=True):
         _write_inventories(conn, row, wanted.inventories, interim=False)

@@ -11,13 +11,27 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Exists, Select, exists, select
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Exists,
+    Integer,
+    Select,
+    String,
+    bindparam,
+    cast,
+    exists,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from berth.db.clock import utcnow
-from berth.db.tables import RP_TRAIT, TRAIT
+from berth.db.tables import RP, RP_TRAIT, TRAIT
 from berth.placement import errors, named
-from berth.placement.providers import ProviderRow
+from berth.placement.providers import ProviderRow, missing_provider
 from berth.placement.write import generations
 
 CUSTOM_PREFIX = "CUSTOM_"
@@ -143,11 +157,19 @@ def provider_traits(conn: Connection, provider_id: int) -> list[Trait]:
     return _traits(conn, query.where(RP_TRAIT.c.resource_provider_id == provider_id))
 
 
-def _diff(conn: Connection, provider: ProviderRow, want: list[Trait]) -> tuple[set[int], set[int]]:
-    """Trait ids to remove from and to add to the provider to make its set ``want``."""
-    have = {trait.id for trait in provider_traits(conn, provider.id)}
-    want_ids = {trait.id for trait in want}
-    return have - want_ids, want_ids - have
+def _wanted_and_held(
+    conn: Connection, provider_id: int, names: Collection[str]
+) -> tuple[list[Trait], set[int]]:
+    """The traits called ``names`` exactly (by id), and the ids of the provider's: one read."""
+    params = {"provider": provider_id, "names": list(names) or [""]}
+    wanted: list[Trait] = []
+    held: set[int] = set()
+    for trait_id, name, created, updated, has in conn.execute(_WANTED_AND_HELD, params):
+        if name in names:  # exactly: MySQL's default collation ignores case
+            wanted.append(Trait(trait_id, name, created, updated))
+        if has:
+            held.add(trait_id)
+    return wanted, held
 
 
 def _apply(conn: Connection, provider_id: int, to_delete: set[int], to_add: set[int]) -> None:
@@ -164,17 +186,20 @@ def _apply(conn: Connection, provider_id: int, to_delete: set[int], to_add: set[
             {"resource_provider_id": provider_id, "trait_id": tid, "created_at": now}
             for tid in sorted(to_add)
         ]
-        conn.execute(RP_TRAIT.insert(), rows)
+        conn.execute(_ADD, rows)
 
 
-def _replace(conn: Connection, provider: ProviderRow, want: list[Trait], message: str) -> int:
-    """Make the provider's trait set ``want``; returns the provider generation after.
+def _replace(
+    conn: Connection, provider: _Provider, want: list[Trait], have: set[int], message: str
+) -> int:
+    """Make the provider's trait set ``want`` (it has ``have``); the generation after.
 
     The generation is swapped before the association rows are touched, so a
     concurrent writer waits on (then loses) the compare-and-swap instead of
     colliding on the association rows.  Nothing changes: no new generation.
     """
-    to_delete, to_add = _diff(conn, provider, want)
+    want_ids = {trait.id for trait in want}
+    to_delete, to_add = have - want_ids, want_ids - have
     if not to_delete and not to_add:
         return provider.generation
     try:
@@ -193,16 +218,106 @@ def set_provider_traits(
     ``generation`` is the one the caller saw: StaleGeneration when the
     provider has moved on since.  The generation only changes when the set does.
     """
+    wanted = list(dict.fromkeys(names))
     if provider.generation != generation:
         raise errors.StaleGeneration(GENERATION_CHANGED)
+    traits, held = _wanted_and_held(conn, provider.id, wanted)
+    return _set(conn, _Provider(provider.id, provider.generation), wanted, traits, held)
+
+
+def replace_provider_traits(
+    conn: Connection, provider_uuid: str, names: Iterable[str], generation: int
+) -> tuple[list[Trait], int]:
+    """:func:`set_provider_traits` for the provider ``provider_uuid`` (NotFound if missing),
+    read with the traits in one statement."""
     wanted = list(dict.fromkeys(names))
-    traits = list_traits(conn, TraitFilter(names=wanted))
+    provider, traits, held = _read_for_replace(conn, provider_uuid, wanted)
+    if provider.generation != generation:
+        raise errors.StaleGeneration(GENERATION_CHANGED)
+    return _set(conn, provider, wanted, traits, held)
+
+
+@dataclass(frozen=True)
+class _Provider:
+    """What replacing a provider's traits needs of it."""
+
+    id: int
+    generation: int
+
+
+def _set(
+    conn: Connection, provider: _Provider, wanted: list[str], traits: list[Trait], held: set[int]
+) -> tuple[list[Trait], int]:
     missing = set(wanted) - {trait.name for trait in traits}
     if missing:
         raise errors.InvalidInput(f"No such trait {', '.join(sorted(missing))}")
-    return traits, _replace(conn, provider, traits, GENERATION_CHANGED)
+    return traits, _replace(conn, provider, traits, held, GENERATION_CHANGED)
 
 
 def clear_provider_traits(conn: Connection, provider: ProviderRow) -> int:
     """Remove every trait from the provider; returns its generation afterwards."""
-    return _replace(conn, provider, [], CONCURRENT_PROVIDER_UPDATE)
+    _, held = _wanted_and_held(conn, provider.id, [])
+    own = _Provider(provider.id, provider.generation)
+    return _replace(conn, own, [], held, CONCURRENT_PROVIDER_UPDATE)
+
+
+def _read_for_replace(
+    conn: Connection, uuid: str, names: Collection[str]
+) -> tuple[_Provider, list[Trait], set[int]]:
+    """The provider (NotFound if missing), the traits called ``names`` exactly (by id),
+    and the ids of the provider's traits: one statement."""
+    provider: _Provider | None = None
+    wanted: list[Trait] = []
+    held: set[int] = set()
+    params = {"uuid": uuid, "names": list(names) or [""]}
+    for provider_id, generation, trait_id, name, created, updated in conn.execute(
+        _FOR_REPLACE, params
+    ):
+        if provider_id is not None:
+            provider = _Provider(provider_id, generation)
+        elif name is None:
+            held.add(trait_id)
+        elif name in names:  # exactly: MySQL's default collation ignores case
+            wanted.append(Trait(trait_id, name, created, updated))
+    if provider is None:
+        raise errors.NotFound(missing_provider(uuid))
+    return provider, sorted(wanted, key=lambda trait: trait.id), held
+
+
+def _for_replace_statement() -> Any:
+    """Three index lookups as one UNION ALL: the provider by uuid (id, generation); the
+    traits by name (id, name, times); the provider's traits (id only)."""
+    uuid: BindParameter[str] = bindparam("uuid")
+    no_int, no_text, no_time = cast(null(), Integer), cast(null(), String), cast(null(), DateTime)
+    provider = select(RP.c.id, RP.c.generation, no_int, no_text, no_time, no_time).where(
+        RP.c.uuid == uuid
+    )
+    named_traits = select(
+        no_int, no_int, TRAIT.c.id, TRAIT.c.name, TRAIT.c.created_at, TRAIT.c.updated_at
+    ).where(TRAIT.c.name.in_(bindparam("names", expanding=True)))
+    held = (
+        select(no_int, no_int, RP_TRAIT.c.trait_id, no_text, no_time, no_time)
+        .select_from(RP_TRAIT.join(RP, RP.c.id == RP_TRAIT.c.resource_provider_id))
+        .where(RP.c.uuid == uuid)
+    )
+    return union_all(provider, named_traits, held)
+
+
+def _wanted_and_held_statement() -> Select[Any]:
+    provider: BindParameter[int] = bindparam("provider")
+    held_by = select(RP_TRAIT.c.trait_id).where(RP_TRAIT.c.resource_provider_id == provider)
+    has = exists().where(
+        RP_TRAIT.c.trait_id == TRAIT.c.id, RP_TRAIT.c.resource_provider_id == provider
+    )
+    return (
+        named.columns(TRAIT)
+        .add_columns(has.label("held"))
+        .where(TRAIT.c.name.in_(bindparam("names", expanding=True)) | TRAIT.c.id.in_(held_by))
+        .order_by(TRAIT.c.id)
+    )
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_WANTED_AND_HELD = _wanted_and_held_statement()
+_FOR_REPLACE = _for_replace_statement()
+_ADD = RP_TRAIT.insert()

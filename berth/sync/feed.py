@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import Connection, bindparam, delete, func, select
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
@@ -61,16 +61,15 @@ class ChangeFeed:
     last_poll: float = 0.0
     last_prune: float = 0.0
 
-    def _start(self) -> None:
+    def _start(self, conn: Connection) -> None:
         # Ids just below the top that are not there yet may belong to
         # transactions still in flight: watch them as holes.
-        with self.db.read() as conn:
-            top = int(conn.execute(select(func.max(t.change_log.c.id))).scalar() or 0)
-            recent = set(
-                conn.execute(
-                    select(t.change_log.c.id).where(t.change_log.c.id > top - START_WINDOW)
-                ).scalars()
-            )
+        top = int(conn.execute(select(func.max(t.change_log.c.id))).scalar() or 0)
+        recent = set(
+            conn.execute(
+                select(t.change_log.c.id).where(t.change_log.c.id > top - START_WINDOW)
+            ).scalars()
+        )
         self.high = top
         now = time.monotonic()
         self.holes = {i: now for i in range(max(1, top - START_WINDOW + 1), top) if i not in recent}
@@ -80,26 +79,27 @@ class ChangeFeed:
         self.high = -1
         self.holes = {}
 
-    def poll(self) -> set[int] | None:
-        """Provider ids changed since the last poll; None means reload all."""
+    def poll(self, conn: Connection | None = None) -> set[int] | None:
+        """Provider ids changed since the last poll; None means reload all.
+
+        Reads in ``conn`` (the caller's read transaction) when given.
+        """
+        if conn is None:
+            with self.db.read() as own:
+                return self.poll(own)
         now = time.monotonic()
         if self.high < 0 or now - self.last_poll > RETENTION_SECONDS / 2:
-            self._start()
+            self._start(conn)
             self.last_poll = now
             return None
         holes = {h: seen for h, seen in self.holes.items() if now - seen < HOLE_TIMEOUT}
         # From the oldest open hole, and the newest row seen (it must still be there).
         low = min(min(holes, default=self.high), self.high)
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(t.change_log.c.id, t.change_log.c.provider_id)
-                .where(t.change_log.c.id >= max(low, 1))
-                .order_by(t.change_log.c.id)
-            ).all()
+        rows = conn.execute(_SINCE, {"low": max(low, 1)}).all()
         self.last_poll = now
         if self.high > 0 and not any(row_id == self.high for row_id, _ in rows):
             log.warning("change feed position lost: reloading everything", position=self.high)
-            self._start()
+            self._start(conn)
             return None
         self.holes = holes
         changed: set[int] = set()
@@ -137,3 +137,11 @@ class ChangeFeed:
                 )
         except Exception as exc:  # housekeeping: the changes this poll read must not be lost
             log.warning("change log prune failed", error=str(exc))
+
+
+# Built once: a statement object reused is not analysed again on every call.
+_SINCE = (
+    select(t.change_log.c.id, t.change_log.c.provider_id)
+    .where(t.change_log.c.id >= bindparam("low"))
+    .order_by(t.change_log.c.id)
+)

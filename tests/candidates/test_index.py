@@ -39,6 +39,7 @@ def snapshot(u: Universe) -> dict[str, Any]:
     providers = {
         p.id: (
             p.uuid,
+            p.name,
             p.parent_id,
             p.root_id,
             sorted(
@@ -261,7 +262,7 @@ def test_refresh_failing_after_the_poll_keeps_what_it_read(
         first, second = _ids(conn)
         conn.execute(delete(RP).where(RP.c.id == second))
         changes.record(conn, [second])
-    _fail_once(index, "reread", monkeypatch)
+    _fail_once(index, "_read_changes", monkeypatch)
     with pytest.raises(OperationalError):
         index.refresh()
     index.refresh()  # nothing new in the feed: the pending providers are read now
@@ -304,12 +305,12 @@ def test_a_refresh_reads_without_the_lock_and_threads_share_one(
     polls: list[int] = []
     real_poll = index.feed.poll
 
-    def slow_poll() -> set[int] | None:
+    def slow_poll(*args: Any) -> set[int] | None:
         polls.append(1)
         if len(polls) == 1:
             reading.set()
             assert release.wait(30)
-        return real_poll()
+        return real_poll(*args)
 
     monkeypatch.setattr(index.feed, "poll", slow_poll)
     first = threading.Thread(target=index.refresh)

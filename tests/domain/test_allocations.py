@@ -270,16 +270,16 @@ def test_client_generation_mismatch_is_not_retried(db: Database) -> None:
 def test_stale_provider_generation_is_retried_and_succeeds(db: Database) -> None:
     rp = add_provider(db, {"VCPU": {"total": 8}})
     bumped: list[int] = []
-    real_bump_all = generations.bump_all
+    real_bump_all = generations.bump_all_judged
 
-    def racing_bump_all(conn: Any, gens: dict[int, int], times: Any = None) -> None:
+    def racing_bump_all(conn: Any, gens: dict[int, int], again: Any, rounds: int) -> None:
         if not bumped:  # another writer bumps the provider first, once
             bumped.append(1)
             gens = {pid: gen - 1 for pid, gen in gens.items()}
-        real_bump_all(conn, gens, times)
+        real_bump_all(conn, gens, again, rounds)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(generations, "bump_all", racing_bump_all)
+        mp.setattr(generations, "bump_all_judged", racing_bump_all)
         put(db, new_uuid(), {rp: {"VCPU": 1}})
     assert bumped == [1]
     assert generation(db, rp) == 1

@@ -305,10 +305,10 @@ def test_rejected_replace_changes_nothing(
 def test_lost_generation_race_rolls_back(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     rp = add_provider(db)
     add(db, rp, "DISK_GB", 8)
-    real_insert = inv._insert
+    real_write = inv._write
 
-    def insert_then_lose_race(conn: Any, *args: Any) -> None:
-        real_insert(conn, *args)
+    def write_then_lose_race(conn: Any, *args: Any, **kwargs: Any) -> None:
+        real_write(conn, *args, **kwargs)
         # Another writer's bump lands between our read and our swap.
         conn.execute(
             update(t.resource_providers)
@@ -316,7 +316,7 @@ def test_lost_generation_race_rolls_back(db: Database, monkeypatch: pytest.Monke
             .values(generation=5)
         )
 
-    monkeypatch.setattr(inv, "_insert", insert_then_lose_race)
+    monkeypatch.setattr(inv, "_write", write_then_lose_race)
     with pytest.raises(errors.ConcurrentUpdate) as caught:
         replace(db, rp, {"DISK_GB": 8, "VCPU": 1}, 1)
     assert not isinstance(caught.value, errors.StaleGeneration)

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 import falcon
 
 from berth.api.errors import conflict
-from berth.api.resources.steps import require_provider, since
+from berth.api.resources.steps import provider_body, since
 from berth.api.util import (
     authorize,
     check_accept,
     ctx,
-    extract_json,
     require_json_content,
     send_json,
     set_last_modified,
@@ -68,8 +67,7 @@ def replace(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     authorize(req, POLICY + "update")
     c = ctx(req)
     with_generation = c.want(19)
-    require_provider(req, uuid)
-    data = extract_json(req, versioned(schemas.REPLACE, c.version))
+    data = provider_body(req, uuid, versioned(schemas.REPLACE, c.version))
     uuids = data["aggregates"] if with_generation else data
     expected = data["resource_provider_generation"] if with_generation else None
     generation = _write(req, uuid, uuids, expected, with_generation)

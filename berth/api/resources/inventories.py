@@ -15,12 +15,11 @@ import falcon
 from sqlalchemy import Connection
 
 from berth.api.errors import HTTPError, bad_request, conflict, not_found
-from berth.api.resources.steps import provider_or_404, require_provider
+from berth.api.resources.steps import provider_body, provider_or_404
 from berth.api.util import (
     authorize,
     check_accept,
     ctx,
-    extract_json,
     http_date,
     latest,
     provider_url,
@@ -90,12 +89,11 @@ def _send_all(
 
 
 def _write_body(req: falcon.Request, uuid: str, action: str, schema: dict[str, Any]) -> Any:
-    """A write's first steps: a JSON body, the policy, the provider (404 before the body
-    is looked at, as the reference), then the body itself."""
+    """A write's first steps: a JSON body, the policy, then the body itself (404 rather
+    than a refused body when the provider is missing, as the reference)."""
     require_json_content(req)
     authorize(req, POLICY + action)
-    require_provider(req, uuid)
-    return extract_json(req, schema)
+    return provider_body(req, uuid, schema)
 
 
 def list_inventories(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:

@@ -9,7 +9,7 @@ import falcon
 
 from berth import qparams
 from berth.api.errors import bad_request
-from berth.api.resources.steps import require_provider
+from berth.api.resources.steps import provider_body
 from berth.api.util import (
     authorize,
     check_accept,
@@ -94,8 +94,7 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     require_json_content(req)
     authorize(req, "placement:resource_providers:update")
     c = ctx(req)
-    require_provider(req, uuid)
-    data = extract_json(req, versioned(schemas.UPDATE, c.version))
+    data = provider_body(req, uuid, versioned(schemas.UPDATE, c.version))
     provider = write(
         req,
         lambda conn: providers.update_provider(

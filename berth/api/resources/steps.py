@@ -4,6 +4,7 @@ and the provider a URL names, with the reference's 404s."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import falcon
@@ -34,6 +35,21 @@ def require_provider(req: falcon.Request, uuid: str) -> None:
     """404 for a missing provider before the body is looked at, as the reference."""
     with ctx(req).services.db.read() as conn:
         get_provider(conn, uuid)
+
+
+def provider_body(req: falcon.Request, uuid: str, schema: Mapping[str, Any]) -> Any:
+    """The valid JSON body of a write to provider ``uuid``.
+
+    The reference looks for the provider before the body: a refused body
+    is answered 404 instead when the provider is missing.  An accepted one
+    needs no look of its own (the write finds the provider, or answers the
+    same 404), which saves a transaction per write.
+    """
+    try:
+        return extract_json(req, schema)
+    except (HTTPError, falcon.HTTPError):
+        require_provider(req, uuid)
+        raise
 
 
 def provider_or_404(

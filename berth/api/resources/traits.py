@@ -148,9 +148,8 @@ def replace_for_provider(req: falcon.Request, resp: falcon.Response, uuid: str) 
     data = extract_json(req, schemas.PROVIDER_TRAITS)
 
     def once(conn: Connection) -> tuple[list[domain.Trait], int]:
-        provider = providers.get_provider(conn, uuid)
-        return domain.set_provider_traits(
-            conn, provider, data["traits"], data["resource_provider_generation"]
+        return domain.replace_provider_traits(
+            conn, uuid, data["traits"], data["resource_provider_generation"]
         )
 
     traits, generation = write(req, once, operation=OPERATION)

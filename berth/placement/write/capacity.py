@@ -179,6 +179,20 @@ def read(
     return {(r.resource_provider_id, r.resource_class_id): Capacity.of(r) for r in rows}
 
 
+def read_current(
+    conn: Connection, provider_ids: Collection[int], class_ids: Collection[int]
+) -> tuple[dict[Pair, Capacity], dict[int, int]]:
+    """:func:`read`, and the providers' generations (id -> generation) read with it."""
+    caps: dict[Pair, Capacity] = {}
+    generations: dict[int, int] = {}
+    if provider_ids and class_ids:
+        params = {"providers": sorted(provider_ids), "classes": sorted(class_ids)}
+        for r in conn.execute(_BY_ID, params):
+            caps[(r.resource_provider_id, r.resource_class_id)] = Capacity.of(r)
+            generations[r.resource_provider_id] = r.generation
+    return caps, generations
+
+
 def read_by_uuid(
     conn: Connection, provider_uuids: Collection[str], class_ids: Collection[int]
 ) -> tuple[dict[str, tuple[int, int]], dict[Pair, Capacity]]:
@@ -195,6 +209,35 @@ def read_by_uuid(
         providers[row.uuid] = (row.resource_provider_id, row.generation)
         caps[(row.resource_provider_id, row.resource_class_id)] = Capacity.of(row)
     return providers, caps
+
+
+@dataclass
+class RequestRead:
+    """What one read tells a write about the providers and classes its request names."""
+
+    providers: dict[str, tuple[int, int]]  # uuid -> (id, generation), every one that exists
+    capacities: dict[Pair, Capacity]  # their inventories of the named classes, with usage
+    class_ids: dict[str, int]  # name -> id of the named classes some of them have
+
+
+def read_request(
+    conn: Connection, provider_uuids: Collection[str], class_names: Collection[str]
+) -> RequestRead:
+    """Providers by uuid, with their inventory and usage of the named classes: one query.
+
+    A provider without inventory of any of the classes is still returned
+    (with no capacities), so that a missing provider can be told apart.
+    """
+    out = RequestRead({}, {}, {})
+    if not provider_uuids:
+        return out
+    params = {"uuids": sorted(provider_uuids), "names": sorted(class_names) or [""]}
+    for row in conn.execute(_BY_REQUEST, params):
+        out.providers[row.uuid] = (row.id, row.generation)
+        if row.resource_class_id is not None:
+            out.capacities[(row.id, row.resource_class_id)] = Capacity.of(row)
+            out.class_ids[row.name] = row.resource_class_id
+    return out
 
 
 def check_not_in_use(
@@ -226,3 +269,44 @@ _BY_UUID = _query(
     select(RP.c.id).where(RP.c.uuid.in_(bindparam("uuids", expanding=True))),
     bindparam("classes", expanding=True),
 )
+
+
+def _by_request() -> Select[Any]:
+    """Providers named by uuid LEFT JOIN their inventory and usage of the named classes."""
+    providers = select(RP.c.id).where(RP.c.uuid.in_(bindparam("uuids", expanding=True)))
+    classes = select(RC.c.id).where(RC.c.name.in_(bindparam("names", expanding=True)))
+    usage = (
+        select(
+            ALLOC.c.resource_provider_id,
+            ALLOC.c.resource_class_id,
+            func.sum(ALLOC.c.used).label("used"),
+        )
+        .where(ALLOC.c.resource_provider_id.in_(providers), ALLOC.c.resource_class_id.in_(classes))
+        .group_by(ALLOC.c.resource_provider_id, ALLOC.c.resource_class_id)
+        .subquery()
+    )
+    on_inventory = (INV.c.resource_provider_id == RP.c.id) & INV.c.resource_class_id.in_(classes)
+    on_usage = (usage.c.resource_provider_id == INV.c.resource_provider_id) & (
+        usage.c.resource_class_id == INV.c.resource_class_id
+    )
+    fields = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
+    return (
+        select(
+            RP.c.uuid,
+            RP.c.id,
+            RP.c.generation,
+            INV.c.resource_class_id,
+            RC.c.name,
+            *(INV.c[name] for name in fields),
+            usage.c.used,
+        )
+        .select_from(
+            RP.outerjoin(INV, on_inventory)
+            .outerjoin(RC, RC.c.id == INV.c.resource_class_id)
+            .outerjoin(usage, on_usage)
+        )
+        .where(RP.c.uuid.in_(bindparam("uuids", expanding=True)))
+    )
+
+
+_BY_REQUEST = _by_request()
