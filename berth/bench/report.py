@@ -23,16 +23,12 @@ from berth.bench.summary import (
     group,
     load_of,
     median_of,
+    of_kind,
     sectioned,
     server_of,
     table,
     target_label,
 )
-
-
-def _of(lines: list[Line], kind: str) -> list[Line]:
-    """The lines of one kind of measurement."""
-    return [x for x in lines if x["kind"] == kind]
 
 
 def candidates_key(x: Line) -> Key:
@@ -45,7 +41,7 @@ def candidates_key(x: Line) -> Key:
 
 def candidates_table(lines: list[Line]) -> str:
     """Per group of changed settings: candidates figures per target, filter, hosts, query, c."""
-    return sectioned(_of(lines, "candidates"), _candidates_rows, shown=("candidates_filter",))
+    return sectioned(of_kind(lines, "candidates"), _candidates_rows, shown=("candidates_filter",))
 
 
 def _candidates_rows(lines: list[Line]) -> str:
@@ -63,7 +59,7 @@ def _candidates_rows(lines: list[Line]) -> str:
 def startup_table(lines: list[Line]) -> str:
     """Cold start and worker memory of servers the lab started."""
     rows = []
-    for x in _of(lines, "startup"):
+    for x in of_kind(lines, "startup"):
         s, r = x["settings"], x["result"]
         rss = max(r.get("worker_rss_mb") or [0.0])
         rows.append([target_label(x), s.get("filter", ""), s.get("hosts"), s.get("server_workers"),
@@ -91,7 +87,7 @@ CLAIM_FIGURES = ("claims_per_s", "conflicts_per_s", "conflict_pct", "retries", "
 
 def claims_table(lines: list[Line], kind: str = "claims") -> str:
     """Per group of changed settings: claims figures per target, mode, hosts, strategy..."""
-    return sectioned(_of(lines, kind), _claims_rows)
+    return sectioned(of_kind(lines, kind), _claims_rows)
 
 
 def _claims_rows(lines: list[Line]) -> str:
@@ -110,7 +106,7 @@ def _claims_rows(lines: list[Line]) -> str:
 def compute_table(lines: list[Line]) -> str:
     """The old design vs claiming in the scheduler: retries per successful boot."""
     rows = []
-    for key, same in group(_of(lines, "compute-claims"), claims_key).items():
+    for key, same in group(of_kind(lines, "compute-claims"), claims_key).items():
         claimed = median_of(same, "claimed")
         retries = median_of(same, "retries")
         delay = same[0]["settings"].get("delay", 0.0) if key[1] == "compute" else 0.0
@@ -131,7 +127,7 @@ def workers_table(lines: list[Line]) -> str:
         return (s["server"], s["workers"], s["query"], s["concurrency"])
 
     rows = []
-    for k, same in group(_of(lines, "workers"), key).items():
+    for k, same in group(of_kind(lines, "workers"), key).items():
         rows.append([*k, median_of(same, "throughput_rps"), median_of(same, "p50_ms"),
                      median_of(same, "p99_ms"), db_kind(same[0]), load_of(same),
                      len(same)])  # fmt: skip
@@ -143,7 +139,7 @@ def workers_table(lines: list[Line]) -> str:
 def populate_table(lines: list[Line]) -> str:
     """Bulk loading speed."""
     rows = []
-    for x in _of(lines, "populate"):
+    for x in of_kind(lines, "populate"):
         r = x["result"]
         rows.append([target_label(x), r["path"], db_kind(x), r["providers"], r["seconds"],
                      r["providers_per_s"], load_of([x])])  # fmt: skip
@@ -154,7 +150,7 @@ def populate_table(lines: list[Line]) -> str:
 def fuzz_table(lines: list[Line]) -> str:
     """Hostile requests: how many, and what they found (all zeros is the goal)."""
     rows = []
-    for x in _of(lines, "fuzz"):
+    for x in of_kind(lines, "fuzz"):
         r = x["result"]
         rows.append([target_label(x), r["requests"], r["seconds"], r["server_errors"],
                      r["refused_writes"], r["refused_writes_that_changed_state"],
@@ -207,13 +203,13 @@ def render(lines: list[Line], plots: Path | None = None, relative_to: Path | Non
     if report_tables.has_targets(lines):
         parts += ["## Issue 12's targets (berth serve, HTTP)", ""]
         parts += [report_tables.targets_table(lines), ""]
-    if any(x["settings"].get("query") == "seed" for x in _of(lines, "candidates")):
+    if any(x["settings"].get("query") == "seed" for x in of_kind(lines, "candidates")):
         parts += ["## The seed's table: filtering in the database vs in Python (ms)", ""]
         parts += [seed.seed_filtering_table(lines), ""]
-    if _of(lines, "candidates"):
+    if of_kind(lines, "candidates"):
         parts += ["## Filtering in the database, in Python and in memory (p50 ms, c=1)", ""]
         parts += [seed.filtering_table(lines), ""]
-    if _of(lines, "claims"):
+    if of_kind(lines, "claims"):
         parts += [
             "## Successful claims/s, 8 schedulers, pack-first",
             "",
@@ -221,7 +217,7 @@ def render(lines: list[Line], plots: Path | None = None, relative_to: Path | Non
             "",
         ]
     for kind, title, make in SECTIONS:
-        if _of(lines, kind):
+        if of_kind(lines, kind):
             parts += [f"## {title}", "", make(lines), ""]
     if plots is not None:
         drawn = plots_mod.draw_all(lines, plots)

@@ -18,16 +18,12 @@ from berth.bench.summary import (
     group,
     load_of,
     median_of,
+    of_kind,
     sectioned,
     server_of,
     table,
     target_label,
 )
-
-
-def _of(lines: list[Line], kind: str) -> list[Line]:
-    """The lines of one kind of measurement."""
-    return [x for x in lines if x["kind"] == kind]
 
 
 def _fill_key(x: Line) -> Key:
@@ -43,7 +39,7 @@ def _fill_key(x: Line) -> Key:
 
 def fill_table(lines: list[Line]) -> str:
     """Fill-until-full runs, per group of changed settings."""
-    return sectioned(_of(lines, "fill"), _fill_rows)
+    return sectioned(of_kind(lines, "fill"), _fill_rows)
 
 
 def _fill_rows(lines: list[Line]) -> str:
@@ -77,7 +73,7 @@ def _register_key(x: Line) -> Key:
 
 def register_table(lines: list[Line]) -> str:
     """Registration storms, per group of changed settings."""
-    return sectioned(_of(lines, "register"), _register_rows)
+    return sectioned(of_kind(lines, "register"), _register_rows)
 
 
 def _register_rows(lines: list[Line]) -> str:
@@ -175,14 +171,14 @@ GOALS = [
 
 def has_targets(lines: list[Line]) -> bool:
     """Whether some line measures one of the targets."""
-    return any(goal.match(x) for goal in GOALS for x in _of(lines, goal.kind))
+    return any(goal.match(x) for goal in GOALS for x in of_kind(lines, goal.kind))
 
 
 def targets_table(lines: list[Line]) -> str:
     """Each target per database kind: the median figure, whether it is met, the conditions."""
     rows = []
     for goal in GOALS:
-        chosen = [x for x in _of(lines, goal.kind) if goal.match(x)]
+        chosen = [x for x in of_kind(lines, goal.kind) if goal.match(x)]
         for (db,), same in group(chosen, lambda x: (db_kind(x),)).items():
             value = median_of(same, goal.figure)
             met = "met" if value >= goal.at_least else "missed"

@@ -111,6 +111,11 @@ def server_of(line: Line) -> str:
     return f"{server} x{workers}".strip() if server or workers else ""
 
 
+def of_kind(lines: list[Line], kind: str) -> list[Line]:
+    """The lines of one kind of measurement."""
+    return [x for x in lines if x["kind"] == kind]
+
+
 def load_of(lines: Sequence[Line]) -> str:
     """The 1-minute load average during the runs: one value, or low-high."""
     loads = sorted(float(x["machine"]["loadavg"][0]) for x in lines)
