@@ -58,6 +58,8 @@ def timeouts(settings: Settings) -> Timeouts:
         statement=settings.database_statement_timeout,
         pool=settings.database_pool_timeout,
         ping_after=settings.database_ping_after,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
     )
 
 

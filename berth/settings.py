@@ -37,6 +37,9 @@ class Settings:
     database_pool_timeout: float = 10.0
     # A pooled connection idle for longer than this (seconds) is pinged before use.
     database_ping_after: float = 1.0
+    # Connections per worker process (PostgreSQL, MariaDB), and how many more for a burst.
+    database_pool_size: int = 20
+    database_max_overflow: int = 10
     # Retry-After (seconds) of the 503 answered while the database is unavailable.
     database_retry_after: int = 2
     bind: str = "127.0.0.1:8780"

@@ -66,6 +66,9 @@ class Timeouts:
     ``pool``: waiting for a free connection of the pool.
     ``ping_after``: a pooled connection idle for longer is pinged before use
     (0: before every use, SQLAlchemy's ``pool_pre_ping``).
+    ``pool_size`` and ``max_overflow`` (PostgreSQL and MariaDB): connections
+    each process keeps open, and opens beyond them for a burst (closed again
+    when returned: opening one costs the server a process or a thread).
     """
 
     connect: float = 5.0
@@ -73,6 +76,8 @@ class Timeouts:
     statement: float = 30.0
     pool: float = 10.0
     ping_after: float = 1.0
+    pool_size: int = 20
+    max_overflow: int = 10
 
 
 # What the tools (migrations, import, loaders) use: no statement or lock limit.
@@ -186,6 +191,10 @@ def _pool(timeouts: Timeouts) -> dict[str, Any]:
     return {"pool_timeout": timeouts.pool} if timeouts.pool else {}
 
 
+def _sizes(timeouts: Timeouts) -> dict[str, Any]:
+    return {"pool_size": timeouts.pool_size, "max_overflow": timeouts.max_overflow}
+
+
 def _seconds(value: float) -> int:
     """Whole seconds, at least 1 (what the drivers and MariaDB take)."""
     return max(1, math.ceil(value))
@@ -203,7 +212,7 @@ def _postgresql_engine(url: str, timeouts: Timeouts) -> Engine:
     if timeouts.connect:
         # libpq takes whole seconds and treats 1 as 2.
         connect_args["connect_timeout"] = max(2, _seconds(timeouts.connect))
-    engine = create_engine(url, connect_args=connect_args, **_pool(timeouts))
+    engine = create_engine(url, connect_args=connect_args, **_pool(timeouts), **_sizes(timeouts))
     _ping_idle(engine, timeouts.ping_after)
     _hold_connects_after_failure(engine)
     limits = []
@@ -242,6 +251,7 @@ def _mysql_engine(url: str, timeouts: Timeouts) -> Engine:
         isolation_level="READ COMMITTED",
         connect_args=connect_args,
         **_pool(timeouts),
+        **_sizes(timeouts),
     )
     _ping_idle(engine, timeouts.ping_after)
     _hold_connects_after_failure(engine)
