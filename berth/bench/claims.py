@@ -35,6 +35,7 @@ from berth.bench.claimers import (
     SchedulerClaimer,
     SchedulerHttpClaimer,
 )
+from berth.bench.processes import launch
 from berth.bench.progress import Advance
 from berth.bench.records import latency_summary
 from berth.bench.targets import Target
@@ -249,14 +250,7 @@ def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
     procs = [
         mp.Process(target=work, args=(plan, i, start, out, taken)) for i in range(plan.workers)
     ]
-    for p in procs:
-        p.start()
-    try:
-        start.wait(timeout=600)
-    except Exception:
-        for p in procs:
-            p.terminate()
-        raise RuntimeError("a scheduler process failed to start (see its traceback)") from None
+    launch(procs, start, "scheduler")
     began = time.monotonic()
     database_cpu = procfs.database_cpu_s() if plan.cpu_time else 0.0
     results = _gather(procs, out, plan, began, advance, taken)

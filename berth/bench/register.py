@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from berth.bench import cloud
+from berth.bench.processes import launch
 from berth.bench.progress import Advance
 from berth.bench.records import latency_summary
 from berth.bench.transport import HttpTransport, Transport
@@ -158,14 +159,7 @@ def run(storm: Storm, advance: Advance | None = None) -> dict[str, Any]:
     procs = [
         mp.Process(target=work, args=(storm, i, start, out, done)) for i in range(storm.processes)
     ]
-    for p in procs:
-        p.start()
-    try:
-        start.wait(timeout=600)
-    except Exception:
-        for p in procs:
-            p.terminate()
-        raise RuntimeError("a client process failed to start (see its traceback)") from None
+    launch(procs, start, "client")
     began = time.monotonic()
     results = _gather(procs, out, done, advance)
     for p in procs:

@@ -1,0 +1,19 @@
+"""Starting the lab's client processes together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Barrier
+
+
+def launch(procs: Sequence[BaseProcess], start: Barrier, what: str) -> None:
+    """Start ``procs`` and meet them at ``start`` (RuntimeError if one never arrives)."""
+    for p in procs:
+        p.start()
+    try:
+        start.wait(timeout=600)
+    except Exception:
+        for p in procs:
+            p.terminate()
+        raise RuntimeError(f"a {what} process failed to start (see its traceback)") from None
