@@ -40,6 +40,7 @@ def _settings(**overrides: Any) -> settings_mod.Settings:
 def serve(
     bind: str = typer.Option(None, help="host:port to listen on (BERTH_BIND)."),
     workers: int = typer.Option(None, help="Worker processes (BERTH_WORKERS)."),
+    threads: int = typer.Option(None, help="Requests each worker serves at once (BERTH_THREADS)."),
     database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
     server: str = typer.Option(None, help="gunicorn or granian (BERTH_SERVER)."),
     migrate_first: bool = typer.Option(
@@ -47,14 +48,19 @@ def serve(
     ),
 ) -> None:
     """Serve the Placement API with several worker processes, until SIGINT or SIGTERM."""
-    settings = _settings(bind=bind, workers=workers, database_url=database_url, server=server)
+    settings = _settings(
+        bind=bind, workers=workers, threads=threads, database_url=database_url, server=server
+    )
     if migrate_first:
         _upgrade(settings)
     for field in dataclasses.fields(settings):
         os.environ[f"BERTH_{field.name.upper()}"] = str(getattr(settings, field.name))
     _fresh_metrics_dir(settings)
     configure_logging(settings)
-    console.print(f"berth serving on http://{settings.bind} with {settings.workers} workers")
+    console.print(
+        f"berth serving on http://{settings.bind} with {settings.workers} workers"
+        f" of {settings.threads} threads"
+    )
     raise typer.Exit(server_mod.serve(settings))
 
 

@@ -67,12 +67,14 @@ def commands(settings: Settings) -> list[list[str]]:
     grace = str(settings.shutdown_grace)
     if settings.server == "gunicorn":
         gunicorn = ["gunicorn", "--no-control-socket", "--workers", str(settings.workers)]
-        gunicorn += ["--bind", f"{host}:{port}", "--worker-class", "gthread", "--threads", "4"]
+        gunicorn += ["--bind", f"{host}:{port}", "--worker-class", "gthread"]
+        gunicorn += ["--threads", str(settings.threads)]
         gunicorn += ["--keep-alive", "5", "--graceful-timeout", grace]
         return [[sys.executable, "-m", *gunicorn, "berth.wsgi:application"]]
     slots, per_slot = (settings.workers, 1) if sys.platform == "linux" else (1, settings.workers)
     granian = ["berth.granian_main", "--interface", "wsgi", "--host", host, "--port", str(port)]
     granian += ["--workers", str(per_slot), "--workers-kill-timeout", grace]
+    granian += ["--blocking-threads", str(settings.threads)]
     granian += ["--backpressure", str(max(1, GRANIAN_BACKLOG // settings.workers))]
     granian += ["--log-level", "warning"]
     return [[sys.executable, "-m", *granian, "berth.wsgi:application"] for _ in range(slots)]

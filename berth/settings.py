@@ -44,6 +44,8 @@ class Settings:
     database_retry_after: int = 2
     bind: str = "127.0.0.1:8780"
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Requests one worker process serves at once (its threads); more wait in the server's queue.
+    threads: int = 16
     server: str = "granian"
     shutdown_grace: int = 8
     auth_strategy: str = "noauth2"
@@ -117,6 +119,8 @@ class Settings:
             )
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
+        if self.threads < 1:
+            raise ValueError("threads must be at least 1")
         if self.max_request_body_bytes < 1 or self.max_json_depth < 1:
             raise ValueError("max_request_body_bytes and max_json_depth must be at least 1")
         if self.server not in ("gunicorn", "granian"):
