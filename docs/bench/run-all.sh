@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every table and plot of docs/benchmarks.md, measured in one run (about 2 hours on 2 cores):
+# Every table and plot of docs/benchmarks.md, measured in one run (about 100 minutes on 2 cores):
 #
 #   docs/bench/run-all.sh                 # appends to docs/bench/results.jsonl, then the report
 #
@@ -53,11 +53,15 @@ if want 1b; then
 # 1b. The defaults that issue 12 changed, each beside the old value in one run: the index
 #     refresh (0: before every request; 1000 ms: the default) at 10,000 hosts, and the scan
 #     limit (10, 20 = the default, 100 = the old default, 0 = every host) by how full a
-#     200-host cloud gets with placement-bench's request list, pack-first.
+#     200-host cloud gets with placement-bench's request list, pack-first; and the request
+#     threads per worker (BERTH_THREADS, added by issue 12) by the registration storm.
 b claims --mode scheduler --strategy default --partitioning none --hosts 10000 --workers 4 \
     --concurrency 8 --seconds 20 --set scheduler_index_refresh_ms=0,1000
 b fill --mode scheduler --strategy pack --partitioning none --workers 4 --concurrency 8 \
     --hosts 200 --set scheduler_scan_limit=10,20,100,0
+# Request threads per worker (16, the default; 256, what granian ran with before
+# BERTH_THREADS existed), by the registration storm.
+b register --hosts 10000 --clients 64 --processes 2 --set threads=16,256
 
 fi
 
@@ -122,8 +126,7 @@ b claims --target reference --strategy pack --partitioning none,modulo --limit 5
 b claims --target reference --strategy pack --partitioning none --limit 0 --workers 8 --seconds 20 \
     --hosts 100 --hosts 800
 b claims --target inproc --strategy pack --partitioning none,modulo --workers 8 --seconds 10 \
-    --hosts 100 --hosts 200 --hosts 400 --hosts 800 --hosts 10000 --repeat 3 \
-    --concurrency 1 --concurrency 32
+    --hosts 100 --hosts 800 --hosts 10000 --repeat 3 --concurrency 1 --concurrency 32
 b claims --target inproc --strategy pack --partitioning none,modulo --workers 8 --seconds 10 \
     --hosts 100 --hosts 800 --hosts 10000 --repeat 3 --concurrency 1 --concurrency 32 \
     --set scheduler_index_refresh_ms=1000 --set scheduler_scan_limit=10
