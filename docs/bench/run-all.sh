@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every table and plot of docs/benchmarks.md, measured in one run (about 100 minutes on 2 cores):
+# Every table and plot of docs/benchmarks.md, measured in one run (about 2 h 15 min on 2 cores:
+# sections 1 to 4 about 70 minutes, section 5's fill runs about 50):
 #
 #   docs/bench/run-all.sh                 # appends to docs/bench/results.jsonl, then the report
 #
