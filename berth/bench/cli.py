@@ -8,6 +8,7 @@ measurement is printed and appended as a JSON line to ``--out``.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -293,14 +294,32 @@ def report_command(
         help=f"Directory for the PNG plots (default {DEFAULT_PLOTS}; they need matplotlib: "
         "pip install 'berth[bench]').",
     ),
+    since: str | None = typer.Option(
+        None,
+        help="Only lines measured at or after this UTC time (ISO 8601, e.g. 2026-12-02T05:09): "
+        "one run's lines out of a file that holds several runs.",
+    ),
 ) -> None:
     """Turn result lines into a Markdown report with tables and PNG plots."""
     chosen = _plots_directory(plots_dir)
-    lines = records.load(inputs)
+    lines = records.load(inputs, since=_since(since))
     text = report.render(lines, chosen, relative_to=output.parent)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     console.print(f"{len(lines)} results -> {output}" + (f" (plots in {chosen})" if chosen else ""))
+
+
+def _since(text: str | None) -> datetime | None:
+    """``--since`` as an aware UTC time (a time without a zone is UTC)."""
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"not an ISO 8601 time: {text!r}", param_hint="'--since'"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _plots_directory(asked: Path | None) -> Path | None:

@@ -84,8 +84,13 @@ def append(path: str | Path | None, line: dict[str, Any]) -> None:
         fh.write(json.dumps(line, sort_keys=True) + "\n")
 
 
-def load(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Every result line of the files (blank and broken lines skipped)."""
+def load(
+    paths: Iterable[str | Path], since: datetime.datetime | None = None
+) -> list[dict[str, Any]]:
+    """Every result line of the files (blank and broken lines skipped).
+
+    ``since`` keeps only the lines measured at or after it (their ``at``).
+    """
     lines: list[dict[str, Any]] = []
     for path in paths:
         for text in Path(path).read_text(encoding="utf-8").splitlines():
@@ -95,7 +100,7 @@ def load(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
                 value = json.loads(text)
             except json.JSONDecodeError:
                 continue
-            if isinstance(value, dict) and "kind" in value:
+            if isinstance(value, dict) and "kind" in value and _at_or_after(value, since):
                 lines.append(value)
     return lines
 
@@ -120,3 +125,13 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
         "mean_ms": round(1000 * statistics.fmean(seconds), 3),
         "max_ms": round(1000 * max(seconds), 3),
     }
+
+
+def _at_or_after(line: dict[str, Any], since: datetime.datetime | None) -> bool:
+    """Whether ``line`` was measured at or after ``since`` (always, without one)."""
+    if since is None:
+        return True
+    try:
+        return datetime.datetime.fromisoformat(str(line.get("at"))) >= since
+    except (ValueError, TypeError):  # no time, or one without a zone
+        return False

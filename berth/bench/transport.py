@@ -48,7 +48,21 @@ def _headers(body: Any, extra: dict[str, str] | None) -> tuple[dict[str, str], b
     return headers, orjson.dumps(body)
 
 
-class HttpTransport:
+class _Target:
+    """Where a transport sends: the URL's parts, a timeout, per-thread state."""
+
+    def __init__(self, url: str, timeout: float = 120.0) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        self.name = url.rstrip("/")
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self.https = parsed.scheme == "https"
+        self.prefix = parsed.path.rstrip("/")
+        self.timeout = timeout
+        self.local = threading.local()
+
+
+class HttpTransport(_Target):
     """A Placement API at a URL; one keep-alive connection per thread, framed by hand.
 
     The request head is built from bytes prepared once per target; the
@@ -60,14 +74,7 @@ class HttpTransport:
     """
 
     def __init__(self, url: str, timeout: float = 120.0) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        self.name = url.rstrip("/")
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self.https = parsed.scheme == "https"
-        self.prefix = parsed.path.rstrip("/")
-        self.timeout = timeout
-        self.local = threading.local()
+        super().__init__(url, timeout)
         fixed = {"host": f"{self.host}:{self.port}", **HEADERS}
         self.fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
 
@@ -202,18 +209,8 @@ class Connection:
         self.sock.close()
 
 
-class StdlibHttpTransport:
+class StdlibHttpTransport(_Target):
     """The same over :mod:`http.client` (kept for comparing what a client costs)."""
-
-    def __init__(self, url: str, timeout: float = 120.0) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        self.name = url.rstrip("/")
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        self.https = parsed.scheme == "https"
-        self.prefix = parsed.path.rstrip("/")
-        self.timeout = timeout
-        self.local = threading.local()
 
     def _conn(self) -> http.client.HTTPConnection:
         """This thread's keep-alive connection (opened on first use)."""

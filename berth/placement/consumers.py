@@ -55,18 +55,20 @@ class ConsumerRow:
     consumer_type_id: int | None
 
 
+# A ConsumerRow's columns, in its fields' order.
+_ROW_COLUMNS = (
+    CONSUMER.c.id,
+    CONSUMER.c.uuid,
+    CONSUMER.c.project_id,
+    CONSUMER.c.user_id,
+    CONSUMER.c.generation,
+    CONSUMER.c.consumer_type_id,
+)
+
+
 def find_consumer(conn: Connection, uuid: str) -> ConsumerRow | None:
     """The consumer with ``uuid``, or None."""
-    row = conn.execute(
-        select(
-            CONSUMER.c.id,
-            CONSUMER.c.uuid,
-            CONSUMER.c.project_id,
-            CONSUMER.c.user_id,
-            CONSUMER.c.generation,
-            CONSUMER.c.consumer_type_id,
-        ).where(CONSUMER.c.uuid == uuid)
-    ).one_or_none()
+    row = conn.execute(select(*_ROW_COLUMNS).where(CONSUMER.c.uuid == uuid)).one_or_none()
     return ConsumerRow(**row._mapping) if row else None
 
 
@@ -321,12 +323,7 @@ def _look_up() -> Any:
     one = select(literal_column("1").label("one")).subquery("one")
     uuid: BindParameter[str] = bindparam("uuid")
     return select(
-        CONSUMER.c.id,
-        CONSUMER.c.uuid,
-        CONSUMER.c.project_id,
-        CONSUMER.c.user_id,
-        CONSUMER.c.generation,
-        CONSUMER.c.consumer_type_id,
+        *_ROW_COLUMNS,
         select(PROJECT.c.id)
         .where(PROJECT.c.external_id == bindparam("project"))
         .scalar_subquery()

@@ -59,7 +59,7 @@ LOG = logging.getLogger(__name__)
 MAX_INT = 0x7FFFFFFF
 
 # The fields an inventory shows through the API, in the reference's order.
-FIELDS = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
+FIELDS = capacity.LIMITS  # an inventory is the numbers the capacity rule reads
 
 
 class ProviderKey(Protocol):

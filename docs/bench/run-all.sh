@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every table and plot of docs/benchmarks.md, measured in one run (about 100 minutes on 2 cores):
+# Every table and plot of docs/benchmarks.md, measured in one run (about 2 h 15 min on 2 cores:
+# sections 1 to 4 about 70 minutes, section 5's fill runs about 50):
 #
 #   docs/bench/run-all.sh                 # appends to docs/bench/results.jsonl, then the report
 #
@@ -17,6 +18,9 @@ MY=${BERTH_BENCH_MARIADB:-mysql+pymysql://root@127.0.0.1:3306/berth_bench}
 SQ=${BERTH_BENCH_SQLITE:-sqlite:///${TMPDIR:-/tmp}/berth-bench.sqlite}
 export BERTH_DATABASE_URL=$PG
 OUT=${OUT:-docs/bench/results.jsonl}
+# The report covers this run's lines only (SINCE=<an earlier run's start> to re-make a report
+# after re-running some SECTIONS of that run).
+SINCE=${SINCE:-$(date -u +%FT%T+00:00)}
 BERTH=${BERTH:-.venv/bin/berth}
 b() { echo "+ berth bench $*" >&2; "$BERTH" bench "$@" --out "$OUT"; }
 # SECTIONS="1 1b" runs only those sections (default: all; the report is made either way).
@@ -163,4 +167,4 @@ b compute-claims --target reference --hosts 100 --workers 8 --seconds 15 --delay
 fi
 
 "$BERTH" bench reference stop
-"$BERTH" bench report "$OUT" --output docs/bench/report.md --plots docs/bench
+"$BERTH" bench report "$OUT" --since "$SINCE" --output docs/bench/report.md --plots docs/bench

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +131,25 @@ def test_without_matplotlib_plots_fail_clearly_and_tables_still_work(
     assert default.exit_code == 0, default.output
     assert "## Claims" in (tmp_path / "report.md").read_text()
     assert "pip install 'berth[bench]'" in default.output
+
+
+def test_since_keeps_one_runs_lines(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    for at in (
+        "2026-12-01T10:00:00+00:00",
+        "2026-12-02T05:09:00+00:00",
+        "2026-12-02T06:00:00+00:00",
+    ):
+        records.append(path, {"kind": "fuzz", "at": at})
+    records.append(path, {"kind": "fuzz"})  # no time: never in a run's report
+    assert len(records.load([path])) == 4
+    since = datetime.fromisoformat("2026-12-02T05:09:00+00:00")
+    kept = records.load([path], since=since)
+    assert [x["at"] for x in kept] == ["2026-12-02T05:09:00+00:00", "2026-12-02T06:00:00+00:00"]
+
+
+def test_report_since_option(tmp_path: Path) -> None:
+    late = _report_command(tmp_path, "--since", "2999-01-01T00:00")
+    assert late.exit_code == 0 and "0 results" in late.output
+    bad = _report_command(tmp_path, "--since", "yesterday")
+    assert bad.exit_code == 2 and "not an ISO 8601 time" in bad.output

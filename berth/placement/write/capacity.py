@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, bindparam, func, select
+from sqlalchemy import Connection, Select, Subquery, bindparam, func, select
 
 from berth.db.tables import ALLOC, INV, RC, RP
 from berth.placement import errors
@@ -132,13 +132,13 @@ class Ledger:
         self.pending.clear()
 
 
-def _query(providers: Any, classes: Any) -> Select[Any]:
-    """Inventory, usage, provider uuid and generation per (provider, class): one query.
+# An inventory's numbers: the columns the capacity rule reads.
+LIMITS = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
 
-    ``providers`` / ``classes``: what ``IN`` takes (a SELECT of ids, or an
-    expanding bind parameter).
-    """
-    usage = (
+
+def _usage(providers: Any, classes: Any) -> Subquery:
+    """Used amounts per (provider, class) of ``providers`` x ``classes``: a subquery."""
+    return (
         select(
             ALLOC.c.resource_provider_id,
             ALLOC.c.resource_class_id,
@@ -148,7 +148,15 @@ def _query(providers: Any, classes: Any) -> Select[Any]:
         .group_by(ALLOC.c.resource_provider_id, ALLOC.c.resource_class_id)
         .subquery()
     )
-    fields = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
+
+
+def _query(providers: Any, classes: Any) -> Select[Any]:
+    """Inventory, usage, provider uuid and generation per (provider, class): one query.
+
+    ``providers`` / ``classes``: what ``IN`` takes (a SELECT of ids, or an
+    expanding bind parameter).
+    """
+    usage = _usage(providers, classes)
     on_inventory = (INV.c.resource_provider_id == usage.c.resource_provider_id) & (
         INV.c.resource_class_id == usage.c.resource_class_id
     )
@@ -158,7 +166,7 @@ def _query(providers: Any, classes: Any) -> Select[Any]:
             INV.c.resource_class_id,
             RP.c.uuid,
             RP.c.generation,
-            *(INV.c[name] for name in fields),
+            *(INV.c[name] for name in LIMITS),
             usage.c.used,
         )
         .select_from(
@@ -275,21 +283,11 @@ def _by_request() -> Select[Any]:
     """Providers named by uuid LEFT JOIN their inventory and usage of the named classes."""
     providers = select(RP.c.id).where(RP.c.uuid.in_(bindparam("uuids", expanding=True)))
     classes = select(RC.c.id).where(RC.c.name.in_(bindparam("names", expanding=True)))
-    usage = (
-        select(
-            ALLOC.c.resource_provider_id,
-            ALLOC.c.resource_class_id,
-            func.sum(ALLOC.c.used).label("used"),
-        )
-        .where(ALLOC.c.resource_provider_id.in_(providers), ALLOC.c.resource_class_id.in_(classes))
-        .group_by(ALLOC.c.resource_provider_id, ALLOC.c.resource_class_id)
-        .subquery()
-    )
+    usage = _usage(providers, classes)
     on_inventory = (INV.c.resource_provider_id == RP.c.id) & INV.c.resource_class_id.in_(classes)
     on_usage = (usage.c.resource_provider_id == INV.c.resource_provider_id) & (
         usage.c.resource_class_id == INV.c.resource_class_id
     )
-    fields = ("total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio")
     return (
         select(
             RP.c.uuid,
@@ -297,7 +295,7 @@ def _by_request() -> Select[Any]:
             RP.c.generation,
             INV.c.resource_class_id,
             RC.c.name,
-            *(INV.c[name] for name in fields),
+            *(INV.c[name] for name in LIMITS),
             usage.c.used,
         )
         .select_from(
