@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -250,8 +251,20 @@ def schedule(
         console.print(schedule_tables.stages(answer.explanation))
 
 
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM ends a command as Ctrl-C does: unwinding, so what it started is stopped."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
-    """Entry point of the ``berth`` script."""
+    """Entry point of the ``berth`` script.
+
+    A command ended by SIGTERM (a process manager, ``kill``, ``timeout``) runs
+    its ``finally`` blocks and context exits first, so the servers, client
+    processes and databases a benchmark or an import started are stopped with
+    it; ``berth serve`` puts its own stop handling in place.
+    """
+    signal.signal(signal.SIGTERM, _stop)
     app()
 
 
