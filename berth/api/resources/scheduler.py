@@ -26,7 +26,7 @@ from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
 
 SERVICE_TYPE = "scheduler"
-VERSIONS = ["1.0"]
+VERSIONS = ["1.0", "1.1"]
 VERSION_HEADER = "berth-scheduler-version"
 
 T = TypeVar("T")
@@ -53,6 +53,13 @@ def _start(req: falcon.Request, action: str) -> microversion_parse.Version:
     version = _version(req)
     _authorize(req, action)
     return version
+
+
+def since(req: falcon.Request, minimum: tuple[int, int]) -> None:
+    """404 below scheduler ``minimum``: the route is not there yet, as Placement answers
+    a route newer than the microversion asked for."""
+    if not _version(req).matches(minimum):
+        raise HTTPError(404, "")
 
 
 def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
