@@ -1,8 +1,10 @@
-"""``/scheduler/...``: berth's scheduler extension (its own version line, ``scheduler 1.0``).
+"""``/scheduler/...``: berth's scheduler extension (its own version line, ``scheduler 1.x``).
 
 Handlers parse, validate, authorize, call :mod:`berth.scheduler` and
 render.  The version is asked for with ``OpenStack-API-Version: scheduler
-1.0`` (absent: the minimum) and echoed in ``Berth-Scheduler-Version``.
+1.1`` (absent: the minimum); ``Berth-Scheduler-Version`` names the newest.
+A route newer than the version asked for answers 404 (:func:`since`); the
+flavor routes (1.1) live in :mod:`berth.api.resources.flavors`.
 """
 
 from __future__ import annotations
