@@ -55,12 +55,12 @@ from berth.db.clock import utcnow
 from berth.db.tables import FLAVOR, FLAVOR_CHANGE
 from berth.placement import errors, traits
 from berth.placement.class_ids import ResourceClassCache
+from berth.placement.inventories import MAX_INT
 
 FLAVOR_NOT_FOUND = "berth.scheduler.flavor_not_found"
 # How retries of flavor writes are counted (``berth_write_retries{operation=...}``).
 OPERATION = "flavors"
 MAX_NAME = 255
-MAX_AMOUNT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ def check(flavor: Flavor) -> Flavor:
     for name, amount in flavor.resources.items():
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise errors.InvalidInput(f"The amount of {name} must be an integer")
-        if not 1 <= amount <= MAX_AMOUNT:
-            raise errors.InvalidInput(f"The amount of {name} must be from 1 to {MAX_AMOUNT}")
+        if not 1 <= amount <= MAX_INT:
+            raise errors.InvalidInput(f"The amount of {name} must be from 1 to {MAX_INT}")
     clash = flavor.required_traits & flavor.forbidden_traits
     if clash:
         raise errors.InvalidInput(f"Traits both required and forbidden: {', '.join(sorted(clash))}")
