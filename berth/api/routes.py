@@ -16,6 +16,7 @@ from berth.api.resources import (
     aggregates,
     allocation_candidates,
     allocations,
+    flavors,
     inventories,
     operations,
     providers,
@@ -82,6 +83,8 @@ ROUTES: dict[str, dict[str, Handler]] = {
     # berth's scheduler extension (docs/scheduler.md).
     "/scheduler": {"GET": scheduler.home},
     "/scheduler/select_destinations": {"POST": scheduler.select},
+    "/scheduler/flavors": {"GET": flavors.list_flavors, "POST": flavors.create},
+    "/scheduler/flavors/{uuid}": {"GET": flavors.show, "DELETE": flavors.delete},
     "/scheduler/hosts": {"GET": scheduler.list_hosts},
     "/scheduler/hosts/{provider_uuid}": {
         "GET": scheduler.show_host,

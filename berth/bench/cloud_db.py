@@ -215,7 +215,8 @@ def write(
     return list(range(first, first + len(specs)))
 
 
-# Kept when a cloud is replaced: the catalog, the feed's position, schema bookkeeping.
+# Kept when a cloud is replaced: the catalog, the feed's position, schema bookkeeping,
+# the operator's flavors (whose change rows are never deleted: their count is a revision).
 KEEP = {
     "resource_classes",
     "traits",
@@ -224,6 +225,8 @@ KEEP = {
     "alembic_version",
     "scheduler_revisions",
     "scheduler_workers",
+    "scheduler_flavors",
+    "scheduler_flavor_changes",
 }
 
 

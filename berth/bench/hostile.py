@@ -21,7 +21,8 @@ RP_UUID = "5a8a9f17-5e5a-4c31-9a6f-0c2b5f2f7a10"
 CONSUMER = "9b2c5c4e-7b1a-4a6e-8d0a-3c1e7c2f0b11"
 GROUP = "3f0c8d5e-2b7a-4c1e-9d6f-5a4b3c2d1e0f"
 OTHER_GROUP = "7d4c2a1e-6b3f-4e8d-a5c9-1f2e3d4c5b6a"
-LATEST = "placement latest"
+# Both version lines: the scheduler routes newer than scheduler 1.0 (flavors) answer 404 below.
+LATEST = "placement latest, scheduler latest"
 
 # JSON tokens no database stores (or no parser should take), and text that is not UTF-8.
 POISON = [
@@ -112,6 +113,12 @@ ROUTE_BODIES: dict[tuple[str, str], Any] = {
         "project_id": S("p"),
         "ignore_hosts": [S("h")],
         "dry_run": S(True),
+    },
+    ("/scheduler/flavors", "POST"): {
+        "name": S("m1"),
+        "resources": {"VCPU": S(1)},
+        "required_traits": [S("CUSTOM_FOO")],
+        "extra_specs": {"k": S("v")},
     },
     ("/scheduler/hosts/{provider_uuid}", "PUT"): {
         "disabled": S(False),

@@ -251,6 +251,35 @@ scheduler_server_group_members = Table(
     Index("ix_scheduler_server_group_members_instance", "instance_uuid"),
 )
 
+# Flavors: what one instance asks for, named once and chosen by uuid or name.
+# A flavor is read and written whole, never searched by its parts in SQL, so
+# its parts are JSON text (as ``scheduler_hosts.metrics``): one row per flavor,
+# one SELECT for the whole list, the same column types on every database.
+scheduler_flavors = Table(
+    "scheduler_flavors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("name", Unicode(255), nullable=False),
+    Column("resources", Text, nullable=False),  # JSON object: resource class -> amount
+    Column("required_traits", Text, nullable=False),  # JSON array of trait names, sorted
+    Column("forbidden_traits", Text, nullable=False),  # JSON array of trait names, sorted
+    Column("extra_specs", Text, nullable=False),  # JSON object: key -> string
+    *_timestamps(),
+    UniqueConstraint("uuid"),
+    UniqueConstraint("name"),
+)
+
+# One row per flavor change, written in the changing transaction and never
+# deleted: their count is the flavors' revision (see berth.scheduler.flavors).
+scheduler_flavor_changes = Table(
+    "scheduler_flavor_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("flavor_uuid", String(36), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
 # Scheduler worker processes (any host) announce themselves here; live
 # workers share the providers out among themselves (partitioning).
 scheduler_workers = Table(
@@ -281,4 +310,6 @@ SCHED_AGG = scheduler_aggregates
 SCHED_REVISION = scheduler_revisions
 SERVER_GROUP = scheduler_server_groups
 GROUP_MEMBER = scheduler_server_group_members
+FLAVOR = scheduler_flavors
+FLAVOR_CHANGE = scheduler_flavor_changes
 SCHED_WORKER = scheduler_workers

@@ -84,6 +84,26 @@ SELECT_V1_0: dict[str, Any] = {
 }
 SELECT: VersionedSchemas = [((1, 0), SELECT_V1_0)]
 
+# Flavors came with scheduler 1.1 (below it the routes are not there).
+FLAVOR_V1_1: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "uuid": UUID,
+        "name": NAME,
+        "resources": RESOURCES,
+        "required_traits": TRAIT_LIST,
+        "forbidden_traits": TRAIT_LIST,
+        "extra_specs": {
+            "type": "object",
+            "propertyNames": {"minLength": 1, "maxLength": 255},
+            "additionalProperties": {"type": "string", "maxLength": 255},
+        },
+    },
+    "required": ["name", "resources"],
+    "additionalProperties": False,
+}
+FLAVOR: VersionedSchemas = [((1, 1), FLAVOR_V1_1)]
+
 HOST: VersionedSchemas = [
     (
         (1, 0),

@@ -107,7 +107,7 @@ path_values = st.one_of(
 
 versions = st.one_of(
     st.builds(lambda m: f"placement 1.{m}", st.integers(0, 45)),
-    st.sampled_from(["placement latest", "placement 2.0", "placement 1.x", "compute 1.5", ""]),
+    st.sampled_from([LATEST, "placement 2.0", "placement 1.x", "compute 1.5", ""]),
     st.text(max_size=20),
 )
 
@@ -281,7 +281,7 @@ def _mostly(good: list[str], bad: list[str]) -> st.SearchStrategy[str]:
 
 
 ROUTE_METHODS = [(t, m) for t, handlers in ROUTES.items() for m in handlers]
-VERSIONS = _mostly(["placement latest", "placement 1.38", "placement 1.20"], LATIN1_JUNK[:2])
+VERSIONS = _mostly([LATEST, "placement 1.38", "placement 1.20"], LATIN1_JUNK[:2])
 CONTENT_TYPES = _mostly(["application/json"], ["application/json; charset=\xff"])
 TOKENS = _mostly(["admin"], ["user:project", *LATIN1_JUNK])
 
@@ -342,7 +342,7 @@ def test_nesting_100000_deep_is_a_400_on_every_json_route(
     for template, method in ROUTE_BODIES:
         headers = {
             **JSON_LATEST,
-            "openstack-api-version": JSON_UNTIL.get(template, "placement latest"),
+            "openstack-api-version": JSON_UNTIL.get(template, LATEST),
         }
         result = _send(client, method, fill_path(template, [None, None]), "", headers, deep)
         assert result.status_code == 400, (template, method, result.text)

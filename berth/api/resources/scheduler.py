@@ -1,8 +1,10 @@
-"""``/scheduler/...``: berth's scheduler extension (its own version line, ``scheduler 1.0``).
+"""``/scheduler/...``: berth's scheduler extension (its own version line, ``scheduler 1.x``).
 
 Handlers parse, validate, authorize, call :mod:`berth.scheduler` and
 render.  The version is asked for with ``OpenStack-API-Version: scheduler
-1.0`` (absent: the minimum) and echoed in ``Berth-Scheduler-Version``.
+1.1`` (absent: the minimum); ``Berth-Scheduler-Version`` names the newest.
+A route newer than the version asked for answers 404 (:func:`since`); the
+flavor routes (1.1) live in :mod:`berth.api.resources.flavors`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
 
 SERVICE_TYPE = "scheduler"
-VERSIONS = ["1.0"]
+VERSIONS = ["1.0", "1.1"]
 VERSION_HEADER = "berth-scheduler-version"
 
 T = TypeVar("T")
@@ -53,6 +55,13 @@ def _start(req: falcon.Request, action: str) -> microversion_parse.Version:
     version = _version(req)
     _authorize(req, action)
     return version
+
+
+def since(req: falcon.Request, minimum: tuple[int, int]) -> None:
+    """404 below scheduler ``minimum``: the route is not there yet, as Placement answers
+    a route newer than the microversion asked for."""
+    if not _version(req).matches(minimum):
+        raise HTTPError(404, "")
 
 
 def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:

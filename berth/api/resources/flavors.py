@@ -1,0 +1,50 @@
+"""``/scheduler/flavors``: flavors as berth data (scheduler 1.1 and later).
+
+Below ``scheduler 1.1`` the routes are not there (404, before the policy
+is asked, as Placement does for a route newer than the asked microversion).
+Policy rules are ``berth:scheduler:flavors:<action>``.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from berth.api.resources.scheduler import _read, _start, _write, send_json, since
+from berth.api.util import extract_json, send_empty
+from berth.scheduler import flavors
+from berth.schemas import scheduler as schemas
+from berth.schemas import versioned
+
+SINCE = (1, 1)
+
+
+def list_flavors(req: falcon.Request, resp: falcon.Response) -> None:
+    """GET /scheduler/flavors: every flavor, oldest first."""
+    since(req, SINCE)
+    found = _read(req, "flavors:list", flavors.list_flavors)
+    send_json(resp, {"flavors": [flavor.as_body() for flavor in found]})
+
+
+def create(req: falcon.Request, resp: falcon.Response) -> None:
+    """POST /scheduler/flavors: 201 with the new flavor and its location."""
+    since(req, SINCE)
+    version = _start(req, "flavors:create")
+    flavor = flavors.from_body(extract_json(req, versioned(schemas.FLAVOR, version)))
+    made = _write(req, lambda conn: flavors.create(conn, flavor), flavors.OPERATION)
+    resp.set_header("location", f"{req.root_path or ''}/scheduler/flavors/{made.uuid}")
+    send_json(resp, made.as_body(), status=201)
+
+
+def show(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """GET /scheduler/flavors/{uuid}."""
+    since(req, SINCE)
+    flavor = _read(req, "flavors:show", lambda conn: flavors.get(conn, uuid))
+    send_json(resp, flavor.as_body())
+
+
+def delete(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
+    """DELETE /scheduler/flavors/{uuid}."""
+    since(req, SINCE)
+    _start(req, "flavors:delete")
+    _write(req, lambda conn: flavors.delete(conn, uuid), flavors.OPERATION)
+    send_empty(resp)
