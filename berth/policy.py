@@ -103,6 +103,9 @@ _SCHEDULER_ACTIONS = [
     "server_groups:show",
     "server_groups:update",
     "server_groups:delete",
+    "quotas:show",
+    "quotas:update",
+    "quotas:delete",
 ]
 
 DEFAULT_RULES: list[RuleDefault] = [

@@ -20,6 +20,7 @@ from berth.api.resources import (
     inventories,
     operations,
     providers,
+    quotas,
     reshaper,
     resource_classes,
     root,
@@ -105,6 +106,16 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/scheduler/server_groups/{uuid}/members/{instance_uuid}": {
         "PUT": scheduler.put_member,
         "DELETE": scheduler.delete_member,
+    },
+    "/scheduler/quotas/{project_id}": {
+        "GET": quotas.show_project,
+        "PUT": quotas.update_project,
+        "DELETE": quotas.delete_project,
+    },
+    "/scheduler/quotas/{project_id}/users/{user_id}": {
+        "GET": quotas.show_user,
+        "PUT": quotas.update_user,
+        "DELETE": quotas.delete_user,
     },
     # Operator endpoints (no token needed; see berth.api.middleware.PUBLIC_PATHS).
     "/healthcheck": {"GET": operations.live},

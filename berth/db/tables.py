@@ -7,7 +7,9 @@ reference database row for row; berth adds no columns the API cannot see.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Float,
@@ -290,6 +292,51 @@ scheduler_workers = Table(
     *_timestamps(),
 )
 
+# -- quotas (scheduler 1.1; see docs/scheduler.md, "Quotas") -----------------------------------
+# Limits per project (user_id "") and per user in a project.  ``resource`` is
+# "instances" or a resource class name.  Project and user ids are Keystone's,
+# as strings: a project may have limits before it has any consumer.
+quota_limits = Table(
+    "quota_limits",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False, default=""),
+    Column("resource", String(255), nullable=False),
+    Column("hard_limit", Integer, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("project_id", "user_id", "resource"),
+    CheckConstraint("hard_limit >= 0", name="ck_quota_limits_hard_limit"),
+)
+
+# Amounts set aside for requests that are queued and not yet claimed: one row
+# per (reservation, resource), "instances" among the resources.  A row counts
+# until ``expires_at`` (strictly before it), whether or not it was purged.
+quota_reservations = Table(
+    "quota_reservations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("project_id", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("resource", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("uuid", "resource"),
+    Index("ix_quota_reservations_project_expires", "project_id", "expires_at"),
+    Index("ix_quota_reservations_expires", "expires_at"),
+)
+
+# One row per project that ever reserved: reservations of a project are
+# serialised by compare-and-swapping its generation (no row is locked first).
+quota_projects = Table(
+    "quota_projects",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("generation", Integer, nullable=False),
+)
+
 # One short name per table, used by every module that writes SQL (never a
 # local alias of its own, so a query reads the same wherever it is).
 RC = resource_classes
@@ -313,3 +360,6 @@ GROUP_MEMBER = scheduler_server_group_members
 FLAVOR = scheduler_flavors
 FLAVOR_CHANGE = scheduler_flavor_changes
 SCHED_WORKER = scheduler_workers
+QUOTA_LIMIT = quota_limits
+QUOTA_RESERVATION = quota_reservations
+QUOTA_PROJECT = quota_projects

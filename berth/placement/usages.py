@@ -67,21 +67,32 @@ def _by_class(conn: Connection, query: Select[Any]) -> dict[str, int]:
     return {name: int(amount) for name, amount in conn.execute(query)}
 
 
-def _class_sums(who: ProjectFilter) -> Select[Any]:
-    query = select(RC.c.name, func.sum(ALLOC.c.used)).select_from(
+def class_sums(who: ProjectFilter) -> Select[Any]:
+    """The query of (class name, amount) allocated to the consumers of ``who``, per class.
+
+    Columns ``name`` and ``amount``; quotas (``berth.scheduler.quotas``) count
+    with it too.
+    """
+    query = select(RC.c.name, func.sum(ALLOC.c.used).label("amount")).select_from(
         ALLOC.join(RC, ALLOC.c.resource_class_id == RC.c.id)
     )
     return _scoped(query, who).group_by(ALLOC.c.resource_class_id, RC.c.name)
 
 
+def consumer_count(who: ProjectFilter) -> Select[Any]:
+    """The query of how many consumers of ``who`` hold allocations (column ``amount``)."""
+    count = func.count(func.distinct(ALLOC.c.consumer_id)).label("amount")
+    return _scoped(select(count).select_from(ALLOC), who)
+
+
 def total_usages(conn: Connection, who: ProjectFilter) -> dict[str, int]:
     """Class name -> amount allocated to the project's (or user's) consumers."""
-    return _by_class(conn, _class_sums(who))
+    return _by_class(conn, class_sums(who))
 
 
 def _one_group(conn: Connection, who: ProjectFilter, only_untyped: bool) -> dict[str, Any]:
-    sums = _class_sums(who)
-    count = _scoped(select(func.count(func.distinct(ALLOC.c.consumer_id))).select_from(ALLOC), who)
+    sums = class_sums(who)
+    count = consumer_count(who)
     if only_untyped:
         sums = sums.where(CONSUMER.c.consumer_type_id.is_(None))
         count = count.where(CONSUMER.c.consumer_type_id.is_(None))

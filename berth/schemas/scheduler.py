@@ -1,7 +1,7 @@
 """JSON Schemas of the scheduler extension (``/scheduler/...``), per scheduler version.
 
 The extension has its own version line (``OpenStack-API-Version:
-scheduler 1.0``); each table maps a minimum version to a schema, newest
+scheduler 1.1``); each table maps a minimum version to a schema, newest
 first, for :func:`berth.schemas.versioned`.
 """
 
@@ -160,6 +160,32 @@ MEMBER: VersionedSchemas = [
         {
             "type": "object",
             "properties": {"host": {"oneOf": [UUID, {"type": "null"}]}},
+            "additionalProperties": False,
+        },
+    )
+]
+
+# Quota limits (scheduler 1.1): "instances" or a resource class name -> limit.
+QUOTA_LIMITS: VersionedSchemas = [
+    (
+        (1, 1),
+        {
+            "type": "object",
+            "properties": {
+                "limits": {
+                    "type": "object",
+                    "propertyNames": {"maxLength": 255},
+                    "patternProperties": {
+                        "^(instances|[A-Z0-9_]+)$": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 2**31 - 1,
+                        }
+                    },
+                    "additionalProperties": False,
+                }
+            },
+            "required": ["limits"],
             "additionalProperties": False,
         },
     )

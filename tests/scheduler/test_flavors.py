@@ -173,9 +173,7 @@ def test_custom_classes_and_traits_in_the_database_are_known(db: Database) -> No
         tr.ensure_trait(conn, "CUSTOM_GOLD")
     made = _create(
         db,
-        replace(
-            SMALL, resources={"CUSTOM_FPGA": 1}, required_traits=frozenset({"CUSTOM_GOLD"})
-        ),
+        replace(SMALL, resources={"CUSTOM_FPGA": 1}, required_traits=frozenset({"CUSTOM_GOLD"})),
     )
     assert made.resources == {"CUSTOM_FPGA": 1}
 

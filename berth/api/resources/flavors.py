@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import falcon
 
-from berth.api.resources.scheduler import _read, _start, _write, send_json, since
+from berth.api.resources.scheduler import _write, read, send_json, start
 from berth.api.util import extract_json, send_empty
 from berth.scheduler import flavors
 from berth.schemas import scheduler as schemas
@@ -20,15 +20,13 @@ SINCE = (1, 1)
 
 def list_flavors(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /scheduler/flavors: every flavor, oldest first."""
-    since(req, SINCE)
-    found = _read(req, "flavors:list", flavors.list_flavors)
+    found = read(req, "flavors:list", flavors.list_flavors, SINCE)
     send_json(resp, {"flavors": [flavor.as_body() for flavor in found]})
 
 
 def create(req: falcon.Request, resp: falcon.Response) -> None:
     """POST /scheduler/flavors: 201 with the new flavor and its location."""
-    since(req, SINCE)
-    version = _start(req, "flavors:create")
+    version = start(req, "flavors:create", SINCE)
     flavor = flavors.from_body(extract_json(req, versioned(schemas.FLAVOR, version)))
     made = _write(req, lambda conn: flavors.create(conn, flavor), flavors.OPERATION)
     resp.set_header("location", f"{req.root_path or ''}/scheduler/flavors/{made.uuid}")
@@ -37,14 +35,12 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
 
 def show(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /scheduler/flavors/{uuid}."""
-    since(req, SINCE)
-    flavor = _read(req, "flavors:show", lambda conn: flavors.get(conn, uuid))
+    flavor = read(req, "flavors:show", lambda conn: flavors.get(conn, uuid), SINCE)
     send_json(resp, flavor.as_body())
 
 
 def delete(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /scheduler/flavors/{uuid}."""
-    since(req, SINCE)
-    _start(req, "flavors:delete")
+    start(req, "flavors:delete", SINCE)
     _write(req, lambda conn: flavors.delete(conn, uuid), flavors.OPERATION)
     send_empty(resp)

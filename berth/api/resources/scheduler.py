@@ -3,14 +3,16 @@
 Handlers parse, validate, authorize, call :mod:`berth.scheduler` and
 render.  The version is asked for with ``OpenStack-API-Version: scheduler
 1.1`` (absent: the minimum); ``Berth-Scheduler-Version`` names the newest.
-A route newer than the version asked for answers 404 (:func:`since`); the
-flavor routes (1.1) live in :mod:`berth.api.resources.flavors`.
+A route newer than the version asked for answers 404, as Placement's do below
+their microversion (the ``since`` of :func:`start` and :func:`read`). Other resources
+of the extension (flavors, quotas) have their own modules and take their first steps
+here.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import falcon
@@ -42,26 +44,29 @@ def _version(req: falcon.Request) -> microversion_parse.Version:
         raise HTTPError(406, f"Invalid scheduler version: {exc}", code=None) from None  # type: ignore[arg-type]
 
 
-def _authorize(req: falcon.Request, action: str) -> None:
+def _authorize(req: falcon.Request, action: str, target: Mapping[str, Any] | None) -> None:
     """Check ``berth:scheduler:<action>`` (admin or service unless the policy says otherwise)."""
     rule = f"berth:scheduler:{action}"
     try:
-        authorize(req, rule)
+        authorize(req, rule, target)
     except errors.NotAuthorized:
         raise errors.NotAuthorized(f"Policy does not allow {rule} to be performed.") from None
 
 
-def _start(req: falcon.Request, action: str) -> microversion_parse.Version:
+def start(
+    req: falcon.Request,
+    action: str,
+    since: tuple[int, int] = (1, 0),
+    target: Mapping[str, Any] | None = None,
+) -> microversion_parse.Version:
+    """A handler's first steps: the version (404 below ``since``: the route is not there),
+    then the policy ``berth:scheduler:<action>`` on ``target`` (default: the caller's
+    project)."""
     version = _version(req)
-    _authorize(req, action)
-    return version
-
-
-def since(req: falcon.Request, minimum: tuple[int, int]) -> None:
-    """404 below scheduler ``minimum``: the route is not there yet, as Placement answers
-    a route newer than the microversion asked for."""
-    if not _version(req).matches(minimum):
+    if not version.matches(since):
         raise HTTPError(404, "")
+    _authorize(req, action, target)
+    return version
 
 
 def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
@@ -70,13 +75,19 @@ def send_json(resp: falcon.Response, body: Any, status: int = 200) -> None:
     _send_json(resp, body, status)
 
 
-def _read(req: falcon.Request, action: str, read: Callable[[Connection], T]) -> T:
-    """A GET's steps: the Accept header, the version and policy, then ``read`` in one
-    read transaction."""
+def read(
+    req: falcon.Request,
+    action: str,
+    reader: Callable[[Connection], T],
+    since: tuple[int, int] = (1, 0),
+    target: Mapping[str, Any] | None = None,
+) -> T:
+    """A GET's steps: the Accept header, :func:`start`, then ``reader`` in one read
+    transaction."""
     check_accept(req)
-    _start(req, action)
+    start(req, action, since, target)
     with ctx(req).services.db.read() as conn:
-        return read(conn)
+        return reader(conn)
 
 
 def _write(req: falcon.Request, write: Callable[[Connection], T], operation: str) -> T:
@@ -95,14 +106,14 @@ def _check_uuid(value: str, what: str) -> None:
 def home(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /scheduler: the extension's versions."""
     check_accept(req)
-    _start(req, "versions")
+    start(req, "versions")
     version = {"id": "v1.0", "min_version": VERSIONS[0], "max_version": VERSIONS[-1]}
     send_json(resp, {"versions": [{**version, "status": "CURRENT", "links": []}]})
 
 
 def select(req: falcon.Request, resp: falcon.Response) -> None:
     """POST /scheduler/select_destinations: choose hosts and claim them (or explain)."""
-    version = _start(req, "select_destinations")
+    version = start(req, "select_destinations")
     body = extract_json(req, versioned(schemas.SELECT, version))
     spec = from_body(body)
     c = ctx(req)
@@ -126,19 +137,19 @@ def select(req: falcon.Request, resp: falcon.Response) -> None:
 
 def list_hosts(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /scheduler/hosts: every host with attributes set."""
-    hosts = _read(req, "hosts:list", host_attributes.list_hosts)
+    hosts = read(req, "hosts:list", host_attributes.list_hosts)
     send_json(resp, {"hosts": {uuid: attrs.as_body() for uuid, attrs in sorted(hosts.items())}})
 
 
 def show_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) -> None:
     """GET /scheduler/hosts/{provider_uuid}."""
-    attrs = _read(req, "hosts:show", lambda conn: host_attributes.get_host(conn, provider_uuid))
+    attrs = read(req, "hosts:show", lambda conn: host_attributes.get_host(conn, provider_uuid))
     send_json(resp, attrs.as_body())
 
 
 def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) -> None:
     """PUT /scheduler/hosts/{provider_uuid}: replace the host's attributes."""
-    version = _start(req, "hosts:update")
+    version = start(req, "hosts:update")
     data = extract_json(req, versioned(schemas.HOST, version))
     attrs = host_attributes.HostAttributes(
         disabled=data.get("disabled", False),
@@ -155,7 +166,7 @@ def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) 
 def show_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /scheduler/aggregates/{uuid}/metadata."""
     check_accept(req)
-    _start(req, "aggregates:show")
+    start(req, "aggregates:show")
     _check_uuid(uuid, "aggregate uuid")
     with ctx(req).services.db.read() as conn:
         metadata = host_attributes.get_aggregate_metadata(conn, uuid)
@@ -164,7 +175,7 @@ def show_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> Non
 
 def update_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """PUT /scheduler/aggregates/{uuid}/metadata: replace the aggregate's metadata."""
-    version = _start(req, "aggregates:update")
+    version = start(req, "aggregates:update")
     _check_uuid(uuid, "aggregate uuid")
     metadata = extract_json(req, versioned(schemas.AGGREGATE_METADATA, version))["metadata"]
     _write(
@@ -177,13 +188,13 @@ def update_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> N
 
 def list_groups(req: falcon.Request, resp: falcon.Response) -> None:
     """GET /scheduler/server_groups (members are listed per group)."""
-    found = _read(req, "server_groups:list", groups.list_groups)
+    found = read(req, "server_groups:list", groups.list_groups)
     send_json(resp, {"server_groups": [g.as_body() | {"members": None} for g in found]})
 
 
 def create_group(req: falcon.Request, resp: falcon.Response) -> None:
     """POST /scheduler/server_groups: 201 with the new group."""
-    version = _start(req, "server_groups:create")
+    version = start(req, "server_groups:create")
     data = extract_json(req, versioned(schemas.GROUP_CREATE, version))
     rules = data.get("rules") or {}
     spec = ServerGroupSpec(
@@ -202,20 +213,20 @@ def create_group(req: falcon.Request, resp: falcon.Response) -> None:
 
 def show_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """GET /scheduler/server_groups/{uuid}: the group with its members' hosts."""
-    group = _read(req, "server_groups:show", lambda conn: groups.get(conn, uuid))
+    group = read(req, "server_groups:show", lambda conn: groups.get(conn, uuid))
     send_json(resp, group.as_body())
 
 
 def delete_group(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /scheduler/server_groups/{uuid}."""
-    _start(req, "server_groups:delete")
+    start(req, "server_groups:delete")
     _write(req, lambda conn: groups.delete_group(conn, uuid), groups.OPERATION)
     send_empty(resp)
 
 
 def put_member(req: falcon.Request, resp: falcon.Response, uuid: str, instance_uuid: str) -> None:
     """PUT /scheduler/server_groups/{uuid}/members/{instance_uuid}: add or move a member."""
-    version = _start(req, "server_groups:update")
+    version = start(req, "server_groups:update")
     _check_uuid(instance_uuid, "instance uuid")
     host = extract_json(req, versioned(schemas.MEMBER, version)).get("host")
     _write(req, lambda conn: groups.set_member(conn, uuid, instance_uuid, host), groups.OPERATION)
@@ -226,7 +237,7 @@ def delete_member(
     req: falcon.Request, resp: falcon.Response, uuid: str, instance_uuid: str
 ) -> None:
     """DELETE /scheduler/server_groups/{uuid}/members/{instance_uuid}."""
-    _start(req, "server_groups:update")
+    start(req, "server_groups:update")
 
     def forget(conn: Connection) -> None:
         groups.get(conn, uuid)
