@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import falcon.testing
 import pytest
 from sqlalchemy import func, select
 
@@ -15,6 +16,7 @@ from berth.db import tables as t
 from berth.db.engine import Database
 from berth.policy import Enforcer
 from berth.services import Services
+from tests.helpers import in_process_client
 
 # (total, reserved, min_unit, max_unit, step_size, allocation_ratio)
 SMALL = {
@@ -104,3 +106,12 @@ def consumers_of(db: Database) -> dict[str, str]:
     )
     with db.read() as conn:
         return {c: h for c, h in conn.execute(query)}
+
+
+@pytest.fixture
+def client(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[falcon.testing.TestClient]:
+    """A Falcon test client on a fresh SQLite database, request log lines off."""
+    with in_process_client(sqlite_db, monkeypatch, log_requests=False) as client:
+        yield client

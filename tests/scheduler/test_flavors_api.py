@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import falcon.testing
 import pytest
-
-from berth.db.engine import Database
-from tests.helpers import in_process_client
 
 # Placement's error codes show from placement 1.23 on.
 V1_1 = {"openstack-api-version": "placement latest, scheduler 1.1"}
@@ -21,14 +17,6 @@ BODY = {
     "forbidden_traits": ["COMPUTE_STATUS_DISABLED"],
     "extra_specs": {"hw:cpu_policy": "dedicated"},
 }
-
-
-@pytest.fixture
-def client(
-    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[falcon.testing.TestClient]:
-    with in_process_client(sqlite_db, monkeypatch, log_requests=False) as client:
-        yield client
 
 
 def _post(client: falcon.testing.TestClient, **body: Any) -> falcon.testing.Result:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import falcon.testing
@@ -14,21 +13,12 @@ from berth.db.engine import Database
 from berth.policy import Enforcer
 from berth.scheduler.quotas import Scope
 from berth.services import Services
-from tests.helpers import in_process_client
 from tests.scheduler.quotas.helpers import allocate, big_host, reserve
 
 V1_1 = {"openstack-api-version": "scheduler 1.1"}
 PROJECT = "/scheduler/quotas/p1"
 USER = "/scheduler/quotas/p1/users/u1"
 LIMITS = {"instances": 10, "VCPU": 40, "MEMORY_MB": 81920}
-
-
-@pytest.fixture
-def client(
-    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[falcon.testing.TestClient]:
-    with in_process_client(sqlite_db, monkeypatch, log_requests=False) as client:
-        yield client
 
 
 def _put(client: falcon.testing.TestClient, path: str, body: Any) -> falcon.testing.Result:
