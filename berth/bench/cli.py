@@ -299,26 +299,29 @@ def report_command(
         help="Only lines measured at or after this UTC time (ISO 8601, e.g. 2026-12-02T05:09): "
         "one run's lines out of a file that holds several runs.",
     ),
+    until: str | None = typer.Option(
+        None,
+        help="Only lines measured before this UTC time (ISO 8601): with --since, one run's "
+        "lines when later runs follow it in the file.",
+    ),
 ) -> None:
     """Turn result lines into a Markdown report with tables and PNG plots."""
     chosen = _plots_directory(plots_dir)
-    lines = records.load(inputs, since=_since(since))
+    lines = records.load(inputs, since=_when(since, "'--since'"), until=_when(until, "'--until'"))
     text = report.render(lines, chosen, relative_to=output.parent)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text, encoding="utf-8")
     console.print(f"{len(lines)} results -> {output}" + (f" (plots in {chosen})" if chosen else ""))
 
 
-def _since(text: str | None) -> datetime | None:
-    """``--since`` as an aware UTC time (a time without a zone is UTC)."""
+def _when(text: str | None, option: str) -> datetime | None:
+    """``--since`` / ``--until`` as an aware UTC time (a time without a zone is UTC)."""
     if text is None:
         return None
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(
-            f"not an ISO 8601 time: {text!r}", param_hint="'--since'"
-        ) from None
+        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint=option) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 

@@ -85,11 +85,14 @@ def append(path: str | Path | None, line: dict[str, Any]) -> None:
 
 
 def load(
-    paths: Iterable[str | Path], since: datetime.datetime | None = None
+    paths: Iterable[str | Path],
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Every result line of the files (blank and broken lines skipped).
 
-    ``since`` keeps only the lines measured at or after it (their ``at``).
+    ``since`` / ``until`` keep only the lines measured at or after the one and
+    before the other (their ``at``).
     """
     lines: list[dict[str, Any]] = []
     for path in paths:
@@ -100,7 +103,7 @@ def load(
                 value = json.loads(text)
             except json.JSONDecodeError:
                 continue
-            if isinstance(value, dict) and "kind" in value and _at_or_after(value, since):
+            if isinstance(value, dict) and "kind" in value and _within(value, since, until):
                 lines.append(value)
     return lines
 
@@ -127,11 +130,14 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
-def _at_or_after(line: dict[str, Any], since: datetime.datetime | None) -> bool:
-    """Whether ``line`` was measured at or after ``since`` (always, without one)."""
-    if since is None:
+def _within(
+    line: dict[str, Any], since: datetime.datetime | None, until: datetime.datetime | None
+) -> bool:
+    """Whether ``line`` was measured in [``since``, ``until``) (always, without either)."""
+    if since is None and until is None:
         return True
     try:
-        return datetime.datetime.fromisoformat(str(line.get("at"))) >= since
+        at = datetime.datetime.fromisoformat(str(line.get("at")))
+        return (since is None or at >= since) and (until is None or at < until)
     except (ValueError, TypeError):  # no time, or one without a zone
         return False

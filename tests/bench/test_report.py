@@ -146,6 +146,9 @@ def test_since_keeps_one_runs_lines(tmp_path: Path) -> None:
     since = datetime.fromisoformat("2026-12-02T05:09:00+00:00")
     kept = records.load([path], since=since)
     assert [x["at"] for x in kept] == ["2026-12-02T05:09:00+00:00", "2026-12-02T06:00:00+00:00"]
+    until = datetime.fromisoformat("2026-12-02T06:00:00+00:00")
+    one_run = records.load([path], since=since, until=until)
+    assert [x["at"] for x in one_run] == ["2026-12-02T05:09:00+00:00"]
 
 
 def test_report_since_option(tmp_path: Path) -> None:
@@ -153,3 +156,5 @@ def test_report_since_option(tmp_path: Path) -> None:
     assert late.exit_code == 0 and "0 results" in late.output
     bad = _report_command(tmp_path, "--since", "yesterday")
     assert bad.exit_code == 2 and "not an ISO 8601 time" in bad.output
+    early = _report_command(tmp_path, "--until", "2000-01-01T00:00")
+    assert early.exit_code == 0 and "0 results" in early.output
