@@ -16,7 +16,7 @@ from berth.placement.write.retry import atomically
 from berth.scheduler import quotas
 from berth.scheduler.quotas import QuotaExceeded, Scope
 
-ATTEMPTS = 4
+ATTEMPTS = 3
 # Lost races cannot exhaust this: a reservation loses only to one that
 # passed, and no more than the room can pass.
 RETRIES = 50

@@ -25,7 +25,7 @@ from berth.scheduler.quotas import Scope
 from tests.scheduler.quotas.helpers import allocate, big_host, reserve, set_limits, usage
 from tests.scheduler.quotas.racer import ATTEMPTS, race
 
-PROCESSES = 8
+PROCESSES = 4
 ROOM = 5
 PROJECT = "p-race"
 
