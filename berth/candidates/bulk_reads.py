@@ -18,7 +18,6 @@ from sqlalchemy import (
     Select,
     String,
     Table,
-    bindparam,
     cast,
     func,
     literal_column,
@@ -26,9 +25,9 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.sql.elements import BindParameter
 
 from berth.candidates.model import Inventory, Provider
+from berth.db.lists import one_of
 from berth.db.tables import AGG, ALLOC, INV, RP, RP_AGG, RP_TRAIT
 
 CHUNK = 500
@@ -189,7 +188,6 @@ def _changed() -> Any:
     The six integers: parent and root; class, total, reserved, min_unit,
     max_unit and step_size; class and usage; trait; aggregate.
     """
-    ids: BindParameter[int] = bindparam("ids", expanding=True)
     tree = [RP.c.parent_provider_id, RP.c.root_provider_id]
     rp = _columns(_PROVIDER, RP.c.id, tree, uuid=RP.c.uuid, name=RP.c.name)
     fields = ("resource_class_id", "total", "reserved", "min_unit", "max_unit", "step_size")
@@ -201,13 +199,13 @@ def _changed() -> Any:
     traits = _columns(_TRAIT, RP_TRAIT.c.resource_provider_id, [RP_TRAIT.c.trait_id])
     aggs = _columns(_AGGREGATE, RP_AGG.c.resource_provider_id, [RP_AGG.c.aggregate_id])
     return union_all(
-        rp.where(RP.c.id.in_(ids)),
-        inventories.where(INV.c.resource_provider_id.in_(ids)),
-        usage.where(ALLOC.c.resource_provider_id.in_(ids)).group_by(
+        rp.where(one_of(RP.c.id, "ids")),
+        inventories.where(one_of(INV.c.resource_provider_id, "ids")),
+        usage.where(one_of(ALLOC.c.resource_provider_id, "ids")).group_by(
             ALLOC.c.resource_provider_id, ALLOC.c.resource_class_id
         ),
-        traits.where(RP_TRAIT.c.resource_provider_id.in_(ids)),
-        aggs.where(RP_AGG.c.resource_provider_id.in_(ids)),
+        traits.where(one_of(RP_TRAIT.c.resource_provider_id, "ids")),
+        aggs.where(one_of(RP_AGG.c.resource_provider_id, "ids")),
     )
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Executable, bindparam, literal_column, select, union_all
+from sqlalchemy import Connection, Executable, literal_column, select, union_all
 
+from berth.db.lists import one_of
 from berth.db.tables import AGG, ALLOC, RP, RP_AGG, RP_TRAIT, SCHED_AGG, SCHED_HOST, TRAIT
 
 # The catalog's own fold of aggregate metadata (zone, tenants, values), so a
@@ -124,9 +125,7 @@ def _read_memberships(conn: Connection, wanted: Wanted, state: RuleState) -> Non
 def _providers_query(aggregates: bool) -> Executable:
     """Query 1: every provider of the trees holding ``uuids``, with the host attributes."""
     involved = RP.alias("involved")
-    trees = select(involved.c.root_provider_id).where(
-        involved.c.uuid.in_(bindparam("uuids", expanding=True))
-    )
+    trees = select(involved.c.root_provider_id).where(one_of(involved.c.uuid, "uuids"))
     columns: list[Any] = [
         RP.c.id,
         RP.c.uuid,
@@ -158,8 +157,8 @@ def _memberships_query(traits: bool, instances: bool) -> Executable:
             )
             .select_from(RP_TRAIT.join(TRAIT, TRAIT.c.id == RP_TRAIT.c.trait_id))
             .where(
-                RP_TRAIT.c.resource_provider_id.in_(bindparam("ids", expanding=True)),
-                TRAIT.c.name.in_(bindparam("traits", expanding=True)),
+                one_of(RP_TRAIT.c.resource_provider_id, "ids"),
+                one_of(TRAIT.c.name, "traits"),
             )
         )
     if instances:
@@ -170,7 +169,7 @@ def _memberships_query(traits: bool, instances: bool) -> Executable:
                 literal_column("'i'").label("kind"),
             )
             .select_from(ALLOC.join(RP, RP.c.id == ALLOC.c.resource_provider_id))
-            .where(ALLOC.c.consumer_id.in_(bindparam("instances", expanding=True)))
+            .where(one_of(ALLOC.c.consumer_id, "instances"))
         )
     return parts[0] if len(parts) == 1 else union_all(*parts)
 

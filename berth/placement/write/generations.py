@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Mapping
 from sqlalchemy import Connection, DateTime, bindparam, insert, select, tuple_, update
 
 from berth.db.clock import utcnow
+from berth.db.lists import one_of
 from berth.db.tables import CHANGE_LOG, RP
 from berth.placement import changes, errors
 
@@ -134,7 +135,7 @@ _SWAP_AND_RECORD = (
 )
 _ADVANCE = (
     update(RP)
-    .where(RP.c.id.in_(bindparam("ids", expanding=True)))
+    .where(one_of(RP.c.id, "ids"))
     .values(generation=RP.c.generation + 1, updated_at=bindparam("now"))
 )
 _SWAP_MANY = (
