@@ -1,11 +1,12 @@
 """One claims (or fill) run end to end: the target served for it, the cloud, the run, the line.
 
-A berth the lab serves is started for each combination of strategy,
-partitioning and ``--set`` values, with exactly those settings in its
-environment (berth's scheduler implements pack/spread/random and the
-partitionings through settings; client-side claims change nothing on the
-server).  Each run repopulates the cloud, claims, checks that no provider
-ended over capacity, and writes one result line carrying the conditions.
+A berth the lab serves is started for each run (each combination of strategy,
+partitioning and ``--set`` values, each host count, concurrency and repeat), with
+exactly that combination's settings in its environment (berth's scheduler
+implements pack/spread/random and the partitionings through settings;
+client-side claims change nothing on the server).  Each run repopulates the
+cloud, claims, checks that no provider ended over capacity, and writes one
+result line carrying the conditions.
 """
 
 from __future__ import annotations

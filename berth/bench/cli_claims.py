@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -54,7 +55,9 @@ CONCURRENCY = typer.Option(
 HOSTS = typer.Option(
     [], help="Repopulate with this many placement-bench hosts before each run (repeatable)."
 )
-REPEAT = typer.Option(1, help="Runs per combination (report the median).")
+REPEAT = typer.Option(
+    1, help="Runs per combination, each with a berth started anew (report the median)."
+)
 
 
 def _heading(kind: str, database_url: str) -> str:
@@ -69,16 +72,46 @@ def _plans(
     partitioning: str, settings: list[str], server_workers: int, make: Any,
     runs: Any,
 ) -> list[Row]:  # fmt: skip
-    """Every target x strategy x partitioning x ``--set`` combination, a server for each."""
+    """Every target x strategy x partitioning x ``--set`` combination, run by ``runs``.
+
+    ``runs(fresh, plan_on)`` opens the target with ``fresh()`` for each of
+    its runs (a berth the lab serves is started anew: a server kept across a
+    repopulated cloud would claim with query plans its database made for the
+    tables the previous run left) and makes the run's plan with ``plan_on(target)``.
+    """
     rows: list[Row] = []
     for name in targets:
         chosen = mode_for(mode, name)
         for s in split(strategy, strategies.STRATEGIES, "strategy"):
             for p in split(partitioning, strategies.PARTITIONINGS, "partitioning"):
                 for extra in overrides(settings) if name in ("inproc", "serve") else [{}]:
-                    with target_for(name, database_url, chosen, s, p, server_workers, extra) as tg:
-                        rows += runs(make(tg, chosen, s, p, extra))
+                    fresh = functools.partial(
+                        target_for, name, database_url, chosen, s, p, server_workers, extra
+                    )
+                    plan_on = functools.partial(_plan_on, make, chosen, s, p, extra)
+                    rows += runs(fresh, plan_on)
     return rows
+
+
+def _plan_on(make: Any, chosen: str, s: str, p: str, extra: dict[str, str], tg: Any) -> Any:
+    return make(tg, chosen, s, p, extra)
+
+
+def _each_run(kind: str, hosts: list[int], concurrency: list[int], repeat: int, out: str) -> Any:
+    """``runs`` for :func:`_plans`: every host count and concurrency, ``repeat`` times each."""
+
+    def runs(fresh: Any, plan_on: Any) -> list[Row]:
+        found: list[Row] = []
+        for n in hosts or [0]:
+            for c in concurrency:
+                for _ in range(repeat):
+                    with fresh() as tg:
+                        plan = dataclasses.replace(plan_on(tg), concurrency=c)
+                        result = one_run(plan, n, out, kind)
+                    found.append((result["title"], result["hosts"], result))
+        return found
+
+    return runs
 
 
 def claims(
@@ -129,18 +162,8 @@ def claims(
             cprofile=cprofile, overrides=dict(extra),
         )  # fmt: skip
 
-    def runs(base: ClaimsPlan) -> list[Row]:
-        """Every host count and concurrency of ``base``, ``repeat`` times each."""
-        found: list[Row] = []
-        for n in hosts or [0]:
-            for c in concurrency:
-                plan = dataclasses.replace(base, concurrency=c)
-                for _ in range(repeat):
-                    result = one_run(plan, n, out, "claims")
-                    found.append((result["title"], result["hosts"], result))
-        return found
-
     targets = [target, *against]
+    runs = _each_run("claims", hosts, concurrency, repeat, out)
     rows = _plans("claims", targets, database_url, mode, strategy, partitioning, settings,
                   server_workers, make, runs)  # fmt: skip
     console.print(numbered(rows), markup=False, highlight=False)
@@ -181,19 +204,9 @@ def fill(
             tg, chosen, s, p, workers, seconds, limit=limit, seed=seed, overrides=dict(extra)
         )
 
-    def runs(base: ClaimsPlan) -> list[Row]:
-        """Every host count and concurrency of ``base``, ``repeat`` times each."""
-        found: list[Row] = []
-        for n in hosts:
-            for c in concurrency:
-                plan = dataclasses.replace(base, concurrency=c)
-                for _ in range(repeat):
-                    result = one_run(plan, n, out, "fill")
-                    found.append((result["title"], result["hosts"], result))
-        return found
-
     if not all(n > 0 for n in hosts):
         raise typer.BadParameter("fill needs a host count above 0", param_hint="--hosts")
+    runs = _each_run("fill", hosts, concurrency, repeat, out)
     rows = _plans("fill", [target, *against], database_url, mode, strategy, partitioning,
                   settings, server_workers, make, runs)  # fmt: skip
     console.print(numbered(rows), markup=False, highlight=False)
