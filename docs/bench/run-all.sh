@@ -167,4 +167,7 @@ b compute-claims --target reference --hosts 100 --workers 8 --seconds 15 --delay
 fi
 
 "$BERTH" bench reference stop
-"$BERTH" bench report "$OUT" --since "$SINCE" --output docs/bench/report.md --plots docs/bench
+# A run of some SECTIONS only reports into its own directory (REPORT_DIR), so that the full
+# run's report stays: SECTIONS=1 REPORT_DIR=docs/bench/targets docs/bench/run-all.sh
+REPORT_DIR=${REPORT_DIR:-docs/bench}
+"$BERTH" bench report "$OUT" --since "$SINCE" --output "$REPORT_DIR/report.md" --plots "$REPORT_DIR"
