@@ -136,8 +136,8 @@ class Bus:
         rounds = 1 + len(messages) // PUBLISH_WINDOW
         return self._run(send, self.timeout_s * (rounds + 1))
 
-    def ensure_stream(self, config: js_api.StreamConfig) -> None:
-        """Create the stream, or update it to ``config`` when it exists."""
+    def ensure_stream(self, config: js_api.StreamConfig, update: bool = False) -> None:
+        """Create the stream when it is missing (with ``update``, else update it to ``config``)."""
 
         async def ensure() -> None:
             js = await self._js()
@@ -146,7 +146,8 @@ class Bus:
             except NotFoundError:
                 await js.add_stream(config)
                 return
-            await js.update_stream(config)
+            if update:
+                await js.update_stream(config)
 
         self._run(ensure)
 

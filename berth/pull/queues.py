@@ -175,8 +175,9 @@ def mark_synced(conn: Connection, names: Sequence[str]) -> None:
 
 
 # -- NATS ----------------------------------------------------------------------------------
-def ensure_streams(bus: Bus, settings: Settings) -> None:
-    """Streams BERTH_WORK and BERTH_DELETE as docs/pull.md describes them."""
+def ensure_streams(bus: Bus, settings: Settings, update: bool = False) -> None:
+    """Streams BERTH_WORK and BERTH_DELETE as docs/pull.md describes them (made when missing;
+    with ``update``, existing ones take this config, e.g. a new duplicate window)."""
     for name, subjects in ((WORK_STREAM, WORK_SUBJECTS), (DELETE_STREAM, DELETE_SUBJECTS)):
         bus.ensure_stream(
             js_api.StreamConfig(
@@ -185,7 +186,8 @@ def ensure_streams(bus: Bus, settings: Settings) -> None:
                 retention=js_api.RetentionPolicy.WORK_QUEUE,
                 storage=js_api.StorageType.FILE,
                 duplicate_window=float(settings.pull_duplicate_window_s),
-            )
+            ),
+            update,
         )
 
 
@@ -229,7 +231,7 @@ def reconcile(db: Database, bus: Bus, settings: Settings, report: Report | None 
     report = report or Report()
     with db.read() as conn:
         queues = list_queues(conn)
-    ensure_streams(bus, settings)
+    ensure_streams(bus, settings, update=True)
     wanted = {q.name: q for q in queues}
     existing = set(bus.consumer_names(WORK_STREAM))
     for name, queue in wanted.items():

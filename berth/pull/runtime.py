@@ -70,7 +70,8 @@ class Pull:
         try:
             if done.new_queue:
                 queues.sync_pending(self.db, self.bus, self.settings)
-            outbox.send(self.db, self.bus, done.instances)
+            if outbox.send(self.db, self.bus, done.instances) < len(done.instances):
+                log.warning("request partly published; the sweeper will", request=done.uuid)
         except errors.Unavailable as exc:
             log.warning("request not published; the sweeper will", error=exc.message)
 

@@ -15,10 +15,11 @@ reading what the other did)::
                unpublished
     deletes    instances deleting on such a dead host: allocation removed,
                deleted (nobody is left to confirm it)
+    queues     the streams (made if missing), queues without their consumer
+               and key yet; every pull_queues_sync_interval_s a whole
+               reconcile
     publish    unpublished rows (the outbox): work messages of queued
                instances, delete messages of deleting ones
-    queues     queues without their consumer and key yet; every
-               pull_queues_sync_interval_s a whole reconcile
 
 NATS being unreachable skips the last two steps (the rows wait).
 """
@@ -185,22 +186,27 @@ def publish(db: Database, bus: Bus, settings: Settings) -> int:
 
 
 def run_pass(
-    db: Database, settings: Settings, bus: Callable[[], Bus], full_sync: bool = False
+    db: Database,
+    settings: Settings,
+    bus: Callable[[], Bus],
+    full_sync: bool = False,
+    now: datetime.datetime | None = None,
 ) -> Pass:
-    """One pass of every step (see the module docstring)."""
-    report, now = Pass(), utcnow()
+    """One pass of every step (see the module docstring); ``now`` is the clock's unless given."""
+    report, now = Pass(), now or utcnow()
     with db.write() as conn:
-        report.purged = quotas.purge_expired(conn)
+        report.purged = quotas.purge_expired(conn, now)
     report.failed = time_out(db, settings, now)
     requeue(db, settings, now, report)
     report.deletes_finished = finish_deletes(db, settings, now)
     try:
         nats = bus()
-        report.published = publish(db, nats, settings)
         if full_sync:
             report.queues_synced = queues.sync(db, nats, settings).consumers_created
         else:
+            queues.ensure_streams(nats, settings)  # NATS may have come back empty
             report.queues_synced = queues.sync_pending(db, nats, settings)
+        report.published = publish(db, nats, settings)
     except errors.Unavailable as exc:
         report.nats = exc.message
     return report

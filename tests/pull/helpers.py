@@ -84,14 +84,16 @@ def show(client: falcon.testing.TestClient, uuid: str) -> dict[str, Any]:
     return dict(got.json)
 
 
-def take(url: str, queue: str, batch: int = 100, wait: float = 1.0) -> list[tuple[str, dict]]:
-    """Fetch and ack up to ``batch`` messages of ``queue``'s consumer: (msg id, body) each."""
+def take(
+    url: str, queue: str, batch: int = 100, wait: float = 1.0, stream: str = WORK_STREAM
+) -> list[tuple[str, dict]]:
+    """Fetch and ack up to ``batch`` messages of consumer ``queue``: (msg id, body) each."""
 
     async def fetch() -> list[tuple[str, dict]]:
         nc = await nats.connect(url)
         try:
             js = nc.jetstream()
-            sub = await js.pull_subscribe_bind(queue, stream=WORK_STREAM)
+            sub = await js.pull_subscribe_bind(queue, stream=stream)
             try:
                 msgs = await sub.fetch(batch, timeout=wait)
             except nats.errors.TimeoutError:
