@@ -285,6 +285,12 @@ def queues_list(
 def queues_sync(
     database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
     nats_url: str = typer.Option(None, help="NATS URL (BERTH_NATS_URL)."),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Also remove queue consumers and keys the database does not know (only when "
+        "this NATS server serves no other berth).",
+    ),
 ) -> None:
     """Reconcile the queues: the table from the flavors, then NATS's streams, consumers
     and key-value bucket from the table (exit 1 when NATS cannot be reached)."""
@@ -295,7 +301,7 @@ def queues_sync(
     db = Database(settings.effective_database_url)
     bus = Bus(settings.nats_url, settings.nats_timeout_s, 0)
     try:
-        report = queues.sync(db, bus, settings)
+        report = queues.sync(db, bus, settings, prune=prune)
     except PlacementError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
@@ -304,7 +310,7 @@ def queues_sync(
         db.dispose()
     for label, names in (
         ("queue rows added", report.table.added),
-        ("queue rows removed", report.table.removed),
+        ("queues retired (flavor deleted)", report.table.retired),
         ("consumers created", report.consumers_created),
         ("consumers removed", report.consumers_removed),
         ("keys written", report.keys_written),

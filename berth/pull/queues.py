@@ -11,14 +11,16 @@ queue JSON).
 Two halves, so that a NATS outage never blocks a database write:
 
 * the table (:func:`sync_table`, in a transaction): a base row for every
-  flavor; the rows of deleted flavors removed, and the instances still
-  queued in them failed (reason given, reservation released); a new
-  capability set's row is inserted by the enqueue that asks for it
-  (:func:`ensure_row`).  A new row is ``synced = false``.
+  flavor; the instances still queued in the queues of deleted flavors
+  failed (reason given, reservation released); a new capability set's row
+  is inserted by the enqueue that asks for it (:func:`ensure_row`).  A new
+  row is ``synced = false``; a row whose flavor is gone is *retired*.
 * NATS (:func:`reconcile` for everything: table vs bucket vs consumers,
-  consumers and keys of queues no longer in the table removed;
+  the consumers and keys of retired queues removed, then their rows;
   :func:`sync_pending` for the rows not yet synced only), which marks the
-  rows it made ``synced``.
+  rows it made ``synced``.  Consumers and keys the table never knew are
+  left alone unless asked to prune (``berth queues sync --prune``): one
+  NATS server may serve more than this deployment.
 
 :func:`sync` runs both; after a flavor create or delete, at a serving
 process's first use, by ``berth queues sync``, and from the sweeper
@@ -106,17 +108,18 @@ def ensure_row(conn: Connection, queue: Queue) -> bool:
 
 
 def list_queues(conn: Connection, unsynced_only: bool = False) -> list[Queue]:
-    """Every queue whose flavor exists (or only those not synced yet), by name."""
+    """Every queue: each flavor's own, and the capability sets asked for (of flavors that
+    exist), by name; or only those whose row is not synced yet."""
     query = select(PULL_QUEUE.c.name, PULL_QUEUE.c.flavor_uuid, PULL_QUEUE.c.capabilities)
     if unsynced_only:
         query = query.where(PULL_QUEUE.c.synced.is_(False))
     by_uuid = {f.uuid: f for f in flavors.list_flavors(conn)}
-    found = []
-    for row in conn.execute(query.order_by(PULL_QUEUE.c.name)):
+    found = {} if unsynced_only else {queue_name(u): queue_of(f) for u, f in by_uuid.items()}
+    for row in conn.execute(query):
         flavor = by_uuid.get(row.flavor_uuid)
         if flavor is not None:
-            found.append(queue_of(flavor, orjson.loads(row.capabilities)))
-    return found
+            found[row.name] = queue_of(flavor, orjson.loads(row.capabilities))
+    return [found[name] for name in sorted(found)]
 
 
 @dataclass
@@ -124,25 +127,31 @@ class TableChanges:
     """What :func:`sync_table` changed."""
 
     added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
     failed: int = 0
 
 
 def sync_table(conn: Connection) -> TableChanges:
-    """Base rows for flavors without one; rows of deleted flavors removed, with their
-    queued instances failed."""
+    """Base rows for flavors without one; the instances still queued in the queues of
+    deleted flavors failed.  Those queues' rows stay (as tombstones) until their consumer
+    and key are removed from NATS (:func:`reconcile`)."""
     changes = TableChanges()
     flavor_uuids = set(conn.execute(select(FLAVOR.c.uuid)).scalars())
-    rows = conn.execute(select(PULL_QUEUE.c.name, PULL_QUEUE.c.flavor_uuid)).all()
     for flavor in flavors.list_flavors(conn):
         if ensure_row(conn, queue_of(flavor)):
             changes.added.append(queue_name(flavor.uuid))
-    gone = sorted((r.name, r.flavor_uuid) for r in rows if r.flavor_uuid not in flavor_uuids)
-    for name, flavor_uuid in gone:
+    for name, flavor_uuid in _retired(conn, flavor_uuids):
         changes.failed += _fail_queued_in(conn, name, FLAVOR_GONE.format(flavor=flavor_uuid))
-        conn.execute(delete(PULL_QUEUE).where(PULL_QUEUE.c.name == name))
-        changes.removed.append(name)
+        changes.retired.append(name)
     return changes
+
+
+def _retired(conn: Connection, flavor_uuids: set[str] | None = None) -> list[tuple[str, str]]:
+    """(name, flavor uuid) of the queues whose flavor was deleted."""
+    if flavor_uuids is None:
+        flavor_uuids = set(conn.execute(select(FLAVOR.c.uuid)).scalars())
+    rows = conn.execute(select(PULL_QUEUE.c.name, PULL_QUEUE.c.flavor_uuid)).all()
+    return sorted((r.name, r.flavor_uuid) for r in rows if r.flavor_uuid not in flavor_uuids)
 
 
 def _fail_queued_in(conn: Connection, queue: str, reason: str) -> int:
@@ -226,34 +235,48 @@ class Report:
     keys_removed: list[str] = field(default_factory=list)
 
 
-def reconcile(db: Database, bus: Bus, settings: Settings, report: Report | None = None) -> Report:
-    """Make NATS match the table: streams, a consumer and a key per queue, nothing more."""
+def reconcile(
+    db: Database, bus: Bus, settings: Settings, report: Report | None = None, prune: bool = False
+) -> Report:
+    """Make NATS match the table: the streams, a consumer and a key per queue; the consumers
+    and keys of retired queues (deleted flavors) removed, then their rows.  With ``prune``,
+    also every queue consumer and key the table does not know (only for a NATS server that
+    serves this deployment alone: another one's queues would go too)."""
     report = report or Report()
     with db.read() as conn:
-        queues = list_queues(conn)
+        wanted = {q.name: q for q in list_queues(conn)}
+        retired = {name for name, _ in _retired(conn)}
     ensure_streams(bus, settings, update=True)
-    wanted = {q.name: q for q in queues}
     existing = set(bus.consumer_names(WORK_STREAM))
     for name, queue in wanted.items():
         if name not in existing:
             bus.ensure_consumer(WORK_STREAM, consumer_config(name, queue.subject, settings))
             report.consumers_created.append(name)
-    for name in sorted(existing - wanted.keys()):
-        if QUEUE_NAME.match(name):
-            bus.delete_consumer(WORK_STREAM, name)
-            report.consumers_removed.append(name)
+    strays = {n for n in existing - wanted.keys() if QUEUE_NAME.match(n)}
+    for name in sorted(strays if prune else strays & retired):
+        bus.delete_consumer(WORK_STREAM, name)
+        report.consumers_removed.append(name)
+    _reconcile_keys(bus, wanted, retired, prune, report)
+    with db.write() as conn:
+        mark_synced(conn, sorted(wanted))
+        if retired:
+            conn.execute(delete(PULL_QUEUE).where(PULL_QUEUE.c.name.in_(sorted(retired))))
+    return report
+
+
+def _reconcile_keys(
+    bus: Bus, wanted: dict[str, Queue], retired: set[str], prune: bool, report: Report
+) -> None:
     stored = bus.kv_items(QUEUES_BUCKET)
     for name, queue in wanted.items():
         value = dumps(queue.as_body()).encode()
         if stored.get(name) != value:
             bus.kv_put(QUEUES_BUCKET, name, value)
             report.keys_written.append(name)
-    for name in sorted(stored.keys() - wanted.keys()):
+    strays = stored.keys() - wanted.keys()
+    for name in sorted(strays if prune else strays & retired):
         bus.kv_delete(QUEUES_BUCKET, name)
         report.keys_removed.append(name)
-    with db.write() as conn:
-        mark_synced(conn, sorted(wanted))
-    return report
 
 
 def sync_pending(db: Database, bus: Bus, settings: Settings) -> list[str]:
@@ -276,7 +299,7 @@ def sync_table_now(db: Database, settings: Settings) -> TableChanges:
     return atomically(db, sync_table, retries, operation=OPERATION)
 
 
-def sync(db: Database, bus: Bus, settings: Settings) -> Report:
+def sync(db: Database, bus: Bus, settings: Settings, prune: bool = False) -> Report:
     """The table, then NATS (Unavailable when NATS cannot be reached: the table is done)."""
     report = Report(table=sync_table_now(db, settings))
-    return reconcile(db, bus, settings, report)
+    return reconcile(db, bus, settings, report, prune)

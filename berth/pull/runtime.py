@@ -72,8 +72,8 @@ class Pull:
                 queues.sync_pending(self.db, self.bus, self.settings)
             if outbox.send(self.db, self.bus, done.instances) < len(done.instances):
                 log.warning("request partly published; the sweeper will", request=done.uuid)
-        except errors.Unavailable as exc:
-            log.warning("request not published; the sweeper will", error=exc.message)
+        except Exception as exc:  # committed: the request stands, the sweeper publishes it
+            log.warning("request not published; the sweeper will", error=repr(exc))
 
     def deleting(self, placed: Sequence[Instance]) -> None:
         """After a delete committed: the delete messages of the instances on hosts."""
@@ -81,8 +81,8 @@ class Pull:
             return
         try:
             outbox.send(self.db, self.bus, placed)
-        except errors.Unavailable as exc:
-            log.warning("deletes not published; the sweeper will", error=exc.message)
+        except Exception as exc:  # committed: the sweeper publishes them
+            log.warning("deletes not published; the sweeper will", error=repr(exc))
 
     def agent_seen(self, agent: str) -> None:
         """Make the agent's delete consumer the first time this process hears of it."""

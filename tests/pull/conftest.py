@@ -20,10 +20,9 @@ from typing import Any
 import falcon.testing
 import pytest
 
+from berth.db.engine import Database
 from tests.helpers import in_process_client
 from tests.pull.helpers import check_invariants
-
-from berth.db.engine import Database
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -104,9 +103,7 @@ MakeClient = Callable[..., falcon.testing.TestClient]
 
 
 @pytest.fixture
-def make_client(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[MakeClient]:
+def make_client(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeClient]:
     """In-process clients of berth over ``db`` (closed after); the invariants checked last."""
     opened: list[Any] = []
 

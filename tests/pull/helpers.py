@@ -15,7 +15,7 @@ from berth.bench import cloud_db
 from berth.bench.cloud import ProviderSpec
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.pull.model import ACTIVE, CLAIMED, DELETING, QUEUED, WORK_STREAM
+from berth.pull.model import ACTIVE, CLAIMED, DELETING, QUEUED, QUEUES_BUCKET, WORK_STREAM
 from berth.scheduler import quotas
 from berth.scheduler.quotas import Scope
 from tests.helpers import over_committed
@@ -67,9 +67,7 @@ def call(client: falcon.testing.TestClient, path: str, body: Any) -> falcon.test
     return client.simulate_post(f"/scheduler/pull/{path}", json=body, headers=V1_2)
 
 
-def claim(
-    client: falcon.testing.TestClient, *claims: tuple[str, str, int]
-) -> list[dict[str, str]]:
+def claim(client: falcon.testing.TestClient, *claims: tuple[str, str, int]) -> list[dict[str, str]]:
     """POST /scheduler/pull/claims for (instance, host, attempt) items; the results."""
     body = {"claims": [{"instance": i, "host": h, "attempt": a} for i, h, a in claims]}
     got = call(client, "claims", body)
@@ -134,3 +132,27 @@ def check_invariants(db: Database) -> None:
             placed = sum(by_state.get(s, 0) for s in (CLAIMED, ACTIVE, DELETING))
             assert usage.reserved.get("instances", 0) == by_state.get(QUEUED, 0), (project, usage)
             assert usage.in_use.get("instances", 0) == placed, (project, usage, by_state)
+
+
+def nats_state(url: str) -> tuple[set[str], dict[str, dict]]:
+    """The consumers of BERTH_WORK, and the queue bucket's keys with their JSON."""
+
+    async def read() -> tuple[set[str], dict[str, dict]]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            try:
+                consumers = {str(c.name) for c in await js.consumers_info(WORK_STREAM)}
+                kv = await js.key_value(QUEUES_BUCKET)
+            except nats.js.errors.NotFoundError:  # never synced: no stream, no bucket
+                return set(), {}
+            try:
+                keys = await kv.keys()
+            except nats.js.errors.NoKeysError:
+                keys = []
+            values = {k: orjson.loads((await kv.get(k)).value or b"{}") for k in keys}
+            return consumers, values
+        finally:
+            await nc.close()
+
+    return asyncio.run(read())

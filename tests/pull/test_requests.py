@@ -19,7 +19,9 @@ def _rows(db: Database) -> dict[str, int]:
     return counted
 
 
-def test_enqueue_show_delete(db: Database, nats_server: NatsServer, make_client: MakeClient) -> None:
+def test_enqueue_show_delete(
+    db: Database, nats_server: NatsServer, make_client: MakeClient
+) -> None:
     client = make_client(nats_server.url)
     small = flavor(client, "small", {"VCPU": 1, "MEMORY_MB": 512})
     got = enqueue(client, flavor="small", count=3)
@@ -51,7 +53,9 @@ def test_capabilities_make_their_own_queue(
 ) -> None:
     client = make_client(nats_server.url)
     gpu = flavor(client, "gpu", {"VCPU": 1}, required_traits=["HW_CPU_X86_AVX2"])
-    client.simulate_put("/traits/CUSTOM_GPU_A100", headers={"openstack-api-version": "placement 1.6"})
+    client.simulate_put(
+        "/traits/CUSTOM_GPU_A100", headers={"openstack-api-version": "placement 1.6"}
+    )
     got = enqueue(client, flavor=gpu["uuid"], capabilities=["CUSTOM_GPU_A100"])
     assert got.status_code == 202, got.text
     name = queue_name(gpu["uuid"], ["CUSTOM_GPU_A100"])
@@ -75,7 +79,10 @@ def test_bad_requests_are_400_and_write_nothing(
         ({"flavor": "nope"}, "No flavor with uuid or name 'nope'"),
         ({"flavor": "small", "capabilities": ["CUSTOM_NOPE"]}, "CUSTOM_NOPE"),
         ({"flavor": "small", "count": 0}, "JSON does not validate"),
-        ({"flavor": "small", "server_group": "00000000-0000-0000-0000-00000000000a"}, "server group"),
+        (
+            {"flavor": "small", "server_group": "00000000-0000-0000-0000-00000000000a"},
+            "server group",
+        ),
     ]:
         got = enqueue(client, **body)
         assert got.status_code == 400, (body, got.text)

@@ -124,7 +124,7 @@ def test_a_dead_hosts_claim_fails_when_the_quota_is_gone(
 def test_deletes_on_a_dead_host_finish_without_it(
     db: Database, nats_server: NatsServer, make_client: MakeClient, make_pull: MakePull
 ) -> None:
-    client, request, (i1, _), h1 = _dead_claim(db, nats_server, make_client)
+    client, request, (i1, _), _ = _dead_claim(db, nats_server, make_client)
     assert client.simulate_delete(f"/scheduler/requests/{request}", headers=V1_2).status_code == 202
     assert [m for m, _ in take(nats_server.url, "del-a1", stream=DELETE_STREAM)] == [
         f"{i1}:0:delete"

@@ -78,7 +78,6 @@ def list_queues(req: falcon.Request, resp: falcon.Response) -> None:
     check_accept(req)
     start(req, ACTION, SINCE)
     services = ctx(req).services
-    services.pull.first_use()
     with services.db.read() as conn:
         found = queues.list_queues(conn)
     send_json(resp, {"queues": [q.as_body() for q in found]})

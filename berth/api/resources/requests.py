@@ -39,7 +39,7 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
         capabilities=frozenset(body.get("capabilities") or ()),
     )
     services = ctx(req).services
-    services.pull.first_use()
+    services.pull.first_use()  # the queues in NATS, once per process
     ttl = reservation_ttl(services.settings)
     try:
         done = write(
