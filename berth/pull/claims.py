@@ -42,6 +42,7 @@ from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
 from berth.placement.write.retry import atomically
 from berth.pull import instances
 from berth.pull.instances import Instance
+from berth.pull.metrics import CLAIMS
 from berth.pull.model import CLAIMED, CLAIMED_OUTCOME, FULL, GROUP, QUEUED, TAKEN
 from berth.scheduler import groups, quotas, recheck
 from berth.scheduler.claims import Claim
@@ -91,7 +92,10 @@ def claim(db: Database, items: Sequence[ClaimItem], retries: int) -> list[Result
         pending = again
     for index in pending:
         decided[index] = Result(items[index].instance, FULL, LOST_RACES.format(n=retries))
-    return [decided[i] for i in range(len(items))]
+    answered = [decided[i] for i in range(len(items))]
+    for result in answered:
+        CLAIMS.labels(result.outcome).inc()
+    return answered
 
 
 def _transaction(db: Database, chosen: list[ClaimItem], retries: int) -> list[Result | None]:

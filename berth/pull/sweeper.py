@@ -44,6 +44,7 @@ from berth.placement.write.retry import atomically
 from berth.pull import agents, instances, outbox, queues
 from berth.pull.bus import Bus
 from berth.pull.instances import Instance
+from berth.pull.metrics import SWEPT
 from berth.pull.model import CLAIMED, DELETED, DELETING, FAILED, QUEUED
 from berth.scheduler import quotas
 from berth.scheduler.quotas import QuotaExceeded, Scope
@@ -209,6 +210,8 @@ def run_pass(
         report.published = publish(db, nats, settings)
     except errors.Unavailable as exc:
         report.nats = exc.message
+    for step in ("failed", "requeued", "quota_gone", "deletes_finished", "published"):
+        SWEPT.labels(step).inc(getattr(report, step))
     return report
 
 
