@@ -21,6 +21,7 @@ from berth.db.engine import Database
 from berth.placement import errors
 from berth.pull import outbox, queues
 from berth.pull.bus import Bus
+from berth.pull.claims import Owners
 from berth.pull.instances import Instance
 from berth.pull.requests import Enqueued
 from berth.pull.sweeper import Sweeper
@@ -40,6 +41,7 @@ class Pull:
         self._sweeper: Sweeper | None = None
         self._queues_seen = False
         self._agents: set[str] = set()  # agents whose delete consumer exists
+        self.owners = Owners()  # project and user ids, for the claims
 
     @property
     def bus(self) -> Bus:

@@ -54,7 +54,8 @@ def claim(req: falcon.Request, resp: falcon.Response) -> None:
         ClaimItem(_uuid(c["instance"]), _uuid(c["host"]), c["attempt"]) for c in body["claims"]
     ]
     services = ctx(req).services
-    _results(resp, claims.claim(services.db, items, services.settings.scheduler_claim_retries))
+    retries = services.settings.scheduler_claim_retries
+    _results(resp, claims.claim(services.db, items, retries, services.pull.owners))
 
 
 def _reports(req: falcon.Request) -> list[Report]:
