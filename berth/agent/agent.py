@@ -25,7 +25,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from berth.agent.batching import Batcher
-from berth.agent.client import BerthClient, Refused, Unavailable
+from berth.agent.client import PullApi, Refused, Unavailable
 from berth.agent.deletes import DeleteLoop
 from berth.agent.dispatch import Dispatcher
 from berth.agent.fleet import Fleet
@@ -41,7 +41,7 @@ log = structlog.get_logger("berth.agent")
 class Agent:
     """Runs a fleet of simulated hosts against berth's pull API and NATS JetStream."""
 
-    def __init__(self, options: AgentOptions, client: BerthClient, fleet: Fleet, nc: NATS) -> None:
+    def __init__(self, options: AgentOptions, client: PullApi, fleet: Fleet, nc: NATS) -> None:
         self.options = options
         self.client = client
         self.fleet = fleet

@@ -33,7 +33,11 @@ class Refused(Exception):
 
 
 class PullApi(Protocol):
-    """The agent's calls of ``/scheduler/pull/...``: batches in, results out."""
+    """The agent's calls of ``/scheduler/pull/...`` (batches in, results out), and usage."""
+
+    async def usages(self, uuid: str) -> dict[str, int]:
+        """Placement's usage of one host (re-read after ``full``)."""
+        ...
 
     async def heartbeat(self, agent: str, hosts: Sequence[str]) -> None:
         """POST /scheduler/pull/heartbeat."""

@@ -83,6 +83,8 @@ class DeleteLoop:
                     await self._fetch(psub)
                 finally:
                     await psub.unsubscribe()
+            except nats.errors.ConnectionClosedError:
+                return  # closed for good (it reconnects otherwise): the agent is ending
             except nats.js.errors.NotFoundError:
                 log.info("agent.waiting_for_stream", stream=self.stream)
                 await asyncio.sleep(self.retry_delay)

@@ -83,15 +83,21 @@ class Dispatcher:
         self.tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, queue: str, msgs: Sequence[Msg], ack_wait: float) -> asyncio.Task[None]:
-        """Handle a fetched batch in the background; the task (kept until it ends)."""
-        task = asyncio.create_task(self.handle(queue, msgs, ack_wait))
+        """Assign the batch now (the next fetch sees the hosts it filled), then handle it in
+        the background; the task (kept until it ends)."""
+        work, unplaced = self.assign(queue, msgs)
+        task = asyncio.create_task(self.handle(work, unplaced, ack_wait))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def handle(self, queue: str, msgs: Sequence[Msg], ack_wait: float) -> None:
-        """Assign, claim, boot and confirm one batch; nak what is held if cancelled."""
-        work = await self.assign(queue, msgs)
+    async def handle(
+        self, work: list[Assigned], unplaced: list[tuple[Msg, str]], ack_wait: float
+    ) -> None:
+        """Nak what no host took; claim, boot and confirm the rest; nak what is held if
+        cancelled."""
+        for msg, how in unplaced:
+            await _quietly(msg.term() if how == "term" else msg.nak(self.retry_delay))
         try:
             claimed = await self.claim(work)
             if claimed:
@@ -103,27 +109,31 @@ class Dispatcher:
                     await self.settle(item, "nak")
             raise
 
-    async def assign(self, queue: str, msgs: Sequence[Msg]) -> list[Assigned]:
-        """Give each message a host and hold its amounts there; nak those no host takes."""
-        work = []
+    def assign(
+        self, queue: str, msgs: Sequence[Msg]
+    ) -> tuple[list[Assigned], list[tuple[Msg, str]]]:
+        """Give each message a host and hold its amounts there; (assigned, the others with
+        ``nak`` (no host for it now) or ``term`` (malformed))."""
+        work: list[Assigned] = []
+        unplaced: list[tuple[Msg, str]] = []
         for msg in msgs:
             try:
                 job = Job.from_json(msg.data)
             except ValueError as exc:
                 log.warning("agent.bad_message", queue=queue, error=str(exc))
-                await _quietly(msg.term())
+                unplaced.append((msg, "term"))  # malformed: never to be delivered again
                 continue
             if job.instance in self.in_hand:
                 continue  # a redelivery of what a batch still holds: its ack settles both
             host = self._choose(queue, job)
             if host is None:
                 self.stats.unplaced += 1
-                await _quietly(msg.nak(self.retry_delay))
+                unplaced.append((msg, "nak"))
                 continue
             self.fleet.reserve(host, job.instance, job.resources)
             self.in_hand.add(job.instance)
             work.append(Assigned(msg, job, host))
-        return work
+        return work, unplaced
 
     def _choose(self, queue: str, job: Job) -> Host | None:
         """The queue's preferred host that fits this job and has not refused it."""

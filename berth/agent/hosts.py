@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import structlog
 
-from berth.agent.client import BerthClient, Refused, Unavailable
+from berth.agent.client import BerthClient, PullApi, Refused, Unavailable
 from berth.agent.fleet import Fleet
 from berth.agent.model import Host
 from berth.agent.options import HostTemplate
@@ -73,7 +73,7 @@ async def read_hosts(
 class UsageReader:
     """Re-reads hosts' usage from Placement when asked (after ``full``): one task for all."""
 
-    def __init__(self, client: BerthClient, fleet: Fleet, stats: Stats, concurrency: int) -> None:
+    def __init__(self, client: PullApi, fleet: Fleet, stats: Stats, concurrency: int) -> None:
         self.client = client
         self.fleet = fleet
         self.stats = stats
