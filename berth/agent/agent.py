@@ -127,7 +127,10 @@ class Agent:
     def print_stats(self) -> None:
         """The summary line, on standard output."""
         line = self.stats.line(
-            self.fleet.eligible_hosts(), len(self.loops.running), len(self.fleet.queues)
+            len(self.fleet.hosts),
+            self.fleet.eligible_hosts(),
+            len(self.loops.running),
+            len(self.fleet.queues),
         )
         print(line, file=sys.stdout, flush=True)
 

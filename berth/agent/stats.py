@@ -20,7 +20,11 @@ class Stats:
     deleted: int = 0  # deletes torn down and confirmed
     usage_reads: int = 0  # usage re-read from Placement (after ``full``, unknown deletes)
 
-    def line(self, eligible_hosts: int, queues_served: int, queues_known: int) -> str:
-        """One line: the counters, the hosts that can take work, the queues served / known."""
+    def line(self, hosts: int, eligible_hosts: int, queues_served: int, queues_known: int) -> str:
+        """One line: the counters, the hosts (all, and those that can take some queue's
+        work now), the queues fetched from / known."""
         counts = " ".join(f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self))
-        return f"{counts} eligible_hosts={eligible_hosts} queues={queues_served}/{queues_known}"
+        return (
+            f"{counts} hosts={hosts} eligible_hosts={eligible_hosts}"
+            f" queues={queues_served}/{queues_known}"
+        )
