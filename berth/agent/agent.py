@@ -37,6 +37,8 @@ from berth.agent.watch import watch_queues
 
 log = structlog.get_logger("berth.agent")
 
+HEARTBEAT_HOSTS = 10000  # the most hosts one heartbeat call may carry (docs/pull.md)
+
 
 class Agent:
     """Runs a fleet of simulated hosts against berth's pull API and NATS JetStream."""
@@ -112,10 +114,13 @@ class Agent:
         """POST the heartbeat of all hosts every ``heartbeat_seconds`` (first one at once)."""
         hosts = [h.uuid for h in self.fleet.hosts]
         while True:
-            try:
-                await self.client.heartbeat(self.options.name, hosts)
-            except (Unavailable, Refused) as exc:
-                log.warning("agent.heartbeat_failed", error=str(exc))
+            for start in range(0, len(hosts), HEARTBEAT_HOSTS):
+                try:
+                    await self.client.heartbeat(
+                        self.options.name, hosts[start : start + HEARTBEAT_HOSTS]
+                    )
+                except (Unavailable, Refused) as exc:
+                    log.warning("agent.heartbeat_failed", error=str(exc))
             await asyncio.sleep(self.options.heartbeat_seconds)
 
     async def _report(self) -> None:

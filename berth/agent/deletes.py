@@ -1,8 +1,10 @@
 """Deletes: the agent's one durable consumer on the delete stream, and the teardown.
 
-The consumer ``del-<agent>`` (filter ``<prefix>.<agent>.*``) is created
-when missing.  Each message names an instance and its host; the agent gives
-back the instance's amounts in memory, confirms with ``POST
+The consumer ``del-<agent>`` (filter ``<prefix>.<agent>.*``) is made by
+the server when it first hears the agent's heartbeat; if it is still missing
+after a few looks, the agent makes it, with the server's default config.
+Each message names an instance and its host; the agent gives back the
+instance's amounts in memory, confirms with ``POST
 /scheduler/pull/deleted`` (one call per tick) and acks.  An instance this
 process did not know (claimed before a restart) has its host's usage
 re-read from Placement after the confirmation.
@@ -31,18 +33,38 @@ from berth.agent.stats import Stats
 log = structlog.get_logger("berth.agent")
 
 
-async def ensure_consumer(js: JetStreamContext, stream: str, durable: str, subject: str) -> None:
-    """Create the durable pull consumer unless it exists (NotFoundError: no stream yet)."""
+# The server's consumer config with its default settings (pull_ack_wait_s,
+# pull_max_ack_pending): JetStream refuses to make a durable again with another config.
+DELETE_ACK_WAIT = 60.0
+DELETE_MAX_ACK_PENDING = 10000
+# Looks for the consumer the server makes on hearing the heartbeat, before making it here.
+WAIT_FOR_SERVER = 3
+
+
+async def ensure_consumer(
+    js: JetStreamContext, stream: str, durable: str, subject: str, create: bool = True
+) -> bool:
+    """Whether the durable pull consumer exists (made here if missing and ``create``).
+
+    NotFoundError when the stream itself is missing.
+    """
     try:
         await js.consumer_info(stream, durable)
+        return True
     except nats.js.errors.NotFoundError:
-        config = ConsumerConfig(
-            durable_name=durable,
-            filter_subject=subject,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-        )
-        await js.add_consumer(stream, config)
+        if not create:
+            await js.stream_info(stream)  # NotFoundError if the stream is the missing one
+            return False
+    config = ConsumerConfig(
+        durable_name=durable,
+        filter_subject=subject,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=DELETE_ACK_WAIT,
+        deliver_policy=DeliverPolicy.ALL,
+        max_ack_pending=DELETE_MAX_ACK_PENDING,
+    )
+    await js.add_consumer(stream, config)
+    return True
 
 
 class DeleteLoop:
@@ -75,9 +97,16 @@ class DeleteLoop:
 
     async def run(self) -> None:
         """Fetch and handle deletes until stopped; wait for the stream; rebind after errors."""
+        looks = 0
         while not self.stopping:
             try:
-                await ensure_consumer(self.js, self.stream, self.durable, self.subject)
+                looks += 1
+                create = looks > WAIT_FOR_SERVER
+                if not await ensure_consumer(
+                    self.js, self.stream, self.durable, self.subject, create
+                ):
+                    await asyncio.sleep(self.retry_delay)
+                    continue
                 psub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
                 try:
                     await self._fetch(psub)

@@ -8,7 +8,7 @@ import re
 from berth.agent.choice import CHOICES
 
 # A NATS subject token: the agent's name is one (berth.delete.<agent>.<host>).
-TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +77,7 @@ class AgentOptions:
     def check(self) -> None:
         """ValueError naming the first option that cannot work."""
         if not TOKEN.match(self.name):
-            raise ValueError(f"--name {self.name!r}: letters, digits, '-' and '_' only")
+            raise ValueError(f"--name {self.name!r}: 1 to 64 letters, digits, '-' and '_'")
         if (self.hosts_from is None) == (self.create <= 0):
             raise ValueError("give exactly one of --hosts-from PREFIX and --create N")
         if self.choice not in CHOICES:
