@@ -20,6 +20,7 @@ BELOW_THE_EDGE = (
     "berth.placement",
     "berth.policy",
     "berth.qparams",
+    "berth.pull",
     "berth.services",
 )
 
@@ -60,6 +61,7 @@ ALLOWED = {
     "scheduler": {"db", "placement", "candidates", "settings", "metrics", "services"},
     # The host agent is a client of berth's HTTP API and NATS: none of the server's internals.
     "agent": {"logging", "settings"},
+    "pull": {"db", "placement", "scheduler", "settings", "metrics", "services"},
 }
 
 
