@@ -125,7 +125,7 @@ class DeleteLoop:
         while not self.stopping:
             try:
                 msgs = await psub.fetch(256, timeout=self.timeout)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py's own or asyncio's: both are TimeoutError
                 continue
             if self.stopping:
                 for msg in msgs:

@@ -72,11 +72,15 @@ class Fleet:
 
     def reevaluate(self, host: Host) -> None:
         """Check ``host`` against every queue again (its usage changed)."""
-        before = self.serving()
+        flipped = False  # a queue gained its first eligible host or lost its last
         for name, queue in self.queues.items():
             ok = refusal(host, queue.resources, queue.required, queue.forbidden) is None
-            self.eligible[name].update(host, ok)
-        self._changed(before)
+            hosts = self.eligible[name]
+            before = len(hosts)
+            hosts.update(host, ok)
+            flipped = flipped or (before == 0) != (len(hosts) == 0)
+        if flipped:
+            self.on_change()
 
     def eligible_hosts(self) -> int:
         """How many hosts can take at least one queue's instance now."""

@@ -3,7 +3,7 @@
 Placement has no call that returns many providers' inventories or usages,
 so each host costs three GETs (inventories, traits, usages), run
 ``concurrency`` at a time over the client's connection pool; the provider
-list itself is one call.
+list itself is one call.  Hosts the agent creates are not read back.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import structlog
 
 from berth.agent.client import BerthClient, PullApi, Refused, Unavailable
 from berth.agent.fleet import Fleet
-from berth.agent.model import Host
+from berth.agent.model import Host, Inventory
 from berth.agent.options import HostTemplate
 from berth.agent.stats import Stats
 
@@ -40,16 +40,34 @@ async def bounded(
 
 async def create_hosts(
     client: BerthClient, count: int, prefix: str, template: HostTemplate, concurrency: int
-) -> list[tuple[str, str]]:
-    """Create ``count`` root providers ``<prefix><n>`` with the template; (uuid, name) each."""
+) -> list[Host]:
+    """Hosts ``<prefix>00000`` .. ``<prefix><count - 1>``: made with the template, or read.
+
+    Those that exist already (a run before this one) are read from Placement
+    as they are; the new ones are known without reading them back (the
+    template's inventory and traits, no usage).
+    """
     await client.ensure_traits(template.traits)
+    existing = {name: uuid for uuid, name in await client.root_providers(prefix)}
     names = [f"{prefix}{n:05d}" for n in range(count)]
     inventories = template.inventories()
 
-    async def make(name: str) -> tuple[str, str]:
-        return await client.create_host(name, inventories, template.traits), name
+    async def make(name: str) -> Host:
+        uuid = await client.create_host(name, inventories, template.traits)
+        known = {rc: Inventory.from_json(inv) for rc, inv in inventories.items()}
+        return Host(0, uuid, name, known, frozenset(template.traits), {})
 
-    return await bounded(names, make, concurrency)
+    made = await bounded([n for n in names if n not in existing], make, concurrency)
+    old = [(existing[n], n) for n in names if n in existing]
+    hosts = {h.name: h for h in [*made, *await read_hosts(client, old, concurrency)]}
+    return _indexed([hosts[n] for n in names])
+
+
+def _indexed(hosts: list[Host]) -> list[Host]:
+    """Number the hosts in order (their fleet index)."""
+    for index, host in enumerate(hosts):
+        host.index = index
+    return hosts
 
 
 async def read_hosts(
@@ -64,10 +82,7 @@ async def read_hosts(
             index=0, uuid=uuid, name=name, inventories=inventories, traits=traits, used=used
         )
 
-    hosts = await bounded(providers, read, concurrency)
-    for index, host in enumerate(hosts):
-        host.index = index
-    return hosts
+    return _indexed(await bounded(providers, read, concurrency))
 
 
 class UsageReader:

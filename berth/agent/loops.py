@@ -96,7 +96,7 @@ class FetchLoops:
                 try:
                     size = max(1, min(self.batch, self.fleet.eligible_count(name)))
                     msgs = await psub.fetch(size, timeout=self.timeout)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nats-py's own or asyncio's: both are TimeoutError
                     slots.release()
                     continue
                 except BaseException:

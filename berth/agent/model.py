@@ -59,15 +59,18 @@ class Host:
     # instance -> amounts: claimed (the allocation is in Placement) and not torn down
     instances: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
     version: int = 0  # bumped at every change of ``used``: older heap entries are stale
+    _fullness: tuple[int, float] = (-1, 0.0)  # (version, fullness at that version)
 
     def fullness(self) -> float:
         """The used share of the host's most used resource class (0 empty, 1 full)."""
-        shares = [
-            self.used.get(rc, 0) / inv.capacity
-            for rc, inv in self.inventories.items()
-            if inv.capacity > 0
-        ]
-        return max(shares, default=1.0)
+        if self._fullness[0] != self.version:  # computed once per version, for every queue
+            shares = [
+                self.used.get(rc, 0) / inv.capacity
+                for rc, inv in self.inventories.items()
+                if inv.capacity > 0
+            ]
+            self._fullness = (self.version, max(shares, default=1.0))
+        return self._fullness[1]
 
     def add(self, amounts: Mapping[str, int], sign: int = 1) -> None:
         """Count ``amounts`` as used (``sign=-1``: no longer used)."""

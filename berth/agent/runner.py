@@ -41,11 +41,10 @@ async def until_stopped(step: Awaitable[T], stop: asyncio.Event) -> T:
 async def load_fleet_hosts(client: BerthClient, options: AgentOptions) -> list[Host]:
     """The hosts ``--hosts-from`` names or ``--create`` makes, read from Placement."""
     if options.create > 0:
-        providers = await create_hosts(
+        return await create_hosts(
             client, options.create, options.name_prefix, options.template, options.read_concurrency
         )
-    else:
-        providers = await client.root_providers(options.hosts_from or "")
+    providers = await client.root_providers(options.hosts_from or "")
     return await read_hosts(client, providers, options.read_concurrency)
 
 
