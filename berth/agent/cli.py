@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 
 import typer
@@ -87,6 +88,8 @@ def agent(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     configure_logging(settings_mod.load())
+    # httpx logs every request at INFO: thousands of lines for one start of 10,000 hosts.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # The runner brings in nats and httpx: only this command pays for importing them.
     from berth.agent.runner import run
 

@@ -22,6 +22,7 @@ from berth.agent.model import Inventory
 
 PLACEMENT_VERSION = "placement 1.39"
 SCHEDULER_VERSION = "scheduler 1.2"
+CREATE_TRIES = 4  # a busy server's timeouts while --create makes thousands of hosts
 
 
 class Unavailable(Exception):
@@ -72,7 +73,12 @@ class BerthClient:
         await self.http.aclose()
 
     async def call(
-        self, method: str, path: str, body: Any = None, version: str = PLACEMENT_VERSION
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        version: str = PLACEMENT_VERSION,
+        params: Mapping[str, str] | None = None,
     ) -> Any:
         """One request; the decoded JSON answer (None when empty)."""
         headers = {"openstack-api-version": version}
@@ -81,7 +87,9 @@ class BerthClient:
             content = orjson.dumps(body)
             headers["content-type"] = "application/json"
         try:
-            resp = await self.http.request(method, path, content=content, headers=headers)
+            resp = await self.http.request(
+                method, path, content=content, headers=headers, params=params
+            )
         except httpx.HTTPError as exc:
             raise Unavailable(f"{method} {path}: {exc!r}") from None
         if resp.status_code >= 500:
@@ -130,8 +138,31 @@ class BerthClient:
     async def create_host(
         self, name: str, inventories: Mapping[str, Mapping[str, Any]], traits: Sequence[str]
     ) -> str:
-        """Create a root provider with ``inventories`` and ``traits``; its uuid."""
-        rp = await self.call("POST", "/resource_providers", {"name": name})
+        """Create a root provider with ``inventories`` and ``traits``; its uuid.
+
+        A step that timed out may have been done: the next try finds the
+        provider by name and sets its inventory and traits again (both
+        idempotent) at its current generation.
+        """
+        for attempt in range(CREATE_TRIES):
+            try:
+                return await self._create_host(name, inventories, traits, attempt > 0)
+            except Unavailable:
+                if attempt == CREATE_TRIES - 1:
+                    raise
+                await asyncio.sleep(1.0 + attempt)
+        raise AssertionError("unreachable")
+
+    async def _create_host(
+        self,
+        name: str,
+        inventories: Mapping[str, Mapping[str, Any]],
+        traits: Sequence[str],
+        look_first: bool,
+    ) -> str:
+        rp = await self.provider_named(name) if look_first else None
+        if rp is None:
+            rp = await self.call("POST", "/resource_providers", {"name": name})
         uuid: str = rp["uuid"]
         put = await self.call(
             "PUT",
@@ -139,13 +170,21 @@ class BerthClient:
             {"resource_provider_generation": rp["generation"], "inventories": inventories},
         )
         if traits:
-            gen = put["resource_provider_generation"]
             await self.call(
                 "PUT",
                 f"/resource_providers/{uuid}/traits",
-                {"resource_provider_generation": gen, "traits": list(traits)},
+                {
+                    "resource_provider_generation": put["resource_provider_generation"],
+                    "traits": list(traits),
+                },
             )
         return uuid
+
+    async def provider_named(self, name: str) -> dict[str, Any] | None:
+        """The provider called ``name`` (None: there is none)."""
+        body = await self.call("GET", "/resource_providers", params={"name": name})
+        found = body["resource_providers"]
+        return dict(found[0]) if found else None
 
     async def ensure_traits(self, traits: Sequence[str]) -> None:
         """Create the custom traits among ``traits`` (PUT /traits/{name} is idempotent)."""

@@ -42,6 +42,9 @@ log = structlog.get_logger("berth.agent")
 
 # How many other hosts to try for one message when the preferred one does not fit it.
 ASSIGN_TRIES = 8
+# Instances whose group refusals are remembered (those claimed by another agent are never
+# forgotten otherwise).
+MAX_REFUSALS = 10000
 
 
 class Assigned:
@@ -180,6 +183,8 @@ class Dispatcher:
             await self.settle(item, "nak")
         elif outcome == "group":
             self.stats.group += 1
+            if len(self.refused) >= MAX_REFUSALS and instance not in self.refused:
+                del self.refused[next(iter(self.refused))]  # the oldest: claimed elsewhere, likely
             self.refused.setdefault(instance, set()).add(item.host.index)
             await self.settle(item, "nak", self.group_delay)
         else:

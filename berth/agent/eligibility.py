@@ -72,3 +72,14 @@ def refusal(
         if reason is not None:
             return reason
     return None
+
+
+def instances_that_fit(host: Host, resources: Mapping[str, int], limit: int) -> int:
+    """How many instances of ``resources`` the host's free capacity holds (at most ``limit``;
+    an eligible host holds at least one)."""
+    counts = [
+        int((host.inventories[rc].capacity - host.used.get(rc, 0)) // amount)
+        for rc, amount in resources.items()
+        if amount > 0
+    ]
+    return max(0, min([limit, *counts]))

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 from berth.agent.choice import EligibleHosts
-from berth.agent.eligibility import refusal
+from berth.agent.eligibility import instances_that_fit, refusal
 from berth.agent.model import Host, Queue
 
 
@@ -64,6 +64,20 @@ class Fleet:
         """How many hosts can take one instance of ``queue`` now."""
         hosts = self.eligible.get(queue)
         return 0 if hosts is None else len(hosts)
+
+    def room(self, queue: str, limit: int) -> int:
+        """How many instances of ``queue`` the eligible hosts can hold, counted up to ``limit``
+        (the hosts are looked at only until then: a fetch's size costs O(limit))."""
+        hosts = self.eligible.get(queue)
+        if hosts is None:
+            return 0
+        resources = self.queues[queue].resources
+        total = 0
+        for host in hosts.members.values():
+            total += instances_that_fit(host, resources, limit)
+            if total >= limit:
+                return limit
+        return total
 
     def best(self, queue: str, exclude: Iterable[int] = ()) -> Host | None:
         """The host the choice prefers for ``queue`` (not one of ``exclude``)."""

@@ -1,7 +1,7 @@
 """The fetch loops: one per queue that at least one local host can take, and no others.
 
 A loop binds to its queue's durable pull consumer on the work stream and
-fetches batches no larger than the queue's eligible host count; each batch
+fetches batches no larger than what the queue's eligible hosts can hold; each batch
 is handed to the :class:`~berth.agent.dispatch.Dispatcher` (a few in flight
 per queue, so a claim call does not stall the next fetch).  A loop ends by
 itself once the queue has no eligible host (checked before every fetch) or
@@ -94,7 +94,7 @@ class FetchLoops:
                     slots.release()
                     break
                 try:
-                    size = max(1, min(self.batch, self.fleet.eligible_count(name)))
+                    size = max(1, self.fleet.room(name, self.batch))
                     msgs = await psub.fetch(size, timeout=self.timeout)
                 except TimeoutError:  # nats-py's own or asyncio's: both are TimeoutError
                     slots.release()

@@ -107,3 +107,22 @@ def test_refusals_are_counted() -> None:
     f = Fleet([host(0, traits=("CUSTOM_GPU",)), host(1), host(2, used={"VCPU": 8})], "pack")
     q = queue("gpu", required=("CUSTOM_GPU",), VCPU=1)
     assert f.refusals(q) == {"missing required trait": 2}
+
+
+@pytest.mark.parametrize(
+    ("used", "limit", "room"),
+    [
+        ([{}, {}], 64, 16),  # 8 VCPU per host, 1 per instance
+        ([{}, {}], 5, 5),  # counted only up to the limit
+        ([{"VCPU": 7}, {"VCPU": 8}], 64, 1),  # the full host is not eligible
+        ([{"VCPU": 5}, {}], 64, 11),
+    ],
+)
+def test_room(used: list[dict[str, int]], limit: int, room: int) -> None:
+    assert fleet("pack", used).room("q", limit) == room
+
+
+def test_room_counts_the_tightest_class() -> None:
+    f = Fleet([host(0, used={"MEMORY_MB": 13312})], "pack")
+    f.set_queue(queue("q", VCPU=1, MEMORY_MB=1024))  # 15360 usable: 2 more by memory, 8 by VCPU
+    assert f.room("q", 64) == 2
