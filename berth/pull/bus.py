@@ -31,7 +31,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js import api as js_api
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import APIError, BucketNotFoundError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 from berth.placement import errors
@@ -147,15 +147,23 @@ class Bus:
                 await js.add_stream(config)
                 return
             if update:
-                await js.update_stream(config)
+                try:
+                    await js.update_stream(config)
+                except APIError as exc:  # e.g. made by someone else with another retention
+                    log.warning("stream config not updated", stream=config.name, error=repr(exc))
 
         self._run(ensure)
 
     def ensure_consumer(self, stream: str, config: js_api.ConsumerConfig) -> None:
-        """Create the durable consumer (an existing one with this config is left as it is)."""
+        """Create the durable consumer unless it exists (an existing one is left as it is,
+        whatever its config: an agent may have made it)."""
 
         async def ensure() -> None:
-            await (await self._js()).add_consumer(stream, config)
+            js = await self._js()
+            try:
+                await js.consumer_info(stream, str(config.durable_name))
+            except NotFoundError:
+                await js.add_consumer(stream, config)
 
         self._run(ensure)
 

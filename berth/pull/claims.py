@@ -29,6 +29,7 @@ of a server group's generation runs the whole transaction again
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,14 +76,42 @@ class Result:
         return {"instance": self.instance, "outcome": self.outcome, "reason": self.reason}
 
 
-def claim(db: Database, items: Sequence[ClaimItem], retries: int) -> list[Result]:
+class Owners:
+    """Project and user ids this process has read, shared by its request threads.
+
+    Projects and users are never deleted, so an id once committed stays valid;
+    each transaction starts from a copy (:meth:`for_transaction`) and what it
+    learnt is kept once it committed (:meth:`keep`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._projects: dict[str, int] = {}
+        self._users: dict[str, int] = {}
+
+    def for_transaction(self) -> OwnerIds:
+        """A transaction's own ids, starting from what this process knows."""
+        with self._lock:
+            return OwnerIds(dict(self._projects), dict(self._users))
+
+    def keep(self, owners: OwnerIds) -> None:
+        """Remember the ids of a transaction that committed."""
+        with self._lock:
+            self._projects.update(owners.projects)
+            self._users.update(owners.users)
+
+
+def claim(
+    db: Database, items: Sequence[ClaimItem], retries: int, owners: Owners | None = None
+) -> list[Result]:
     """Claim ``items`` (see the module docstring); a result per item, in order."""
     decided: dict[int, Result] = {}
     pending = list(range(len(items)))
+    owners = owners or Owners()
     for _ in range(max(1, retries)):
         if not pending:
             break
-        outcome = _transaction(db, [items[i] for i in pending], retries)
+        outcome = _transaction(db, [items[i] for i in pending], retries, owners)
         again = []
         for index, result in zip(pending, outcome, strict=True):
             if result is None:
@@ -98,8 +127,18 @@ def claim(db: Database, items: Sequence[ClaimItem], retries: int) -> list[Result
     return answered
 
 
-def _transaction(db: Database, chosen: list[ClaimItem], retries: int) -> list[Result | None]:
-    return atomically(db, lambda conn: _once(conn, chosen), retries, operation=OPERATION)
+def _transaction(
+    db: Database, chosen: list[ClaimItem], retries: int, known: Owners
+) -> list[Result | None]:
+    last: list[OwnerIds] = []
+
+    def once(conn: Connection) -> list[Result | None]:
+        last[:] = [known.for_transaction()]
+        return _once(conn, chosen, last[0])
+
+    results = atomically(db, once, retries, operation=OPERATION)
+    known.keep(last[0])
+    return results
 
 
 def _taken(item: ClaimItem, row: Instance | None, seen: set[str]) -> str | None:
@@ -116,7 +155,7 @@ def _taken(item: ClaimItem, row: Instance | None, seen: set[str]) -> str | None:
     return None
 
 
-def _once(conn: Connection, items: Sequence[ClaimItem]) -> list[Result | None]:
+def _once(conn: Connection, items: Sequence[ClaimItem], owners: OwnerIds) -> list[Result | None]:
     """One transaction over ``items``: a result each, None for a lost provider swap."""
     rows = instances.read(conn, [i.instance for i in items])
     results: list[Result | None] = [None] * len(items)
@@ -131,7 +170,8 @@ def _once(conn: Connection, items: Sequence[ClaimItem]) -> list[Result | None]:
             continue
         claim_ = _claim(item, row)
         (grouped if row.server_group else plain).append((index, claim_, row))
-    classes, owners = ResourceClassCache(conn), OwnerIds()
+    classes = ResourceClassCache(conn)
+    _resolve(conn, owners, [r for _, _, r in plain + grouped])
     verdicts = _write(conn, [c for _, c, _ in plain], [r for _, _, r in plain], classes, owners)
     for (index, _, _), verdict in zip(plain, verdicts, strict=True):
         results[index] = _result(items[index], verdict)
@@ -140,6 +180,15 @@ def _once(conn: Connection, items: Sequence[ClaimItem]) -> list[Result | None]:
     won = [(items[i], rows[items[i].instance]) for i, r in enumerate(results) if _won(r)]
     _settle(conn, won)
     return results
+
+
+def _resolve(conn: Connection, owners: OwnerIds, rows: Sequence[Instance]) -> None:
+    """Every owner's ids read (or created) up front, once each, outside any savepoint: the
+    write then finds them all (an id created in a savepoint rolled back would not exist)."""
+    for project, user in sorted({(r.project_id, r.user_id) for r in rows}):
+        owners.project(conn, project)
+        owners.user(conn, user)
+    owners.committed(True)  # valid for the rest of this transaction
 
 
 def _won(result: Result | None) -> bool:

@@ -21,6 +21,7 @@ from berth.db.engine import Database
 from berth.placement import errors
 from berth.pull import outbox, queues
 from berth.pull.bus import Bus
+from berth.pull.claims import Owners
 from berth.pull.instances import Instance
 from berth.pull.requests import Enqueued
 from berth.pull.sweeper import Sweeper
@@ -40,6 +41,7 @@ class Pull:
         self._sweeper: Sweeper | None = None
         self._queues_seen = False
         self._agents: set[str] = set()  # agents whose delete consumer exists
+        self.owners = Owners()  # project and user ids, for the claims
 
     @property
     def bus(self) -> Bus:
@@ -58,12 +60,14 @@ class Pull:
         self.queues_changed()
 
     def queues_changed(self) -> None:
-        """Sync the queues (the table always; NATS if it can be reached)."""
-        queues.sync_table_now(self.db, self.settings)
+        """Sync the queues (the table, then NATS); never fails the caller, whose own write
+        committed or does not depend on it (the sweeper's periodic sync catches up)."""
         try:
-            queues.reconcile(self.db, self.bus, self.settings)
+            queues.sync(self.db, self.bus, self.settings)
         except errors.Unavailable as exc:
             log.warning("queues not synced to NATS; the sweeper will", error=exc.message)
+        except Exception as exc:
+            log.warning("queues not synced; the sweeper will", error=repr(exc))
 
     def enqueued(self, done: Enqueued) -> None:
         """After an enqueue committed: its queue's consumer if new, then its messages."""
@@ -95,13 +99,6 @@ class Pull:
             log.warning("delete consumer not made; next heartbeat", agent=agent, error=exc.message)
             return
         self._agents.add(agent)
-
-    def flavors_changed(self) -> None:
-        """After a flavor create or delete: sync the queues; never fails the caller."""
-        try:
-            self.queues_changed()
-        except Exception as exc:  # the sweeper's periodic sync catches up
-            log.warning("queues not synced after a flavor change", error=repr(exc))
 
     def start_sweeper(self) -> None:
         """Start this process's sweeper (``pull_sweep_interval_s`` 0: none)."""

@@ -9,6 +9,7 @@ the test, also when the run is interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import falcon.testing
+import nats
 import pytest
 
 from berth.db.engine import Database
@@ -55,15 +57,33 @@ class NatsServer:
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+            if self._jetstream_answers():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         self.stop()
-        pytest.fail(f"nats-server did not start on {self.port}")
+        pytest.fail(f"nats-server with JetStream did not start on {self.port}")
+
+    def _jetstream_answers(self) -> bool:
+        """The port accepts and JetStream answers (it is ready a moment after the port)."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+        except OSError:
+            return False
+
+        async def ask() -> bool:
+            nc = await nats.connect(self.url, connect_timeout=1, max_reconnect_attempts=0)
+            try:
+                await nc.jetstream(timeout=1).account_info()
+                return True
+            finally:
+                await nc.close()
+
+        try:
+            return asyncio.run(ask())
+        except Exception:  # not ready yet
+            return False
 
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL after 5 s)."""

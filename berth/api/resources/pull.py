@@ -40,7 +40,9 @@ def heartbeat(req: falcon.Request, resp: falcon.Response) -> None:
     body = extract_json(req, versioned(schemas.HEARTBEAT, version))
     agent, hosts = body["agent"], [_uuid(h) for h in body["hosts"]]
     write(req, lambda conn: agents.heartbeat(conn, agent, hosts), operation=OPERATION)
-    ctx(req).services.pull.agent_seen(agent)
+    pull = ctx(req).services.pull
+    pull.first_use()  # the queues in NATS before agents look for them
+    pull.agent_seen(agent)
     send_empty(resp)
 
 
@@ -52,7 +54,8 @@ def claim(req: falcon.Request, resp: falcon.Response) -> None:
         ClaimItem(_uuid(c["instance"]), _uuid(c["host"]), c["attempt"]) for c in body["claims"]
     ]
     services = ctx(req).services
-    _results(resp, claims.claim(services.db, items, services.settings.scheduler_claim_retries))
+    retries = services.settings.scheduler_claim_retries
+    _results(resp, claims.claim(services.db, items, retries, services.pull.owners))
 
 
 def _reports(req: falcon.Request) -> list[Report]:
