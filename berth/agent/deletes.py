@@ -34,7 +34,7 @@ log = structlog.get_logger("berth.agent")
 
 
 # The server's consumer config with its default settings (pull_ack_wait_s,
-# pull_max_ack_pending): JetStream refuses to make a durable again with another config.
+# pull_max_ack_pending); the server leaves a consumer the agent made as it is.
 DELETE_ACK_WAIT = 60.0
 DELETE_MAX_ACK_PENDING = 10000
 # Looks for the consumer the server makes on hearing the heartbeat, before making it here.
