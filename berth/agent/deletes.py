@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from berth.agent.batching import Batcher
-from berth.agent.dispatch import _quietly
+from berth.agent.dispatch import quietly
 from berth.agent.fleet import Fleet
 from berth.agent.model import Host
 from berth.agent.stats import Stats
@@ -129,7 +129,7 @@ class DeleteLoop:
                 continue
             if self.stopping:
                 for msg in msgs:
-                    await _quietly(msg.nak())
+                    await quietly(msg.nak())
                 return
             await self.handle(msgs)
 
@@ -142,7 +142,7 @@ class DeleteLoop:
                 item = {"instance": str(body["instance"]), "host": str(body["host"])}
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                 log.warning("agent.bad_delete", error=repr(exc))
-                await _quietly(msg.term())
+                await quietly(msg.term())
                 continue
             host = self.fleet.by_uuid.get(item["host"])
             known = host is not None and self.fleet.release(host, item["instance"])
@@ -154,7 +154,7 @@ class DeleteLoop:
                 host = self.fleet.by_uuid.get(item["host"])
                 if host is not None and not known:
                     self.on_unknown(host)
-                await _quietly(msg.ack())
+                await quietly(msg.ack())
             else:
                 log.warning("agent.delete_failed", instance=item["instance"], error=str(result))
-                await _quietly(msg.nak(self.retry_delay))
+                await quietly(msg.nak(self.retry_delay))
