@@ -26,6 +26,8 @@ app = typer.Typer(help="berth: a fast placement and scheduling service.", no_arg
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
+queues_app = typer.Typer(help="Pull dispatch's work queues (docs/pull.md).", no_args_is_help=True)
+app.add_typer(queues_app, name="queues")
 console = Console()
 
 
@@ -249,6 +251,74 @@ def schedule(
     console.print(schedule_tables.selections(answer, services.db))
     if answer.explanation is not None:
         console.print(schedule_tables.stages(answer.explanation))
+
+
+@queues_app.command("list")
+def queues_list(
+    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the queue JSON instead."),
+) -> None:
+    """List the work queues the database holds (a flavor's, and its capability sets')."""
+    import json
+
+    from berth.pull import queues
+
+    db = Database(_settings(database_url=database_url).effective_database_url)
+    try:
+        with db.read() as conn:
+            found = queues.list_queues(conn)
+    finally:
+        db.dispose()
+    if as_json:
+        print(json.dumps([q.as_body() for q in found], indent=2))
+        return
+    table = Table("queue", "flavor", "resources", "required", "forbidden")
+    for q in found:
+        body = q.as_body()
+        resources = ",".join(f"{k}={v}" for k, v in body["resources"].items())
+        table.add_row(q.name, q.flavor_name, resources, ",".join(body["required"]),
+                      ",".join(body["forbidden"]))  # fmt: skip
+    console.print(table)
+
+
+@queues_app.command("sync")
+def queues_sync(
+    database_url: str = typer.Option(None, help="Database URL (BERTH_DATABASE_URL)."),
+    nats_url: str = typer.Option(None, help="NATS URL (BERTH_NATS_URL)."),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Also remove queue consumers and keys the database does not know (only when "
+        "this NATS server serves no other berth).",
+    ),
+) -> None:
+    """Reconcile the queues: the table from the flavors, then NATS's streams, consumers
+    and key-value bucket from the table (exit 1 when NATS cannot be reached)."""
+    from berth.pull import queues
+    from berth.pull.bus import Bus
+
+    settings = _settings(database_url=database_url, nats_url=nats_url)
+    db = Database(settings.effective_database_url)
+    bus = Bus(settings.nats_url, settings.nats_timeout_s, 0)
+    try:
+        report = queues.sync(db, bus, settings, prune=prune)
+    except PlacementError as exc:
+        console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        bus.close()
+        db.dispose()
+    for label, names in (
+        ("queue rows added", report.table.added),
+        ("queues retired (flavor deleted)", report.table.retired),
+        ("consumers created", report.consumers_created),
+        ("consumers removed", report.consumers_removed),
+        ("keys written", report.keys_written),
+        ("keys removed", report.keys_removed),
+    ):
+        console.print(f"{label}: {len(names)}" + (f" ({', '.join(names)})" if names else ""))
+    if report.table.failed:
+        console.print(f"instances failed (their flavor was deleted): {report.table.failed}")
 
 
 def _stop(signum: int, frame: object) -> None:

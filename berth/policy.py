@@ -106,6 +106,10 @@ _SCHEDULER_ACTIONS = [
     "quotas:show",
     "quotas:update",
     "quotas:delete",
+    "requests:create",
+    "requests:show",
+    "requests:delete",
+    "pull:agent",
 ]
 
 DEFAULT_RULES: list[RuleDefault] = [

@@ -1,8 +1,9 @@
 """The long-lived objects a worker process shares across requests.
 
 :class:`Services` owns them: the settings, the database, the policy
-enforcer, and, built on first use, the in-memory candidates index and the
-scheduler pipeline over that database.  Whoever builds a ``Services``
+enforcer, and, built on first use, the in-memory candidates index, the
+scheduler pipeline over that database, and pull dispatch's NATS connection
+and sweeper thread (:class:`berth.pull.runtime.Pull`).  Whoever builds a ``Services``
 (the WSGI entry point once per worker process, the CLI, a benchmark, a test
 fixture) decides their lifetime and ends it with :meth:`Services.close`.
 """
@@ -19,6 +20,7 @@ from berth import metrics
 from berth.candidates.index import MemoryIndex
 from berth.db.engine import Database, Timeouts
 from berth.policy import Enforcer, load_overrides
+from berth.pull.runtime import Pull
 from berth.scheduler.pipeline import Pipeline
 from berth.scheduler.pipeline import build as build_pipeline
 from berth.settings import Settings
@@ -43,6 +45,11 @@ class Lazy(Generic[T]):
                 if built is None or built[0] != os.getpid():
                     built = self._built = (os.getpid(), self._build())
         return built[1]
+
+    def peek(self) -> T | None:
+        """The value if this process built it, else None (nothing is built)."""
+        built = self._built
+        return built[1] if built is not None and built[0] == os.getpid() else None
 
     def drop(self) -> None:
         """Forget the value (the next :meth:`get` builds a new one)."""
@@ -72,10 +79,12 @@ class Services:
     enforcer: Enforcer
     _index: Lazy[MemoryIndex] = field(init=False, repr=False)
     _pipeline: Lazy[Pipeline] = field(init=False, repr=False)
+    _pull: Lazy[Pull] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index = Lazy(lambda: MemoryIndex(self.db))
         self._pipeline = Lazy(lambda: build_pipeline(self.settings, self.db, self.candidates_index))
+        self._pull = Lazy(lambda: Pull(self.db, self.settings))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -101,8 +110,19 @@ class Services:
         """The scheduler's stages, wired from the settings over :attr:`candidates_index`."""
         return self._pipeline.get()
 
+    @property
+    def pull(self) -> Pull:
+        """Pull dispatch in this process: its NATS connection and sweeper (built on first
+        use; a forked child builds its own)."""
+        return self._pull.get()
+
     def close(self) -> None:
-        """Drop the index and the pipeline and close the database's pooled connections."""
+        """Stop pull dispatch's sweeper and NATS connection, drop the index and the pipeline
+        and close the database's pooled connections."""
+        pull = self._pull.peek()
+        if pull is not None:
+            pull.close()
+        self._pull.drop()
         self._pipeline.drop()
         self._index.drop()
         self.db.dispose()

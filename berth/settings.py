@@ -110,6 +110,22 @@ class Settings:
     scheduler_metric_limits: str = ""
     scheduler_metric_weights: str = ""
     scheduler_default_availability_zone: str = "nova"
+    # Pull-based dispatch (berth.pull; docs/pull.md).  NATS JetStream carries the work;
+    # the database stays the truth.
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Seconds a NATS connect or request may take; after a failed connect, NATS is
+    # not asked again for nats_retry_s (the routes go on, the sweeper publishes later).
+    nats_timeout_s: float = 2.0
+    nats_retry_s: float = 2.0
+    pull_ack_wait_s: int = 60
+    pull_max_ack_pending: int = 10000
+    pull_duplicate_window_s: int = 120
+    # 0: this process runs no sweeper.
+    pull_sweep_interval_s: float = 5.0
+    pull_sweep_batch: int = 500
+    pull_heartbeat_timeout_s: int = 30
+    pull_request_timeout_s: int = 600
+    pull_queues_sync_interval_s: int = 60
 
     def __post_init__(self) -> None:
         if self.auth_strategy not in AUTH_STRATEGIES:
@@ -134,6 +150,28 @@ class Settings:
                 raise ValueError(f"database_{name}_timeout must not be negative")
         if self.scheduler_partitioning not in ("none", "modulo", "consistent"):
             raise ValueError("scheduler_partitioning must be none, modulo or consistent")
+        self._check_pull()
+
+    def _check_pull(self) -> None:
+        positive = [
+            "pull_ack_wait_s",
+            "pull_max_ack_pending",
+            "pull_duplicate_window_s",
+            "pull_sweep_batch",
+            "pull_heartbeat_timeout_s",
+            "pull_request_timeout_s",
+            "pull_queues_sync_interval_s",
+        ]
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.nats_timeout_s <= 0 or self.nats_retry_s < 0 or self.pull_sweep_interval_s < 0:
+            raise ValueError(
+                "nats_timeout_s must be positive; nats_retry_s and "
+                "pull_sweep_interval_s must not be negative"
+            )
+        if not self.nats_url.startswith(("nats://", "tls://")):
+            raise ValueError(f"nats_url must be a nats:// or tls:// URL, not {self.nats_url!r}")
 
     @property
     def effective_database_url(self) -> str:

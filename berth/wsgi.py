@@ -32,6 +32,9 @@ def build() -> object:
         if reason is None:
             raise
         log.warning("database unavailable at worker start", reason=reason, error=str(exc))
+    # Every serving worker sweeps pull dispatch's leftovers (compare-and-swap makes
+    # concurrent sweepers safe); its thread stops with close().
+    services.pull.start_sweeper()
     return create_app(settings, services)
 
 

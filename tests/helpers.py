@@ -106,6 +106,9 @@ def in_process_client(
     # wsgiref's validator insists on a Content-Type even for an empty 201;
     # the reference sends none there, and so does berth.
     monkeypatch.setattr(falcon.testing.client.wsgiref.validate, "validator", lambda app: app)
+    # Pull dispatch's NATS: a closed port unless the test brings its own server (the
+    # machine's shared one serves other sessions, whose queues are not the test's).
+    settings.setdefault("nats_url", "nats://127.0.0.1:1")
     loaded = settings_mod.load(environ={}, database_url=str(db.url), **settings)
     services = Services(settings=loaded, db=db, enforcer=Enforcer(loaded.enforce_new_defaults))
     try:

@@ -20,6 +20,7 @@ BELOW_THE_EDGE = (
     "berth.placement",
     "berth.policy",
     "berth.qparams",
+    "berth.pull",
     "berth.services",
 )
 
@@ -52,6 +53,7 @@ ALLOWED = {
     "placement": {"db", "metrics"},
     "candidates": {"db", "placement", "sync", "qparams", "schemas", "services"},
     "scheduler": {"db", "placement", "candidates", "settings", "metrics", "services"},
+    "pull": {"db", "placement", "scheduler", "settings", "metrics", "services"},
 }
 
 

@@ -129,6 +129,23 @@ ROUTE_BODIES: dict[tuple[str, str], Any] = {
     ("/scheduler/aggregates/{uuid}/metadata", "PUT"): {"metadata": {"k": S("v")}},
     ("/scheduler/server_groups", "POST"): {"uuid": S(OTHER_GROUP), "policy": S("affinity")},
     ("/scheduler/server_groups/{uuid}/members/{instance_uuid}", "PUT"): {"host": S(None)},
+    ("/scheduler/requests", "POST"): {
+        "flavor": S("m1"),
+        "count": S(1),
+        "project_id": S("p"),
+        "user_id": S("u"),
+        "capabilities": [S("CUSTOM_FOO")],
+    },
+    ("/scheduler/pull/heartbeat", "POST"): {"agent": S("a1"), "hosts": [S(RP_UUID)]},
+    ("/scheduler/pull/claims", "POST"): {
+        "claims": [{"instance": S(CONSUMER), "host": S(RP_UUID), "attempt": S(0)}]
+    },
+    ("/scheduler/pull/active", "POST"): {
+        "instances": [{"instance": S(CONSUMER), "host": S(RP_UUID)}]
+    },
+    ("/scheduler/pull/deleted", "POST"): {
+        "instances": [{"instance": S(CONSUMER), "host": S(RP_UUID)}]
+    },
 }
 # Routes whose body is JSON only up to a microversion.
 JSON_UNTIL = {"/resource_classes/{name}": "placement 1.6"}

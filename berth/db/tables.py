@@ -337,6 +337,79 @@ quota_projects = Table(
     Column("generation", Integer, nullable=False),
 )
 
+# -- pull-based dispatch (scheduler 1.2; see docs/pull.md) ------------------------------------
+# The work queues: one per flavor and one per (flavor, capability set) asked for.
+# ``synced`` is false until the queue's JetStream consumer and key-value entry are
+# made (an outbox: whoever finds it false makes them).
+pull_queues = Table(
+    "pull_queues",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("flavor_uuid", String(36), nullable=False),
+    Column("capabilities", Text, nullable=False),  # JSON array of trait names, sorted
+    Column("synced", Boolean, nullable=False, default=False),
+    *_timestamps(),
+    Index("ix_pull_queues_flavor_uuid", "flavor_uuid"),
+)
+
+# A client's request: ``count`` instances of a flavor, whose resources and traits
+# are copied here (the flavor may be deleted while the request waits).
+pull_requests = Table(
+    "pull_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("flavor_uuid", String(36), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("resources", Text, nullable=False),  # JSON object: class -> amount per instance
+    Column("required_traits", Text, nullable=False),  # JSON array: flavor's + capabilities
+    Column("forbidden_traits", Text, nullable=False),  # JSON array
+    Column("capabilities", Text, nullable=False),  # JSON array, sorted
+    Column("project_id", String(255), nullable=False),
+    Column("user_id", String(255), nullable=False),
+    Column("server_group", String(36), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    UniqueConstraint("uuid"),
+)
+
+# One row per instance (its uuid is also its Placement consumer).  Every move of
+# ``state`` is a compare-and-swap on (state, host, attempt); ``published`` false
+# is the outbox: the instance's message (work when queued, delete when deleting)
+# is still to be sent.  ``queued_at``: when it last became queued (the timeout).
+pull_instances = Table(
+    "pull_instances",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("request_uuid", String(36), nullable=False),
+    Column("queue", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("host", String(36), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("reservation", String(36), nullable=True),
+    Column("attempt", Integer, nullable=False, default=0),
+    Column("published", Boolean, nullable=False, default=False),
+    Column("queued_at", DateTime, nullable=False),
+    *_timestamps(),
+    UniqueConstraint("uuid"),
+    Index("ix_pull_instances_request_uuid", "request_uuid"),
+    # The sweeper: queued too long; claimed by a dead host; unpublished rows.
+    Index("ix_pull_instances_state_queued_at", "state", "queued_at"),
+    Index("ix_pull_instances_state_host", "state", "host"),
+    Index("ix_pull_instances_published_state", "published", "state"),
+)
+
+# Hosts that pull work, their agent and their last heartbeat.
+pull_hosts = Table(
+    "pull_hosts",
+    metadata,
+    Column("host_uuid", String(36), primary_key=True),
+    Column("agent", String(64), nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False),
+    Index("ix_pull_hosts_heartbeat_at", "heartbeat_at"),
+)
+
 # One short name per table, used by every module that writes SQL (never a
 # local alias of its own, so a query reads the same wherever it is).
 RC = resource_classes
@@ -363,3 +436,7 @@ SCHED_WORKER = scheduler_workers
 QUOTA_LIMIT = quota_limits
 QUOTA_RESERVATION = quota_reservations
 QUOTA_PROJECT = quota_projects
+PULL_QUEUE = pull_queues
+PULL_REQUEST = pull_requests
+PULL_INSTANCE = pull_instances
+PULL_HOST = pull_hosts

@@ -9,7 +9,8 @@ The hierarchy (HTTP status is decided only at the API edge, in
     │   └── ConcurrentUpdate    a generation compare-and-swap was lost
     │       └── StaleGeneration     the generation the client sent is not current
     ├── InvalidInput        the request is well formed but not acceptable
-    └── NotAuthorized       policy forbids the action
+    ├── NotAuthorized       policy forbids the action
+    └── Unavailable         a service the request needs (NATS) cannot be reached now
 
 Each carries a human message and a Placement error ``code``.
 """
@@ -26,6 +27,7 @@ RESOURCE_PROVIDER_NOT_FOUND = "placement.resource_provider.not_found"
 ILLEGAL_DUPLICATE_QUERYPARAM = "placement.query.duplicate_key"
 QUERYPARAM_BAD_VALUE = "placement.query.bad_value"
 QUERYPARAM_MISSING_VALUE = "placement.query.missing_value"
+UNAVAILABLE = "berth.unavailable"
 
 
 class PlacementError(Exception):
@@ -63,3 +65,9 @@ class InvalidInput(PlacementError):
 
 class NotAuthorized(PlacementError):
     """Policy does not allow the action."""
+
+
+class Unavailable(PlacementError):
+    """A service the request needs (the NATS server of pull dispatch) cannot be reached now."""
+
+    default_code = UNAVAILABLE

@@ -190,3 +190,85 @@ QUOTA_LIMITS: VersionedSchemas = [
         },
     )
 ]
+
+# Pull dispatch (scheduler 1.2; docs/pull.md).
+TRAIT_NAME: dict[str, Any] = {"type": "string", "pattern": "^[A-Z0-9_]{1,255}$"}
+REQUEST_V1_2: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "flavor": NAME,
+        "count": {"type": "integer", "minimum": 1, "maximum": MAX_INSTANCES},
+        "project_id": NAME,
+        "user_id": NAME,
+        "server_group": UUID,
+        "capabilities": {
+            "type": "array",
+            "items": TRAIT_NAME,
+            "uniqueItems": True,
+            "maxItems": 64,
+        },
+    },
+    "required": ["flavor", "project_id", "user_id"],
+    "additionalProperties": False,
+}
+REQUEST: VersionedSchemas = [((1, 2), REQUEST_V1_2)]
+
+# An agent's batches: at most this many items per call.
+MAX_BATCH = 1000
+MAX_HOSTS = 10000
+AGENT_NAME: dict[str, Any] = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+HEARTBEAT: VersionedSchemas = [
+    (
+        (1, 2),
+        {
+            "type": "object",
+            "properties": {
+                "agent": AGENT_NAME,
+                "hosts": {"type": "array", "items": UUID, "maxItems": MAX_HOSTS},
+            },
+            "required": ["agent", "hosts"],
+            "additionalProperties": False,
+        },
+    )
+]
+
+
+def _batch(key: str, item: dict[str, Any]) -> VersionedSchemas:
+    """A body ``{key: [item, ...]}`` of 1 to MAX_BATCH items."""
+    return [
+        (
+            (1, 2),
+            {
+                "type": "object",
+                "properties": {
+                    key: {"type": "array", "items": item, "minItems": 1, "maxItems": MAX_BATCH}
+                },
+                "required": [key],
+                "additionalProperties": False,
+            },
+        )
+    ]
+
+
+CLAIMS = _batch(
+    "claims",
+    {
+        "type": "object",
+        "properties": {
+            "instance": UUID,
+            "host": UUID,
+            "attempt": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+        },
+        "required": ["instance", "host", "attempt"],
+        "additionalProperties": False,
+    },
+)
+HOST_REPORTS = _batch(
+    "instances",
+    {
+        "type": "object",
+        "properties": {"instance": UUID, "host": UUID},
+        "required": ["instance", "host"],
+        "additionalProperties": False,
+    },
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import falcon
 
 from berth.api.resources.scheduler import _write, read, send_json, start
-from berth.api.util import extract_json, send_empty
+from berth.api.util import ctx, extract_json, send_empty
 from berth.scheduler import flavors
 from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
@@ -29,6 +29,7 @@ def create(req: falcon.Request, resp: falcon.Response) -> None:
     version = start(req, "flavors:create", SINCE)
     flavor = flavors.from_body(extract_json(req, versioned(schemas.FLAVOR, version)))
     made = _write(req, lambda conn: flavors.create(conn, flavor), flavors.OPERATION)
+    ctx(req).services.pull.queues_changed()  # its queue (docs/pull.md)
     resp.set_header("location", f"{req.root_path or ''}/scheduler/flavors/{made.uuid}")
     send_json(resp, made.as_body(), status=201)
 
@@ -43,4 +44,5 @@ def delete(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /scheduler/flavors/{uuid}."""
     start(req, "flavors:delete", SINCE)
     _write(req, lambda conn: flavors.delete(conn, uuid), flavors.OPERATION)
+    ctx(req).services.pull.queues_changed()  # its queues go (docs/pull.md)
     send_empty(resp)

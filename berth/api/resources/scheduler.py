@@ -30,7 +30,7 @@ from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
 
 SERVICE_TYPE = "scheduler"
-VERSIONS = ["1.0", "1.1"]
+VERSIONS = ["1.0", "1.1", "1.2"]
 VERSION_HEADER = "berth-scheduler-version"
 
 T = TypeVar("T")

@@ -12,8 +12,9 @@ Every function takes the caller's connection, inside a transaction:
 
     limits        set_limits, get_limits, delete_limits
     usage         usage, usage_of
-    reservations  reserve (run it through ``atomically``, ``operation=OPERATION``),
-                  release, consume (in the claim's transaction), find, purge_expired
+    reservations  reserve, reserve_each (run them through ``atomically``,
+                  ``operation=OPERATION``), release, release_many, consume (in the
+                  claim's transaction), find, purge_expired
 
 Errors (``berth.placement.errors`` and one of its own)::
 
@@ -44,7 +45,9 @@ from berth.scheduler.quotas.reservations import (
     find,
     purge_expired,
     release,
+    release_many,
     reserve,
+    reserve_each,
 )
 from berth.scheduler.quotas.usage import usage, usage_of
 
@@ -64,7 +67,9 @@ __all__ = [
     "judge",
     "purge_expired",
     "release",
+    "release_many",
     "reserve",
+    "reserve_each",
     "set_limits",
     "usage",
     "usage_of",

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import datetime
 import uuid as uuidlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +86,7 @@ def _swap(conn: Connection, project_id: str, seen: int | None) -> None:
         raise errors.ConcurrentUpdate(LOST_RACE)
 
 
-def _insert(conn: Connection, reservation: Reservation) -> None:
+def _insert(conn: Connection, reservations: Sequence[Reservation]) -> None:
     conn.execute(
         insert(QUOTA_RESERVATION),
         [
@@ -99,6 +99,7 @@ def _insert(conn: Connection, reservation: Reservation) -> None:
                 "expires_at": reservation.expires_at,
                 "created_at": reservation.created_at,
             }
+            for reservation in reservations
             for resource, amount in sorted(reservation.resources.items())
         ],
     )
@@ -119,6 +120,34 @@ def reserve(
     Runs in the caller's write transaction; a lost race raises ConcurrentUpdate
     (run it through ``atomically``).
     """
+    return _reserve(conn, scope, resources, count, 1, ttl_seconds, now)[0]
+
+
+def reserve_each(
+    conn: Connection,
+    scope: Scope,
+    resources: Mapping[str, int],
+    count: int,
+    *,
+    ttl_seconds: int,
+    now: datetime.datetime | None = None,
+) -> list[Reservation]:
+    """As :func:`reserve`, judged for all ``count`` instances at once, but set aside as one
+    reservation per instance, so that each instance's claim consumes its own
+    (pull dispatch claims the instances of a request one by one)."""
+    return _reserve(conn, scope, resources, count, count, ttl_seconds, now)
+
+
+def _reserve(
+    conn: Connection,
+    scope: Scope,
+    resources: Mapping[str, int],
+    count: int,
+    parts: int,
+    ttl_seconds: int,
+    now: datetime.datetime | None,
+) -> list[Reservation]:
+    """Judge ``count`` instances, then insert ``parts`` equal reservations of them."""
     if scope.user_id is None:
         raise errors.InvalidInput("A reservation is made for a user in a project.")
     check_scope(scope)
@@ -133,18 +162,16 @@ def reserve(
         excesses = judge(limits, usage_of(conn, [project, scope], at), asked)
         if excesses:
             raise QuotaExceeded(excesses)
-    reservation = Reservation(
-        str(uuidlib.uuid4()),
-        scope.project_id,
-        scope.user_id,
-        asked,
-        at + datetime.timedelta(seconds=ttl_seconds),
-        at,
-    )
-    _insert(conn, reservation)
+    each = _asked(resources, count // parts)
+    expires = at + datetime.timedelta(seconds=ttl_seconds)
+    made = [
+        Reservation(str(uuidlib.uuid4()), scope.project_id, scope.user_id, each, expires, at)
+        for _ in range(parts)
+    ]
+    _insert(conn, made)
     _swap(conn, scope.project_id, seen)
     _purge(conn, at, scope.project_id)
-    return reservation
+    return made
 
 
 def find(conn: Connection, uuid: str, now: datetime.datetime | None = None) -> Reservation | None:
@@ -166,6 +193,17 @@ def release(conn: Connection, uuid: str) -> bool:
     return bool(
         conn.execute(delete(QUOTA_RESERVATION).where(QUOTA_RESERVATION.c.uuid == uuid)).rowcount
     )
+
+
+def release_many(conn: Connection, uuids: Sequence[str]) -> int:
+    """Drop the reservations ``uuids`` (claims consuming them, failures releasing them);
+    how many rows went.  Idempotent, and only lowers what is counted, as :func:`release`."""
+    QR = QUOTA_RESERVATION
+    deleted = 0
+    for start in range(0, len(uuids), PURGE_BATCH):
+        batch = list(uuids[start : start + PURGE_BATCH])
+        deleted += conn.execute(delete(QR).where(QR.c.uuid.in_(batch))).rowcount
+    return deleted
 
 
 def consume(

@@ -189,3 +189,30 @@ def test_bad_reservations_are_invalid_input(
 ) -> None:
     with pytest.raises(errors.InvalidInput):
         reserve(sqlite_db, scope, resources, count, ttl)
+
+
+def test_reserve_each_judges_the_whole_request_and_sets_aside_one_per_instance(
+    db: Database,
+) -> None:
+    """Pull dispatch's reservation: judged for all instances at once, one reservation per
+    instance (each claim consumes its own), and release_many drops them together."""
+    set_limits(db, P1, {"instances": 3, "VCPU": 6})
+
+    def each(count: int) -> list[quotas.Reservation]:
+        with db.write() as conn:
+            return quotas.reserve_each(conn, U1, {"VCPU": 2}, count, ttl_seconds=60, now=T0)
+
+    with pytest.raises(QuotaExceeded) as refused:
+        each(4)
+    assert [(e.resource, e.asked) for e in refused.value.excesses] == [
+        ("instances", 4),
+        ("VCPU", 8),
+    ]
+    made = each(3)
+    assert [r.resources for r in made] == [{"instances": 1, "VCPU": 2}] * 3
+    assert len({r.uuid for r in made}) == 3
+    assert usage(db, P1).reserved == {"instances": 3, "VCPU": 6}
+    with db.write() as conn:
+        assert quotas.release_many(conn, [made[0].uuid, made[1].uuid]) == 4  # rows: 2 each
+        assert quotas.release_many(conn, [made[0].uuid]) == 0
+    assert usage(db, P1).reserved == {"instances": 1, "VCPU": 2}

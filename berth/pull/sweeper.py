@@ -1,0 +1,249 @@
+"""The sweeper: what nobody else will do, every ``pull_sweep_interval_s``, in every worker.
+
+One pass, each step in transactions of its own (at most ``pull_sweep_batch``
+instances each), every move a compare-and-swap, so that the sweepers of
+all serving processes may run at once (a lost swap runs the step again,
+reading what the other did)::
+
+    purge      quota reservations expired (quotas.purge_expired)
+    timeout    instances queued longer than pull_request_timeout_s: failed
+               with the reason, reservation released
+    requeue    instances claimed (not active) by a host whose heartbeat is
+               older than pull_heartbeat_timeout_s, for longer than that: its
+               allocation and group membership removed, quota reserved again
+               (over quota now: failed, "quota gone"), attempt + 1, queued,
+               unpublished
+    deletes    instances deleting on such a dead host: allocation removed,
+               deleted (nobody is left to confirm it)
+    queues     the streams (made if missing), queues without their consumer
+               and key yet; every pull_queues_sync_interval_s a whole
+               reconcile
+    publish    unpublished rows (the outbox): work messages of queued
+               instances, delete messages of deleting ones
+
+NATS being unreachable skips the last two steps (the rows wait).
+"""
+
+from __future__ import annotations
+
+import datetime
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, Connection, and_, exists, not_
+
+from berth.db.clock import utcnow
+from berth.db.engine import Database
+from berth.db.tables import PULL_HOST, PULL_INSTANCE
+from berth.placement import errors
+from berth.placement.write.retry import atomically
+from berth.pull import agents, instances, outbox, queues
+from berth.pull.bus import Bus
+from berth.pull.instances import Instance
+from berth.pull.metrics import SWEPT
+from berth.pull.model import CLAIMED, DELETED, DELETING, FAILED, QUEUED
+from berth.scheduler import quotas
+from berth.scheduler.quotas import QuotaExceeded, Scope
+from berth.settings import Settings
+
+log = structlog.get_logger("berth.pull.sweeper")
+
+OPERATION = "pull_sweeper"
+TIMED_OUT = "queued for more than {s} s without a host claiming it"
+QUOTA_GONE = "quota gone when its host {host} died: {why}"
+HOST_DEAD = "its host {host} stopped sending heartbeats; allocation removed"
+
+
+def reservation_ttl(settings: Settings) -> int:
+    """How long an instance's quota reservation lives: past its queue timeout, long enough
+    for a sweeper to fail it first."""
+    return settings.pull_request_timeout_s + max(60, round(2 * settings.pull_sweep_interval_s))
+
+
+@dataclass
+class Pass:
+    """What one pass did."""
+
+    purged: int = 0
+    failed: int = 0
+    requeued: int = 0
+    quota_gone: int = 0
+    deletes_finished: int = 0
+    published: int = 0
+    queues_synced: list[str] = field(default_factory=list)
+    nats: str = "ok"
+
+
+def _steps(db: Database, settings: Settings, step: Callable[[Connection], int]) -> int:
+    """Run ``step`` (one batch, in one transaction) until a batch does nothing; the total."""
+    total = 0
+    while True:
+        done = atomically(db, step, settings.allocation_conflict_retry_count, operation=OPERATION)
+        total += done
+        if done < settings.pull_sweep_batch:
+            return total
+
+
+def _dead(cutoff: datetime.datetime) -> ColumnElement[bool]:
+    """Instances whose host has sent no heartbeat since ``cutoff`` (or never)."""
+    PI, PH = PULL_INSTANCE, PULL_HOST
+    alive = exists().where(PH.c.host_uuid == PI.c.host, PH.c.heartbeat_at >= cutoff)
+    return and_(PI.c.updated_at < cutoff, not_(alive))
+
+
+def time_out(db: Database, settings: Settings, now: datetime.datetime) -> int:
+    """Fail the instances queued for too long; how many."""
+    cutoff = now - datetime.timedelta(seconds=settings.pull_request_timeout_s)
+    reason = TIMED_OUT.format(s=settings.pull_request_timeout_s)
+    PI = PULL_INSTANCE
+
+    def step(conn: Connection) -> int:
+        where = (PI.c.state == QUEUED, PI.c.queued_at < cutoff)
+        batch = instances.read_where(conn, *where, limit=settings.pull_sweep_batch)
+        queues.fail(conn, batch, reason)
+        return len(batch)
+
+    return _steps(db, settings, step)
+
+
+def requeue(db: Database, settings: Settings, now: datetime.datetime, report: Pass) -> None:
+    """Requeue the instances claimed by dead hosts (see the module docstring)."""
+    cutoff = now - datetime.timedelta(seconds=settings.pull_heartbeat_timeout_s)
+    PI = PULL_INSTANCE
+
+    def step(conn: Connection) -> int:
+        where = (PI.c.state == CLAIMED, _dead(cutoff))
+        batch = instances.read_where(conn, *where, limit=settings.pull_sweep_batch)
+        agents.release(conn, batch)
+        again, gone = _reserve_again(conn, batch, reservation_ttl(settings))
+        fresh = {i.uuid: i.reservation for i in again}
+        values: dict[str, Any] = {"state": QUEUED, "host": None, "published": False}
+        values |= {"queued_at": utcnow(), "attempt": PI.c.attempt + 1, "reason": None}
+        moved = [i for i in batch if i.uuid in fresh]
+        instances.move_each(conn, moved, "reservation", fresh, values, utcnow())
+        for instance, why in gone:
+            reason = QUOTA_GONE.format(host=instance.host, why=why)
+            failed = {"state": FAILED, "reason": reason, "published": True, "reservation": None}
+            instances.move(conn, [instance], failed, utcnow())
+        report.requeued += len(moved)
+        report.quota_gone += len(gone)
+        return len(batch)
+
+    _steps(db, settings, step)
+
+
+def _reserve_again(
+    conn: Connection, batch: list[Instance], ttl: int
+) -> tuple[list[Instance], list[tuple[Instance, str]]]:
+    """A reservation for each requeued instance (its allocation is gone): those that got one
+    (with it) and those over quota now (with why)."""
+    again, gone = [], []
+    for instance in batch:
+        scope = Scope(instance.project_id, instance.user_id)
+        try:
+            made = quotas.reserve_each(conn, scope, instance.resources, 1, ttl_seconds=ttl)
+        except QuotaExceeded as exc:  # judged before anything was written
+            gone.append((instance, exc.message))
+            continue
+        again.append(replace(instance, reservation=made[0].uuid))
+    return again, gone
+
+
+def finish_deletes(db: Database, settings: Settings, now: datetime.datetime) -> int:
+    """Deleting instances of dead hosts: allocation removed, deleted; how many."""
+    cutoff = now - datetime.timedelta(seconds=settings.pull_heartbeat_timeout_s)
+    PI = PULL_INSTANCE
+
+    def step(conn: Connection) -> int:
+        where = (PI.c.state == DELETING, _dead(cutoff))
+        batch = instances.read_where(conn, *where, limit=settings.pull_sweep_batch)
+        agents.release(conn, batch)
+        for instance in batch:
+            values = {"state": DELETED, "reason": HOST_DEAD.format(host=instance.host)}
+            instances.move(conn, [instance], {**values, "published": True}, utcnow())
+        return len(batch)
+
+    return _steps(db, settings, step)
+
+
+def publish(db: Database, bus: Bus, settings: Settings) -> int:
+    """Send the outbox: every unpublished queued or deleting instance; how many went."""
+    PI = PULL_INSTANCE
+    where = (PI.c.published.is_(False), PI.c.state.in_([QUEUED, DELETING]))
+    total = 0
+    while True:
+        with db.read() as conn:
+            batch = instances.read_where(conn, *where, limit=settings.pull_sweep_batch)
+        if not batch:
+            return total
+        sent = outbox.send(db, bus, batch)
+        total += sent
+        if sent < len(batch) or len(batch) < settings.pull_sweep_batch:
+            return total  # what could not go waits for the next pass
+
+
+def run_pass(
+    db: Database,
+    settings: Settings,
+    bus: Callable[[], Bus],
+    full_sync: bool = False,
+    now: datetime.datetime | None = None,
+) -> Pass:
+    """One pass of every step (see the module docstring); ``now`` is the clock's unless given."""
+    report, now = Pass(), now or utcnow()
+    with db.write() as conn:
+        report.purged = quotas.purge_expired(conn, now)
+    report.failed = time_out(db, settings, now)
+    requeue(db, settings, now, report)
+    report.deletes_finished = finish_deletes(db, settings, now)
+    try:
+        nats = bus()
+        if full_sync:
+            report.queues_synced = queues.sync(db, nats, settings).consumers_created
+        else:
+            queues.ensure_streams(nats, settings)  # NATS may have come back empty
+            report.queues_synced = queues.sync_pending(db, nats, settings)
+        report.published = publish(db, nats, settings)
+    except errors.Unavailable as exc:
+        report.nats = exc.message
+    for step in ("failed", "requeued", "quota_gone", "deletes_finished", "published"):
+        SWEPT.labels(step).inc(getattr(report, step))
+    return report
+
+
+class Sweeper:
+    """A daemon thread running :func:`run_pass` every ``interval`` seconds until stopped."""
+
+    def __init__(self, db: Database, settings: Settings, bus: Callable[[], Bus]) -> None:
+        self.db, self.settings, self.bus = db, settings, bus
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="berth-pull-sweeper")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def _loop(self) -> None:
+        interval = self.settings.pull_sweep_interval_s
+        last_sync = -float("inf")
+        while not self._stop.wait(interval):
+            full = time.monotonic() - last_sync >= self.settings.pull_queues_sync_interval_s
+            try:
+                report = run_pass(self.db, self.settings, self.bus, full_sync=full)
+            except Exception as exc:  # the next pass tries again; a sweeper never dies
+                log.warning("pull sweep failed", error=repr(exc))
+                continue
+            if full and report.nats == "ok":
+                last_sync = time.monotonic()
+            log.debug("pull sweep", **report.__dict__)
+
+    def stop(self) -> None:
+        """Stop the thread (after its current pass) and wait for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(max(5.0, self.settings.nats_timeout_s * 4))

@@ -1,0 +1,140 @@
+"""Fixtures for pull dispatch: a private NATS server per test, a client, a small cloud.
+
+Each test gets its own ``nats-server`` with JetStream (a free port, a store in
+the test's tmp dir), so that streams, consumers and the queue bucket are the
+test's alone (the machine's shared server on 4222 serves other sessions, whose
+queue syncs would remove this one's consumers).  It is stopped at the end of
+the test, also when the run is interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import falcon.testing
+import nats
+import pytest
+
+from berth.db.engine import Database
+from tests.helpers import in_process_client
+from tests.pull.helpers import check_invariants
+
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class NatsServer:
+    """A nats-server process with JetStream on ``port``, its store under ``store``."""
+
+    def __init__(self, port: int, store: Path) -> None:
+        self.port, self.store = port, store
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its client URL."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        if not Path(NATS_SERVER).exists():
+            pytest.skip(f"no nats-server at {NATS_SERVER}")
+        command = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js"]
+        command += ["-sd", str(self.store)]
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self._jetstream_answers():
+                return
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"nats-server with JetStream did not start on {self.port}")
+
+    def _jetstream_answers(self) -> bool:
+        """The port accepts and JetStream answers (it is ready a moment after the port)."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+        except OSError:
+            return False
+
+        async def ask() -> bool:
+            nc = await nats.connect(self.url, connect_timeout=1, max_reconnect_attempts=0)
+            try:
+                await nc.jetstream(timeout=1).account_info()
+                return True
+            finally:
+                await nc.close()
+
+        try:
+            return asyncio.run(ask())
+        except Exception:  # not ready yet
+            return False
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, then SIGKILL after 5 s)."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process = None
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A private NATS server, started."""
+    server = NatsServer(free_port(), tmp_path / "jetstream")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def stopped_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A private NATS server not started yet (its port is closed until the test starts it)."""
+    server = NatsServer(free_port(), tmp_path / "jetstream")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+MakeClient = Callable[..., falcon.testing.TestClient]
+
+
+@pytest.fixture
+def make_client(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeClient]:
+    """In-process clients of berth over ``db`` (closed after); the invariants checked last."""
+    opened: list[Any] = []
+
+    def make(nats_url: str, **settings: Any) -> falcon.testing.TestClient:
+        manager = in_process_client(
+            db, monkeypatch, log_requests=False, nats_url=nats_url, nats_retry_s=0, **settings
+        )
+        opened.append(manager)
+        return manager.__enter__()
+
+    yield make
+    for manager in reversed(opened):
+        manager.__exit__(None, None, None)
+    check_invariants(db)
