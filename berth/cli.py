@@ -15,6 +15,7 @@ from rich.table import Table
 
 from berth import server as server_mod
 from berth import settings as settings_mod
+from berth.agent.cli import agent as agent_command
 from berth.bench.cli import app as bench_app
 from berth.db import migrate
 from berth.db.engine import Database
@@ -26,6 +27,7 @@ app = typer.Typer(help="berth: a fast placement and scheduling service.", no_arg
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
+app.command("agent")(agent_command)
 queues_app = typer.Typer(help="Pull dispatch's work queues (docs/pull.md).", no_args_is_help=True)
 app.add_typer(queues_app, name="queues")
 console = Console()

@@ -36,6 +36,12 @@ def _loaded_after_import(modules: tuple[str, ...], prefix: str) -> list[str]:
     return done.stdout.split()
 
 
+@pytest.mark.parametrize("prefix", ["falcon", "berth.api", "berth.db", "sqlalchemy"])
+def test_the_agent_loads_nothing_of_the_server(prefix: str) -> None:
+    """``berth agent`` runs on hosts without the server's code paths (or a database driver)."""
+    assert _loaded_after_import(("berth.agent.runner", "berth.agent.cli"), prefix) == []
+
+
 @pytest.mark.parametrize("prefix", ["falcon", "berth.api"])
 def test_the_scheduler_and_the_domain_do_not_load_the_edge(prefix: str) -> None:
     assert _loaded_after_import(BELOW_THE_EDGE, prefix) == []
@@ -53,6 +59,8 @@ ALLOWED = {
     "placement": {"db", "metrics"},
     "candidates": {"db", "placement", "sync", "qparams", "schemas", "services"},
     "scheduler": {"db", "placement", "candidates", "settings", "metrics", "services"},
+    # The host agent is a client of berth's HTTP API and NATS: none of the server's internals.
+    "agent": {"logging", "settings"},
     "pull": {"db", "placement", "scheduler", "settings", "metrics", "services"},
 }
 
