@@ -32,6 +32,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from berth.agent.batching import Batcher
+from berth.agent.bootlog import BootLog
 from berth.agent.client import PullApi
 from berth.agent.eligibility import refusal
 from berth.agent.fleet import Fleet
@@ -72,6 +73,7 @@ class Dispatcher:
         tick_seconds: float = 0.005,
         retry_delay: float = 1.0,
         group_delay: float = 0.2,
+        boot_log: BootLog | None = None,
     ) -> None:
         self.fleet = fleet
         self.stats = stats
@@ -79,6 +81,7 @@ class Dispatcher:
         self.boot_seconds = boot_seconds
         self.retry_delay = retry_delay
         self.group_delay = group_delay
+        self.boot_log = boot_log or BootLog()
         self.claims = Batcher(api.claims, tick_seconds)
         self.actives = Batcher(api.active, tick_seconds)
         self.refused: dict[str, set[int]] = {}  # instance -> hosts its server group refused
@@ -194,6 +197,8 @@ class Dispatcher:
 
     async def boot_and_activate(self, claimed: list[Assigned], ack_wait: float) -> None:
         """Pretend to boot, confirm active (retrying until answered), ack."""
+        for item in claimed:
+            self.boot_log.record("boot", item.job.instance, item.host.uuid)
         keepalive = asyncio.create_task(_keep_in_progress(claimed, ack_wait / 3))
         try:
             if self.boot_seconds > 0:
@@ -213,6 +218,7 @@ class Dispatcher:
                 outcome = _outcome(result)
                 if outcome == "active":
                     self.stats.placed += 1
+                    self.boot_log.record("active", item.job.instance, item.host.uuid)
                     await self.settle(item, "ack")
                 elif outcome == "taken":
                     self.stats.taken += 1
