@@ -25,9 +25,9 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from berth.agent.batching import Batcher
+from berth.agent.bootlog import BootLog
 from berth.agent.client import PullApi, Refused, Unavailable
 from berth.agent.deletes import DeleteLoop
-from berth.agent.bootlog import BootLog
 from berth.agent.dispatch import Dispatcher
 from berth.agent.fleet import Fleet
 from berth.agent.hosts import UsageReader

@@ -145,7 +145,8 @@ class Cloud:
 
         def done() -> list[dict[str, Any]] | None:
             rows = self.instances()
-            return rows if all(r["state"] in ("active", "failed", "deleted") for r in rows) else None
+            ended = all(r["state"] in ("active", "failed", "deleted") for r in rows)
+            return rows if ended else None
 
         return wait_for(done, timeout, "every instance active, failed or deleted")
 
@@ -176,9 +177,7 @@ class Cloud:
 
 
 @contextlib.contextmanager
-def pull_cloud(
-    database_url: str, tmp: Path, workers: int = 1, **settings: str
-) -> Iterator[Cloud]:
+def pull_cloud(database_url: str, tmp: Path, workers: int = 1, **settings: str) -> Iterator[Cloud]:
     """NATS, berth on ``database_url`` with FAST settings and ``settings`` (BERTH_* names
     without the prefix, e.g. ``PULL_ACK_WAIT_S="2"``); everything stopped on the way out."""
     with contextlib.ExitStack() as stack:
