@@ -88,24 +88,38 @@ class Dispatcher:
         self.in_hand: set[str] = set()  # instances of messages held and not settled
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, queue: str, msgs: Sequence[Msg], ack_wait: float) -> asyncio.Task[None]:
+    def spawn(
+        self,
+        queue: str,
+        msgs: Sequence[Msg],
+        ack_wait: float,
+        answered: Callable[[], None] = lambda: None,
+    ) -> asyncio.Task[None]:
         """Assign the batch now (the next fetch sees the hosts it filled), then handle it in
-        the background; the task (kept until it ends)."""
+        the background; the task (kept until it ends).  ``answered`` is called once the
+        batch's claims are answered (or it ends before that)."""
         work, unplaced = self.assign(queue, msgs)
-        task = asyncio.create_task(self.handle(work, unplaced, ack_wait))
+        task = asyncio.create_task(self.handle(work, unplaced, ack_wait, answered))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
     async def handle(
-        self, work: list[Assigned], unplaced: list[tuple[Msg, str]], ack_wait: float
+        self,
+        work: list[Assigned],
+        unplaced: list[tuple[Msg, str]],
+        ack_wait: float,
+        answered: Callable[[], None] = lambda: None,
     ) -> None:
         """Nak what no host took; claim, boot and confirm the rest; nak what is held if
         cancelled."""
         for msg, how in unplaced:
             await _quietly(msg.term() if how == "term" else msg.nak(self.retry_delay))
         try:
-            claimed = await self.claim(work)
+            try:
+                claimed = await self.claim(work)
+            finally:
+                answered()  # the boots may last minutes: the fetch loop need not wait for them
             if claimed:
                 await self.boot_and_activate(claimed, ack_wait)
         except asyncio.CancelledError:
