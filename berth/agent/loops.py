@@ -43,6 +43,11 @@ def _once(call: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+def _calling(call: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:
+    """A task's done callback that runs ``call``."""
+    return lambda _task: call()
+
+
 class FetchLoops:
     """Starts and stops the per-queue fetch loops as the served queues change."""
 
@@ -126,7 +131,7 @@ class FetchLoops:
                 # end: hosts with room must not wait for other hosts' long boots.
                 release = _once(slots.release)
                 task = self.dispatcher.spawn(name, msgs, ack_wait, release)
-                task.add_done_callback(lambda _, once=release: once())
+                task.add_done_callback(_calling(release))
         finally:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()
