@@ -77,7 +77,7 @@ class Rogue:
                             if outcome == "taken":
                                 await msg.ack()
                             elif outcome != "claimed":  # only its own claims go unacked
-                                await msg.nak()
+                                await msg.nak(0.5)
             finally:
                 await nc.close()
 
