@@ -20,7 +20,7 @@ import nats.errors
 import structlog
 from nats.js import JetStreamContext
 
-from berth.agent.dispatch import Dispatcher, _quietly
+from berth.agent.dispatch import Dispatcher, quietly
 from berth.agent.fleet import Fleet
 from berth.agent.stats import Stats
 
@@ -125,7 +125,7 @@ class FetchLoops:
                 if self.stopping:
                     slots.release()
                     for msg in msgs:
-                        await _quietly(msg.nak())
+                        await quietly(msg.nak())
                     break
                 # A slot is a batch between fetch and claim answers, not until its boots
                 # end: hosts with room must not wait for other hosts' long boots.
