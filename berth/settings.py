@@ -125,6 +125,9 @@ class Settings:
     pull_sweep_batch: int = 500
     pull_heartbeat_timeout_s: int = 30
     pull_request_timeout_s: int = 600
+    # Claimed and not confirmed active for this long (its host heartbeating or not): failed,
+    # allocation removed.  Well above any boot: a boot that outlasts it is lost.
+    pull_claim_timeout_s: int = 900
     pull_queues_sync_interval_s: int = 60
 
     def __post_init__(self) -> None:
@@ -160,6 +163,7 @@ class Settings:
             "pull_sweep_batch",
             "pull_heartbeat_timeout_s",
             "pull_request_timeout_s",
+            "pull_claim_timeout_s",
             "pull_queues_sync_interval_s",
         ]
         for name in positive:

@@ -25,6 +25,7 @@ import structlog
 from nats.aio.client import Client as NATS
 
 from berth.agent.batching import Batcher
+from berth.agent.bootlog import BootLog
 from berth.agent.client import PullApi, Refused, Unavailable
 from berth.agent.deletes import DeleteLoop
 from berth.agent.dispatch import Dispatcher
@@ -62,6 +63,7 @@ class Agent:
             tick_seconds=options.tick_seconds,
             retry_delay=options.retry_delay,
             group_delay=options.group_delay,
+            boot_log=BootLog(options.boot_log),
         )
         self.loops = FetchLoops(
             js,

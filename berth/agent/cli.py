@@ -45,6 +45,9 @@ def agent(
     shutdown_grace: float = typer.Option(5.0, help="Seconds in-hand work may take to finish."),
     stats_every: float = typer.Option(0.0, help="Print a summary line every N seconds (0: no)."),
     read_concurrency: int = typer.Option(16, min=1, help="Placement reads in flight at once."),
+    boot_log: str = typer.Option(
+        None, help="Append 'boot|active <instance> <host>' lines to this file."
+    ),
     work_stream: str = typer.Option("BERTH_WORK", help="JetStream stream of the work queues."),
     delete_stream: str = typer.Option("BERTH_DELETE", help="JetStream stream of the deletes."),
     delete_prefix: str = typer.Option("berth.delete", help="Subject prefix of the deletes."),
@@ -81,6 +84,7 @@ def agent(
         shutdown_grace=shutdown_grace,
         stats_every=stats_every,
         read_concurrency=read_concurrency,
+        boot_log=boot_log,
         names=NatsNames(work_stream, delete_stream, delete_prefix, queues_bucket),
     )
     try:

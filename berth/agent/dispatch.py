@@ -32,6 +32,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from berth.agent.batching import Batcher
+from berth.agent.bootlog import BootLog
 from berth.agent.client import PullApi
 from berth.agent.eligibility import refusal
 from berth.agent.fleet import Fleet
@@ -72,6 +73,7 @@ class Dispatcher:
         tick_seconds: float = 0.005,
         retry_delay: float = 1.0,
         group_delay: float = 0.2,
+        boot_log: BootLog | None = None,
     ) -> None:
         self.fleet = fleet
         self.stats = stats
@@ -79,30 +81,45 @@ class Dispatcher:
         self.boot_seconds = boot_seconds
         self.retry_delay = retry_delay
         self.group_delay = group_delay
+        self.boot_log = boot_log or BootLog()
         self.claims = Batcher(api.claims, tick_seconds)
         self.actives = Batcher(api.active, tick_seconds)
         self.refused: dict[str, set[int]] = {}  # instance -> hosts its server group refused
         self.in_hand: set[str] = set()  # instances of messages held and not settled
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, queue: str, msgs: Sequence[Msg], ack_wait: float) -> asyncio.Task[None]:
+    def spawn(
+        self,
+        queue: str,
+        msgs: Sequence[Msg],
+        ack_wait: float,
+        answered: Callable[[], None] = lambda: None,
+    ) -> asyncio.Task[None]:
         """Assign the batch now (the next fetch sees the hosts it filled), then handle it in
-        the background; the task (kept until it ends)."""
+        the background; the task (kept until it ends).  ``answered`` is called once the
+        batch's claims are answered (or it ends before that)."""
         work, unplaced = self.assign(queue, msgs)
-        task = asyncio.create_task(self.handle(work, unplaced, ack_wait))
+        task = asyncio.create_task(self.handle(work, unplaced, ack_wait, answered))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
     async def handle(
-        self, work: list[Assigned], unplaced: list[tuple[Msg, str]], ack_wait: float
+        self,
+        work: list[Assigned],
+        unplaced: list[tuple[Msg, str]],
+        ack_wait: float,
+        answered: Callable[[], None] = lambda: None,
     ) -> None:
         """Nak what no host took; claim, boot and confirm the rest; nak what is held if
         cancelled."""
         for msg, how in unplaced:
             await quietly(msg.term() if how == "term" else msg.nak(self.retry_delay))
         try:
-            claimed = await self.claim(work)
+            try:
+                claimed = await self.claim(work)
+            finally:
+                answered()  # the boots may last minutes: the fetch loop need not wait for them
             if claimed:
                 await self.boot_and_activate(claimed, ack_wait)
         except asyncio.CancelledError:
@@ -194,6 +211,8 @@ class Dispatcher:
 
     async def boot_and_activate(self, claimed: list[Assigned], ack_wait: float) -> None:
         """Pretend to boot, confirm active (retrying until answered), ack."""
+        for item in claimed:
+            self.boot_log.record("boot", item.job.instance, item.host.uuid)
         keepalive = asyncio.create_task(_keep_in_progress(claimed, ack_wait / 3))
         try:
             if self.boot_seconds > 0:
@@ -213,6 +232,7 @@ class Dispatcher:
                 outcome = _outcome(result)
                 if outcome == "active":
                     self.stats.placed += 1
+                    self.boot_log.record("active", item.job.instance, item.host.uuid)
                     await self.settle(item, "ack")
                 elif outcome == "taken":
                     self.stats.taken += 1

@@ -2,8 +2,8 @@
 
 A loop binds to its queue's durable pull consumer on the work stream and
 fetches batches no larger than what the queue's eligible hosts can hold; each batch
-is handed to the :class:`~berth.agent.dispatch.Dispatcher` (a few in flight
-per queue, so a claim call does not stall the next fetch).  A loop ends by
+is handed to the :class:`~berth.agent.dispatch.Dispatcher` (a few between fetch
+and claim answers per queue, so a claim call does not stall the next fetch).  A loop ends by
 itself once the queue has no eligible host (checked before every fetch) or
 the agent stops; :meth:`FetchLoops.sync`, called whenever the set of served
 queues changes, starts the missing ones.  Messages fetched after the stop
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import nats.errors
 import structlog
@@ -25,8 +26,26 @@ from berth.agent.stats import Stats
 
 log = structlog.get_logger("berth.agent")
 
-IN_FLIGHT = 4  # batches of one queue between fetch and ack at once
+IN_FLIGHT = 4  # batches of one queue between fetch and claim answers at once
 DEFAULT_ACK_WAIT = 30.0  # seconds, JetStream's default when the consumer does not say
+
+
+def _once(call: Callable[[], None]) -> Callable[[], None]:
+    """``call``, run at most once however often the result is called."""
+    done = False
+
+    def run() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            call()
+
+    return run
+
+
+def _calling(call: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:
+    """A task's done callback that runs ``call``."""
+    return lambda _task: call()
 
 
 class FetchLoops:
@@ -108,8 +127,11 @@ class FetchLoops:
                     for msg in msgs:
                         await quietly(msg.nak())
                     break
-                task = self.dispatcher.spawn(name, msgs, ack_wait)
-                task.add_done_callback(lambda _: slots.release())
+                # A slot is a batch between fetch and claim answers, not until its boots
+                # end: hosts with room must not wait for other hosts' long boots.
+                release = _once(slots.release)
+                task = self.dispatcher.spawn(name, msgs, ack_wait, release)
+                task.add_done_callback(_calling(release))
         finally:
             with contextlib.suppress(Exception):
                 await psub.unsubscribe()

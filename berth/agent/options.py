@@ -72,6 +72,7 @@ class AgentOptions:
     shutdown_grace: float = 5.0
     stats_every: float = 0.0
     read_concurrency: int = 16
+    boot_log: str | None = None
     names: NatsNames = NatsNames()
 
     def check(self) -> None:

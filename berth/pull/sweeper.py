@@ -13,6 +13,9 @@ reading what the other did)::
                allocation and group membership removed, quota reserved again
                (over quota now: failed, "quota gone"), attempt + 1, queued,
                unpublished
+    stalled    instances claimed longer than pull_claim_timeout_s by a host
+               that still heartbeats but never confirmed them active: failed
+               with the reason, allocation and group membership removed
     deletes    instances deleting on such a dead host: allocation removed,
                deleted (nobody is left to confirm it)
     queues     the streams (made if missing), queues without their consumer
@@ -55,6 +58,7 @@ log = structlog.get_logger("berth.pull.sweeper")
 OPERATION = "pull_sweeper"
 TIMED_OUT = "queued for more than {s} s without a host claiming it"
 QUOTA_GONE = "quota gone when its host {host} died: {why}"
+STALLED = "claimed by host {host} for more than {s} s without becoming active; allocation removed"
 HOST_DEAD = "its host {host} stopped sending heartbeats; allocation removed"
 
 
@@ -72,6 +76,7 @@ class Pass:
     failed: int = 0
     requeued: int = 0
     quota_gone: int = 0
+    stalled: int = 0
     deletes_finished: int = 0
     published: int = 0
     queues_synced: list[str] = field(default_factory=list)
@@ -153,6 +158,28 @@ def _reserve_again(
     return again, gone
 
 
+def fail_stalled(db: Database, settings: Settings, now: datetime.datetime) -> int:
+    """Fail the instances claimed for longer than the claim timeout; how many.
+
+    Their host is alive (a dead host's claims were requeued first) but never said they
+    booted; requeueing would let the same host claim them again, so they end here, and
+    the host's late ``active`` is answered ``taken``."""
+    cutoff = now - datetime.timedelta(seconds=settings.pull_claim_timeout_s)
+    PI = PULL_INSTANCE
+
+    def step(conn: Connection) -> int:
+        where = (PI.c.state == CLAIMED, PI.c.updated_at < cutoff)
+        batch = instances.read_where(conn, *where, limit=settings.pull_sweep_batch)
+        agents.release(conn, batch)
+        for instance in batch:
+            reason = STALLED.format(host=instance.host, s=settings.pull_claim_timeout_s)
+            failed = {"state": FAILED, "reason": reason, "published": True}
+            instances.move(conn, [instance], failed, utcnow(), by_host=True)
+        return len(batch)
+
+    return _steps(db, settings, step)
+
+
 def finish_deletes(db: Database, settings: Settings, now: datetime.datetime) -> int:
     """Deleting instances of dead hosts: allocation removed, deleted; how many."""
     cutoff = now - datetime.timedelta(seconds=settings.pull_heartbeat_timeout_s)
@@ -199,6 +226,7 @@ def run_pass(
         report.purged = quotas.purge_expired(conn, now)
     report.failed = time_out(db, settings, now)
     requeue(db, settings, now, report)
+    report.stalled = fail_stalled(db, settings, now)
     report.deletes_finished = finish_deletes(db, settings, now)
     try:
         nats = bus()
@@ -210,7 +238,7 @@ def run_pass(
         report.published = publish(db, nats, settings)
     except errors.Unavailable as exc:
         report.nats = exc.message
-    for step in ("failed", "requeued", "quota_gone", "deletes_finished", "published"):
+    for step in ("failed", "requeued", "quota_gone", "stalled", "deletes_finished", "published"):
         SWEPT.labels(step).inc(getattr(report, step))
     return report
 

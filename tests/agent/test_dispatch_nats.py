@@ -212,3 +212,23 @@ def test_shutdown_naks_what_is_in_hand() -> None:
                 await m.ack()
 
     run(body)
+
+
+def test_long_boots_do_not_stop_the_fetches() -> None:
+    """Work arriving one message at a time is claimed while earlier boots still run (a
+    fetch slot was held until a batch's boots ended: 4 batches, then nothing)."""
+
+    async def body(s: Scratch) -> None:
+        hosts = [host(0), host(1)]  # room for 8
+        api = FakePull(hosts)
+        await s.add_queue("small", SMALL)
+        async with running(
+            s, Fleet(hosts, "pack"), api, boot_seconds=60, shutdown_grace=0.2
+        ) as agent:
+            for n in range(6):
+                api.queue(f"one-{n}", SMALL)
+                await s.publish("small", f"one-{n}", SMALL)
+                await until(lambda n=n: agent.stats.claimed == n + 1, what=f"{n + 1} claimed")
+            assert agent.stats.placed == 0  # all six still booting
+
+    run(body)

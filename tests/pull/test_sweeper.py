@@ -151,3 +151,18 @@ def test_queued_too_long_fails_and_releases_its_reservation(
     }
     with db.read() as conn:
         assert quotas.usage(conn, Scope("p1")).reserved == {}
+
+
+def test_a_claim_never_confirmed_by_a_live_host_fails_after_the_claim_timeout(
+    db: Database, nats_server: NatsServer, make_client: MakeClient, make_pull: MakePull
+) -> None:
+    client, request, (i1, _), h1 = _dead_claim(db, nats_server, make_client)
+    pull = make_pull(nats_server.url, pull_claim_timeout_s=60, pull_heartbeat_timeout_s=3600)
+    assert _sweep(pull, later=59).stalled == 0
+    report = _sweep(pull, later=61)  # its host heartbeats on (not dead for 3600 s)
+    assert (report.stalled, report.requeued) == (1, 0), report
+    failed = next(i for i in show(client, request)["instances"] if i["uuid"] == i1)
+    assert failed["state"] == "failed" and "without becoming active" in failed["reason"]
+    assert consumers_of(db) == {}
+    got = call(client, "active", {"instances": [{"instance": i1, "host": h1}]})
+    assert [r["outcome"] for r in got.json["results"]] == ["taken"]

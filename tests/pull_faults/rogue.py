@@ -1,0 +1,95 @@
+"""A misbehaving agent for the fault tests: it heartbeats and claims, then never acks.
+
+One host of its own (made through Placement), a thread with its own event
+loop: every ``0.3`` s a heartbeat, and a fetch from the queue's consumer;
+each message is claimed for its host (``taken`` is acked, ``full`` nak'ed) and
+then, by ``mode``:
+
+* ``stall``: nothing more (no active, no ack, no nak), as an agent whose
+  boots hang while its heartbeat thread lives on;
+* ``no-ack``: confirmed active, never acked, as an agent that loses its
+  acks: JetStream delivers the message again after ``ack_wait``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import uuid
+from typing import Any
+
+import httpx
+import nats
+import orjson
+
+from tests.pull_faults.cloud import PLACEMENT, SCHEDULER
+
+INVENTORY = {
+    "VCPU": {"total": 8},
+    "MEMORY_MB": {"total": 16384, "reserved": 1024},
+    "DISK_GB": {"total": 100},
+}
+
+
+class Rogue:
+    """The misbehaving agent (see the module docstring); ``stop()`` ends its thread."""
+
+    def __init__(self, base_url: str, nats_url: str, queue: str, mode: str) -> None:
+        self.base_url, self.nats_url, self.queue, self.mode = base_url, nats_url, queue, mode
+        self.host = str(uuid.uuid4())
+        self.claimed: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    def start(self) -> None:
+        """Make its host, then start heartbeating and claiming."""
+        with httpx.Client(base_url=self.base_url, headers=PLACEMENT, timeout=30) as http:
+            made = http.post("/resource_providers", json={"name": "rogue", "uuid": self.host})
+            assert made.status_code in (200, 201), made.text
+            body = {"resource_provider_generation": 0, "inventories": INVENTORY}
+            put = http.put(f"/resource_providers/{self.host}/inventories", json=body)
+            assert put.status_code == 200, put.text
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        """Its thread still runs (it did not die of an error)."""
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop (and wait for) its thread."""
+        self._stop.set()
+        self._thread.join(10)
+
+    async def _run(self) -> None:
+        nc = await nats.connect(self.nats_url, max_reconnect_attempts=-1)
+        headers = {**SCHEDULER, "content-type": "application/json"}
+        async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30) as http:
+            try:
+                sub = await nc.jetstream().pull_subscribe_bind(self.queue, stream="BERTH_WORK")
+                while not self._stop.is_set():
+                    body = {"agent": "rogue", "hosts": [self.host]}
+                    await http.post("/scheduler/pull/heartbeat", json=body)
+                    with contextlib.suppress(TimeoutError):  # nats-py raises asyncio's, the builtin
+                        for msg in await sub.fetch(4, timeout=0.3):
+                            outcome = await self._claim(http, orjson.loads(msg.data))
+                            if outcome == "taken":
+                                await msg.ack()
+                            elif outcome != "claimed":  # only its own claims go unacked
+                                await msg.nak(0.5)
+            finally:
+                await nc.close()
+
+    async def _claim(self, http: httpx.AsyncClient, job: dict[str, Any]) -> str:
+        """Claim the job for this host; confirm it active in ``no-ack`` mode; the outcome."""
+        item = {"instance": job["instance"], "host": self.host, "attempt": job["attempt"]}
+        got = await http.post("/scheduler/pull/claims", json={"claims": [item]})
+        outcome = str(got.json()["results"][0]["outcome"])
+        if outcome != "claimed":
+            return outcome
+        self.claimed.add(job["instance"])
+        if self.mode == "no-ack":
+            body = {"instances": [{"instance": job["instance"], "host": self.host}]}
+            await http.post("/scheduler/pull/active", json=body)
+        return outcome
