@@ -1,0 +1,84 @@
+"""What a pull run needs from berth over HTTP: flavors, a quota, the queues, a withdrawal.
+
+One flavor per placement-bench size (``bench-micro`` ... ``bench-xxlarge``,
+made once and reused: a replaced cloud keeps the flavors), a project limit
+that never refuses (so that the reserve step judges every request against
+a real limit), the number of queues the server lists, and at the end the
+withdrawal of what still waits (``DELETE`` of each request with a queued
+instance: no host could take it).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import select
+
+from berth.bench.enqueue import HEADERS, PROJECT
+from berth.bench.strategies import SIZES
+from berth.bench.transport import Transport, json_of
+from berth.db import tables as t
+from berth.db.engine import Database
+from berth.pull.model import QUEUED
+
+# placement-bench's names of the six sizes, smallest first (as SIZES).
+SIZE_NAMES = ("micro", "small", "medium", "large", "xlarge", "xxlarge")
+# The highest limit the API takes: no cloud here holds that many instances or VCPU.
+# MEMORY_MB gets none: 10,000 placement-bench hosts hold more than 2**31 - 1 MB.
+NO_LIMIT = {"instances": 2**31 - 1, "VCPU": 2**31 - 1}
+
+
+def flavor_names() -> tuple[str, ...]:
+    """The flavor of each size index."""
+    return tuple(f"bench-{name}" for name in SIZE_NAMES)
+
+
+def ensure_flavors(transport: Transport) -> tuple[str, ...]:
+    """The six flavors, made where missing (RuntimeError if one exists with other resources)."""
+    listed = json_of(*transport.request("GET", "/scheduler/flavors", None, HEADERS), "flavors")
+    existing = {f["name"]: f["resources"] for f in listed["flavors"]}
+    names = flavor_names()
+    for name, (vcpu, ram) in zip(names, SIZES, strict=True):
+        wanted = {"VCPU": vcpu, "MEMORY_MB": ram}
+        if name in existing and existing[name] != wanted:
+            raise RuntimeError(f"flavor {name} exists with {existing[name]}, not {wanted}")
+        if name not in existing:
+            body = {"name": name, "resources": wanted}
+            status, raw = transport.request("POST", "/scheduler/flavors", body, HEADERS)
+            if status != 201:
+                raise RuntimeError(f"POST /scheduler/flavors {name}: HTTP {status}: {raw[:300]!r}")
+    return names
+
+
+def set_quota(transport: Transport) -> None:
+    """Limits for the lab's project that no run reaches."""
+    body = {"limits": NO_LIMIT}
+    path = f"/scheduler/quotas/{PROJECT}"
+    json_of(*transport.request("PUT", path, body, HEADERS), "set the project's quota")
+
+
+def queue_count(transport: Transport) -> int:
+    """How many queues the server lists (``GET /scheduler/pull/queues``)."""
+    listed = json_of(*transport.request("GET", "/scheduler/pull/queues", None, HEADERS), "queues")
+    return len(listed["queues"])
+
+
+def withdraw(transport: Transport, database_url: str, concurrency: int = 8) -> int:
+    """``DELETE`` every request that has a queued instance; how many instances that was."""
+    PI = t.pull_instances
+    db = Database(database_url)
+    try:
+        with db.read() as conn:
+            query = select(PI.c.request_uuid).where(PI.c.state == QUEUED)
+            waiting = list(conn.execute(query).scalars())
+    finally:
+        db.dispose()
+
+    def delete(uuid: str) -> None:
+        status, raw = transport.request("DELETE", f"/scheduler/requests/{uuid}", None, HEADERS)
+        if status != 202:
+            raise RuntimeError(f"DELETE /scheduler/requests/{uuid}: HTTP {status}: {raw[:200]!r}")
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(delete, sorted(set(waiting))))
+    return len(waiting)
