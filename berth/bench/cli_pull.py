@@ -57,6 +57,9 @@ def pull(
     agents: int = typer.Option(
         1, min=1, help="pull: berth agent processes (the hosts split by name prefix)."
     ),
+    projects: int = typer.Option(
+        1, min=1, help="pull: the requests go round this many projects, each with its limit."
+    ),
     seed: int = typer.Option(0, help="The request list's seed (as berth bench fill's)."),
     requests: int = typer.Option(0, min=0, help="Only the list's first N requests (0: all)."),
     poll: float = typer.Option(0.05, min=0.001, help="pull: seconds between state readings."),
@@ -73,8 +76,10 @@ def pull(
     if not all(n > 0 for n in hosts):
         raise typer.BadParameter("a host count above 0", param_hint="--hosts")
     plan = PullPlan(
-        berth_database(database_url), server_workers, strategy, workers, enqueuers, threads,
-        window, agents, seed, requests, poll, settle, seconds,
+        berth_database(database_url), server_workers=server_workers, strategy=strategy,
+        workers=workers, enqueuers=enqueuers, threads=threads, window=window, agents=agents,
+        projects=projects, seed=seed, requests=requests, poll=poll, settle=settle,
+        seconds=seconds,
     )  # fmt: skip
     rows: list[tuple[int, dict[str, Any]]] = []
     with stopped_by_sigterm():

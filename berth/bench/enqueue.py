@@ -46,6 +46,12 @@ class EnqueuePlan:
     processes: int = 2
     threads: int = 4
     window: int = 2000  # instances outstanding at most
+    projects: int = 1  # requests go round this many projects
+
+
+def project_names(count: int) -> list[str]:
+    """The projects requests are made for: ``bench-project``, or ``bench-project-<n>`` each."""
+    return [PROJECT] if count == 1 else [f"{PROJECT}-{n}" for n in range(count)]
 
 
 @dataclass
@@ -85,6 +91,7 @@ class Stream:
         self.counts: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.waited = 0.0  # seconds held by the window
+        self.projects = project_names(plan.projects)
 
     def _room(self) -> bool:
         """Wait until the window has room; False when told to stop meanwhile."""
@@ -102,11 +109,12 @@ class Stream:
             position = self.shared.next(len(self.plan.sizes))
             if position is None:
                 return
-            self.send(self.plan.flavors[self.plan.sizes[position]])
+            project = self.projects[position % len(self.projects)]
+            self.send(self.plan.flavors[self.plan.sizes[position]], project)
 
-    def send(self, flavor: str) -> None:
+    def send(self, flavor: str, project: str) -> None:
         """One ``POST /scheduler/requests`` of one instance; counted, timed, reported."""
-        body = {"flavor": flavor, "count": 1, "project_id": PROJECT, "user_id": USER}
+        body = {"flavor": flavor, "count": 1, "project_id": project, "user_id": USER}
         sent = time.monotonic()
         status, raw = self.transport.request("POST", "/scheduler/requests", body, HEADERS)
         self.latencies.append(time.monotonic() - sent)

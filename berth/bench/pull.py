@@ -56,6 +56,7 @@ class PullPlan:
     threads: int = 4  # ... of this many threads each
     window: int = 2000  # pull: instances outstanding at most
     agents: int = 1  # pull: berth agent processes
+    projects: int = 1  # pull: the requests go round this many projects (quota scopes)
     seed: int = 0
     requests: int = 0  # the list's first N only (0: all of it)
     poll: float = 0.05  # pull: seconds between the watcher's readings
@@ -65,7 +66,7 @@ class PullPlan:
     def settings(self, design: str, hosts: int) -> dict[str, Any]:
         """For a result line: the design's own knobs and the shared ones."""
         own = {"push": ("workers",), "pull": ("enqueuers", "threads", "window", "agents",
-                                               "poll", "settle")}  # fmt: skip
+                                               "projects", "poll", "settle")}  # fmt: skip
         shared = ("strategy", "seed", "requests", "seconds", "server_workers")
         values = asdict(self)
         return {"design": design, "hosts": hosts, **{k: values[k] for k in (*shared, *own[design])}}
@@ -131,7 +132,7 @@ def run_pull(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
         populate_target(target, topo, show=False)
         transport = target.transport()
         flavors = pull_setup.ensure_flavors(transport)
-        pull_setup.set_quota(transport)
+        pull_setup.set_quotas(transport, plan.projects)
         with agents_mod.running_agents(target.url, nats.url, groups, len(flavors),
                                        plan.strategy) as agents:  # fmt: skip
             watch, enqueued = _enqueue(plan, target, sizes, flavors, hosts)
@@ -140,7 +141,8 @@ def run_pull(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
         result = _pull_result(watch, enqueued, sizes, target)
         result.update(queues=pull_setup.queue_count(transport), nats_memory_mb=nats_mb,
                       withdrawn=withdrawn, agents=[a.final for a in agents])  # fmt: skip
-        result.update(pull_checks.check(target.database_url, enqueue.PROJECT))
+        projects = enqueue.project_names(plan.projects)
+        result.update(pull_checks.check(target.database_url, projects))
         emit(out, "pull", target, plan.settings("pull", hosts), result)
     return result
 
@@ -150,7 +152,7 @@ def _enqueue(
 ) -> tuple[Watch, dict[str, Any]]:
     """Enqueue the list and watch it settle; the watch and the enqueuers' summed results."""
     eplan = enqueue.EnqueuePlan(target.url, sizes, flavors, plan.enqueuers, plan.threads,
-                                plan.window)  # fmt: skip
+                                plan.window, plan.projects)  # fmt: skip
     label = f"pull: pull {hosts} hosts E={plan.enqueuers}x{plan.threads} A={plan.agents}"
     with bar(label, len(sizes)) as advance:
         enq = enqueue.start(eplan)

@@ -80,7 +80,8 @@ def _expected_usage(conn: Connection, project: str) -> tuple[dict[str, int], dic
 
 
 def quota_mismatches(conn: Connection, project: str) -> list[dict[str, Any]]:
-    """Resources whose quota usage differs from the instance rows' (empty: it matches)."""
+    """Resources whose quota usage in ``project`` differs from its instance rows' (empty:
+    it matches)."""
     usage = quotas.usage(conn, Scope(project))
     in_use, reserved = _expected_usage(conn, project)
     wrong = []
@@ -88,8 +89,8 @@ def quota_mismatches(conn: Connection, project: str) -> list[dict[str, Any]]:
                                   ("reserved", reserved, usage.reserved)):  # fmt: skip
         for rc in sorted(set(expected) | {r for r, n in found.items() if n}):
             if expected.get(rc, 0) != found.get(rc, 0):
-                wrong.append({"usage": kind, "resource": rc, "rows": expected.get(rc, 0),
-                              "quota": found.get(rc, 0)})  # fmt: skip
+                wrong.append({"project": project, "usage": kind, "resource": rc,
+                              "rows": expected.get(rc, 0), "quota": found.get(rc, 0)})  # fmt: skip
     return wrong
 
 
@@ -123,7 +124,7 @@ def _placement_checks(conn: Connection) -> dict[str, int]:
     }
 
 
-def check(database_url: str, project: str) -> dict[str, Any]:
+def check(database_url: str, projects: list[str]) -> dict[str, Any]:
     """Every pull invariant above, as result-line fields (zeros when all hold)."""
     db = Database(database_url)
     try:
@@ -131,7 +132,7 @@ def check(database_url: str, project: str) -> dict[str, Any]:
             by_state = states(conn)
             no_reason = select(func.count()).select_from(PI)
             no_reason = no_reason.where(PI.c.state == FAILED, func.coalesce(PI.c.reason, "") == "")
-            mismatches = quota_mismatches(conn, project)
+            mismatches = [m for p in projects for m in quota_mismatches(conn, p)]
             found = {
                 "states": by_state,
                 "unsettled": sum(by_state.get(s, 0) for s in (QUEUED, CLAIMED, DELETING)),

@@ -1,8 +1,8 @@
 """What a pull run needs from berth over HTTP: flavors, a quota, the queues, a withdrawal.
 
 One flavor per placement-bench size (``bench-micro`` ... ``bench-xxlarge``,
-made once and reused: a replaced cloud keeps the flavors), a project limit
-that never refuses (so that the reserve step judges every request against
+made once and reused: a replaced cloud keeps the flavors), a limit per
+project that never refuses (so that the reserve step judges every request against
 a real limit), the number of queues the server lists, and at the end the
 withdrawal of what still waits (``DELETE`` of each request with a queued
 instance: no host could take it).
@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import select
 
-from berth.bench.enqueue import HEADERS, PROJECT
+from berth.bench.enqueue import HEADERS, project_names
 from berth.bench.strategies import SIZES
 from berth.bench.transport import Transport, json_of
 from berth.db import tables as t
@@ -50,11 +50,12 @@ def ensure_flavors(transport: Transport) -> tuple[str, ...]:
     return names
 
 
-def set_quota(transport: Transport) -> None:
-    """Limits for the lab's project that no run reaches."""
+def set_quotas(transport: Transport, projects: int) -> None:
+    """Limits that no run reaches for each of the lab's ``projects`` projects."""
     body = {"limits": NO_LIMIT}
-    path = f"/scheduler/quotas/{PROJECT}"
-    json_of(*transport.request("PUT", path, body, HEADERS), "set the project's quota")
+    for project in project_names(projects):
+        path = f"/scheduler/quotas/{project}"
+        json_of(*transport.request("PUT", path, body, HEADERS), "set a project's quota")
 
 
 def queue_count(transport: Transport) -> int:
