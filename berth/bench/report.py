@@ -180,6 +180,7 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
     ("startup", "Cold start and memory", startup_table),
     ("claims", "Claims", claims_table),
     ("fill", "Filling the cloud (placement-bench's run)", report_tables.fill_table),
+    ("pull", "Pull against push (berth bench pull)", report_tables.pull_table),
     ("register", "Registration storm", report_tables.register_table),
     ("compute-claims", "Claims in the compute host (the old design)", compute_table),
     ("workers", "Worker processes", workers_table),

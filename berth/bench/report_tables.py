@@ -61,6 +61,48 @@ def _fill_rows(lines: list[Line]) -> str:
     return table(head, rows)
 
 
+def _pull_key(x: Line) -> Key:
+    """What makes two pull lines repeats of each other (the design and its knobs)."""
+    s = x["settings"]
+    if s.get("design") == "push":
+        clients = f"{s.get('workers')} schedulers"
+    else:
+        clients = (f"{s.get('enqueuers')}x{s.get('threads')} enqueuers, window "
+                   f"{s.get('window')}, {s.get('agents')} agent(s), {s.get('projects')} "
+                   "project(s)")  # fmt: skip
+    return (s.get("hosts"), s.get("design"), s.get("strategy"), clients, server_of(x),
+            db_kind(x), x["result"].get("list_sha256", ""))  # fmt: skip
+
+
+PULL_BROKEN = ("over_capacity", "unsettled", "failed_without_reason", "quota_mismatches",
+               "double_placed", "misplaced", "leaked")  # fmt: skip
+
+
+def pull_table(lines: list[Line]) -> str:
+    """Push against pull on one request list, per group of changed settings."""
+    return sectioned(of_kind(lines, "pull"), _pull_rows)
+
+
+def _pull_rows(lines: list[Line]) -> str:
+    """Placements/s, latency, packing, queues, NATS, quota checks (medians), invariants."""
+    rows = []
+    for key, same in group(lines, _pull_key).items():
+        figures = [median_of(same, f) for f in ("placed", "placed_per_s", "p50_ms", "p99_ms",
+                                                 "hosts_used", "memory_mb_used_pct")]  # fmt: skip
+        pull = key[1] == "pull"
+        extra = [median_of(same, f) if pull else "-"
+                 for f in ("queues", "nats_memory_mb", "quota_checks_per_s")]  # fmt: skip
+        ended = "/".join(sorted({str(x["result"].get("ended", "")) for x in same}))
+        broken = max(sum(int(x["result"].get(f) or 0) for f in PULL_BROKEN) for x in same)
+        rows.append([*key[:-1], f"{same[-1]['result'].get('list_length', 0):,} ({key[-1][:8]})",
+                     *figures, *extra, ended, broken, load_of(same), len(same)])  # fmt: skip
+    head = ["hosts", "design", "strategy", "clients", "server", "database", "request list",
+            "placed", "placed/s", "p50 ms", "p99 ms", "hosts used", "RAM used %", "queues",
+            "NATS MB", "quota checks/s", "ended", "invariants broken", "load",
+            "runs"]  # fmt: skip
+    return table(head, rows)
+
+
 KINDS = ("create", "inventories", "traits", "aggregates")
 
 

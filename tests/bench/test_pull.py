@@ -1,0 +1,142 @@
+"""``berth bench pull``: a small real run of both designs, its lines, its invariants, its report.
+
+The run starts a berth server, a private NATS, a ``berth agent`` and
+enqueuer and scheduler processes of its own; every one of them must be gone
+when the command returns, and when it is stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from berth.bench import agents, procfs, records, report
+from berth.bench.cli_pull import broken
+from berth.bench.nats_server import NATS_SERVER
+from berth.cli import app
+from tests.conftest import backend_url, fresh_database
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+HOSTS, REQUESTS = 20, 150
+
+
+def _ours(pids: list[int] | None = None) -> list[str]:
+    """Command lines of the servers, agents and NATS servers still running below this test
+    (or among ``pids``)."""
+    found = []
+    for pid in procfs.running(procfs.descendants(os.getpid()) if pids is None else pids):
+        try:
+            line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "nats-server" in line or "berth.cli" in line or "granian" in line:
+            found.append(line)
+    return found
+
+
+@pytest.fixture
+def nats_binary() -> None:
+    if not Path(NATS_SERVER).exists():
+        pytest.skip(f"no nats-server at {NATS_SERVER}")
+
+
+@pytest.mark.parametrize(
+    ("names", "count", "expected"),
+    [
+        (["r00-k000-h000-000000", "r00-k001-h000-000020"], 1, ["r"]),
+        ([f"r00-k{k:03d}-h{h:03d}" for k in range(4) for h in range(20)], 2, None),
+        ([f"r00-k{k:03d}-h{h:03d}" for k in range(4) for h in range(20)], 4,
+         ["r00-k000", "r00-k001", "r00-k002", "r00-k003"]),
+        ([f"r{r:02d}-k000" for r in range(20)], 2, ["r0", "r1"]),
+    ],
+)  # fmt: skip
+def test_hosts_split_by_name_prefix(names: list[str], count: int, expected: list[str]) -> None:
+    if expected is None:
+        with pytest.raises(ValueError, match="try one of"):
+            agents.prefixes(names, count)
+    else:
+        assert agents.prefixes(names, count) == expected
+
+
+@pytest.mark.slow  # a server, NATS, an agent and client processes: about a minute on 2 cores
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.usefixtures("nats_binary")
+def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
+    fresh_database(backend, tmp_path).dispose()
+    out = tmp_path / "results.jsonl"
+    args = ["bench", "pull", "--database-url", backend_url(backend, tmp_path), "--hosts",
+            str(HOSTS), "--requests", str(REQUESTS), "--projects", "3", "--settle", "5",
+            "--workers", "2", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert _ours() == []  # the command stopped everything it started
+    push, pull = records.load([out])
+    assert (push["kind"], pull["kind"]) == ("pull", "pull")
+    assert push["settings"]["design"] == "push" and pull["settings"]["design"] == "pull"
+    assert pull["settings"]["projects"] == 3 and pull["settings"]["hosts"] == HOSTS
+    assert pull["conditions"]["settings"] == {}  # its own NATS is the lab's, not a setting
+    for line in (push, pull):
+        r = line["result"]
+        assert r["placed"] == REQUESTS and r["requests"] == REQUESTS and r["ended"] == "list"
+        assert r["placed_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
+        assert 0 < r["hosts_used"] <= HOSTS and r["memory_mb_used_pct"] > 0
+        assert r["over_capacity"] == 0 and broken(r) == 0
+    assert push["result"]["list_sha256"] == pull["result"]["list_sha256"]
+    r = pull["result"]
+    assert r["states"] == {"active": REQUESTS} and r["timed_instances"] == REQUESTS
+    assert r["queues"] >= 6 and r["nats_memory_mb"] > 0 and r["quota_checks_per_s"] > 0
+    assert r["accepted"] == REQUESTS and r["withdrawn"] == 0
+    assert r["agents"][0]["placed"] == REQUESTS
+    assert (push["result"]["queues"], push["result"]["nats_memory_mb"]) == (0, None)
+    text = report.render(records.load([out]))
+    assert "## Pull against push (berth bench pull)" in text
+    assert "| 20 | pull | pack |" in text and "| 20 | push | pack |" in text
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("nats_binary")
+def test_a_full_cloud_withdraws_what_waits(tmp_path: Path) -> None:
+    """More than fits: the run ends full or with the list used up; every instance ends
+    active, or deleted by the lab (withdrawn), none over capacity."""
+    out = tmp_path / "results.jsonl"
+    args = ["bench", "pull", "--database-url", backend_url("sqlite", tmp_path), "--hosts", "2",
+            "--design", "pull", "--window", "60", "--settle", "3", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
+    assert _ours() == []
+    (line,) = records.load([out])
+    r = line["result"]
+    assert r["ended"] in ("full", "list") and r["withdrawn"] > 0
+    assert r["states"]["active"] == r["placed"] and r["states"]["deleted"] == r["withdrawn"]
+    assert broken(r) == 0 and r["memory_mb_used_pct"] > 90
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("nats_binary")
+def test_sigterm_stops_everything(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "berth.cli", "bench", "pull", "--database-url",
+               backend_url("sqlite", tmp_path), "--hosts", str(HOSTS), "--design", "pull",
+               "--out", str(tmp_path / "results.jsonl")]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not any("agent" in line for line in _ours()):  # the run is under way
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        started = procfs.descendants(proc.pid)  # orphans would leave the tree: keep their pids
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+        assert _ours(started) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
