@@ -87,11 +87,17 @@ def _pull_rows(lines: list[Line]) -> str:
     """Placements/s, latency, packing, queues, NATS, quota checks (medians), invariants."""
     rows = []
     for key, same in group(lines, _pull_key).items():
-        figures = [median_of(same, f) for f in ("placed", "placed_per_s", "p50_ms", "p99_ms",
-                                                 "hosts_used", "memory_mb_used_pct")]  # fmt: skip
+        figures = [
+            int(median_of(same, "placed")),
+            median_of(same, "placed_per_s"),
+            median_of(same, "p50_ms"),
+            median_of(same, "p99_ms"),
+            int(median_of(same, "hosts_used")),
+            median_of(same, "memory_mb_used_pct"),
+        ]
         pull = key[1] == "pull"
-        extra = [median_of(same, f) if pull else "-"
-                 for f in ("queues", "nats_memory_mb", "quota_checks_per_s")]  # fmt: skip
+        extra = [int(median_of(same, "queues")), median_of(same, "nats_memory_mb"),
+                 median_of(same, "quota_checks_per_s")] if pull else ["-", "-", "-"]  # fmt: skip
         ended = "/".join(sorted({str(x["result"].get("ended", "")) for x in same}))
         broken = max(sum(int(x["result"].get(f) or 0) for f in PULL_BROKEN) for x in same)
         rows.append([*key[:-1], f"{same[-1]['result'].get('list_length', 0):,} ({key[-1][:8]})",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from berth.bench import agents, procfs, records, report
+from berth.bench import agents, procfs, records, report, report_tables
 from berth.bench.cli_pull import broken
 from berth.bench.nats_server import NATS_SERVER
 from berth.cli import app
@@ -140,3 +140,33 @@ def test_sigterm_stops_everything(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _line(design: str, **result: object) -> dict[str, object]:
+    """A pull result line as the command writes it (push with the pack strategy's weighers)."""
+    settings: dict[str, object] = {"design": design, "hosts": 100, "strategy": "pack"}
+    if design == "push":
+        settings["workers"] = 8
+        changed: dict[str, object] = {"scheduler_weighers": "ram=-1,cpu=-1"}
+    else:
+        settings.update(enqueuers=2, threads=4, window=2000, agents=1, projects=100)
+        changed = {}
+    conditions = {"db": "postgresql", "server": "granian", "server_workers": 2,
+                  "settings": changed, "kind": "berth-http", "target": "serve"}  # fmt: skip
+    figures = {"placed": 3890, "placed_per_s": 300.0, "p50_ms": 9.0, "p99_ms": 80.0,
+               "hosts_used": 100, "memory_mb_used_pct": 99.99, "queues": 6,
+               "nats_memory_mb": 20.0, "quota_checks_per_s": 400.0, "ended": "list",
+               "list_length": 4680, "list_sha256": "2c8886c5cdf70955", "over_capacity": 0,
+               **result}  # fmt: skip
+    return {"kind": "pull", "target": "serve", "settings": settings, "result": figures,
+            "conditions": conditions, "machine": {"loadavg": [1.0, 1.0, 1.0]}}  # fmt: skip
+
+
+def test_the_report_tables_both_designs_together_and_counts_broken_invariants() -> None:
+    text = report_tables.pull_table([_line("push"), _line("pull", misplaced=2, leaked=1)])
+    assert text.count("**default settings**") == 1  # push's pack weighers are its strategy's
+    rows = [r for r in text.splitlines() if r.startswith("| 100 |")]
+    assert len(rows) == 2
+    push, pull = (r.split(" | ") for r in rows)
+    assert push[1] == "push" and push[-7:-4] == ["-", "-", "-"] and push[-3] == "0"
+    assert pull[1] == "pull" and pull[-7:-4] == ["6", "20.00", "400"] and pull[-3] == "3"
