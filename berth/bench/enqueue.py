@@ -116,7 +116,11 @@ class Stream:
         """One ``POST /scheduler/requests`` of one instance; counted, timed, reported."""
         body = {"flavor": flavor, "count": 1, "project_id": project, "user_id": USER}
         sent = time.monotonic()
-        status, raw = self.transport.request("POST", "/scheduler/requests", body, HEADERS)
+        try:
+            status, raw = self.transport.request("POST", "/scheduler/requests", body, HEADERS)
+        except OSError:  # reset or timed out: counted, and the stream goes on
+            self.counts["failed_calls"] += 1
+            return
         self.latencies.append(time.monotonic() - sent)
         if status == 202:
             answer = orjson.loads(raw)
@@ -180,7 +184,8 @@ def start(plan: EnqueuePlan) -> Enqueuers:
     mp = multiprocessing.get_context("spawn")
     shared, seen, out = Shared.make(mp), mp.Queue(), mp.Queue()
     barrier = mp.Barrier(plan.processes + 1)
-    procs = [mp.Process(target=work, args=(plan, i, barrier, shared, seen, out))
+    # Daemons: should the lab fail before it gathers them, they do not outlive it.
+    procs = [mp.Process(target=work, args=(plan, i, barrier, shared, seen, out), daemon=True)
              for i in range(plan.processes)]  # fmt: skip
     launch(procs, barrier, "enqueuer")
     return Enqueuers(plan, shared, seen, out, procs)

@@ -170,7 +170,7 @@ def _pull_result(
     times = [s for uuid, s in watch.settled.items() if uuid in active]
     seconds = max(watch.last_change - watch.began, 1e-9)
     counts = enqueued["counts"]
-    posts = sum(counts.values())
+    posts = sum(counts.get(k, 0) for k in ("accepted", "over_quota", "server_errors"))
     post = latency_summary(enqueued["latencies"])
     return {
         "design": "pull", "placed": len(active), "placed_per_s": round(len(active) / seconds, 2),
@@ -179,6 +179,7 @@ def _pull_result(
         "unplaced": enqueued["taken"] - len(active), "accepted": counts.get("accepted", 0),
         "over_quota": counts.get("over_quota", 0),
         "server_errors": counts.get("server_errors", 0),
+        "failed_calls": counts.get("failed_calls", 0),
         "p50_ms": round(1000 * percentile(times, 50), 3),
         "p99_ms": round(1000 * percentile(times, 99), 3), "timed_instances": len(times),
         "quota_checks_per_s": round(posts / enqueued["seconds"], 2) if posts else 0.0,

@@ -116,6 +116,9 @@ def watch_run(
     finally:
         enq.shared.stop.set()
         db.dispose()
+        for proc in enq.procs:  # only when the watch failed: _finish joined them otherwise
+            if proc.is_alive():
+                proc.terminate()
     return watch
 
 
