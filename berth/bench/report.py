@@ -202,7 +202,7 @@ def render(lines: list[Line], plots: Path | None = None, relative_to: Path | Non
     """The whole report; plots are drawn into ``plots`` when given."""
     parts = ["# berth benchmark report", "", machine_summary(lines), "", NOTE, ""]
     if report_tables.has_targets(lines):
-        parts += ["## Issue 12's targets (berth serve, HTTP)", ""]
+        parts += ["## Issue 12's and 13's targets (berth serve, HTTP)", ""]
         parts += [report_tables.targets_table(lines), ""]
     if any(x["settings"].get("query") == "seed" for x in of_kind(lines, "candidates")):
         parts += ["## The seed's table: filtering in the database vs in Python (ms)", ""]

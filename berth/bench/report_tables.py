@@ -190,6 +190,17 @@ def _storm(x: Line) -> bool:
     return _served_defaults(x) and s.get("clients") == 64
 
 
+def _pulled(x: Line) -> bool:
+    """berth bench pull's pull design at 10,000 hosts against a default-settings berth."""
+    return _served_defaults(x) and x["settings"].get("design") == "pull"
+
+
+def _no_broken_invariant(x: Line) -> str:
+    """Issue 13's other condition: none of the pull invariants broken."""
+    broken = sum(int(x["result"].get(f) or 0) for f in PULL_BROKEN)
+    return f"{broken} invariants broken" + ("" if broken == 0 else " (missed)")
+
+
 def _p99_and_conflicts(x: Line) -> str:
     """select_destinations' other targets: p99 <= 200 ms, conflicts <= 1 %."""
     r = x["result"]
@@ -214,6 +225,8 @@ GOALS = [
          "claims_per_s", "claims/s", 200, lambda x: ""),
     Goal("registration storm, 64 clients", "register", _storm, "providers_per_s",
          "providers/s", 300, _no_errors),
+    Goal("pull dispatch, filling the cloud (issue 13)", "pull", _pulled, "placed_per_s",
+         "instances/s", 1000, _no_broken_invariant),
 ]  # fmt: skip
 
 

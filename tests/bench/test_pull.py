@@ -170,3 +170,15 @@ def test_the_report_tables_both_designs_together_and_counts_broken_invariants() 
     push, pull = (r.split(" | ") for r in rows)
     assert push[1] == "push" and push[-7:-4] == ["-", "-", "-"] and push[-3] == "0"
     assert pull[1] == "pull" and pull[-7:-4] == ["6", "20.00", "400"] and pull[-3] == "3"
+
+
+def test_issue_13s_target_is_judged_on_pull_at_10000_hosts() -> None:
+    met, slow, small = _line("pull", placed_per_s=1200.0), _line("pull"), _line("pull")
+    for line in (met, slow):
+        line["settings"]["hosts"] = 10000  # type: ignore[index]
+    assert not report_tables.has_targets([small, _line("push")])
+    rows = report_tables.targets_table([met]).splitlines()
+    assert "| pull dispatch, filling the cloud (issue 13) | postgresql |" in rows[2]
+    assert "| met | 0 invariants broken |" in rows[2]
+    slow["result"]["misplaced"] = 1  # type: ignore[index]
+    assert "| missed | 1 invariants broken (missed) |" in report_tables.targets_table([slow])
