@@ -54,16 +54,23 @@ class NatsServer:
             pytest.skip(f"no nats-server at {NATS_SERVER}")
         command = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js"]
         command += ["-sd", str(self.store)]
+        command += ["-l", str(self.log)]
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 60  # a loaded machine starts it slowly
+        while time.monotonic() < deadline and self.process.poll() is None:
             if self._jetstream_answers():
                 return
-            time.sleep(0.05)
+            time.sleep(0.1)
         self.stop()
-        pytest.fail(f"nats-server with JetStream did not start on {self.port}")
+        log = self.log.read_text()[-2000:] if self.log.exists() else "(no log)"
+        pytest.fail(f"nats-server with JetStream did not start on {self.port}:\n{log}")
+
+    @property
+    def log(self) -> Path:
+        """Its log file (beside its store)."""
+        return self.store.parent / f"nats-{self.port}.log"
 
     def _jetstream_answers(self) -> bool:
         """The port accepts and JetStream answers (it is ready a moment after the port)."""
@@ -73,9 +80,9 @@ class NatsServer:
             return False
 
         async def ask() -> bool:
-            nc = await nats.connect(self.url, connect_timeout=1, max_reconnect_attempts=0)
+            nc = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=1)
             try:
-                await nc.jetstream(timeout=1).account_info()
+                await nc.jetstream(timeout=2).account_info()
                 return True
             finally:
                 await nc.close()

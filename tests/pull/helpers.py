@@ -94,7 +94,7 @@ def take(
             sub = await js.pull_subscribe_bind(queue, stream=stream)
             try:
                 msgs = await sub.fetch(batch, timeout=wait)
-            except nats.errors.TimeoutError:
+            except (TimeoutError, nats.errors.TimeoutError):  # nothing there
                 return []
             for m in msgs:
                 await m.ack()
