@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from berth.agent.batching import Batcher
-from berth.agent.dispatch import _quietly
+from berth.agent.dispatch import quietly
 from berth.agent.fleet import Fleet
 from berth.agent.model import Host
 from berth.agent.stats import Stats
@@ -34,7 +34,7 @@ log = structlog.get_logger("berth.agent")
 
 
 # The server's consumer config with its default settings (pull_ack_wait_s,
-# pull_max_ack_pending): JetStream refuses to make a durable again with another config.
+# pull_max_ack_pending); the server leaves a consumer the agent made as it is.
 DELETE_ACK_WAIT = 60.0
 DELETE_MAX_ACK_PENDING = 10000
 # Looks for the consumer the server makes on hearing the heartbeat, before making it here.
@@ -129,7 +129,7 @@ class DeleteLoop:
                 continue
             if self.stopping:
                 for msg in msgs:
-                    await _quietly(msg.nak())
+                    await quietly(msg.nak())
                 return
             await self.handle(msgs)
 
@@ -142,7 +142,7 @@ class DeleteLoop:
                 item = {"instance": str(body["instance"]), "host": str(body["host"])}
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
                 log.warning("agent.bad_delete", error=repr(exc))
-                await _quietly(msg.term())
+                await quietly(msg.term())
                 continue
             host = self.fleet.by_uuid.get(item["host"])
             known = host is not None and self.fleet.release(host, item["instance"])
@@ -154,7 +154,7 @@ class DeleteLoop:
                 host = self.fleet.by_uuid.get(item["host"])
                 if host is not None and not known:
                     self.on_unknown(host)
-                await _quietly(msg.ack())
+                await quietly(msg.ack())
             else:
                 log.warning("agent.delete_failed", instance=item["instance"], error=str(result))
-                await _quietly(msg.nak(self.retry_delay))
+                await quietly(msg.nak(self.retry_delay))

@@ -100,7 +100,7 @@ class Dispatcher:
         """Nak what no host took; claim, boot and confirm the rest; nak what is held if
         cancelled."""
         for msg, how in unplaced:
-            await _quietly(msg.term() if how == "term" else msg.nak(self.retry_delay))
+            await quietly(msg.term() if how == "term" else msg.nak(self.retry_delay))
         try:
             claimed = await self.claim(work)
             if claimed:
@@ -234,7 +234,7 @@ class Dispatcher:
             return
         item.settled = True
         self.in_hand.discard(item.job.instance)
-        await _quietly(item.msg.ack() if how == "ack" else item.msg.nak(delay))
+        await quietly(item.msg.ack() if how == "ack" else item.msg.nak(delay))
 
     async def drain(self, grace: float) -> None:
         """Let running batches finish for ``grace`` seconds, then cut them short (they nak)."""
@@ -259,10 +259,10 @@ async def _keep_in_progress(items: list[Assigned], every: float) -> None:
         await asyncio.sleep(max(every, 0.1))
         for item in items:
             if not item.settled:
-                await _quietly(item.msg.in_progress())
+                await quietly(item.msg.in_progress())
 
 
-async def _quietly(ack: Any) -> None:
+async def quietly(ack: Any) -> None:
     """Send an ack, nak or term; a closed connection only means JetStream will redeliver."""
     with contextlib.suppress(Exception):
         await ack

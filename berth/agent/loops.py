@@ -19,7 +19,7 @@ import nats.errors
 import structlog
 from nats.js import JetStreamContext
 
-from berth.agent.dispatch import Dispatcher, _quietly
+from berth.agent.dispatch import Dispatcher, quietly
 from berth.agent.fleet import Fleet
 from berth.agent.stats import Stats
 
@@ -106,7 +106,7 @@ class FetchLoops:
                 if self.stopping:
                     slots.release()
                     for msg in msgs:
-                        await _quietly(msg.nak())
+                        await quietly(msg.nak())
                     break
                 task = self.dispatcher.spawn(name, msgs, ack_wait)
                 task.add_done_callback(lambda _: slots.release())

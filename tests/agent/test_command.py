@@ -40,16 +40,19 @@ def _wait_for_line(path: Path, proc: subprocess.Popen[bytes], text: str, timeout
 
 
 def test_agent_creates_its_hosts_and_stops_cleanly(tmp_path: Path) -> None:
-    """SIGTERM, then a second run (SIGINT) that finds the hosts the first one made."""
+    """SIGTERM; a second run (SIGINT) that finds the hosts the first one made; a third that
+    runs them by ``--hosts-from``."""
     nats_url = require_nats()
+    create = ["--create", "3", "--name-prefix", "cmd-"]
 
-    async def scenario(sig: int) -> None:
+    async def scenario(sig: int, hosts: list[str]) -> None:
         async with scratch(nats_url) as s:
-            await asyncio.to_thread(_run_agent, url, nats_url, s.names, s.tag, sig, tmp_path)
+            await asyncio.to_thread(_run_agent, url, nats_url, s.names, s.tag, sig, hosts, tmp_path)
 
     with running_berth() as url:
-        asyncio.run(scenario(signal.SIGTERM))
-        asyncio.run(scenario(signal.SIGINT))
+        asyncio.run(scenario(signal.SIGTERM, create))
+        asyncio.run(scenario(signal.SIGINT, create))
+        asyncio.run(scenario(signal.SIGTERM, ["--hosts-from", "cmd-"]))
         providers = _get(url, "/resource_providers")["resource_providers"]
         hosts = [rp for rp in providers if rp["name"].startswith("cmd-")]
         assert len(hosts) == 3
@@ -59,12 +62,14 @@ def test_agent_creates_its_hosts_and_stops_cleanly(tmp_path: Path) -> None:
         assert "CUSTOM_AGENT_TEST" in traits
 
 
-def _run_agent(url: str, nats_url: str, names: object, tag: str, sig: int, tmp: Path) -> None:
+def _run_agent(
+    url: str, nats_url: str, names: object, tag: str, sig: int, hosts: list[str], tmp: Path
+) -> None:
     out, err = tmp / "agent.out", tmp / "agent.err"
     args = [
         sys.executable, "-m", "berth.cli", "agent",
         "--url", url, "--nats-url", nats_url, "--name", f"a{tag}",
-        "--create", "3", "--name-prefix", "cmd-", "--vcpu", "4", "--memory-mb", "8192",
+        *hosts, "--vcpu", "4", "--memory-mb", "8192",
         "--trait", "CUSTOM_AGENT_TEST", "--stats-every", "0.2", "--fetch-timeout", "0.5",
         "--work-stream", names.work_stream, "--delete-stream", names.delete_stream,  # type: ignore[attr-defined]
         "--delete-prefix", names.delete_prefix,  # type: ignore[attr-defined]

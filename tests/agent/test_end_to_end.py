@@ -4,7 +4,9 @@ A private NATS server (tests/pull/conftest.py's), berth on SQLite with a
 short request timeout, and an agent process that creates its 50 hosts
 through Placement.  Requests ask for more than the hosts hold: every
 instance must end ``active`` or ``failed`` with a reason, exactly the
-capacity's worth active, no provider over capacity; a deleted request's
+capacity's worth active, no provider over capacity; an anti-affinity
+request's instances end on three hosts (the agent's pack choice is refused
+by the server's group rule, and it tries other hosts); a deleted request's
 instances are torn down by the agent and their usage given back.
 """
 
@@ -120,7 +122,33 @@ def test_requests_until_full(berth: httpx.Client, agent: Path) -> None:
     )
     assert made.status_code == 201, made.text
     _wait(lambda: "queues=1/1" in agent.read_text(), 60, "the agent to serve the flavor's queue")
-    requests = []
+
+    # Anti-affinity: pack puts all three on one host; the server refuses two (group), the
+    # agent naks them and the redeliveries go to hosts that have not refused them.
+    group = berth.post(
+        "/scheduler/server_groups", json={"policy": "anti-affinity"}, headers=SCHEDULER
+    )
+    assert group.status_code == 201, group.text
+    body = {"flavor": "e2e.small", "count": 3, "project_id": "p1", "user_id": "u1"}
+    got = berth.post(
+        "/scheduler/requests",
+        json={**body, "server_group": group.json()["uuid"]},
+        headers=SCHEDULER,
+    )
+    assert got.status_code == 202, got.text
+    grouped = _wait(
+        lambda: (
+            (i := _states(berth, [got.json()["uuid"]]))
+            and all(x["state"] == "active" for x in i)
+            and i
+        ),
+        60,
+        "the anti-affinity instances to be active",
+    )
+    assert len({x["host"] for x in grouped}) == 3
+    assert " group=0 " not in _last(agent)
+
+    requests = [got.json()["uuid"]]
     for _ in range(REQUESTS):
         body = {"flavor": "e2e.small", "count": COUNT, "project_id": "p1", "user_id": "u1"}
         got = berth.post("/scheduler/requests", json=body, headers=SCHEDULER)
@@ -134,7 +162,8 @@ def test_requests_until_full(berth: httpx.Client, agent: Path) -> None:
 
     instances = _wait(settled, 120, "every instance active or failed")
     states = Counter(i["state"] for i in instances)
-    assert states == {"active": HOSTS * PER_HOST, "failed": REQUESTS * COUNT - HOSTS * PER_HOST}
+    asked = REQUESTS * COUNT + 3
+    assert states == {"active": HOSTS * PER_HOST, "failed": asked - HOSTS * PER_HOST}
     assert all(i["reason"] for i in instances if i["state"] == "failed")
     assert all(i["host"] for i in instances if i["state"] == "active")
     per_host = Counter(i["host"] for i in instances if i["state"] == "active")
