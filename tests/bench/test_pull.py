@@ -21,6 +21,7 @@ from berth.bench import agents, procfs, records, report, report_tables
 from berth.bench.cli_pull import broken
 from berth.bench.nats_server import NATS_SERVER
 from berth.cli import app
+from berth.scheduler import flavors
 from tests.conftest import backend_url, fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -182,3 +183,21 @@ def test_issue_13s_target_is_judged_on_pull_at_10000_hosts() -> None:
     assert "| met | 0 invariants broken |" in rows[2]
     slow["result"]["misplaced"] = 1  # type: ignore[index]
     assert "| missed | 1 invariants broken (missed) |" in report_tables.targets_table([slow])
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("nats_binary")
+def test_a_failed_run_stops_what_it_started(tmp_path: Path) -> None:
+    """A flavor of the lab's name with other resources stops the run after its server and
+    NATS started: the command fails, and nothing it started is left running."""
+    db = fresh_database("sqlite", tmp_path)
+    with db.write() as conn:
+        flavors.create(conn, flavors.from_body({"name": "bench-micro", "resources": {"VCPU": 3}}))
+    db.dispose()
+    args = ["bench", "pull", "--database-url", backend_url("sqlite", tmp_path), "--hosts", "5",
+            "--design", "pull", "--out", str(tmp_path / "results.jsonl")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0
+    assert "flavor bench-micro exists with" in str(result.exception)
+    assert _ours() == []
+    assert not (tmp_path / "results.jsonl").exists()
