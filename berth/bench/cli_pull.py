@@ -60,6 +60,9 @@ def pull(
     projects: int = typer.Option(
         1, min=1, help="pull: the requests go round this many projects, each with its limit."
     ),
+    batch: int = typer.Option(
+        1, min=1, help="pull: list entries per enqueue, sent as one request (count) per size."
+    ),
     seed: int = typer.Option(0, help="The request list's seed (as berth bench fill's)."),
     requests: int = typer.Option(0, min=0, help="Only the list's first N requests (0: all)."),
     poll: float = typer.Option(0.05, min=0.001, help="pull: seconds between state readings."),
@@ -78,7 +81,7 @@ def pull(
     plan = PullPlan(
         berth_database(database_url), server_workers=server_workers, strategy=strategy,
         workers=workers, enqueuers=enqueuers, threads=threads, window=window, agents=agents,
-        projects=projects, seed=seed, requests=requests, poll=poll, settle=settle,
+        projects=projects, batch=batch, seed=seed, requests=requests, poll=poll, settle=settle,
         seconds=seconds,
     )  # fmt: skip
     rows: list[tuple[int, dict[str, Any]]] = []

@@ -3,7 +3,8 @@
 Enqueuers are client processes (threads in each, as the push side's
 schedulers), each taking the next request of the shared list and sending
 ``POST /scheduler/requests`` for one instance of that size's flavor (one
-request per instance: each is one quota check at the reserve step).  They
+request per instance: each is one quota check at the reserve step; with
+``batch`` N, the next N entries go as one request per size among them).  They
 keep at most ``window`` instances outstanding (enqueued, not yet active or
 failed), as a real client bounds what it has in flight; without a bound the
 queues would grow faster than hosts drain them and the enqueue-to-active
@@ -47,6 +48,7 @@ class EnqueuePlan:
     threads: int = 4
     window: int = 2000  # instances outstanding at most
     projects: int = 1  # requests go round this many projects
+    batch: int = 1  # list entries taken at once, one request per size among them
 
 
 def project_names(count: int) -> list[str]:
@@ -68,14 +70,13 @@ class Shared:
         """Fresh values in context ``mp``."""
         return cls(mp.Value("q", 0), mp.Value("q", 0), mp.Value("q", 0), mp.Event())
 
-    def next(self, length: int) -> int | None:
-        """The next position in the list; None once it is used up."""
+    def next(self, length: int, batch: int = 1) -> range:
+        """The next ``batch`` positions in the list (fewer at its end, none once used up)."""
         with self.taken.get_lock():
             position = int(self.taken.value)
-            if position >= length:
-                return None
-            self.taken.value = position + 1
-        return position
+            end = min(length, position + batch)
+            self.taken.value = max(position, end)
+        return range(position, end)
 
     def outstanding(self) -> int:
         """Instances accepted and not yet seen to settle."""
@@ -104,17 +105,25 @@ class Stream:
         return not self.shared.stop.is_set()
 
     def run(self) -> None:
-        """Enqueue until the list is used up or the run stops."""
-        while self._room():
-            position = self.shared.next(len(self.plan.sizes))
-            if position is None:
-                return
-            project = self.projects[position % len(self.projects)]
-            self.send(self.plan.flavors[self.plan.sizes[position]], project)
+        """Enqueue until the list is used up or the run stops.
 
-    def send(self, flavor: str, project: str) -> None:
-        """One ``POST /scheduler/requests`` of one instance; counted, timed, reported."""
-        body = {"flavor": flavor, "count": 1, "project_id": project, "user_id": USER}
+        With ``batch`` above 1 the entries taken together go as one request per
+        size among them (``count`` = how many), in the project of the first.
+        """
+        while self._room():
+            positions = self.shared.next(len(self.plan.sizes), self.plan.batch)
+            if not positions:
+                return
+            by_size: dict[int, list[int]] = {}
+            for position in positions:
+                by_size.setdefault(self.plan.sizes[position], []).append(position)
+            for size, same in by_size.items():
+                project = self.projects[same[0] % len(self.projects)]
+                self.send(self.plan.flavors[size], project, len(same))
+
+    def send(self, flavor: str, project: str, count: int = 1) -> None:
+        """One ``POST /scheduler/requests`` of ``count`` instances; counted, timed, reported."""
+        body = {"flavor": flavor, "count": count, "project_id": project, "user_id": USER}
         sent = time.monotonic()
         try:
             status, raw = self.transport.request("POST", "/scheduler/requests", body, HEADERS)
@@ -122,14 +131,16 @@ class Stream:
             self.counts["failed_calls"] += 1
             return
         self.latencies.append(time.monotonic() - sent)
+        self.counts["requests"] += 1
         if status == 202:
             answer = orjson.loads(raw)
-            self.seen.put((answer["instances"][0], answer["uuid"], sent))
+            for instance in answer["instances"]:
+                self.seen.put((instance, answer["uuid"], sent))
             with self.shared.accepted.get_lock():
-                self.shared.accepted.value += 1
-            self.counts["accepted"] += 1
+                self.shared.accepted.value += count
+            self.counts["accepted"] += count
         elif status == 409:
-            self.counts["over_quota"] += 1
+            self.counts["over_quota"] += count
         elif status >= 500:
             self.counts["server_errors"] += 1
         else:

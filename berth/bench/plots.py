@@ -129,7 +129,9 @@ def _claims_label(x: Line) -> str:
 def _pull_label(x: Line) -> str:
     """The design (pull: and its projects) and the database of a ``berth bench pull`` line."""
     s = x["settings"]
+    batch = f", batch {s['batch']}" if s.get("batch", 1) != 1 else ""
     design = "push" if s.get("design") == "push" else f"pull, {s.get('projects')} project(s)"
+    design += batch
     return f"{design} ({db_kind(x)})"
 
 

@@ -67,7 +67,8 @@ def _pull_key(x: Line) -> Key:
     if s.get("design") == "push":
         clients = f"{s.get('workers')} schedulers"
     else:
-        clients = (f"{s.get('enqueuers')}x{s.get('threads')} enqueuers, window "
+        batch = f", batch {s['batch']}" if s.get("batch", 1) != 1 else ""
+        clients = (f"{s.get('enqueuers')}x{s.get('threads')} enqueuers{batch}, window "
                    f"{s.get('window')}, {s.get('agents')} agent(s), {s.get('projects')} "
                    "project(s)")  # fmt: skip
     return (s.get("hosts"), s.get("design"), s.get("strategy"), clients, server_of(x),

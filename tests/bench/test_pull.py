@@ -108,13 +108,15 @@ def test_a_full_cloud_withdraws_what_waits(tmp_path: Path) -> None:
     active, or deleted by the lab (withdrawn), none over capacity."""
     out = tmp_path / "results.jsonl"
     args = ["bench", "pull", "--database-url", backend_url("sqlite", tmp_path), "--hosts", "2",
-            "--design", "pull", "--window", "60", "--settle", "3", "--out", str(out)]  # fmt: skip
+            "--design", "pull", "--window", "60", "--batch", "4", "--settle", "3", "--out",
+            str(out)]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     assert _ours() == []
     (line,) = records.load([out])
     r = line["result"]
     assert r["ended"] in ("full", "list") and r["withdrawn"] > 0
+    assert line["settings"]["batch"] == 4 and r["accepted"] == r["requests"]
     assert r["states"]["active"] == r["placed"] and r["states"]["deleted"] == r["withdrawn"]
     assert broken(r) == 0 and r["memory_mb_used_pct"] > 90
 
