@@ -13,7 +13,8 @@ pull  a private NATS, ``berth agent`` processes running the cloud's hosts
       (boot time 0), one flavor per size and a project limit; enqueuers
       send the list (:mod:`berth.bench.enqueue`), the watcher times each
       instance from its ``POST`` to its settling (:mod:`berth.bench.pull_watch`);
-      what no host could take is withdrawn at the end.
+      what no host could take is withdrawn at the end (after the cloud's figures are
+      read).
 
 Both lines carry placements/s, the latency percentiles, hosts used and RAM
 used at the end, over-capacity providers; pull's also the queues, the NATS
@@ -137,11 +138,10 @@ def run_pull(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
         with agents_mod.running_agents(target.url, nats.url, groups, len(flavors),
                                        plan.strategy) as agents:  # fmt: skip
             watch, enqueued = _enqueue(plan, target, sizes, flavors, hosts)
-            nats_mb = nats.memory_mb()
-            withdrawn = pull_setup.withdraw(transport, target.database_url)
-        result = _pull_result(watch, enqueued, sizes, target)
-        result.update(queues=pull_setup.queue_count(transport), nats_memory_mb=nats_mb,
-                      withdrawn=withdrawn, agents=[a.final for a in agents])  # fmt: skip
+            result = _pull_result(watch, enqueued, sizes, target)  # the cloud as placed
+            result["nats_memory_mb"] = nats.memory_mb()
+            result.update(pull_setup.withdraw(transport, target.database_url))
+        result.update(queues=pull_setup.queue_count(transport), agents=[a.final for a in agents])
         projects = enqueue.project_names(plan.projects)
         result.update(pull_checks.check(target.database_url, projects))
         emit(out, "pull", target, plan.settings("pull", hosts), result)

@@ -93,7 +93,7 @@ def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
     r = pull["result"]
     assert r["states"] == {"active": REQUESTS} and r["timed_instances"] == REQUESTS
     assert r["queues"] >= 6 and r["nats_memory_mb"] > 0 and r["quota_checks_per_s"] > 0
-    assert r["accepted"] == REQUESTS and r["withdrawn"] == 0
+    assert r["accepted"] == REQUESTS and (r["withdrawn"], r["torn_down"]) == (0, 0)
     assert r["agents"][0]["placed"] == REQUESTS
     assert (push["result"]["queues"], push["result"]["nats_memory_mb"]) == (0, None)
     text = report.render(records.load([out]))
@@ -105,7 +105,8 @@ def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
 @pytest.mark.usefixtures("nats_binary")
 def test_a_full_cloud_withdraws_what_waits(tmp_path: Path) -> None:
     """More than fits: the run ends full or with the list used up; every instance ends
-    active, or deleted by the lab (withdrawn), none over capacity."""
+    active, or deleted by the lab (withdrawn, or torn down with a batch's queued
+    siblings), none over capacity."""
     out = tmp_path / "results.jsonl"
     args = ["bench", "pull", "--database-url", backend_url("sqlite", tmp_path), "--hosts", "2",
             "--design", "pull", "--window", "60", "--batch", "4", "--settle", "3", "--out",
@@ -117,7 +118,8 @@ def test_a_full_cloud_withdraws_what_waits(tmp_path: Path) -> None:
     r = line["result"]
     assert r["ended"] in ("full", "list") and r["withdrawn"] > 0
     assert line["settings"]["batch"] == 4 and r["accepted"] == r["requests"]
-    assert r["states"]["active"] == r["placed"] and r["states"]["deleted"] == r["withdrawn"]
+    assert r["states"]["active"] == r["placed"] - r["torn_down"]
+    assert r["states"]["deleted"] == r["withdrawn"] + r["torn_down"]
     assert broken(r) == 0 and r["memory_mb_used_pct"] > 90
 
 
