@@ -38,6 +38,8 @@ if want 7; then
 #    after 30 minutes (--seconds 1800), so the section takes between one and four hours.
 b pull --hosts 100 --hosts 1000 --hosts 10000 --projects 100
 b pull --hosts 100 --hosts 1000 --design pull --projects 1
+# The reserve step with several instances per request (20 list entries per enqueue).
+b pull --hosts 1000 --hosts 10000 --design pull --projects 100 --batch 20
 
 fi
 
