@@ -105,6 +105,7 @@ def run_push(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
             "seconds": found["seconds"], "requests": found["list_taken"],
             "list_length": found["list_length"], "list_sha256": found["list_sha256"],
             "unplaced": found["unplaced"], "ended": found["ended"],
+            "give_ups": found["give_ups"], "conflicts": found["conflicts"],
             "server_errors": found["server_errors"], "p50_ms": found["p50_ms"],
             "p99_ms": found["p99_ms"], "queues": 0, "nats_memory_mb": None,
             "quota_checks_per_s": None, **_cloud_end(target),

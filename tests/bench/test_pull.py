@@ -67,7 +67,7 @@ def test_hosts_split_by_name_prefix(names: list[str], count: int, expected: list
 
 
 @pytest.mark.slow  # a server, NATS, an agent and client processes: about a minute on 2 cores
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
 @pytest.mark.usefixtures("nats_binary")
 def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
     fresh_database(backend, tmp_path).dispose()
@@ -83,9 +83,12 @@ def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
     assert push["settings"]["design"] == "push" and pull["settings"]["design"] == "pull"
     assert pull["settings"]["projects"] == 3 and pull["settings"]["hosts"] == HOSTS
     assert pull["conditions"]["settings"] == {}  # its own NATS is the lab's, not a setting
+    # A push request may give up after lost races (MariaDB, 2 server workers); pull retries.
+    assert push["result"]["placed"] + push["result"]["give_ups"] == REQUESTS, push["result"]
+    assert pull["result"]["placed"] == REQUESTS, pull["result"]
     for line in (push, pull):
         r = line["result"]
-        assert r["placed"] == REQUESTS and r["requests"] == REQUESTS and r["ended"] == "list"
+        assert r["requests"] == REQUESTS and r["ended"] == "list"
         assert r["placed_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
         assert 0 < r["hosts_used"] <= HOSTS and r["memory_mb_used_pct"] > 0
         assert r["over_capacity"] == 0 and broken(r) == 0
