@@ -139,8 +139,9 @@ class Stream:
             with self.shared.accepted.get_lock():
                 self.shared.accepted.value += count
             self.counts["accepted"] += count
-        elif status == 409:
-            self.counts["over_quota"] += count
+        elif status == 409:  # over quota, or the project's generation swap lost too often
+            over = b"quota_exceeded" in raw
+            self.counts["over_quota" if over else "conflicts"] += count
         elif status >= 500:
             self.counts["server_errors"] += 1
         else:

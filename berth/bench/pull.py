@@ -179,7 +179,7 @@ def _pull_result(
         "seconds": round(seconds, 3), "requests": enqueued["taken"], "list_length": len(sizes),
         "list_sha256": hashlib.sha256(sizes).hexdigest()[:16], "ended": watch.ended,
         "unplaced": enqueued["taken"] - len(active), "accepted": counts.get("accepted", 0),
-        "over_quota": counts.get("over_quota", 0),
+        "over_quota": counts.get("over_quota", 0), "conflicts": counts.get("conflicts", 0),
         "server_errors": counts.get("server_errors", 0),
         "failed_calls": counts.get("failed_calls", 0),
         "p50_ms": round(1000 * percentile(times, 50), 3),
