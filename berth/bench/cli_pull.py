@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-from collections.abc import Iterator
 from typing import Any
 
 import typer
@@ -23,20 +20,6 @@ def _designs(text: str) -> list[str]:
     if not chosen or any(d not in DESIGNS for d in chosen):
         raise typer.BadParameter(f"choose from {list(DESIGNS)}", param_hint="--design")
     return chosen
-
-
-@contextlib.contextmanager
-def stopped_by_sigterm() -> Iterator[None]:
-    """SIGTERM ends the command as Ctrl-C does, so every server, agent and NATS is stopped."""
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def pull(
@@ -85,11 +68,12 @@ def pull(
         seconds=seconds,
     )  # fmt: skip
     rows: list[tuple[int, dict[str, Any]]] = []
-    with stopped_by_sigterm():
-        for n in hosts:
-            for chosen in _designs(design):
-                run = run_push if chosen == "push" else run_pull
-                rows.append((n, run(plan, n, out)))
+    # SIGTERM unwinds as Ctrl-C does (berth.cli.main), so every run's context managers
+    # stop the servers, agents and NATS they started.
+    for n in hosts:
+        for chosen in _designs(design):
+            run = run_push if chosen == "push" else run_pull
+            rows.append((n, run(plan, n, out)))
     console.print(pull_table(rows, plan))
 
 
