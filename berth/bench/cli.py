@@ -19,6 +19,7 @@ from rich.table import Table
 from berth.bench import candidates as cand
 from berth.bench import (
     cli_claims,
+    cli_pull,
     cloud,
     cloud_api,
     cloud_db,
@@ -51,6 +52,7 @@ app = typer.Typer(help="The benchmark lab: measure berth and any Placement.", no
 reference_app = typer.Typer(help="The real OpenStack Placement, side by side.")
 app.add_typer(reference_app, name="reference")
 cli_claims.register(app)
+cli_pull.register(app)
 fuzz.register(app)
 DEFAULT_PLOTS = Path("docs/bench")
 

@@ -4,8 +4,9 @@ matplotlib is optional (the ``bench`` extra, ``pip install 'berth[bench]'``):
 it is imported only when a plot is drawn, and without it :func:`draw_all`
 raises :class:`PlotsUnavailable` saying how to install it.
 
-Four pictures: candidates p50 against hosts (per target), claims/s
-against hosts (per target, mode, strategy, partitioning and clients), and
+Five pictures: candidates p50 against hosts (per target), claims/s
+against hosts (per target, mode, strategy, partitioning and clients),
+placements/s of push and pull filling the cloud (``berth bench pull``), and
 the seed's question, filtering in the database vs in Python vs in memory
 (berth's three modes; and the seed's own figures beside them, on its
 cloud).  Each series is the median over repeated runs.
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.bench.seed import SEED_FILTERING
-from berth.bench.summary import Line, changed_settings, group, median_of, target_label
+from berth.bench.summary import Line, changed_settings, db_kind, group, median_of, target_label
 
 Series = dict[str, list[tuple[float, float]]]
 MISSING = "the plots need matplotlib, which is not installed: pip install 'berth[bench]'"
@@ -125,6 +126,15 @@ def _claims_label(x: Line) -> str:
             f"W={s.get('workers')}x{s.get('concurrency', 1)}{tuned}")  # fmt: skip
 
 
+def _pull_label(x: Line) -> str:
+    """The design (pull: and its projects) and the database of a ``berth bench pull`` line."""
+    s = x["settings"]
+    batch = f", batch {s['batch']}" if s.get("batch", 1) != 1 else ""
+    design = "push" if s.get("design") == "push" else f"pull, {s.get('projects')} project(s)"
+    design += batch
+    return f"{design} ({db_kind(x)})"
+
+
 FILTERS = {"sql": "in the database (sql)", "python": "in Python (python)", "memory": "in memory"}
 
 
@@ -159,6 +169,8 @@ PLOTS: list[tuple[str, str, Callable[[Line], str | None], str, str, str]] = [
     ("candidates p50, no limit, c=1", "candidates", _candidates_label("nolimit"), "p50_ms",
      "p50 ms", "candidates-nolimit.png"),
     ("successful claims/s", "claims", _claims_label, "claims_per_s", "claims/s", "claims.png"),
+    ("pull against push: placements/s filling the cloud", "pull", _pull_label, "placed_per_s",
+     "placements/s", "pull.png"),
     ("filtering in the database, in Python, in memory (berth, limit=50)", "candidates",
      _filter_label("limit"), "p50_ms", "p50 ms", "filtering.png"),
 ]  # fmt: skip

@@ -180,6 +180,7 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
     ("startup", "Cold start and memory", startup_table),
     ("claims", "Claims", claims_table),
     ("fill", "Filling the cloud (placement-bench's run)", report_tables.fill_table),
+    ("pull", "Pull against push (berth bench pull)", report_tables.pull_table),
     ("register", "Registration storm", report_tables.register_table),
     ("compute-claims", "Claims in the compute host (the old design)", compute_table),
     ("workers", "Worker processes", workers_table),
@@ -201,7 +202,7 @@ def render(lines: list[Line], plots: Path | None = None, relative_to: Path | Non
     """The whole report; plots are drawn into ``plots`` when given."""
     parts = ["# berth benchmark report", "", machine_summary(lines), "", NOTE, ""]
     if report_tables.has_targets(lines):
-        parts += ["## Issue 12's targets (berth serve, HTTP)", ""]
+        parts += ["## Issue 12's and 13's targets (berth serve, HTTP)", ""]
         parts += [report_tables.targets_table(lines), ""]
     if any(x["settings"].get("query") == "seed" for x in of_kind(lines, "candidates")):
         parts += ["## The seed's table: filtering in the database vs in Python (ms)", ""]

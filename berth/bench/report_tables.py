@@ -61,6 +61,55 @@ def _fill_rows(lines: list[Line]) -> str:
     return table(head, rows)
 
 
+def _pull_key(x: Line) -> Key:
+    """What makes two pull lines repeats of each other (the design and its knobs)."""
+    s = x["settings"]
+    if s.get("design") == "push":
+        clients = f"{s.get('workers')} schedulers"
+    else:
+        batch = f", batch {s['batch']}" if s.get("batch", 1) != 1 else ""
+        clients = (f"{s.get('enqueuers')}x{s.get('threads')} enqueuers{batch}, window "
+                   f"{s.get('window')}, {s.get('agents')} agent(s), {s.get('projects')} "
+                   "project(s)")  # fmt: skip
+    return (s.get("hosts"), s.get("design"), s.get("strategy"), clients, server_of(x),
+            db_kind(x), x["result"].get("list_sha256", ""))  # fmt: skip
+
+
+PULL_BROKEN = ("over_capacity", "unsettled", "failed_without_reason", "quota_mismatches",
+               "double_placed", "misplaced", "leaked")  # fmt: skip
+
+
+def pull_table(lines: list[Line]) -> str:
+    """Push against pull on one request list, per group of changed settings."""
+    return sectioned(of_kind(lines, "pull"), _pull_rows)
+
+
+def _pull_rows(lines: list[Line]) -> str:
+    """Placements/s, latency, packing, queues, NATS, quota checks (medians), invariants."""
+    rows = []
+    for key, same in group(lines, _pull_key).items():
+        figures = [
+            int(median_of(same, "placed")),
+            median_of(same, "placed_per_s"),
+            median_of(same, "p50_ms"),
+            median_of(same, "p99_ms"),
+            int(median_of(same, "hosts_used")),
+            median_of(same, "memory_mb_used_pct"),
+        ]
+        pull = key[1] == "pull"
+        extra = [int(median_of(same, "queues")), median_of(same, "nats_memory_mb"),
+                 median_of(same, "quota_checks_per_s")] if pull else ["-", "-", "-"]  # fmt: skip
+        ended = "/".join(sorted({str(x["result"].get("ended", "")) for x in same}))
+        broken = max(sum(int(x["result"].get(f) or 0) for f in PULL_BROKEN) for x in same)
+        rows.append([*key[:-1], f"{same[-1]['result'].get('list_length', 0):,} ({key[-1][:8]})",
+                     *figures, *extra, ended, broken, load_of(same), len(same)])  # fmt: skip
+    head = ["hosts", "design", "strategy", "clients", "server", "database", "request list",
+            "placed", "placed/s", "p50 ms", "p99 ms", "hosts used", "RAM used %", "queues",
+            "NATS MB", "quota checks/s", "ended", "invariants broken", "load",
+            "runs"]  # fmt: skip
+    return table(head, rows)
+
+
 KINDS = ("create", "inventories", "traits", "aggregates")
 
 
@@ -142,6 +191,17 @@ def _storm(x: Line) -> bool:
     return _served_defaults(x) and s.get("clients") == 64
 
 
+def _pulled(x: Line) -> bool:
+    """berth bench pull's pull design at 10,000 hosts against a default-settings berth."""
+    return _served_defaults(x) and x["settings"].get("design") == "pull"
+
+
+def _no_broken_invariant(x: Line) -> str:
+    """Issue 13's other condition: none of the pull invariants broken."""
+    broken = sum(int(x["result"].get(f) or 0) for f in PULL_BROKEN)
+    return f"{broken} invariants broken" + ("" if broken == 0 else " (missed)")
+
+
 def _p99_and_conflicts(x: Line) -> str:
     """select_destinations' other targets: p99 <= 200 ms, conflicts <= 1 %."""
     r = x["result"]
@@ -166,6 +226,8 @@ GOALS = [
          "claims_per_s", "claims/s", 200, lambda x: ""),
     Goal("registration storm, 64 clients", "register", _storm, "providers_per_s",
          "providers/s", 300, _no_errors),
+    Goal("pull dispatch, filling the cloud (issue 13)", "pull", _pulled, "placed_per_s",
+         "instances/s", 1000, _no_broken_invariant),
 ]  # fmt: skip
 
 

@@ -83,10 +83,12 @@ def changed_settings(line: Line, shown: tuple[str, ...] = ()) -> dict[str, Any]:
     changed = (
         dict(conditions.get("settings") or {}) if conditions else dict(s.get("overrides") or {})
     )
-    if line["kind"] in _SCHEDULED and s.get("mode") == "scheduler":
+    # berth bench pull's push runs schedule with the strategy's settings, unpartitioned.
+    pushed = line["kind"] == "pull" and s.get("design") == "push"
+    if (line["kind"] in _SCHEDULED and s.get("mode") == "scheduler") or pushed:
         try:
             implied = strategies.scheduler_settings(
-                s.get("strategy", ""), s.get("partitioning", ""), 0, int(s.get("workers", 1))
+                s.get("strategy", ""), s.get("partitioning", "none"), 0, int(s.get("workers", 1))
             )
         except ValueError:
             implied = {}

@@ -78,8 +78,9 @@ class Target:
 
 
 # The lab's own settings, not the server's behaviour: where it listens, keeps
-# its files and finds its database (whose kind is recorded apart).
-LAB_SETTINGS = frozenset({"data_dir", "bind", "database_url", "workers", "server"})
+# its files and finds its database (whose kind is recorded apart), and the NATS
+# server a pull run starts for itself.
+LAB_SETTINGS = frozenset({"data_dir", "bind", "database_url", "workers", "server", "nats_url"})
 # In process there is no server: logging is the lab's console, not a measured cost.
 IN_PROCESS = LAB_SETTINGS | {"log_level", "log_requests", "log_json"}
 

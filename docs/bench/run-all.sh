@@ -24,11 +24,25 @@ SINCE=${SINCE:-$(date -u +%FT%T+00:00)}
 BERTH=${BERTH:-.venv/bin/berth}
 b() { echo "+ berth bench $*" >&2; "$BERTH" bench "$@" --out "$OUT"; }
 # SECTIONS="1 1b" runs only those sections (default: all; the report is made either way).
-want() { [[ " ${SECTIONS:-1 1b 2 3 4 5 6} " == *" $1 "* ]]; }
+want() { [[ " ${SECTIONS:-1 1b 2 3 4 5 6 7} " == *" $1 "* ]]; }
 
 psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='berth_bench'" | grep -q 1 \
     || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE berth_bench"
 mysql -h 127.0.0.1 -u root -e "CREATE DATABASE IF NOT EXISTS berth_bench"
+if want 7; then
+# 7. Pull against push (issue 13): placement-bench's request list for each cloud placed by
+#    8 schedulers (select_destinations) and by pull (a private NATS, one berth agent with
+#    every host, 2x4 enqueuers, window 2000), a fresh cloud and server per run, until full.
+#    100 projects (as a cloud of many tenants), then one project (the reserve step's cost).
+#    Not timed yet: each 10,000-host run places about 390,000 instances, and any run stops
+#    after 30 minutes (--seconds 1800), so the section takes between one and four hours.
+b pull --hosts 100 --hosts 1000 --hosts 10000 --projects 100
+b pull --hosts 100 --hosts 1000 --design pull --projects 1
+# The reserve step with several instances per request (20 list entries per enqueue).
+b pull --hosts 1000 --hosts 10000 --design pull --projects 100 --batch 20
+
+fi
+
 "$BERTH" bench reference stop || true
 "$BERTH" bench reference start --workers 2
 
