@@ -67,7 +67,7 @@ def test_hosts_split_by_name_prefix(names: list[str], count: int, expected: list
 
 
 @pytest.mark.slow  # a server, NATS, an agent and client processes: about a minute on 2 cores
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mysql"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 @pytest.mark.usefixtures("nats_binary")
 def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
     fresh_database(backend, tmp_path).dispose()

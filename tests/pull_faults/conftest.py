@@ -18,11 +18,3 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = server_database_url(request.param)
     assert url is not None
     return url
-
-
-@pytest.fixture(params=SERVERS)
-def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A wiped database on each server backend in turn."""
-    url = server_database_url(request.param)
-    assert url is not None
-    return url

@@ -46,9 +46,9 @@ def _refusals(cloud: Cloud) -> int:
     return sum(a.stats().get("group", 0) for a in cloud.agents.values())
 
 
-def test_groups_kept_by_refusals(any_database_url: str, tmp_path: Path) -> None:
+def test_groups_kept_by_refusals(database_url: str, tmp_path: Path) -> None:
     settings = {"PULL_REQUEST_TIMEOUT_S": str(TIMEOUT_S)}
-    with pull_cloud(any_database_url, tmp_path, **settings) as cloud:
+    with pull_cloud(database_url, tmp_path, **settings) as cloud:
         cloud.flavor("g.small", FLAVOR)
         for name in ("ga", "gb"):
             cloud.agent(name, 3)

@@ -50,8 +50,8 @@ def _push(base: str, placed: dict[str, str], statuses: Counter[int]) -> None:
                 refused += 1
 
 
-def test_push_and_pull_fill_one_cloud(any_database_url: str, tmp_path: Path) -> None:
-    with pull_cloud(any_database_url, tmp_path, workers=2, PULL_REQUEST_TIMEOUT_S="8") as cloud:
+def test_push_and_pull_fill_one_cloud(database_url: str, tmp_path: Path) -> None:
+    with pull_cloud(database_url, tmp_path, workers=2, PULL_REQUEST_TIMEOUT_S="8") as cloud:
         cloud.flavor("pp.small", FLAVOR)
         cloud.agent("pp", HOSTS, 0.1)
         placed: dict[str, str] = {}
