@@ -128,9 +128,8 @@ class Microversion:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Store the requested version in the context."""
-        headers = {k.lower(): v for k, v in req.headers.items()}
         try:
-            req.context.version = microversion.parse(headers)
+            req.context.version = microversion.parse_header(req.get_header(microversion.HEADER))
         except ValueError as exc:
             raise HTTPError(
                 406,

@@ -25,6 +25,12 @@ reading what the other did)::
                instances, delete messages of deleting ones
 
 NATS being unreachable skips the last two steps (the rows wait).
+
+A pass first asks whether there is anything to sweep (one statement: a
+reservation, an instance queued, claimed or deleting, a queue not synced):
+a berth that serves Placement only, or whose pull side is at rest, then
+does nothing until the next whole reconcile.  Without that check a pass
+cost each worker about 3 % of its time during a registration storm.
 """
 
 from __future__ import annotations
@@ -37,11 +43,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
-from sqlalchemy import ColumnElement, Connection, and_, exists, not_
+from sqlalchemy import ColumnElement, Connection, and_, exists, literal, not_, or_, select
 
 from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.db.tables import PULL_HOST, PULL_INSTANCE
+from berth.db.tables import PULL_HOST, PULL_INSTANCE, PULL_QUEUE, QUOTA_RESERVATION
 from berth.placement import errors
 from berth.placement.write.retry import atomically
 from berth.pull import agents, instances, outbox, queues
@@ -213,6 +219,22 @@ def publish(db: Database, bus: Bus, settings: Settings) -> int:
             return total  # what could not go waits for the next pass
 
 
+_BUSY = select(literal(1)).where(
+    or_(
+        exists().where(QUOTA_RESERVATION.c.id.is_not(None)),
+        exists().where(PULL_INSTANCE.c.state.in_([QUEUED, CLAIMED, DELETING])),
+        exists().where(PULL_QUEUE.c.synced.is_(False)),
+    )
+)
+
+
+def idle(db: Database) -> bool:
+    """Nothing for a pass to do: no reservation, no instance queued, claimed or deleting,
+    no queue waiting for its consumer."""
+    with db.read() as conn:
+        return conn.execute(_BUSY).first() is None
+
+
 def run_pass(
     db: Database,
     settings: Settings,
@@ -222,6 +244,8 @@ def run_pass(
 ) -> Pass:
     """One pass of every step (see the module docstring); ``now`` is the clock's unless given."""
     report, now = Pass(), now or utcnow()
+    if not full_sync and idle(db):
+        return report
     with db.write() as conn:
         report.purged = quotas.purge_expired(conn, now)
     report.failed = time_out(db, settings, now)

@@ -13,6 +13,7 @@ from berth import settings as settings_mod
 from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
+from berth.placement import errors
 from berth.pull import sweeper
 from berth.pull.model import DELETE_STREAM, queue_name
 from berth.pull.runtime import Pull
@@ -166,3 +167,26 @@ def test_a_claim_never_confirmed_by_a_live_host_fails_after_the_claim_timeout(
     assert consumers_of(db) == {}
     got = call(client, "active", {"instances": [{"instance": i1, "host": h1}]})
     assert [r["outcome"] for r in got.json["results"]] == ["taken"]
+
+
+def test_a_pass_with_nothing_to_sweep_does_nothing(db: Database) -> None:
+    loaded = settings_mod.load(environ={}, database_url=db.url, nats_retry_s=0)
+
+    def no_bus() -> Any:
+        raise AssertionError("an idle pass must not reach NATS")
+
+    assert sweeper.idle(db)
+    report = sweeper.run_pass(db, loaded, no_bus)
+    assert report == sweeper.Pass()
+    with db.write() as conn:  # an expired reservation is work: the pass runs (and purges it)
+        quotas.reserve(conn, Scope("p", "u"), {"VCPU": 1}, ttl_seconds=1)
+    assert not sweeper.idle(db)
+
+    def gone_bus() -> Any:
+        raise errors.Unavailable("NATS is not there")
+
+    later = utcnow() + datetime.timedelta(seconds=5)
+    report = sweeper.run_pass(db, loaded, gone_bus, now=later)
+    assert report.purged > 0
+    assert report.nats == "NATS is not there"  # the NATS steps ran too
+    assert sweeper.idle(db)
