@@ -252,13 +252,17 @@ def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
     ]
     launch(procs, start, "scheduler")
     began = time.monotonic()
+    server = plan.target.pid
     database_cpu = procfs.database_cpu_s() if plan.cpu_time else 0.0
+    server_cpu = procfs.tree_cpu_s(server) if plan.cpu_time and server else 0.0
     results = _gather(procs, out, plan, began, advance, taken)
     summary = summarise(results, plan.seconds)
     if plan.fill:
         summary.update(fill_summary(results, plan.fill, int(taken.value)))
     if plan.cpu_time:
-        summary.update(cpu_per_claim(results, procfs.database_cpu_s() - database_cpu))
+        used = procfs.database_cpu_s() - database_cpu
+        served = procfs.tree_cpu_s(server) - server_cpu if server else None
+        summary.update(cpu_per_claim(results, used, served))
     for p in procs:
         p.join()
     return summary
@@ -346,16 +350,22 @@ def fill_summary(
 
 
 def cpu_per_claim(
-    results: list[tuple[dict[str, int], list[float], float]], database_s: float
+    results: list[tuple[dict[str, int], list[float], float]],
+    database_s: float,
+    server_s: float | None = None,
 ) -> dict[str, float]:
-    """CPU ms per successful claim: the scheduler processes', and the database servers'.
+    """CPU ms per successful claim: the scheduler processes', the database servers', and
+    (``server_s``: a server the lab started) the berth server's, all its processes.
 
     The database figure counts every database server process on this machine
     (:func:`berth.bench.procfs.database_cpu_s`), other users' work included.
     """
     claimed = max(1, sum(counts.get("claimed", 0) for counts, _, _ in results))
     client_ms = sum(counts.get("cpu_us", 0) for counts, _, _ in results) / 1000
-    return {
+    found = {
         "client_cpu_ms_per_claim": round(client_ms / claimed, 3),
         "database_cpu_ms_per_claim": round(database_s * 1000 / claimed, 3),
     }
+    if server_s is not None:
+        found["server_cpu_ms_per_claim"] = round(server_s * 1000 / claimed, 3)
+    return found

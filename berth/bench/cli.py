@@ -235,8 +235,18 @@ def _storm(
     else:
         cloud_api.clear_through_api(tg.transport())
     plan = storm.Storm(tg.url, hosts, processes, clients // processes)
+    database_cpu = procfs.database_cpu_s()
+    server_cpu = procfs.tree_cpu_s(tg.pid) if tg.pid else 0.0
     with bar(title, hosts) as advance:
         result = storm.run(plan, advance)
+    registered = max(1, result["registered"])
+    # CPU per provider (four writes): this machine's database servers (other users' work
+    # included) and, for a berth the lab serves, the server's processes.
+    used = procfs.database_cpu_s() - database_cpu
+    result["database_cpu_ms_per_provider"] = round(used * 1000 / registered, 3)
+    if tg.pid:
+        used = procfs.tree_cpu_s(tg.pid) - server_cpu
+        result["server_cpu_ms_per_provider"] = round(used * 1000 / registered, 3)
     result["providers_found"] = cloud_size(tg)[1]
     result["title"] = title
     settings = {"hosts": hosts, "clients": clients, "processes": processes,

@@ -70,6 +70,18 @@ def database_cpu_s() -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every process below it
+    (their reaped children included): a server's, workers and all."""
+    tree = {pid, *descendants(pid)}
+    ticks = sum(
+        int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+        for p, _, fields in _stats()
+        if p in tree
+    )
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     """Resident set size of ``pid`` in MB (0.0 when it is gone)."""
     try:

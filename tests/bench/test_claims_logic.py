@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections import Counter
 
 import pytest
@@ -51,6 +55,24 @@ def test_cpu_per_claim_sums_the_schedulers_and_divides_by_claims() -> None:
         "database_cpu_ms_per_claim": 0.5,
     }
     assert cpu_per_claim([({}, [], 0.0)], 0.0)["client_cpu_ms_per_claim"] == 0.0
+    served = cpu_per_claim(workers, database_s=0.05, server_s=0.3)
+    assert served["server_cpu_ms_per_claim"] == 3.0
+
+
+def test_a_process_trees_cpu_time_counts_its_children() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.process_time() + 0.3\n"
+         "while time.process_time() < end: pass\ntime.sleep(30)"]
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while procfs.tree_cpu_s(child.pid) < 0.25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert procfs.tree_cpu_s(child.pid) >= 0.25
+        assert procfs.tree_cpu_s(os.getpid()) >= procfs.tree_cpu_s(child.pid)
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_result_lines_name_the_optional_knobs_only_when_changed() -> None:
