@@ -52,12 +52,15 @@ if want 1; then
 #    placement-bench's six sizes, berth's default weighers), and the Placement API claim path
 #    (8 clients: GET /allocation_candidates?limit=50, PUT /allocations/{new consumer},
 #    pack-first, modulo partitioning on the client side and none).  On all three databases.
+#    --cpu-time: CPU ms per claim of the clients, the berth server and the database (the storm
+#    records the server's and the database's per provider anyway): the machine's two cores
+#    divided by their sum is the ceiling a run can reach.
 for db in "$PG" "$SQ" "$MY"; do
     b register --database-url "$db" --hosts 10000 --clients 64 --processes 2
     b claims --database-url "$db" --mode scheduler --strategy default --partitioning none \
-        --hosts 10000 --workers 4 --concurrency 8 --seconds 20 --repeat 3
+        --hosts 10000 --workers 4 --concurrency 8 --seconds 20 --repeat 3 --cpu-time
     b claims --database-url "$db" --mode placement --strategy pack --partitioning none,modulo \
-        --limit 50 --hosts 10000 --workers 8 --seconds 20 --repeat 3
+        --limit 50 --hosts 10000 --workers 8 --seconds 20 --repeat 3 --cpu-time
 done
 # The reference beside it, same workloads (its storm on 1,000 hosts: 10,000 would take hours).
 b register --target reference --hosts 1000 --clients 64 --processes 2
