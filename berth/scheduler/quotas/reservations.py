@@ -11,8 +11,9 @@ the caller may insert its queued request in the same transaction):
 2. read the limits of the project and of the user, in one statement;
 3. count usage of both scopes, in one statement (:mod:`.usage`);
 4. judge (:mod:`.judge`): over a limit raises :class:`QuotaExceeded`,
-   listing every limit broken, and nothing is written (the generation
-   moved in step 1 is rolled back with the rest);
+   listing every limit broken, and no reservation is written (the move of
+   step 1 stays only if the caller commits anyway, as the sweeper does
+   after a refusal: harmless, nothing compares the generation);
 5. insert the reservation's rows;
 6. delete the project's expired reservations (serialised behind step 1).
 

@@ -15,7 +15,7 @@ the same pass (a user's consumers are a subset of the project's).  The
 earlier form ran four aggregates (project and user, sums and a distinct
 count) each over the whole allocations table joined to consumers.  The
 cost still grows with the number of allocations the project holds; only
-the constant shrank (see docs/pull.md, "Quotas at the reserve step").
+the constant shrank (docs/pull.md, "The reserve step").
 
 Why one statement: a claim replaces a reservation by allocations in one
 transaction (:func:`berth.scheduler.quotas.reservations.consume`) without
