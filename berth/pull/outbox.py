@@ -53,8 +53,11 @@ def send(db: Database, bus: Bus, pending: Sequence[Instance]) -> int:
 
     Raises Unavailable when NATS cannot be reached (nothing is marked).
     """
-    with db.read() as conn:
-        agents = agents_of(conn, [i.host or "" for i in pending if i.state == DELETING])
+    hosts = [i.host or "" for i in pending if i.state == DELETING]
+    agents: dict[str, str] = {}
+    if any(hosts):  # an enqueue sends work messages only: no read transaction for it
+        with db.read() as conn:
+            agents = agents_of(conn, hosts)
     sendable = [(i, m) for i in pending if (m := message_of(i, agents)) is not None]
     if not sendable:
         return 0
