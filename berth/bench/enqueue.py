@@ -139,7 +139,7 @@ class Stream:
             with self.shared.accepted.get_lock():
                 self.shared.accepted.value += count
             self.counts["accepted"] += count
-        elif status == 409:  # over quota, or a write that lost races more than retried
+        elif status == 409:  # over quota, or the project's generation swap lost too often
             over = b"quota_exceeded" in raw
             self.counts["over_quota" if over else "conflicts"] += count
         elif status >= 500:

@@ -53,11 +53,8 @@ def send(db: Database, bus: Bus, pending: Sequence[Instance]) -> int:
 
     Raises Unavailable when NATS cannot be reached (nothing is marked).
     """
-    hosts = [i.host or "" for i in pending if i.state == DELETING]
-    agents: dict[str, str] = {}
-    if any(hosts):  # an enqueue sends work messages only: no read transaction for it
-        with db.read() as conn:
-            agents = agents_of(conn, hosts)
+    with db.read() as conn:
+        agents = agents_of(conn, [i.host or "" for i in pending if i.state == DELETING])
     sendable = [(i, m) for i in pending if (m := message_of(i, agents)) is not None]
     if not sendable:
         return 0

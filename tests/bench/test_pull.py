@@ -86,7 +86,7 @@ def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
     # A push request may give up after lost races (MariaDB, 2 server workers); pull retries.
     assert push["result"]["placed"] + push["result"]["give_ups"] == REQUESTS, push["result"]
     # Every request accounted for: accepted and placed, or refused with a reason counted
-    # (409 concurrent_update: a write lost races more often than the server retried).
+    # (409 concurrent_update: the project's generation swap lost more often than retried).
     r = pull["result"]
     assert r["over_quota"] == 0 and r["placed"] == r["accepted"], r
     lost = r["conflicts"] + r["server_errors"] + r["failed_calls"]

@@ -4,33 +4,27 @@
 ``berth.placement.write.retry.atomically`` with ``operation=OPERATION``;
 the caller may insert its queued request in the same transaction):
 
-1. move the project's generation on: ``UPDATE quota_projects SET generation
-   = generation + 1 WHERE project_id = ?`` (no row yet: insert it with
-   generation 1; a duplicate key there is a lost race: ConcurrentUpdate,
-   and ``atomically`` runs the whole transaction again);
+1. read the project's generation (``quota_projects``; none yet: no row);
 2. read the limits of the project and of the user, in one statement;
 3. count usage of both scopes, in one statement (:mod:`.usage`);
 4. judge (:mod:`.judge`): over a limit raises :class:`QuotaExceeded`,
-   listing every limit broken, and no reservation is written (the move of
-   step 1 stays only if the caller commits anyway, as the sweeper does
-   after a refusal: harmless, nothing compares the generation);
+   listing every limit broken, and nothing is written;
 5. insert the reservation's rows;
-6. delete the project's expired reservations (serialised behind step 1).
+6. swap the project's generation: ``UPDATE quota_projects SET generation =
+   g + 1 WHERE project_id = ? AND generation = g`` (no row yet: insert it
+   with generation 1).  No row changed, or a duplicate key on the insert,
+   is a lost race: ConcurrentUpdate, and ``atomically`` runs the whole
+   transaction again;
+7. delete the project's expired reservations (serialised behind the swap).
 
-Why that is enough: the update of step 1 holds the project's row until the
-transaction ends, so a second reservation of the project waits there for
-the first to commit or roll back, and only then counts.  Every database
-berth runs on reads committed data statement by statement (PostgreSQL and
-MariaDB at READ COMMITTED; SQLite writes one at a time), so the count of
-step 3 includes the first one's rows.  Moving the generation first, rather
-than compare-and-swapping it last, turns a lost race into a short wait: a
-project's concurrent reservations queue behind each other instead of
-failing and running again, which under contention ran out of retries and
-answered 409 ``placement.concurrent_update``.  Nothing is read with
-``SELECT ... FOR UPDATE``, which a multi-writer Galera cluster does not
-honour across nodes; there two nodes' updates of one project's row fail
-certification, and ``atomically`` runs the loser again.  Per-user limits
-are judged under the same project row.
+Why that is enough: two reservations of one project both read a generation
+before counting; whichever commits second finds it moved and runs again,
+now counting the first one's rows.  The generation is read before the
+usage, so a count can only be newer than the generation it is judged
+under.  No row is locked with ``SELECT ... FOR UPDATE``, which a
+multi-writer Galera cluster does not honour across nodes; there the swap
+fails certification instead, which ``atomically`` also runs again.  Per-user
+limits are judged under the same project row.
 
 Releasing (:func:`release`) and consuming (:func:`consume`, in a claim's
 transaction) only lower what is counted, so they move no generation.
@@ -52,7 +46,7 @@ from berth.scheduler.quotas.limits import check_scope, limits_of
 from berth.scheduler.quotas.model import INSTANCES, QuotaExceeded, Reservation, Scope, moment
 from berth.scheduler.quotas.usage import usage_of
 
-LOST_RACE = "another reservation of the project was the first one ever"
+LOST_RACE = "another reservation of the project committed first"
 # Rows deleted per statement by a purge (bounded IN lists).
 PURGE_BATCH = 500
 
@@ -69,20 +63,27 @@ def _asked(resources: Mapping[str, int], count: int) -> dict[str, int]:
     return {INSTANCES: count} | {r: n * count for r, n in resources.items() if n > 0}
 
 
-def _take_turn(conn: Connection, project_id: str) -> None:
-    """Move the project's generation on, first thing: a concurrent reservation of the
-    project waits for this transaction to end (see the module docstring)."""
-    moved = conn.execute(
-        update(QUOTA_PROJECT)
-        .where(QUOTA_PROJECT.c.project_id == project_id)
-        .values(generation=QUOTA_PROJECT.c.generation + 1)
-    )
-    if moved.rowcount == 1:
+def _generation(conn: Connection, project_id: str) -> int | None:
+    return conn.execute(
+        select(QUOTA_PROJECT.c.generation).where(QUOTA_PROJECT.c.project_id == project_id)
+    ).scalar_one_or_none()
+
+
+def _swap(conn: Connection, project_id: str, seen: int | None) -> None:
+    """Move the project's generation on from ``seen``; ConcurrentUpdate when it moved first."""
+    if seen is None:
+        try:
+            conn.execute(insert(QUOTA_PROJECT).values(project_id=project_id, generation=1))
+        except IntegrityError:
+            raise errors.ConcurrentUpdate(LOST_RACE) from None
         return
-    try:
-        conn.execute(insert(QUOTA_PROJECT).values(project_id=project_id, generation=1))
-    except IntegrityError:
-        raise errors.ConcurrentUpdate(LOST_RACE) from None
+    swapped = conn.execute(
+        update(QUOTA_PROJECT)
+        .where(QUOTA_PROJECT.c.project_id == project_id, QUOTA_PROJECT.c.generation == seen)
+        .values(generation=seen + 1)
+    )
+    if swapped.rowcount != 1:
+        raise errors.ConcurrentUpdate(LOST_RACE)
 
 
 def _insert(conn: Connection, reservations: Sequence[Reservation]) -> None:
@@ -155,7 +156,7 @@ def _reserve(
     asked = _asked(resources, count)
     at = moment(now)
     project = Scope(scope.project_id)
-    _take_turn(conn, scope.project_id)  # first: see the module docstring
+    seen = _generation(conn, scope.project_id)  # first: see the module docstring
     limits = limits_of(conn, [project, scope])
     if any(limits.values()):
         excesses = judge(limits, usage_of(conn, [project, scope], at), asked)
@@ -168,6 +169,7 @@ def _reserve(
         for _ in range(parts)
     ]
     _insert(conn, made)
+    _swap(conn, scope.project_id, seen)
     _purge(conn, at, scope.project_id)
     return made
 
