@@ -376,6 +376,6 @@ def test_cli(tmp_path: Path, reference: dict[str, Any]) -> None:
     assert first.exit_code == 0, first.output
     assert "resource_providers" in first.output and "allocations" in first.output
     again = runner.invoke(cli.app, args, env={"COLUMNS": "200"})
-    assert again.exit_code == 2 and "use --force" in again.output
+    assert again.exit_code == 2 and "use --force" in " ".join(again.output.split())
     forced = runner.invoke(cli.app, [*args, "--force"], env={"COLUMNS": "200"})
     assert forced.exit_code == 0, forced.output
