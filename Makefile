@@ -29,14 +29,20 @@ venv: $(STAMP)
 run: $(RUN_STAMP)
 	$(VENV)/bin/berth serve
 
+# The suite mostly waits (commits' fsync, servers starting, fault tests' sleeps), so it
+# runs in TEST_WORKERS pytest-xdist workers, more than the cores; tests/xdist_groups.py
+# says which tests share a worker and which groups go first (TEST_WORKERS=0: serially).
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 ## test: set up everything the tests need and run the whole suite (unit, storage on 3 databases,
-## HTTP conformance, clients, concurrency, faults)
+## HTTP conformance, clients, concurrency, faults), in TEST_WORKERS parallel workers
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)
 
 ## test-fast: SQLite only, no conformance
 test-fast: $(STAMP)
-	BERTH_TEST_BACKENDS=sqlite $(PY) -m pytest -q -m "not slow"
+	BERTH_TEST_BACKENDS=sqlite $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(XDIST)
 
 ## conformance: upstream gabbi files against a fresh server (ARGS=--only 'traits*')
 conformance: $(STAMP)

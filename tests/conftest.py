@@ -22,6 +22,8 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import xdist_groups
+
 from berth.db import migrate, tables
 from berth.db.engine import Database
 from berth.placement import catalog
@@ -71,7 +73,13 @@ BACKENDS = [name for name in ALL_BACKENDS if name in CHOSEN]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the variants of backends BERTH_TEST_BACKENDS leaves out, whatever the param."""
+    """Deselect the variants of backends BERTH_TEST_BACKENDS leaves out, whatever the param;
+    then give each test its xdist group (tests/xdist_groups.py)."""
+    _deselect_backends(config, items)
+    xdist_groups.assign(config, items)
+
+
+def _deselect_backends(config: pytest.Config, items: list[pytest.Item]) -> None:
     left_out = set(ALL_BACKENDS) - set(BACKENDS)
     if not left_out:
         return

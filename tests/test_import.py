@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import MYSQL_URL, REQUIRE, _reachable
+from conftest import MYSQL_URL, REQUIRE, SESSION_DB, _reachable
 from server import ROOT, free_port, running_berth
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
@@ -233,6 +233,10 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _run_reference(state, f"sqlite:///{state / 'placement.sqlite'}")
 
 
+# The reference's MariaDB database: this session's own, as the session's database is.
+SOURCE_DB = f"{SESSION_DB}_src"
+
+
 @pytest.fixture(scope="module")
 def reference_on_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The same, with the reference keeping its data in MariaDB (as most clouds do)."""
@@ -241,9 +245,9 @@ def reference_on_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     if problem:
         pytest.fail(problem) if REQUIRE else pytest.skip(problem)
     with server.engine.begin() as conn:
-        conn.execute(text("DROP DATABASE IF EXISTS berth_import_source"))
-        conn.execute(text("CREATE DATABASE berth_import_source CHARACTER SET utf8mb4"))
-    source = make_url(MYSQL_URL).set(database="berth_import_source")
+        conn.execute(text(f"DROP DATABASE IF EXISTS {SOURCE_DB}"))
+        conn.execute(text(f"CREATE DATABASE {SOURCE_DB} CHARACTER SET utf8mb4"))
+    source = make_url(MYSQL_URL).set(database=SOURCE_DB)
     try:
         yield _run_reference(
             tmp_path_factory.mktemp("reference-mariadb"),
@@ -251,7 +255,7 @@ def reference_on_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         )
     finally:
         with server.engine.begin() as conn:
-            conn.execute(text("DROP DATABASE IF EXISTS berth_import_source"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {SOURCE_DB}"))
         server.dispose()
 
 
@@ -372,6 +376,6 @@ def test_cli(tmp_path: Path, reference: dict[str, Any]) -> None:
     assert first.exit_code == 0, first.output
     assert "resource_providers" in first.output and "allocations" in first.output
     again = runner.invoke(cli.app, args, env={"COLUMNS": "200"})
-    assert again.exit_code == 2 and "use --force" in again.output
+    assert again.exit_code == 2 and "use --force" in " ".join(again.output.split())
     forced = runner.invoke(cli.app, [*args, "--force"], env={"COLUMNS": "200"})
     assert forced.exit_code == 0, forced.output

@@ -28,11 +28,24 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 HOSTS, REQUESTS = 20, 150
 
 
+# Processes below this test process before the test began: the servers of session-scoped
+# fixtures (another module's, under pytest-xdist) are not the command's to stop.
+_before: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _already_running() -> None:
+    _before.clear()
+    _before.update(procfs.running(procfs.descendants(os.getpid())))
+
+
 def _ours(pids: list[int] | None = None) -> list[str]:
     """Command lines of the servers, agents and NATS servers still running below this test
-    (or among ``pids``)."""
+    and started by it (or among ``pids``)."""
     found = []
-    for pid in procfs.running(procfs.descendants(os.getpid()) if pids is None else pids):
+    if pids is None:
+        pids = [p for p in procfs.descendants(os.getpid()) if p not in _before]
+    for pid in procfs.running(pids):
         try:
             line = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:

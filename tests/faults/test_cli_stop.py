@@ -56,7 +56,8 @@ def _cmdline(pid: int) -> bytes:
 def test_sigterm_to_a_benchmark_stops_its_server(tmp_path: Path) -> None:
     env = dict(os.environ, BERTH_DATABASE_URL=f"sqlite:///{tmp_path / 'b.sqlite'}")
     populate = subprocess.run(
-        [sys.executable, "-m", "berth.cli", "bench", "populate", "-n", "20"],
+        [sys.executable, "-m", "berth.cli", "bench", "populate", "-n", "20",
+         "--out", str(tmp_path / "r.jsonl")],
         cwd=ROOT, env=env, capture_output=True, timeout=120,
     )  # fmt: skip
     assert populate.returncode == 0, populate.stderr.decode()[-2000:]

@@ -1,10 +1,13 @@
 """Fixtures for pull dispatch: a private NATS server per test, a client, a small cloud.
 
-Each test gets its own ``nats-server`` with JetStream (a free port, a store in
-the test's tmp dir), so that streams, consumers and the queue bucket are the
-test's alone (the machine's shared server on 4222 serves other sessions, whose
-queue syncs would remove this one's consumers).  It is stopped at the end of
-the test, also when the run is interrupted.
+Each test module gets its own ``nats-server`` with JetStream (a free port, a
+store in the module's tmp dir), emptied before each test (every stream deleted,
+and with them their consumers and the queue bucket), so that streams,
+consumers and the queue bucket are the test's alone (the machine's shared
+server on 4222 serves other sessions, whose queue syncs would remove this
+one's consumers).  It is stopped at the end of the module, also when the run
+is interrupted.  Tests that start the server themselves get one of their own
+(``stopped_nats``).
 """
 
 from __future__ import annotations
@@ -92,6 +95,24 @@ class NatsServer:
         except Exception:  # not ready yet
             return False
 
+    def empty(self) -> None:
+        """Delete every stream (their consumers and key-value buckets go with them)."""
+
+        async def wipe() -> None:
+            nc = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=1)
+            try:
+                js = nc.jetstream(timeout=5)
+                for info in await js.streams_info():
+                    await js.delete_stream(info.config.name)
+            finally:
+                await nc.close()
+
+        asyncio.run(wipe())
+
+    def running(self) -> bool:
+        """Started and not exited."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         """Stop it (SIGTERM, then SIGKILL after 5 s)."""
         if self.process is None:
@@ -105,15 +126,25 @@ class NatsServer:
         self.process = None
 
 
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    """A private NATS server, started."""
-    server = NatsServer(free_port(), tmp_path / "jetstream")
+@pytest.fixture(scope="module")
+def module_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """The module's private NATS server, started (tests take it through ``nats_server``)."""
+    server = NatsServer(free_port(), tmp_path_factory.mktemp("nats") / "jetstream")
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def nats_server(module_nats: NatsServer) -> NatsServer:
+    """A private NATS server, started and empty (no stream, consumer or bucket)."""
+    if not module_nats.running():  # it died: a fresh one on the same port
+        module_nats.stop()
+        module_nats.start()
+    module_nats.empty()
+    return module_nats
 
 
 @pytest.fixture
