@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import falcon.testing
 import pytest
@@ -21,6 +22,19 @@ from berth.placement.errors import PlacementError
 from berth.placement.inventories import Inventory
 from berth.policy import Enforcer
 from berth.services import Services
+
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.2) -> T:
+    """Poll ``check`` until it returns something true; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 def write_provider(

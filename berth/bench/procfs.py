@@ -55,6 +55,11 @@ def running(pids: list[int]) -> list[int]:
     return [pid for pid in pids if states.get(pid, "Z") not in ("Z", "X")]
 
 
+def _cpu_ticks(fields: list[str]) -> int:
+    """utime + stime + cutime + cstime of one ``stat`` line's fields after the name."""
+    return int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+
+
 def database_cpu_s() -> float:
     """CPU seconds (user + system) used so far by every database server process here.
 
@@ -62,11 +67,7 @@ def database_cpu_s() -> float:
     backend that ends between two readings moves its time into its
     postmaster's, so the clock never runs backwards when connections close.
     """
-    ticks = sum(
-        int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-        for _, name, fields in _stats()
-        if name.startswith(DATABASE_SERVERS)
-    )
+    ticks = sum(_cpu_ticks(f) for _, name, f in _stats() if name.startswith(DATABASE_SERVERS))
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -74,11 +75,7 @@ def tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by ``pid`` and every process below it
     (their reaped children included): a server's, workers and all."""
     tree = {pid, *descendants(pid)}
-    ticks = sum(
-        int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-        for p, _, fields in _stats()
-        if p in tree
-    )
+    ticks = sum(_cpu_ticks(fields) for p, _, fields in _stats() if p in tree)
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import wait_for
 from tests.pull.conftest import NatsServer, free_port
 from tests.server import ROOT, running_berth
 
@@ -83,16 +83,6 @@ def agent(berth: httpx.Client, nats_url: str, tmp_path: Path) -> Iterator[Path]:
                 proc.wait()
 
 
-def _wait(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def _states(client: httpx.Client, requests: list[str]) -> list[dict[str, Any]]:
     instances = []
     for uuid in requests:
@@ -121,7 +111,7 @@ def test_requests_until_full(berth: httpx.Client, agent: Path) -> None:
         "/scheduler/flavors", json={"name": "e2e.small", "resources": FLAVOR}, headers=SCHEDULER
     )
     assert made.status_code == 201, made.text
-    _wait(lambda: "queues=1/1" in agent.read_text(), 60, "the agent to serve the flavor's queue")
+    wait_for(lambda: "queues=1/1" in agent.read_text(), 60, "the agent to serve the flavor's queue")
 
     # Anti-affinity: pack puts all three on one host; the server refuses two (group), the
     # agent naks them and the redeliveries go to hosts that have not refused them.
@@ -136,7 +126,7 @@ def test_requests_until_full(berth: httpx.Client, agent: Path) -> None:
         headers=SCHEDULER,
     )
     assert got.status_code == 202, got.text
-    grouped = _wait(
+    grouped = wait_for(
         lambda: (
             (i := _states(berth, [got.json()["uuid"]]))
             and all(x["state"] == "active" for x in i)
@@ -160,7 +150,7 @@ def test_requests_until_full(berth: httpx.Client, agent: Path) -> None:
         done = all(i["state"] in ("active", "failed") for i in instances)
         return instances if done else None
 
-    instances = _wait(settled, 120, "every instance active or failed")
+    instances = wait_for(settled, 120, "every instance active or failed")
     states = Counter(i["state"] for i in instances)
     asked = REQUESTS * COUNT + 3
     assert states == {"active": HOSTS * PER_HOST, "failed": asked - HOSTS * PER_HOST}
@@ -174,7 +164,7 @@ def test_requests_until_full(berth: httpx.Client, agent: Path) -> None:
     victim = next(r for r in requests if any(i["state"] == "active" for i in _states(berth, [r])))
     hosts = {i["host"] for i in _states(berth, [victim]) if i["state"] == "active"}
     assert berth.delete(f"/scheduler/requests/{victim}", headers=SCHEDULER).status_code == 202
-    _wait(
+    wait_for(
         lambda: all(i["state"] in ("deleted", "failed") for i in _states(berth, [victim])),
         60,
         "the deleted request's instances to be deleted",
@@ -182,7 +172,7 @@ def test_requests_until_full(berth: httpx.Client, agent: Path) -> None:
     for host in hosts:
         used = berth.get(f"/resource_providers/{host}/usages", headers=PLACEMENT).json()
         assert used["usages"]["VCPU"] < PER_HOST * FLAVOR["VCPU"]
-    _wait(
+    wait_for(
         lambda: " deleted=" in agent.read_text() and "deleted=0 " not in _last(agent), 10, "stats"
     )
 

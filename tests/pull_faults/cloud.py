@@ -15,21 +15,19 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
-import pytest
 
 from berth.db.engine import Database
+from tests.helpers import wait_for
 from tests.pull.conftest import NatsServer, free_port
 from tests.server import ROOT, running_berth
 
-T = TypeVar("T")
 SCHEDULER = {"x-auth-token": "admin", "openstack-api-version": "scheduler 1.2"}
 PLACEMENT = {"x-auth-token": "admin", "openstack-api-version": "placement 1.39"}
 # Every test shortens these; a test overrides what it needs.
@@ -41,17 +39,6 @@ FAST = {
     "BERTH_NATS_RETRY_S": "0.5",
     "BERTH_NATS_TIMEOUT_S": "1",
 }
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll ``check`` until it returns something true; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
