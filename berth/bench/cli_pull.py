@@ -84,14 +84,16 @@ def pull_table(rows: list[tuple[int, dict[str, Any]]], plan: PullPlan) -> Table:
         f"E={plan.enqueuers}x{plan.threads} window={plan.window} agents={plan.agents}"
     )
     table = Table("hosts", "design", "placed", "placed/s", "p50 ms", "p99 ms", "hosts used",
-                  "RAM used %", "queues", "NATS MB", "quota checks/s", "ended", "broken",
+                  "RAM used %", "queues", "NATS MB", "quota checks/s", "CPU ms/placed",
+                  "ceiling /s", "ended", "broken",
                   title=title)  # fmt: skip
     for hosts, r in rows:
         table.add_row(
             str(hosts), r["design"], str(r["placed"]), f"{r['placed_per_s']:.1f}",
             f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", str(r["hosts_used"]),
             str(r.get("memory_mb_used_pct", "")), str(r["queues"]),
-            _or_dash(r["nats_memory_mb"]), _or_dash(r["quota_checks_per_s"]), r["ended"],
+            _or_dash(r["nats_memory_mb"]), _or_dash(r["quota_checks_per_s"]),
+            _or_dash(r.get("cpu_ms_per_placed")), _or_dash(r.get("cpu_ceiling_per_s")), r["ended"],
             str(broken(r)),
         )  # fmt: skip
     return table

@@ -5,7 +5,7 @@ resident memory, and the CPU time the database servers on this machine have used
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 DATABASE_SERVERS = ("postgres", "mariadbd", "mysqld")
@@ -77,6 +77,34 @@ def tree_cpu_s(pid: int) -> float:
     tree = {pid, *descendants(pid)}
     ticks = sum(_cpu_ticks(fields) for p, _, fields in _stats() if p in tree)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_part(parts: Mapping[str, Sequence[int]]) -> dict[str, float]:
+    """CPU seconds so far of each part (its processes and every one below them, reaped
+    children included), and of the database servers as ``database``: one read of /proc.
+
+    A process listed in one part and below another's root counts in both: callers
+    subtract (the bench's own tree holds the server it started).
+    """
+    stats = list(_stats())
+    below: dict[int, list[int]] = {}
+    ticks: dict[int, int] = {}
+    for pid, _, fields in stats:
+        below.setdefault(int(fields[1]), []).append(pid)
+        ticks[pid] = _cpu_ticks(fields)
+    hz = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for name, roots in parts.items():
+        tree, todo = set(), list(roots)
+        while todo:
+            pid = todo.pop()
+            if pid not in tree:
+                tree.add(pid)
+                todo.extend(below.get(pid, []))
+        found[name] = sum(ticks.get(pid, 0) for pid in tree) / hz
+    db = sum(_cpu_ticks(f) for _, name, f in stats if name.startswith(DATABASE_SERVERS))
+    found["database"] = db / hz
+    return found
 
 
 def rss_mb(pid: int) -> float:

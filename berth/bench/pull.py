@@ -25,11 +25,13 @@ invariants (:mod:`berth.bench.pull_checks`).
 from __future__ import annotations
 
 import hashlib
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from berth.bench import agents as agents_mod
-from berth.bench import enqueue, invariants, pull_checks, pull_setup, strategies
+from berth.bench import enqueue, invariants, procfs, pull_checks, pull_setup, strategies
 from berth.bench import fill as fill_mod
 from berth.bench.claims import ClaimsPlan
 from berth.bench.claims import run as run_claims
@@ -88,6 +90,36 @@ def _cloud_end(target: Target) -> dict[str, Any]:
     return found
 
 
+def _parts(target: Target, **more: Sequence[int]) -> dict[str, Sequence[int]]:
+    """The processes whose CPU a run counts: this process's tree (``all``), the server's,
+    and ``more`` (NATS's, the agents')."""
+    return {"all": [os.getpid()], "server": [target.pid], **more}
+
+
+def _cpu_per_placed(
+    before: Mapping[str, float], after: Mapping[str, float], placed: int
+) -> dict[str, Any]:
+    """CPU ms per instance placed of each part from ``before`` to ``after``
+    (:func:`berth.bench.procfs.cpu_by_part` of :func:`_parts`), and the ceiling it sets.
+
+    ``clients`` is this process's tree less the parts below it: the schedulers or the
+    enqueuers, and the watcher.  ``database`` is every database server process here.
+    The ceiling is the machine's cores divided by the sum: placements/s if nothing
+    else ran and every part's CPU per placement stayed as measured.
+    """
+    used = {name: after[name] - before[name] for name in after}
+    everything = used.pop("all")
+    used["clients"] = everything - sum(v for k, v in used.items() if k != "database")
+    total = sum(used.values())
+    found: dict[str, Any] = {
+        f"{name}_cpu_ms_per_placed": round(1000 * v / max(placed, 1), 3)
+        for name, v in sorted(used.items())
+    }
+    found["cpu_ms_per_placed"] = round(1000 * total / max(placed, 1), 3)
+    found["cpu_ceiling_per_s"] = round((os.cpu_count() or 1) * placed / total, 1) if total else None
+    return found
+
+
 def run_push(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
     """Push: a fresh berth, a fresh cloud, the schedulers fill it with the list; the line."""
     topo = from_profile("placement-bench", hosts)
@@ -98,8 +130,11 @@ def run_push(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
         claims = ClaimsPlan(target, "scheduler", plan.strategy, "none", plan.workers,
                             plan.seconds, seed=plan.seed, fill=sizes)  # fmt: skip
         label = f"pull: push {hosts} hosts W={plan.workers}"
+        parts = _parts(target)
+        before = procfs.cpu_by_part(parts)
         with bar(label, len(sizes)) as advance:
             found = run_claims(claims, advance)
+        cpu = _cpu_per_placed(before, procfs.cpu_by_part(parts), found["placed"])
         result = {
             "design": "push", "placed": found["placed"], "placed_per_s": found["placed_per_s"],
             "seconds": found["seconds"], "requests": found["list_taken"],
@@ -108,7 +143,7 @@ def run_push(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
             "give_ups": found["give_ups"], "conflicts": found["conflicts"],
             "server_errors": found["server_errors"], "p50_ms": found["p50_ms"],
             "p99_ms": found["p99_ms"], "queues": 0, "nats_memory_mb": None,
-            "quota_checks_per_s": None, **_cloud_end(target),
+            "quota_checks_per_s": None, **cpu, **_cloud_end(target),
         }  # fmt: skip
         emit(out, "pull", target, plan.settings("push", hosts), result)
     return result
@@ -138,8 +173,12 @@ def run_pull(plan: PullPlan, hosts: int, out: str) -> dict[str, Any]:
         pull_setup.set_quotas(transport, plan.projects)
         with agents_mod.running_agents(target.url, nats.url, groups, len(flavors),
                                        plan.strategy) as agents:  # fmt: skip
+            parts = _parts(target, nats=[nats.pid], agents=[a.proc.pid for a in agents])
+            before = procfs.cpu_by_part(parts)
             watch, enqueued = _enqueue(plan, target, sizes, flavors, hosts)
+            after = procfs.cpu_by_part(parts)
             result = _pull_result(watch, enqueued, sizes, target)  # the cloud as placed
+            result.update(_cpu_per_placed(before, after, result["placed"]))
             result["nats_memory_mb"] = nats.memory_mb()
             result.update(pull_setup.withdraw(transport, target.database_url))
         result.update(queues=pull_setup.queue_count(transport), agents=[a.final for a in agents])

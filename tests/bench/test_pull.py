@@ -110,12 +110,18 @@ def test_push_and_pull_on_one_list(backend: str, tmp_path: Path) -> None:
         assert r["placed_per_s"] > 0 and 0 < r["p50_ms"] <= r["p99_ms"]
         assert 0 < r["hosts_used"] <= HOSTS and r["memory_mb_used_pct"] > 0
         assert r["over_capacity"] == 0 and broken(r) == 0
+        # CPU per placement: the server and the clients worked; the parts add up.
+        assert r["server_cpu_ms_per_placed"] > 0 and r["clients_cpu_ms_per_placed"] > 0, r
+        parts = [v for k, v in r.items() if k.endswith("_cpu_ms_per_placed")]
+        assert abs(sum(parts) - r["cpu_ms_per_placed"]) < 0.01 * len(parts), r
+        assert r["cpu_ceiling_per_s"] > 0
     assert push["result"]["list_sha256"] == pull["result"]["list_sha256"]
     r = pull["result"]
     assert r["states"] == {"active": r["accepted"]} and r["timed_instances"] == r["accepted"]
     assert r["queues"] >= 6 and r["nats_memory_mb"] > 0 and r["quota_checks_per_s"] > 0
     assert (r["withdrawn"], r["torn_down"]) == (0, 0)
     assert r["agents"][0]["placed"] == r["accepted"]
+    assert r["agents_cpu_ms_per_placed"] > 0 and "nats_cpu_ms_per_placed" in r, r
     assert (push["result"]["queues"], push["result"]["nats_memory_mb"]) == (0, None)
     text = report.render(records.load([out]))
     assert "## Pull against push (berth bench pull)" in text
