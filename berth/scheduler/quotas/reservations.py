@@ -158,8 +158,13 @@ def _reserve(
     project = Scope(scope.project_id)
     seen = _generation(conn, scope.project_id)  # first: see the module docstring
     limits = limits_of(conn, [project, scope])
-    if any(limits.values()):
-        excesses = judge(limits, usage_of(conn, [project, scope], at), asked)
+    # Only the limits of what is asked are judged: only those scopes' usage is read.
+    judged = {s: lims for s, lims in limits.items() if set(lims) & set(asked)}
+    if judged:
+        user = scope.user_id if scope in judged else None
+        wanted = {r for lims in judged.values() for r in lims} & set(asked)
+        counted = usage_of(conn, scope.project_id, user, at, wanted)
+        excesses = judge(judged, counted, asked)
         if excesses:
             raise QuotaExceeded(excesses)
     each = _asked(resources, count // parts)
