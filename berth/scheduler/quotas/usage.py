@@ -32,6 +32,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Select,
     String,
     bindparam,
     case,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
     union_all,
 )
 
@@ -49,10 +51,20 @@ from berth.scheduler.quotas.model import INSTANCES, Scope, Usage, moment
 _IN_USE, _INSTANCES, _RESERVED = range(3)
 
 
-def _statement(with_user: bool, with_classes: bool) -> Any:
-    """Rows (kind, resource, project's amount, user's amount) for :func:`usage_of`."""
+def _statement(dialect: str, with_user: bool, with_classes: bool) -> Any:
+    """Rows (kind, resource, project's amount, user's amount) for :func:`usage_of`.
+
+    Every part starts from the project's consumers (an index on
+    ``consumers.project_id``) and reaches their allocations by consumer (an
+    index on ``allocations.consumer_id``), so a count reads the project's rows
+    and no other: a planner that joined the other way would read every
+    allocation of the cloud.  Planners pick that other way when they misjudge
+    a project's size (its id is a sub-select, unknown when planning), so the
+    order is fixed: on PostgreSQL by a ``LATERAL`` sub-select it cannot flatten
+    (``OFFSET 0``, ``LIMIT 1``), on MariaDB and MySQL by ``STRAIGHT_JOIN``;
+    SQLite joins in the written order when an index serves it.
+    """
     project_id = select(PROJECT.c.id).where(PROJECT.c.external_id == bindparam("project"))
-    scoped = ALLOC.join(CONSUMER, ALLOC.c.consumer_id == CONSUMER.c.uuid)
     in_project = CONSUMER.c.project_id == project_id.scalar_subquery()
     user_used: ColumnElement[Any]
     user_consumers: ColumnElement[Any]
@@ -60,40 +72,59 @@ def _statement(with_user: bool, with_classes: bool) -> Any:
     if with_user:
         user_id = select(USER.c.id).where(USER.c.external_id == bindparam("user"))
         mine = CONSUMER.c.user_id == user_id.scalar_subquery()
-        user_used = func.sum(case((mine, ALLOC.c.used), else_=0))
-        user_consumers = func.count(func.distinct(case((mine, ALLOC.c.consumer_id))))
         QR = QUOTA_RESERVATION
         user_reserved = func.sum(case((QR.c.user_id == bindparam("user"), QR.c.amount), else_=0))
     else:
-        user_used = user_consumers = user_reserved = literal_column("0", Integer)
+        mine = None
+        user_reserved = literal_column("0", Integer)
+    lateral = dialect == "postgresql"
     parts = []
     if with_classes:
-        sums = (
-            select(
-                ALLOC.c.resource_class_id.label("rc"),
-                func.sum(ALLOC.c.used).label("amount"),
-                user_used.label("mine"),
-            )
-            .select_from(scoped)
-            .where(in_project)
-            .group_by(ALLOC.c.resource_class_id)
-            .subquery()
+        held = select(ALLOC.c.resource_class_id, ALLOC.c.used).where(
+            ALLOC.c.consumer_id == CONSUMER.c.uuid
         )
+        if lateral:
+            rows = held.offset(0).lateral("held")
+            joined = CONSUMER.join(rows, true())
+            rc, used = rows.c.resource_class_id, rows.c.used
+        else:
+            joined = CONSUMER.join(ALLOC, ALLOC.c.consumer_id == CONSUMER.c.uuid)
+            rc, used = ALLOC.c.resource_class_id, ALLOC.c.used
+        user_used = (
+            func.sum(case((mine, used), else_=0))
+            if mine is not None
+            else literal_column("0", Integer)
+        )
+        sums = (
+            select(rc.label("rc"), func.sum(used).label("amount"), user_used.label("mine"))
+            .select_from(joined)
+            .where(in_project)
+            .group_by(rc)
+        )
+        if not lateral:
+            sums = sums.prefix_with("STRAIGHT_JOIN", dialect="mysql")
+        summed = sums.subquery()
         parts.append(
             select(
-                literal_column(str(_IN_USE), Integer), RC.c.name, sums.c.amount, sums.c.mine
-            ).join_from(sums, RC, RC.c.id == sums.c.rc)
+                literal_column(str(_IN_USE), Integer), RC.c.name, summed.c.amount, summed.c.mine
+            ).join_from(summed, RC, RC.c.id == summed.c.rc)
         )
-    parts.append(
-        select(
-            literal_column(str(_INSTANCES), Integer),
-            literal(INSTANCES, String),
-            func.count(func.distinct(ALLOC.c.consumer_id)),
-            user_consumers,
-        )
-        .select_from(scoped)
-        .where(in_project)
+    # A consumer counts as an instance while it holds an allocation.
+    holds: Select[Any] = select(literal_column("1")).where(ALLOC.c.consumer_id == CONSUMER.c.uuid)
+    user_consumers = (
+        func.sum(case((mine, 1), else_=0)) if mine is not None else literal_column("0", Integer)
     )
+    instances = select(
+        literal_column(str(_INSTANCES), Integer),
+        literal(INSTANCES, String),
+        func.count(),
+        user_consumers,
+    )
+    if lateral:
+        holding = CONSUMER.join(holds.limit(1).lateral("holds"), true())
+        parts.append(instances.select_from(holding).where(in_project))
+    else:
+        parts.append(instances.select_from(CONSUMER).where(in_project, holds.exists()))
     QR = QUOTA_RESERVATION
     parts.append(
         select(
@@ -108,8 +139,11 @@ def _statement(with_user: bool, with_classes: bool) -> Any:
     return union_all(*parts)
 
 
-# Built once: a statement object reused is not analysed again on every call.
-_STATEMENTS = {(u, c): _statement(u, c) for u in (False, True) for c in (False, True)}
+# Built once per dialect and shape: a statement object reused is not analysed again.
+_DIALECTS = ("postgresql", "mysql", "sqlite")
+_STATEMENTS = {
+    (d, u, c): _statement(d, u, c) for d in _DIALECTS for u in (False, True) for c in (False, True)
+}
 
 
 def usage_of(
@@ -129,7 +163,8 @@ def usage_of(
     params: dict[str, Any] = {"project": project_id, "now": moment(now)}
     if user_id is not None:
         params["user"] = user_id
-    statement = _STATEMENTS[(user_id is not None, with_classes)]
+    dialect = conn.dialect.name if conn.dialect.name in _DIALECTS else "sqlite"
+    statement = _STATEMENTS[(dialect, user_id is not None, with_classes)]
     project: dict[int, dict[str, int]] = {_IN_USE: {}, _RESERVED: {}}
     user: dict[int, dict[str, int]] = {_IN_USE: {}, _RESERVED: {}}
     for kind, resource, amount, mine in conn.execute(statement, params):
