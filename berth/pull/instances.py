@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, and_, case, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql
 
 from berth.db.tables import PULL_INSTANCE, PULL_REQUEST
 from berth.placement import errors
@@ -144,38 +145,23 @@ def move(
     now: datetime.datetime,
     *,
     by_host: bool = False,
+    each: tuple[str, Mapping[str, Any]] | None = None,
 ) -> None:
     """Swap ``moved`` from the state (and attempt, and with ``by_host`` the host) they were
-    read in to ``values``; ConcurrentUpdate unless every one of them moved."""
+    read in to ``values`` (and ``each``: a column set to a value per instance, by uuid);
+    ConcurrentUpdate unless every one of them moved."""
     by_state: dict[str, list[Instance]] = {}
     for instance in moved:
         by_state.setdefault(instance.state, []).append(instance)
     for state, group in sorted(by_state.items()):
         for start in range(0, len(group), CHUNK):
-            _move_chunk(conn, state, group[start : start + CHUNK], values, now, by_host)
-
-
-def _move_chunk(
-    conn: Connection,
-    state: str,
-    chunk: Sequence[Instance],
-    values: Mapping[str, Any],
-    now: datetime.datetime,
-    by_host: bool,
-) -> None:
-    uuids = [i.uuid for i in chunk]
-    attempts = {i.uuid: i.attempt for i in chunk}
-    where = [PI.c.uuid.in_(uuids), PI.c.state == state, PI.c.attempt == per_instance(attempts)]
-    if by_host:
-        where.append(PI.c.host == per_instance({i.uuid: i.host or "" for i in chunk}))
-    done = conn.execute(update(PI).where(and_(*where)).values(**values, updated_at=now))
-    if done.rowcount != len(uuids):
-        raise errors.ConcurrentUpdate(LOST_RACE)
-
-
-def per_instance(values: Mapping[str, Any]) -> Any:
-    """A value per instance: ``CASE uuid WHEN ... THEN ... END``."""
-    return case(dict(values), value=PI.c.uuid)
+            chunk = group[start : start + CHUNK]
+            match: dict[str, dict[str, Any]] = {"attempt": {i.uuid: i.attempt for i in chunk}}
+            if by_host:
+                match["host"] = {i.uuid: i.host or "" for i in chunk}
+            setting = {**values, "updated_at": now}
+            if update_each(conn, match, setting, each, PI.c.state == state) != len(chunk):
+                raise errors.ConcurrentUpdate(LOST_RACE)
 
 
 def move_each(
@@ -187,7 +173,53 @@ def move_each(
     now: datetime.datetime,
 ) -> None:
     """As :func:`move`, setting ``column`` to a value per instance (``values`` by uuid)."""
-    for start in range(0, len(moved), CHUNK):
-        chunk = moved[start : start + CHUNK]
-        per = per_instance({i.uuid: values[i.uuid] for i in chunk})
-        move(conn, chunk, {**common, column: per}, now)
+    move(conn, moved, common, now, each=(column, values))
+
+
+def update_each(
+    conn: Connection,
+    match: Mapping[str, Mapping[str, Any]],
+    values: Mapping[str, Any],
+    each: tuple[str, Mapping[str, Any]] | None = None,
+    *where: ColumnElement[bool],
+) -> int:
+    """``UPDATE pull_instances SET values [, column = its value per instance]`` on the rows
+    whose uuid is a key of the ``match`` mappings and whose ``match`` columns hold the
+    values given for that uuid; the number of rows changed.
+
+    On PostgreSQL the per-instance values travel as arrays (``UPDATE ... FROM
+    unnest(...)``): the statement is a few terms whatever the number of
+    instances, and its text depends on the columns only.  Elsewhere each is
+    ``CASE uuid WHEN ... THEN ... END``, a term per instance.
+    """
+    uuids = list(next(iter(match.values())))
+    if conn.dialect.name == "postgresql":
+        columns = {f"m_{k}": (PI.c[k].type, [v[u] for u in uuids]) for k, v in match.items()}
+        if each is not None:
+            columns[f"s_{each[0]}"] = (PI.c[each[0]].type, [each[1][u] for u in uuids])
+        rows = _unnest({"uuid": (PI.c.uuid.type, uuids), **columns})
+        conditions = [PI.c.uuid == rows.c.uuid, *(PI.c[k] == rows.c[f"m_{k}"] for k in match)]
+        setting = dict(values)
+        if each is not None:
+            setting[each[0]] = rows.c[f"s_{each[0]}"]
+    else:
+        conditions = [PI.c.uuid.in_(uuids), *(PI.c[k] == per_instance(v) for k, v in match.items())]
+        setting = dict(values)
+        if each is not None:
+            setting[each[0]] = per_instance({u: each[1][u] for u in uuids})
+    statement = update(PI).where(*conditions, *where).values(**setting)
+    return int(conn.execute(statement).rowcount)
+
+
+def _unnest(columns: Mapping[str, tuple[Any, list[Any]]]) -> Any:
+    """``unnest(:a, :b, ...) AS each_row(a, b, ...)``, one array per column (PostgreSQL)."""
+    arrays = [
+        bindparam(name, value, type_=postgresql.ARRAY(kind))
+        for name, (kind, value) in columns.items()
+    ]
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="each_row")
+
+
+def per_instance(values: Mapping[str, Any]) -> Any:
+    """A value per instance: ``CASE uuid WHEN ... THEN ... END``."""
+    return case(dict(values), value=PI.c.uuid)

@@ -14,15 +14,16 @@ message id, so the stream drops a copy it already holds).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.db.tables import PULL_HOST, PULL_INSTANCE
+from berth.db.tables import PULL_HOST
 from berth.pull.bus import Bus, Message
-from berth.pull.instances import CHUNK, Instance, per_instance
+from berth.pull.instances import CHUNK, Instance, update_each
 from berth.pull.model import DELETING, QUEUED, delete_subject, work_subject
 
 
@@ -67,12 +68,10 @@ def send(db: Database, bus: Bus, pending: Sequence[Instance]) -> int:
 
 def mark_published(conn: Connection, done: Sequence[Instance]) -> None:
     """``published = true`` on the rows of ``done`` still in the state and attempt sent."""
-    PI = PULL_INSTANCE
     for start in range(0, len(done), CHUNK):
         chunk = done[start : start + CHUNK]
-        match = (
-            PI.c.uuid.in_([i.uuid for i in chunk]),
-            PI.c.state == per_instance({i.uuid: i.state for i in chunk}),
-            PI.c.attempt == per_instance({i.uuid: i.attempt for i in chunk}),
-        )
-        conn.execute(update(PI).where(*match).values(published=True, updated_at=utcnow()))
+        match: dict[str, dict[str, Any]] = {
+            "state": {i.uuid: i.state for i in chunk},
+            "attempt": {i.uuid: i.attempt for i in chunk},
+        }
+        update_each(conn, match, {"published": True, "updated_at": utcnow()})
