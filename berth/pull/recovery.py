@@ -81,30 +81,27 @@ class Streams:
         self._created.update({n: at for n, at in created.items() if at is not None})
 
 
-def _waiting(cutoff: datetime.datetime) -> tuple[ColumnElement[bool], ...]:
-    """Rows whose message should be in a stream: queued or deleting, published, unchanged
-    since ``cutoff``."""
-    return (
-        PI.c.published.is_(True),
-        PI.c.state.in_([QUEUED, DELETING]),
-        PI.c.updated_at < cutoff,
-    )
+def _waiting(state: str, cutoff: datetime.datetime) -> tuple[ColumnElement[bool], ...]:
+    """Rows in ``state`` whose message should be in a stream: published, unchanged since
+    ``cutoff``."""
+    return (PI.c.published.is_(True), PI.c.state == state, PI.c.updated_at < cutoff)
 
 
 def _subjects(conn: Connection, cutoff: datetime.datetime) -> Counter[Subject]:
-    """How many waiting rows each subject has."""
-    query = (
-        select(PI.c.state, PI.c.queue, PI.c.host, PH.c.agent, func.count())
-        .select_from(PI.outerjoin(PH, PH.c.host_uuid == PI.c.host))
-        .where(*_waiting(cutoff))
-        .group_by(PI.c.state, PI.c.queue, PI.c.host, PH.c.agent)
-    )
+    """How many waiting rows each subject has (two statements: the work rows need no join,
+    and a delete whose host has no agent has no message either)."""
     found: Counter[Subject] = Counter()
-    for state, queue, host, agent, count in conn.execute(query):
-        if state == QUEUED:
-            found[WORK_STREAM, work_subject(queue), state, queue] += int(count)
-        elif agent is not None:  # a delete whose host has no agent has no message either
-            found[DELETE_STREAM, delete_subject(agent, host), state, host] += int(count)
+    work = select(PI.c.queue, func.count()).where(*_waiting(QUEUED, cutoff))
+    for queue, count in conn.execute(work.group_by(PI.c.queue)):
+        found[WORK_STREAM, work_subject(queue), QUEUED, queue] = int(count)
+    deletes = (
+        select(PI.c.host, PH.c.agent, func.count())
+        .select_from(PI.join(PH, PH.c.host_uuid == PI.c.host))
+        .where(*_waiting(DELETING, cutoff))
+        .group_by(PI.c.host, PH.c.agent)
+    )
+    for host, agent, count in conn.execute(deletes):
+        found[DELETE_STREAM, delete_subject(agent, host), DELETING, host] = int(count)
     return found
 
 
@@ -143,11 +140,7 @@ def _send_again(
     """Publish the messages of one subject's waiting rows again, a batch at a time; how
     many the stream stored anew."""
     _, _, state, key = subject
-    where = (
-        *_waiting(cutoff),
-        PI.c.state == state,
-        (PI.c.queue if state == QUEUED else PI.c.host) == key,
-    )
+    where = (*_waiting(state, cutoff), (PI.c.queue if state == QUEUED else PI.c.host) == key)
     stored, after = 0, 0
     while True:
         with db.read() as conn:
