@@ -315,6 +315,7 @@ def queues_sync(
         ("queues retired (flavor deleted)", report.table.retired),
         ("consumers created", report.consumers_created),
         ("consumers removed", report.consumers_removed),
+        ("delete consumers created", report.delete_consumers_created),
         ("keys written", report.keys_written),
         ("keys removed", report.keys_removed),
     ):

@@ -3,7 +3,8 @@
 nats-py is asyncio; berth's request threads and its sweeper are not.  A
 :class:`Bus` runs one event loop in a daemon thread of its own, connects on
 first use, and offers a small synchronous facade: publish with a
-``Nats-Msg-Id``, key-value put/delete/read, ensure a stream or a consumer.
+``Nats-Msg-Id``, key-value put/delete/read, ensure a stream or a consumer,
+count a stream's messages per subject.
 Every call waits at most ``nats_timeout_s`` and raises
 :class:`~berth.placement.errors.Unavailable` when NATS cannot be reached:
 callers decide what that means (an outbox row stays unpublished, a route
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +43,9 @@ log = structlog.get_logger("berth.pull.bus")
 T = TypeVar("T")
 # Messages in flight at once while publishing a batch (each waits for its stream ack).
 PUBLISH_WINDOW = 256
+# What became of one published message: a stream stored it, a stream had it already (its
+# Nats-Msg-Id within the duplicate window), or it was not stored (no ack).
+STORED, DUPLICATE, FAILED = "stored", "duplicate", "failed"
 
 
 @dataclass(frozen=True)
@@ -114,13 +119,13 @@ class Bus:
         return (await self._client()).jetstream(timeout=self.timeout_s)
 
     # -- the facade ----------------------------------------------------------------------
-    def publish(self, messages: Sequence[Message]) -> list[bool]:
-        """Publish ``messages`` to JetStream; per message whether a stream stored it (or had
-        it already: a duplicate id).  Unavailable when NATS cannot be reached at all."""
+    def publish(self, messages: Sequence[Message]) -> list[str]:
+        """Publish ``messages`` to JetStream; per message STORED, DUPLICATE (a stream had it
+        already) or FAILED.  Unavailable when NATS cannot be reached at all."""
 
-        async def send() -> list[bool]:
+        async def send() -> list[str]:
             js = await self._js()
-            done: list[bool] = []
+            done: list[str] = []
             for start in range(0, len(messages), PUBLISH_WINDOW):
                 window = messages[start : start + PUBLISH_WINDOW]
                 acks = await asyncio.gather(
@@ -130,29 +135,49 @@ class Bus:
                     ),
                     return_exceptions=True,
                 )
-                done += [not isinstance(a, BaseException) for a in acks]
+                done += [
+                    FAILED if isinstance(a, BaseException) else DUPLICATE if a.duplicate else STORED
+                    for a in acks
+                ]
             return done
 
         rounds = 1 + len(messages) // PUBLISH_WINDOW
         return self._run(send, self.timeout_s * (rounds + 1))
 
-    def ensure_stream(self, config: js_api.StreamConfig, update: bool = False) -> None:
-        """Create the stream when it is missing (with ``update``, else update it to ``config``)."""
+    def ensure_stream(
+        self, config: js_api.StreamConfig, update: bool = False
+    ) -> datetime.datetime | None:
+        """Create the stream when it is missing (with ``update``, else update it to
+        ``config``); when it was created (another time than before: it was made again)."""
 
-        async def ensure() -> None:
+        async def ensure() -> datetime.datetime | None:
             js = await self._js()
             try:
-                await js.stream_info(str(config.name))
+                info = await js.stream_info(str(config.name))
             except NotFoundError:
-                await js.add_stream(config)
-                return
+                return (await js.add_stream(config)).created
             if update:
                 try:
                     await js.update_stream(config)
                 except APIError as exc:  # e.g. made by someone else with another retention
                     log.warning("stream config not updated", stream=config.name, error=repr(exc))
+            return info.created
 
-        self._run(ensure)
+        return self._run(ensure)
+
+    def subject_counts(self, stream: str, subjects: str) -> dict[str, int]:
+        """How many messages the stream holds on each subject matching ``subjects`` (a
+        filter such as ``berth.work.>``; subjects without messages are not listed; no such
+        stream: nothing)."""
+
+        async def counts() -> dict[str, int]:
+            try:
+                info = await (await self._js()).stream_info(stream, subjects_filter=subjects)
+            except NotFoundError:
+                return {}
+            return dict(info.state.subjects or {})
+
+        return self._run(counts)
 
     def ensure_consumer(self, stream: str, config: js_api.ConsumerConfig) -> None:
         """Create the durable consumer unless it exists (an existing one is left as it is,

@@ -12,6 +12,6 @@ CLAIMS = Counter(
 SWEPT = Counter(
     "berth_pull_swept",
     "Instances the pull sweepers moved or sent, by step "
-    "(failed, requeued, quota_gone, deletes_finished, published)",
+    "(failed, requeued, quota_gone, stalled, deletes_finished, published, lost)",
     ["step"],
 )

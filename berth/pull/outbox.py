@@ -22,7 +22,7 @@ from sqlalchemy import Connection, select
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.db.tables import PULL_HOST
-from berth.pull.bus import Bus, Message
+from berth.pull.bus import FAILED, Bus, Message
 from berth.pull.instances import CHUNK, Instance, update_each
 from berth.pull.model import DELETING, QUEUED, delete_subject, work_subject
 
@@ -60,7 +60,7 @@ def send(db: Database, bus: Bus, pending: Sequence[Instance]) -> int:
     if not sendable:
         return 0
     sent = bus.publish([m for _, m in sendable])
-    done = [i for (i, _), ok in zip(sendable, sent, strict=True) if ok]
+    done = [i for (i, _), ack in zip(sendable, sent, strict=True) if ack != FAILED]
     with db.write() as conn:
         mark_published(conn, done)
     return len(done)

@@ -16,7 +16,8 @@ Two halves, so that a NATS outage never blocks a database write:
   is inserted by the enqueue that asks for it (:func:`ensure_row`).  A new
   row is ``synced = false``; a row whose flavor is gone is *retired*.
 * NATS (:func:`reconcile` for everything: table vs bucket vs consumers,
-  the consumers and keys of retired queues removed, then their rows;
+  the consumers and keys of retired queues removed, then their rows, and the
+  delete consumer of every agent heard from lately;
   :func:`sync_pending` for the rows not yet synced only), which marks the
   rows it made ``synced``.  Consumers and keys the table never knew are
   left alone unless asked to prune (``berth queues sync --prune``): one
@@ -29,6 +30,7 @@ process's first use, by ``berth queues sync``, and from the sweeper
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
 from berth.db.engine import Database
-from berth.db.tables import FLAVOR, PULL_INSTANCE, PULL_QUEUE
+from berth.db.tables import FLAVOR, PULL_HOST, PULL_INSTANCE, PULL_QUEUE
 from berth.placement.write.retry import atomically
 from berth.pull import instances
 from berth.pull.bus import Bus
@@ -184,11 +186,15 @@ def mark_synced(conn: Connection, names: Sequence[str]) -> None:
 
 
 # -- NATS ----------------------------------------------------------------------------------
-def ensure_streams(bus: Bus, settings: Settings, update: bool = False) -> None:
+def ensure_streams(
+    bus: Bus, settings: Settings, update: bool = False
+) -> dict[str, datetime.datetime | None]:
     """Streams BERTH_WORK and BERTH_DELETE as docs/pull.md describes them (made when missing;
-    with ``update``, existing ones take this config, e.g. a new duplicate window)."""
+    with ``update``, existing ones take this config, e.g. a new duplicate window); when
+    each was created."""
+    created = {}
     for name, subjects in ((WORK_STREAM, WORK_SUBJECTS), (DELETE_STREAM, DELETE_SUBJECTS)):
-        bus.ensure_stream(
+        created[name] = bus.ensure_stream(
             js_api.StreamConfig(
                 name=name,
                 subjects=[subjects],
@@ -198,6 +204,7 @@ def ensure_streams(bus: Bus, settings: Settings, update: bool = False) -> None:
             ),
             update,
         )
+    return created
 
 
 def consumer_config(name: str, subject: str, settings: Settings) -> js_api.ConsumerConfig:
@@ -231,6 +238,7 @@ class Report:
     table: TableChanges = field(default_factory=TableChanges)
     consumers_created: list[str] = field(default_factory=list)
     consumers_removed: list[str] = field(default_factory=list)
+    delete_consumers_created: list[str] = field(default_factory=list)
     keys_written: list[str] = field(default_factory=list)
     keys_removed: list[str] = field(default_factory=list)
 
@@ -239,7 +247,9 @@ def reconcile(
     db: Database, bus: Bus, settings: Settings, report: Report | None = None, prune: bool = False
 ) -> Report:
     """Make NATS match the table: the streams, a consumer and a key per queue; the consumers
-    and keys of retired queues (deleted flavors) removed, then their rows.  With ``prune``,
+    and keys of retired queues (deleted flavors) removed, then their rows; a delete
+    consumer for every agent that heartbeated within ``pull_heartbeat_timeout_s``
+    (a NATS that lost its store lost them too).  With ``prune``,
     also every queue consumer and key the table does not know (only for a NATS server that
     serves this deployment alone: another one's queues would go too)."""
     report = report or Report()
@@ -257,6 +267,7 @@ def reconcile(
         bus.delete_consumer(WORK_STREAM, name)
         report.consumers_removed.append(name)
     _reconcile_keys(bus, wanted, retired, prune, report)
+    _reconcile_delete_consumers(db, bus, settings, report)
     with db.write() as conn:
         mark_synced(conn, sorted(wanted))
         if retired:
@@ -277,6 +288,18 @@ def _reconcile_keys(
     for name in sorted(strays if prune else strays & retired):
         bus.kv_delete(QUEUES_BUCKET, name)
         report.keys_removed.append(name)
+
+
+def _reconcile_delete_consumers(db: Database, bus: Bus, settings: Settings, report: Report) -> None:
+    cutoff = utcnow() - datetime.timedelta(seconds=settings.pull_heartbeat_timeout_s)
+    query = select(PULL_HOST.c.agent).where(PULL_HOST.c.heartbeat_at >= cutoff).distinct()
+    with db.read() as conn:
+        alive = set(conn.execute(query).scalars())
+    existing = set(bus.consumer_names(DELETE_STREAM))
+    for agent in sorted(alive):
+        if delete_consumer(agent) not in existing:
+            ensure_delete_consumer(bus, settings, agent)
+            report.delete_consumers_created.append(delete_consumer(agent))
 
 
 def sync_pending(db: Database, bus: Bus, settings: Settings) -> list[str]:

@@ -18,13 +18,17 @@ reading what the other did)::
                with the reason, allocation and group membership removed
     deletes    instances deleting on such a dead host: allocation removed,
                deleted (nobody is left to confirm it)
-    queues     the streams (made if missing), queues without their consumer
-               and key yet; every pull_queues_sync_interval_s a whole
-               reconcile
+    lost       the streams (made if missing); messages NATS lost (queued or
+               deleting rows whose subject holds fewer messages than they
+               are) published again (berth/pull/recovery.py)
+    queues     queues without their consumer and key yet; a whole reconcile
+               every pull_queues_sync_interval_s, and at once when a stream
+               was made again or messages were lost (NATS lost its store:
+               every consumer and key went with it)
     publish    unpublished rows (the outbox): work messages of queued
                instances, delete messages of deleting ones
 
-NATS being unreachable skips the last two steps (the rows wait).
+NATS being unreachable skips the last three steps (the rows wait).
 
 A pass first asks whether there is anything to sweep (one statement: a
 reservation, an instance queued, claimed or deleting, a queue not synced):
@@ -50,7 +54,7 @@ from berth.db.engine import Database
 from berth.db.tables import PULL_HOST, PULL_INSTANCE, PULL_QUEUE, QUOTA_RESERVATION
 from berth.placement import errors
 from berth.placement.write.retry import atomically
-from berth.pull import agents, instances, outbox, queues
+from berth.pull import agents, instances, outbox, queues, recovery
 from berth.pull.bus import Bus
 from berth.pull.instances import Instance
 from berth.pull.metrics import SWEPT
@@ -85,6 +89,7 @@ class Pass:
     stalled: int = 0
     deletes_finished: int = 0
     published: int = 0
+    lost: int = 0
     queues_synced: list[str] = field(default_factory=list)
     nats: str = "ok"
 
@@ -219,6 +224,8 @@ def publish(db: Database, bus: Bus, settings: Settings) -> int:
             return total  # what could not go waits for the next pass
 
 
+STEPS = ("failed", "requeued", "quota_gone", "stalled", "deletes_finished", "published", "lost")
+
 _BUSY = select(literal(1)).where(
     or_(
         exists().where(QUOTA_RESERVATION.c.id.is_not(None)),
@@ -241,8 +248,10 @@ def run_pass(
     bus: Callable[[], Bus],
     full_sync: bool = False,
     now: datetime.datetime | None = None,
+    streams: recovery.Streams | None = None,
 ) -> Pass:
-    """One pass of every step (see the module docstring); ``now`` is the clock's unless given."""
+    """One pass of every step (see the module docstring); ``now`` is the clock's unless given;
+    ``streams``: the streams' creation times as the last pass saw them (None: not known)."""
     report, now = Pass(), now or utcnow()
     if not full_sync and idle(db):
         return report
@@ -254,15 +263,21 @@ def run_pass(
     report.deletes_finished = finish_deletes(db, settings, now)
     try:
         nats = bus()
-        if full_sync:
+        streams = streams or recovery.Streams()
+        created = queues.ensure_streams(nats, settings)  # NATS may have come back empty
+        renewed = streams.renewed(created)
+        report.lost = recovery.send_lost(db, nats, settings, now)
+        if full_sync or renewed or report.lost:
+            if renewed:
+                log.warning("nats streams made again; reconciling", streams=renewed)
             report.queues_synced = queues.sync(db, nats, settings).consumers_created
         else:
-            queues.ensure_streams(nats, settings)  # NATS may have come back empty
             report.queues_synced = queues.sync_pending(db, nats, settings)
+        streams.seen(created)  # not before: a reconcile cut short is tried again
         report.published = publish(db, nats, settings)
     except errors.Unavailable as exc:
         report.nats = exc.message
-    for step in ("failed", "requeued", "quota_gone", "stalled", "deletes_finished", "published"):
+    for step in STEPS:
         SWEPT.labels(step).inc(getattr(report, step))
     return report
 
@@ -272,6 +287,7 @@ class Sweeper:
 
     def __init__(self, db: Database, settings: Settings, bus: Callable[[], Bus]) -> None:
         self.db, self.settings, self.bus = db, settings, bus
+        self.streams = recovery.Streams()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="berth-pull-sweeper")
         self._thread.daemon = True
@@ -286,7 +302,9 @@ class Sweeper:
         while not self._stop.wait(interval):
             full = time.monotonic() - last_sync >= self.settings.pull_queues_sync_interval_s
             try:
-                report = run_pass(self.db, self.settings, self.bus, full_sync=full)
+                report = run_pass(
+                    self.db, self.settings, self.bus, full_sync=full, streams=self.streams
+                )
             except Exception as exc:  # the next pass tries again; a sweeper never dies
                 log.warning("pull sweep failed", error=repr(exc))
                 continue

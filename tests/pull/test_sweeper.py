@@ -1,4 +1,5 @@
-"""The sweeper and the outbox: republish, dead hosts' claims requeued, timeouts, with real NATS."""
+"""The sweeper and the outbox: republish, dead hosts' claims requeued, timeouts, messages NATS
+lost, with real NATS."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 
 from berth import settings as settings_mod
@@ -14,13 +16,24 @@ from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import errors
-from berth.pull import sweeper
+from berth.pull import recovery, sweeper
 from berth.pull.model import DELETE_STREAM, queue_name
 from berth.pull.runtime import Pull
 from berth.scheduler import quotas
 from berth.scheduler.quotas import Scope
 from tests.pull.conftest import MakeClient, NatsServer
-from tests.pull.helpers import V1_2, add_hosts, call, claim, enqueue, flavor, show, states, take
+from tests.pull.helpers import (
+    V1_2,
+    add_hosts,
+    call,
+    claim,
+    enqueue,
+    flavor,
+    nats_state,
+    show,
+    states,
+    take,
+)
 from tests.scheduler.conftest import consumers_of
 
 MakePull = Any
@@ -43,9 +56,9 @@ def make_pull(db: Database) -> Iterator[MakePull]:
         pull.close()
 
 
-def _sweep(pull: Pull, later: float = 0) -> sweeper.Pass:
+def _sweep(pull: Pull, later: float = 0, streams: recovery.Streams | None = None) -> sweeper.Pass:
     now = utcnow() + datetime.timedelta(seconds=later)
-    return sweeper.run_pass(pull.db, pull.settings, lambda: pull.bus, now=now)
+    return sweeper.run_pass(pull.db, pull.settings, lambda: pull.bus, now=now, streams=streams)
 
 
 def _published(db: Database) -> list[bool]:
@@ -190,3 +203,36 @@ def test_a_pass_with_nothing_to_sweep_does_nothing(db: Database) -> None:
     assert report.purged > 0
     assert report.nats == "NATS is not there"  # the NATS steps ran too
     assert sweeper.idle(db)
+
+
+def _lost_metric() -> float:
+    return REGISTRY.get_sample_value("berth_pull_swept_total", {"step": "lost"}) or 0.0
+
+
+def test_messages_nats_lost_are_sent_again(
+    db: Database, nats_server: NatsServer, make_client: MakeClient, make_pull: MakePull
+) -> None:
+    client, request, (i1, _), h1 = _dead_claim(db, nats_server, make_client)
+    assert call(client, "active", {"instances": [{"instance": i1, "host": h1}]}).status_code == 200
+    assert client.simulate_delete(f"/scheduler/requests/{request}", headers=V1_2).status_code == 202
+    queued = enqueue(client, flavor="half", count=3).json["instances"]  # i1 deleting on h1
+    queue = queue_name(show(client, request)["flavor"])
+    pull, streams = make_pull(nats_server.url), recovery.Streams()
+    report = _sweep(pull, later=recovery.GRACE_S + 1, streams=streams)
+    assert (report.lost, report.queues_synced) == (0, []), report  # every message is there
+
+    nats_server.empty()  # as a NATS that lost its store: streams, consumers, bucket gone
+    report = _sweep(pull, later=-60, streams=streams)  # the rows are too fresh to judge
+    assert (report.lost, report.queues_synced) == (0, [queue]), report  # the stream is new
+    counted = _lost_metric()
+    report = _sweep(pull, later=recovery.GRACE_S + 1, streams=streams)
+    assert report.lost == 4, report  # 3 work messages and i1's delete
+    assert _lost_metric() - counted == 4
+    assert _sweep(pull, later=recovery.GRACE_S + 1, streams=streams).lost == 0  # held now
+
+    consumers, keys = nats_state(nats_server.url)
+    assert consumers == keys.keys() == {queue}
+    assert sorted(m for m, _ in take(nats_server.url, queue)) == sorted(f"{i}:0" for i in queued)
+    deletes = take(nats_server.url, "del-a1", stream=DELETE_STREAM)  # its consumer made again
+    assert [m for m, _ in deletes] == [f"{i1}:0:delete"]
+    assert states(db) == {"queued": 3, "deleting": 1, "deleted": 1}

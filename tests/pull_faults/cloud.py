@@ -122,7 +122,7 @@ class Cloud:
         return list(got.json()["instances"])
 
     def instances(self) -> list[dict[str, Any]]:
-        """Every pull instance's row: uuid, state, host, reason, attempt, project."""
+        """Every pull instance's row (invariants.pull_rows)."""
         from tests.pull_faults.invariants import pull_rows
 
         return pull_rows(self.db)
@@ -154,12 +154,16 @@ class Cloud:
 
     def claims_metric(self) -> dict[str, float]:
         """``berth_pull_claims_total`` by outcome, summed over the server's workers."""
+        return self.counter("berth_pull_claims_total", "outcome")
+
+    def counter(self, name: str, label: str) -> dict[str, float]:
+        """The counter ``name`` by the value of its ``label``, summed over the workers."""
         text = self.http.get("/metrics").text
         totals: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith("berth_pull_claims_total{"):
-                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-                totals[outcome] = totals.get(outcome, 0.0) + float(line.split()[-1])
+            if line.startswith(name + "{"):
+                value = line.split(f'{label}="', 1)[1].split('"', 1)[0]
+                totals[value] = totals.get(value, 0.0) + float(line.split()[-1])
         return totals
 
 

@@ -26,11 +26,12 @@ PLACED = ("claimed", "active", "deleting")
 
 
 def pull_rows(db: Database) -> list[dict[str, Any]]:
-    """Every pull instance: uuid, state, host, reason, attempt, project."""
+    """Every pull instance: uuid, request, state, host, reason, attempt, published, project."""
     PI, PR = t.pull_instances, t.pull_requests
-    query = select(
-        PI.c.uuid, PI.c.state, PI.c.host, PI.c.reason, PI.c.attempt, PR.c.project_id
-    ).select_from(PI.join(PR, PR.c.uuid == PI.c.request_uuid))
+    columns = (PI.c.uuid, PI.c.request_uuid, PI.c.state, PI.c.host, PI.c.reason, PI.c.attempt)
+    query = select(*columns, PI.c.published, PR.c.project_id).select_from(
+        PI.join(PR, PR.c.uuid == PI.c.request_uuid)
+    )
     with db.read() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 

@@ -8,7 +8,13 @@ then, by ``mode``:
 * ``stall``: nothing more (no active, no ack, no nak), as an agent whose
   boots hang while its heartbeat thread lives on;
 * ``no-ack``: confirmed active, never acked, as an agent that loses its
-  acks: JetStream delivers the message again after ``ack_wait``.
+  acks: JetStream delivers the message again after ``ack_wait``;
+* ``hold``: fetches ``hold`` messages and then fetches no more; holds them
+  without claiming, acking or sending in-progress acks (as an agent frozen
+  for longer than ``ack_wait``: JetStream delivers them again to whoever
+  fetches) until the test calls :meth:`Rogue.claim_late`; then claims each
+  (its outcome in ``late``; one ``claimed`` is confirmed active) and acks
+  its stale delivery whatever the answer.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from typing import Any
 import httpx
 import nats
 import orjson
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from tests.pull_faults.cloud import PLACEMENT, SCHEDULER
 
@@ -30,15 +38,20 @@ INVENTORY = {
     "MEMORY_MB": {"total": 16384, "reserved": 1024},
     "DISK_GB": {"total": 100},
 }
+TICK_S = 0.3
 
 
 class Rogue:
     """The misbehaving agent (see the module docstring); ``stop()`` ends its thread."""
 
-    def __init__(self, base_url: str, nats_url: str, queue: str, mode: str) -> None:
+    def __init__(self, base_url: str, nats_url: str, queue: str, mode: str, hold: int = 4) -> None:
         self.base_url, self.nats_url, self.queue, self.mode = base_url, nats_url, queue, mode
+        self.hold = hold
         self.host = str(uuid.uuid4())
         self.claimed: set[str] = set()
+        self.held: set[str] = set()  # hold mode: the instances of the messages held
+        self.late: dict[str, str] = {}  # hold mode: instance -> the late claim's outcome
+        self._late = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
 
@@ -57,6 +70,10 @@ class Rogue:
         """Its thread still runs (it did not die of an error)."""
         return self._thread.is_alive()
 
+    def claim_late(self) -> None:
+        """Hold mode: claim (and ack) the held messages now."""
+        self._late.set()
+
     def stop(self) -> None:
         """Stop (and wait for) its thread."""
         self._stop.set()
@@ -68,11 +85,15 @@ class Rogue:
         async with httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=30) as http:
             try:
                 sub = await nc.jetstream().pull_subscribe_bind(self.queue, stream="BERTH_WORK")
+                if self.mode == "hold":
+                    await self._hold(http, sub)
                 while not self._stop.is_set():
-                    body = {"agent": "rogue", "hosts": [self.host]}
-                    await http.post("/scheduler/pull/heartbeat", json=body)
+                    await self._heartbeat(http)
+                    if self.mode == "hold":
+                        await asyncio.sleep(TICK_S)
+                        continue
                     with contextlib.suppress(TimeoutError):  # nats-py raises asyncio's, the builtin
-                        for msg in await sub.fetch(4, timeout=0.3):
+                        for msg in await sub.fetch(4, timeout=TICK_S):
                             outcome = await self._claim(http, orjson.loads(msg.data))
                             if outcome == "taken":
                                 await msg.ack()
@@ -81,15 +102,34 @@ class Rogue:
             finally:
                 await nc.close()
 
+    async def _heartbeat(self, http: httpx.AsyncClient) -> None:
+        await http.post("/scheduler/pull/heartbeat", json={"agent": "rogue", "hosts": [self.host]})
+
+    async def _hold(self, http: httpx.AsyncClient, sub: JetStreamContext.PullSubscription) -> None:
+        """Fetch ``hold`` messages, sit on them until told, then claim each and ack."""
+        held: list[Msg] = []
+        while len(held) < self.hold and not self._stop.is_set():
+            await self._heartbeat(http)
+            with contextlib.suppress(TimeoutError):
+                held += await sub.fetch(self.hold - len(held), timeout=TICK_S)
+            self.held.update(orjson.loads(m.data)["instance"] for m in held)
+        while not self._late.is_set() and not self._stop.is_set():
+            await self._heartbeat(http)
+            await asyncio.sleep(TICK_S)
+        for msg in held if self._late.is_set() else []:
+            job = orjson.loads(msg.data)
+            self.late[job["instance"]] = await self._claim(http, job)
+            await msg.ack()
+
     async def _claim(self, http: httpx.AsyncClient, job: dict[str, Any]) -> str:
-        """Claim the job for this host; confirm it active in ``no-ack`` mode; the outcome."""
+        """Claim the job for this host; confirm it active unless stalling; the outcome."""
         item = {"instance": job["instance"], "host": self.host, "attempt": job["attempt"]}
         got = await http.post("/scheduler/pull/claims", json={"claims": [item]})
         outcome = str(got.json()["results"][0]["outcome"])
         if outcome != "claimed":
             return outcome
         self.claimed.add(job["instance"])
-        if self.mode == "no-ack":
+        if self.mode != "stall":
             body = {"instances": [{"instance": job["instance"], "host": self.host}]}
             await http.post("/scheduler/pull/active", json=body)
         return outcome
