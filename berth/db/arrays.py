@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Insert, Table, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Insert, Table, bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql
 
 
@@ -34,3 +34,22 @@ def as_arrays(
     """Rows as one list per column, by column name, plus ``extra`` parameters."""
     columns = zip(*rows, strict=True)
     return {**{n: list(c) for n, c in zip(names, columns, strict=True)}, **extra}
+
+
+class BulkInsert:
+    """An insert of many rows of ``names``: one statement of fixed text on PostgreSQL
+    (arrays, built once here), one executemany elsewhere."""
+
+    def __init__(self, table: Table, names: tuple[str, ...]) -> None:
+        self.table = table
+        self.names = names
+        self.from_arrays = insert_from_arrays(table, names, {})
+
+    def run(self, conn: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows`` (values in the order of ``names``)."""
+        if not rows:
+            return
+        if conn.dialect.name == "postgresql":
+            conn.execute(self.from_arrays, as_arrays(self.names, rows))
+            return
+        conn.execute(insert(self.table), [dict(zip(self.names, r, strict=True)) for r in rows])

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, insert, select
 
+from berth.db.arrays import BulkInsert
 from berth.db.clock import utcnow
 from berth.db.tables import PULL_INSTANCE, PULL_REQUEST
 from berth.placement import errors, traits
@@ -149,22 +150,23 @@ def _insert_request(
     )
 
 
+_INSTANCES = BulkInsert(
+    PULL_INSTANCE,
+    (
+        *("uuid", "request_uuid", "queue", "state", "reservation", "attempt", "published"),
+        *("queued_at", "created_at", "updated_at"),
+    ),
+)
+
+
 def _insert_instances(conn: Connection, made: Iterable[Instance]) -> None:
-    conn.execute(
-        insert(PULL_INSTANCE),
+    _INSTANCES.run(
+        conn,
         [
-            {
-                "uuid": i.uuid,
-                "request_uuid": i.request,
-                "queue": i.queue,
-                "state": i.state,
-                "reservation": i.reservation,
-                "attempt": i.attempt,
-                "published": False,
-                "queued_at": i.queued_at,
-                "created_at": i.queued_at,
-                "updated_at": i.queued_at,
-            }
+            (
+                *(i.uuid, i.request, i.queue, i.state, i.reservation, i.attempt, False),
+                *(i.queued_at, i.queued_at, i.queued_at),
+            )
             for i in made
         ],
     )

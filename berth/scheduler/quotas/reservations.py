@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from berth.db.arrays import BulkInsert
 from berth.db.tables import QUOTA_PROJECT, QUOTA_RESERVATION
 from berth.placement import errors
 from berth.scheduler.quotas.judge import judge
@@ -86,21 +87,19 @@ def _swap(conn: Connection, project_id: str, seen: int | None) -> None:
         raise errors.ConcurrentUpdate(LOST_RACE)
 
 
+_ROWS = BulkInsert(
+    QUOTA_RESERVATION,
+    ("uuid", "project_id", "user_id", "resource", "amount", "expires_at", "created_at"),
+)
+
+
 def _insert(conn: Connection, reservations: Sequence[Reservation]) -> None:
-    conn.execute(
-        insert(QUOTA_RESERVATION),
+    _ROWS.run(
+        conn,
         [
-            {
-                "uuid": reservation.uuid,
-                "project_id": reservation.project_id,
-                "user_id": reservation.user_id,
-                "resource": resource,
-                "amount": amount,
-                "expires_at": reservation.expires_at,
-                "created_at": reservation.created_at,
-            }
-            for reservation in reservations
-            for resource, amount in sorted(reservation.resources.items())
+            (r.uuid, r.project_id, r.user_id, resource, amount, r.expires_at, r.created_at)
+            for r in reservations
+            for resource, amount in sorted(r.resources.items())
         ],
     )
 
