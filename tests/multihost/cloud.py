@@ -65,9 +65,7 @@ def allocations_by_consumer(db: Database) -> dict[str, dict[str, dict[str, int]]
     """consumer -> provider uuid -> class name -> used, as the database holds them."""
     A, RP, RC = t.allocations, t.resource_providers, t.resource_classes
     query = select(A.c.consumer_id, RP.c.uuid, RC.c.name, A.c.used).select_from(
-        A.join(RP, A.c.resource_provider_id == RP.c.id).join(
-            RC, A.c.resource_class_id == RC.c.id
-        )
+        A.join(RP, A.c.resource_provider_id == RP.c.id).join(RC, A.c.resource_class_id == RC.c.id)
     )
     found: dict[str, dict[str, dict[str, int]]] = {}
     with db.read() as conn:

@@ -41,4 +41,3 @@ def postgres_url() -> Iterator[str]:
     url = server_database_url("postgresql")
     assert url is not None
     yield url
-
