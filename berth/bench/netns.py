@@ -16,10 +16,12 @@ prefix (:func:`remove_run`).  Needs root and iproute2.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 
 PREFIX = "bmh"
@@ -121,15 +123,30 @@ def pids_in(namespace: str) -> list[int]:
     return [int(p) for p in ip("netns", "pids", namespace, check=False).split()]
 
 
-def kill_all_in(namespace: str, sig: int = signal.SIGKILL) -> int:
-    """Send ``sig`` to every process in ``namespace``; how many there were."""
-    pids = pids_in(namespace)
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            continue
-    return len(pids)
+def kill_all_in(namespace: str, rounds: int = 20) -> int:
+    """SIGKILL every process in ``namespace``, again until none is left (one not yet
+    killed may start another meanwhile: a supervisor replacing its server); how many."""
+    killed: set[int] = set()
+    for _ in range(rounds):
+        pids = [p for p in pids_in(namespace) if _alive(p)]
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed.update(pids)
+        time.sleep(0.05)
+    return len(killed)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not a zombie waiting for its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as proc:
+            stat = proc.read()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def runs_present() -> set[str]:
