@@ -29,10 +29,12 @@ the command line (``python -m berth.bench.multihost up|down|cut|heal``, also
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,6 +54,21 @@ READY_TIMEOUT = 120.0
 def unavailable() -> str | None:
     """Why several hosts cannot run here (namespaces, HAProxy), or None."""
     return netns.unavailable() or haproxy.unavailable()
+
+
+class RoundRobin:
+    """Client-side round robin: ``next()`` is the next host's URL (thread-safe)."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self._cycle = itertools.cycle(urls)
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> RoundRobin:
+        return self
+
+    def __next__(self) -> str:
+        with self._lock:
+            return next(self._cycle)
 
 
 @dataclass
@@ -83,6 +100,10 @@ class Deployment:
     def urls(self) -> list[str]:
         """Every host's URL, in order (for clients that round robin themselves)."""
         return [h.url for h in self.hosts]
+
+    def round_robin(self) -> RoundRobin:
+        """The hosts' URLs in turn, for clients that spread their requests themselves."""
+        return RoundRobin(self.urls)
 
     def add_host(self, wait: bool = True) -> Host:
         """Start one more host (on the next database URL in turn); returns once it is ready

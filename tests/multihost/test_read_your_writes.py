@@ -6,7 +6,8 @@ of them (the front included) a provider, its inventory, an allocation and
 its removal are written through the first and read at once through the
 second, by the database reads (``GET /resource_providers/...``,
 ``/allocations``, ``/usages``) and by the in-memory index that the change
-feed keeps (``GET /allocation_candidates``).
+feed keeps (``GET /allocation_candidates``); then a client that round robins
+its own requests over the hosts reads what it wrote through each one.
 """
 
 from __future__ import annotations
@@ -69,10 +70,23 @@ def check_every_pair(run: multihost.Deployment) -> int:
     return len(pairs)
 
 
+def check_round_robin(run: multihost.Deployment, rounds: int = 6) -> None:
+    """A client spreading its own requests: each one goes to the next host."""
+    hosts = run.round_robin()
+    created = []
+    for _ in range(rounds):
+        with client(next(hosts)) as writer, client(next(hosts)) as reader:
+            created.append(create_provider(writer, VCPU))
+            assert reader.get(f"/resource_providers/{created[-1]}").status_code == 200
+        with client(next(hosts)) as reader:
+            assert candidate_roots(reader, VCPU) >= set(created)
+
+
 def test_writes_on_one_host_are_read_on_the_others_postgresql(postgres_url: str) -> None:
     with multihost.deploy([postgres_url], hosts=3) as run:
         started = time.monotonic()
         pairs = check_every_pair(run)
+        check_round_robin(run)
     print(f"read-your-writes, PostgreSQL: {pairs} pairs in {time.monotonic() - started:.1f} s")
 
 
