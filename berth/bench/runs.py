@@ -1,6 +1,6 @@
 """Which multi-host runs exist, who owns them, and tearing one down (even after a crash).
 
-Each run has a directory ``<tmp>/berth-multihost/bmh<slot>`` holding its
+Each run has a directory ``/run/berth-multihost/bmh<slot>`` holding its
 owner (the process that made it, with its start time, so a reused pid does
 not count), the process groups it started (``pids``), its configs and logs.
 Slots are handed out under a file lock, skipping any a directory or a
@@ -19,13 +19,14 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 
 from berth.bench import netns
 
-ROOT = Path(tempfile.gettempdir()) / "berth-multihost"
+# One place for every run on the machine, whatever TMPDIR says: a namespace whose run
+# has no directory here counts as left behind (namespaces are machine-wide too).
+ROOT = Path("/run/berth-multihost")
 RUN_VARIABLE = "BERTH_MULTIHOST_RUN"  # in the environment of every process a run starts
 STOP_GRACE = 15.0  # seconds from SIGTERM to SIGKILL (berth serve's own grace is 8 s)
 
