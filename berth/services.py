@@ -64,6 +64,7 @@ def timeouts(settings: Settings) -> Timeouts:
         lock=settings.database_lock_timeout,
         statement=settings.database_statement_timeout,
         pool=settings.database_pool_timeout,
+        network=settings.database_network_timeout,
         ping_after=settings.database_ping_after,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,

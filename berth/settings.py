@@ -35,6 +35,9 @@ class Settings:
     database_lock_timeout: float = 10.0
     database_statement_timeout: float = 30.0
     database_pool_timeout: float = 10.0
+    # Sent data unacknowledged, or a connection waiting for an answer hearing nothing from
+    # the database's machine, for this long: the connection is dead (a cut network link).
+    database_network_timeout: float = 5.0
     # A pooled connection idle for longer than this (seconds) is pinged before use.
     database_ping_after: float = 1.0
     # Connections per worker process (PostgreSQL, MariaDB), and how many more for a burst.
@@ -148,7 +151,7 @@ class Settings:
             raise ValueError("shutdown_grace must be at least 1 (seconds)")
         if self.candidates_filter not in ("memory", "sql", "python"):
             raise ValueError("candidates_filter must be memory, sql or python")
-        for name in ("connect", "lock", "statement", "pool"):
+        for name in ("connect", "lock", "statement", "pool", "network"):
             if getattr(self, f"database_{name}_timeout") < 0:
                 raise ValueError(f"database_{name}_timeout must not be negative")
         if self.scheduler_partitioning not in ("none", "modulo", "consistent"):

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import xdist_groups
 
+from berth.bench.galera import Cluster, ClusterError, start_cluster
 from berth.db import migrate, tables
 from berth.db.engine import Database
 from berth.placement import catalog
@@ -171,3 +172,18 @@ def sqlite_db(tmp_path: Path) -> Iterator[Database]:
     database = fresh_database("sqlite", tmp_path)
     yield database
     database.dispose()
+
+
+@pytest.fixture(scope="session")
+def galera() -> Iterator[Cluster]:
+    """This session's three-node Galera cluster (tests/galera/conftest.py says more)."""
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        if REQUIRE:
+            pytest.fail(f"Galera cluster: {exc}")
+        pytest.skip(f"Galera cluster: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import time
 
 import pymysql
 import pytest
+from conftest import server_database_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -131,3 +133,30 @@ def test_connects_held_briefly_after_a_failure(scheme: str) -> None:
         db.dispose()
     held = ["moments ago" in m for m in messages]
     assert held == [False, True, False], messages
+
+
+def _raw_socket(db: Database) -> socket.socket:
+    """The TCP socket under one of ``db``'s connections (a copy of its descriptor)."""
+    with db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        if db.dialect == "postgresql":
+            return socket.socket(fileno=os.dup(raw.pgconn.socket))  # type: ignore[union-attr]
+        return raw._sock.dup()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["postgresql", "mysql"])
+def test_a_cut_network_ends_connections_within_the_network_timeout(name: str) -> None:
+    """TCP_USER_TIMEOUT and keepalives from half of it: a connection open when a link
+    is cut fails within the timeout instead of waiting for TCP to give up."""
+    url = server_database_url(name)
+    assert url is not None
+    db = Database(url, Timeouts(network=4.0))
+    try:
+        sock = _raw_socket(db)
+    finally:
+        db.dispose()
+    with sock:
+        option = sock.getsockopt
+        assert option(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 4000
+        assert option(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert option(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 2

@@ -19,6 +19,7 @@ from rich.table import Table
 from berth.bench import candidates as cand
 from berth.bench import (
     cli_claims,
+    cli_hosts,
     cli_pull,
     cloud,
     cloud_api,
@@ -51,6 +52,7 @@ from berth.bench.targets import Target, berth_database, open_target
 app = typer.Typer(help="The benchmark lab: measure berth and any Placement.", no_args_is_help=True)
 reference_app = typer.Typer(help="The real OpenStack Placement, side by side.")
 app.add_typer(reference_app, name="reference")
+app.add_typer(cli_hosts.app, name="hosts")
 cli_claims.register(app)
 cli_pull.register(app)
 fuzz.register(app)

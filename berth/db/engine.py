@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -64,6 +65,17 @@ class Timeouts:
     ``write_timeout`` are this plus a margin, so even a server that stopped
     answering is given up on).
     ``pool``: waiting for a free connection of the pool.
+    ``network``: how long data sent to the database may go unacknowledged, or a
+    connection waiting for an answer may hear nothing at all from the
+    database's machine, before the connection counts as dead (TCP's
+    ``TCP_USER_TIMEOUT``, with keepalive probes from half of it on; libpq
+    ``tcp_user_timeout`` and ``keepalives_*``, the socket's options under
+    PyMySQL).  A cut network link otherwise holds a request until TCP gives
+    up, a quarter of an hour later: the statement timeout is the server's,
+    which cannot tell the client.  The database's kernel acknowledges and
+    answers the probes whatever the server process does, so a long statement
+    is not cut short.  0: the operating system's defaults (and on PostgreSQL
+    keepalives after 30 s idle).
     ``ping_after``: a pooled connection idle for longer is pinged before use
     (0: before every use, SQLAlchemy's ``pool_pre_ping``).
     ``pool_size`` and ``max_overflow`` (PostgreSQL and MariaDB): connections
@@ -78,10 +90,11 @@ class Timeouts:
     ping_after: float = 1.0
     pool_size: int = 20
     max_overflow: int = 10
+    network: float = 5.0
 
 
 # What the tools (migrations, import, loaders) use: no statement or lock limit.
-TOOL_TIMEOUTS = Timeouts(lock=SQLITE_BUSY_TIMEOUT_MS / 1000, statement=0, pool=30.0)
+TOOL_TIMEOUTS = Timeouts(lock=SQLITE_BUSY_TIMEOUT_MS / 1000, statement=0, pool=30.0, network=0)
 # Seconds PyMySQL's socket reads and writes get beyond the statement timeout.
 SOCKET_MARGIN = 5.0
 
@@ -200,15 +213,26 @@ def _seconds(value: float) -> int:
     return max(1, math.ceil(value))
 
 
+def _keepalive(network: float) -> tuple[int, int, int]:
+    """TCP keepalive (idle, interval, count) seconds for a network timeout (0: none set)."""
+    if not network:
+        return 30, 5, 3
+    half = _seconds(network / 2)
+    return half, max(1, half // 3), 3
+
+
 def _postgresql_engine(url: str, timeouts: Timeouts) -> Engine:
+    idle, interval, count = _keepalive(timeouts.network)
     connect_args: dict[str, Any] = {
-        # A server host that vanished is noticed by TCP keepalives, not only
-        # by the next statement's timeout.
+        # A server host that vanished (or a cut link) is noticed by TCP, not only
+        # by the next statement's timeout (see Timeouts.network).
         "keepalives": 1,
-        "keepalives_idle": 30,
-        "keepalives_interval": 5,
-        "keepalives_count": 3,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
     }
+    if timeouts.network:
+        connect_args["tcp_user_timeout"] = int(timeouts.network * 1000)
     if timeouts.connect:
         # libpq takes whole seconds and treats 1 as 2.
         connect_args["connect_timeout"] = max(2, _seconds(timeouts.connect))
@@ -242,9 +266,9 @@ def _mysql_engine(url: str, timeouts: Timeouts) -> Engine:
         connect_args["connect_timeout"] = _seconds(timeouts.connect)
     if timeouts.statement:
         # A server that stopped answering (or a lost packet) ends in an error, not a hang.
-        socket = _seconds(timeouts.statement + max(timeouts.lock, 0) + SOCKET_MARGIN)
-        connect_args["read_timeout"] = socket
-        connect_args["write_timeout"] = socket
+        io_wait = _seconds(timeouts.statement + max(timeouts.lock, 0) + SOCKET_MARGIN)
+        connect_args["read_timeout"] = io_wait
+        connect_args["write_timeout"] = io_wait
     engine = create_engine(
         url,
         pool_recycle=3600,
@@ -258,6 +282,8 @@ def _mysql_engine(url: str, timeouts: Timeouts) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        if timeouts.network:
+            _socket_timeouts(dbapi_conn._sock, timeouts.network)
         with dbapi_conn.cursor() as cur:
             if timeouts.lock:
                 cur.execute(f"SET SESSION innodb_lock_wait_timeout = {_seconds(timeouts.lock)}")
@@ -269,6 +295,20 @@ def _mysql_engine(url: str, timeouts: Timeouts) -> Engine:
                     cur.execute(f"SET SESSION max_execution_time = {ms}")
 
     return engine
+
+
+def _socket_timeouts(sock: socket.socket, network: float) -> None:
+    """PyMySQL's socket: what libpq's ``tcp_user_timeout`` and ``keepalives_*`` set."""
+    idle, interval, count = _keepalive(network)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (
+        ("TCP_KEEPIDLE", idle),
+        ("TCP_KEEPINTVL", interval),
+        ("TCP_KEEPCNT", count),
+        ("TCP_USER_TIMEOUT", int(network * 1000)),
+    ):
+        if hasattr(socket, option):  # Linux has them all
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def make_engine(url: str, timeouts: Timeouts = TOOL_TIMEOUTS) -> Engine:

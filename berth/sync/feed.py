@@ -10,7 +10,8 @@ id can appear after a larger one.  The feed therefore remembers the *holes*
 below the highest id it has seen and keeps asking for those ids (by id: a
 range from the oldest hole would read every row written since, on every
 poll) until they are filled or older than ``HOLE_TIMEOUT`` (a rolled-back
-transaction leaves a hole that is never filled).  On a (re)start the missing ids among the last
+transaction leaves a hole that is never filled) and still empty when a poll
+reads them once more.  On a (re)start the missing ids among the last
 ``START_WINDOW`` below the top are holes too.  A write acknowledged before ``poll`` starts is
 always returned by it: its row is committed and its id is either above the
 highest id seen or one of the open holes.
@@ -95,19 +96,24 @@ class ChangeFeed:
             self._start(conn)
             self.last_poll = now
             return None
-        holes = {h: seen for h, seen in self.holes.items() if now - seen < HOLE_TIMEOUT}
         # The newest row seen (it must still be there) and those after it, and the
         # holes: read by id, not by range from the oldest one, since a rolled-back
-        # transaction leaves a hole that stays open HOLE_TIMEOUT seconds.
+        # transaction leaves a hole that stays open HOLE_TIMEOUT seconds.  Holes past
+        # their time are read once more before they are let go: polls may have
+        # failed for longer than that (a cut link), and the hole filled meanwhile.
         rows = _since(conn, max(self.high, 1))
-        if holes:
-            rows = sorted(_filled(conn, sorted(holes)) + rows)
+        if self.holes:
+            rows = sorted(_filled(conn, sorted(self.holes)) + rows)
         self.last_poll = now
         if self.high > 0 and not any(row_id == self.high for row_id, _ in rows):
             log.warning("change feed position lost: reloading everything", position=self.high)
             self._start(conn)
             return None
-        self.holes = holes
+        filled = {row_id for row_id, _ in rows}
+        expired = [h for h, seen in self.holes.items() if now - seen >= HOLE_TIMEOUT]
+        for hole in expired:
+            if hole not in filled:
+                del self.holes[hole]
         changed: set[int] = set()
         for row_id, provider_id in rows:
             if row_id > self.high:

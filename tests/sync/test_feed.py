@@ -12,7 +12,7 @@ from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import changes
-from berth.sync.feed import RETENTION_SECONDS, START_WINDOW, ChangeFeed
+from berth.sync.feed import HOLE_TIMEOUT, RETENTION_SECONDS, START_WINDOW, ChangeFeed
 
 
 def test_first_poll_asks_for_full_reload(db: Database) -> None:
@@ -99,6 +99,38 @@ def test_unread_log_past_retention_reloads(db: Database, monkeypatch: pytest.Mon
         with pytest.raises(OperationalError):
             feed.poll()
     assert feed.poll() is None
+
+
+def test_hole_filled_while_polls_failed_past_its_timeout_is_seen(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link cut for longer than HOLE_TIMEOUT: the hole's row committed meanwhile is read
+    (before, the hole was let go unread and the worker never saw that change)."""
+    feed = ChangeFeed(db)
+    feed.poll()
+    base, now = feed.high, utcnow()
+    with db.write() as conn:
+        conn.execute(insert(t.change_log).values(id=base + 2, provider_id=2, created_at=now))
+    assert feed.poll() == {2}
+    feed.holes[base + 1] -= HOLE_TIMEOUT + 1  # the polls since then failed
+    with db.write() as conn:
+        conn.execute(insert(t.change_log).values(id=base + 1, provider_id=1, created_at=now))
+    assert feed.poll() == {1}
+    assert not feed.holes
+
+
+def test_hole_past_its_timeout_and_still_empty_is_let_go(db: Database) -> None:
+    feed = ChangeFeed(db)
+    feed.poll()
+    base = feed.high
+    with db.write() as conn:
+        conn.execute(insert(t.change_log).values(id=base + 2, provider_id=2, created_at=utcnow()))
+    assert feed.poll() == {2}
+    assert feed.poll() == set()
+    assert base + 1 in feed.holes
+    feed.holes[base + 1] -= HOLE_TIMEOUT + 1
+    assert feed.poll() == set()
+    assert not feed.holes
 
 
 def test_lost_position_reloads(db: Database) -> None:
