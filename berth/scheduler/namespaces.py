@@ -169,7 +169,12 @@ class StateRules:
         """``state`` serialised, once it passes: an object, within the size, schema-valid."""
         if not isinstance(state, dict):
             raise StateInvalid(f"The state of namespace {namespace} must be a JSON object.")
-        text = orjson.dumps(state)
+        try:
+            text = orjson.dumps(state)
+        except orjson.JSONEncodeError as exc:  # a lone surrogate, an integer past 64 bits
+            raise StateInvalid(
+                f"The state of namespace {namespace} cannot be stored: {exc}"
+            ) from None
         if len(text) > self.max_bytes:
             raise StateTooLarge(
                 f"The state of namespace {namespace} would be {len(text)} bytes; "
