@@ -6,13 +6,16 @@ On SQLite, PostgreSQL and MariaDB: the in-process app over each database.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import falcon.testing
 import pytest
+from typer.testing import CliRunner
 
+from berth import cli
 from berth import settings as settings_mod
 from berth.db.engine import Database
 from berth.policy import Enforcer
@@ -282,3 +285,12 @@ def test_a_bad_schema_stops_the_process_at_start(
     with pytest.raises(ValueError, match="scheduler_host_state_schema_dir") as caught:
         Services(settings=settings, db=sqlite_db, enforcer=Enforcer(True))
     assert said in str(caught.value)
+
+
+def test_berth_serve_refuses_a_bad_schema_before_starting(tmp_path: Path) -> None:
+    (tmp_path / "net.json").write_text('{"type": 12}')
+    env = {"BERTH_SCHEDULER_HOST_STATE_SCHEMA_DIR": str(tmp_path), "BERTH_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(cli.app, ["serve", "--no-migrate"], env=env)
+    assert result.exit_code == 2
+    said = " ".join(re.sub("[│╭╮╰╯─]", " ", result.output).split())  # unboxed, unwrapped
+    assert "net.json: not a valid JSON Schema" in said
