@@ -22,6 +22,7 @@ from berth.db.engine import Database
 from berth.logging import configure as configure_logging
 from berth.placement import catalog
 from berth.placement.errors import PlacementError
+from berth.scheduler.namespaces import StateRules
 
 app = typer.Typer(help="berth: a fast placement and scheduling service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
@@ -56,6 +57,10 @@ def serve(
     settings = _settings(
         bind=bind, workers=workers, threads=threads, database_url=database_url, server=server
     )
+    try:  # each worker reads the host-state schemas too: say what is wrong once, here
+        StateRules.from_settings(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     if migrate_first:
         _upgrade(settings)
     for field in dataclasses.fields(settings):

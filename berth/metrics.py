@@ -36,7 +36,7 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 # ``operation``: the write retried (berth.placement.write.retry.atomically):
-# allocations, reshaper, claims, server_groups, host_attributes,
+# allocations, reshaper, claims, server_groups, host_state,
 # aggregate_metadata, catalog, providers, inventories, traits, aggregates,
 # resource_classes, membership.
 WRITE_RETRIES = Counter(

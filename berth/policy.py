@@ -22,6 +22,7 @@ import yaml
 from berth.placement.errors import NotAuthorized
 
 ADMIN_OR_SERVICE = "rule:admin_or_service_api"
+ADMIN = "rule:admin_api"
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,10 @@ _SCHEDULER_ACTIONS = [
 DEFAULT_RULES: list[RuleDefault] = [
     *_BASE,
     *(RuleDefault(f"berth:scheduler:{a}", ADMIN_OR_SERVICE) for a in _SCHEDULER_ACTIONS),
+    # Host state (scheduler 1.3): reporters write their namespaces; only operators
+    # (admin) write the operator namespace (disabled, zone), whatever the route.
+    RuleDefault("berth:scheduler:hosts:state:report", ADMIN_OR_SERVICE),
+    RuleDefault("berth:scheduler:hosts:state:operator", ADMIN),
     *(RuleDefault(f"placement:{a}", ADMIN_OR_SERVICE) for a in _ADMIN_OR_SERVICE_ACTIONS),
     RuleDefault("placement:usages", "rule:admin_or_project_reader_or_service_api"),
     RuleDefault("placement:reshaper:reshape", "rule:service_api"),

@@ -1,7 +1,9 @@
 """The long-lived objects a worker process shares across requests.
 
 :class:`Services` owns them: the settings, the database, the policy
-enforcer, and, built on first use, the in-memory candidates index, the
+enforcer, the rules host state is judged by (its namespaces' JSON Schemas,
+read when the services are built, so a bad schema stops the process at
+start), and, built on first use, the in-memory candidates index, the
 scheduler pipeline over that database, and pull dispatch's NATS connection
 and sweeper thread (:class:`berth.pull.runtime.Pull`).  Whoever builds a ``Services``
 (the WSGI entry point once per worker process, the CLI, a benchmark, a test
@@ -21,6 +23,7 @@ from berth.candidates.index import MemoryIndex
 from berth.db.engine import Database, Timeouts
 from berth.policy import Enforcer, load_overrides
 from berth.pull.runtime import Pull
+from berth.scheduler.namespaces import StateRules
 from berth.scheduler.pipeline import Pipeline
 from berth.scheduler.pipeline import build as build_pipeline
 from berth.settings import Settings
@@ -78,11 +81,13 @@ class Services:
     settings: Settings
     db: Database
     enforcer: Enforcer
+    state_rules: StateRules = field(init=False, repr=False)
     _index: Lazy[MemoryIndex] = field(init=False, repr=False)
     _pipeline: Lazy[Pipeline] = field(init=False, repr=False)
     _pull: Lazy[Pull] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.state_rules = StateRules.from_settings(self.settings)
         self._index = Lazy(lambda: MemoryIndex(self.db))
         self._pipeline = Lazy(lambda: build_pipeline(self.settings, self.db, self.candidates_index))
         self._pull = Lazy(lambda: Pull(self.db, self.settings))

@@ -113,6 +113,13 @@ class Settings:
     scheduler_metric_limits: str = ""
     scheduler_metric_weights: str = ""
     scheduler_default_availability_zone: str = "nova"
+    # Host state in namespaces (docs/scheduler.md, "Host state"): the most bytes one
+    # namespace's JSON may take, the directory of operator-registered JSON Schemas
+    # (<namespace>.json), and what the host_fresh filter judges.
+    scheduler_host_state_max_bytes: int = 65536
+    scheduler_host_state_schema_dir: str = ""
+    scheduler_host_fresh_namespace: str = "compute"
+    scheduler_host_fresh_seconds: int = 120
     # Pull-based dispatch (berth.pull; docs/pull.md).  NATS JetStream carries the work;
     # the database stays the truth.
     nats_url: str = "nats://127.0.0.1:4222"
@@ -154,6 +161,11 @@ class Settings:
         for name in ("connect", "lock", "statement", "pool", "network"):
             if getattr(self, f"database_{name}_timeout") < 0:
                 raise ValueError(f"database_{name}_timeout must not be negative")
+        if self.scheduler_host_state_max_bytes < 2 or self.scheduler_host_fresh_seconds < 1:
+            raise ValueError(
+                "scheduler_host_state_max_bytes must be at least 2 and "
+                "scheduler_host_fresh_seconds at least 1"
+            )
         if self.scheduler_partitioning not in ("none", "modulo", "consistent"):
             raise ValueError("scheduler_partitioning must be none, modulo or consistent")
         self._check_pull()

@@ -58,7 +58,7 @@ ALLOWED = {
     "sync": {"db"},
     "placement": {"db", "metrics"},
     "candidates": {"db", "placement", "sync", "qparams", "schemas", "services"},
-    "scheduler": {"db", "placement", "candidates", "settings", "metrics", "services"},
+    "scheduler": {"db", "placement", "candidates", "sync", "settings", "metrics", "services"},
     # The host agent is a client of berth's HTTP API and NATS: none of the server's internals.
     "agent": {"logging", "settings"},
     "pull": {"db", "placement", "scheduler", "settings", "metrics", "services"},

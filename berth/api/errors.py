@@ -50,6 +50,7 @@ DOMAIN_STATUS: dict[type[domain.PlacementError], int] = {
     domain.Conflict: 409,
     domain.InvalidInput: 400,  # berth.qparams.InvalidQuery (a malformed query) too
     domain.NotAuthorized: 403,
+    domain.TooLarge: 413,
     domain.Unavailable: 503,
 }
 

@@ -17,6 +17,7 @@ from berth.api.resources import (
     allocation_candidates,
     allocations,
     flavors,
+    host_state,
     inventories,
     operations,
     providers,
@@ -88,10 +89,18 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "/scheduler/select_destinations": {"POST": scheduler.select},
     "/scheduler/flavors": {"GET": flavors.list_flavors, "POST": flavors.create},
     "/scheduler/flavors/{uuid}": {"GET": flavors.show, "DELETE": flavors.delete},
-    "/scheduler/hosts": {"GET": scheduler.list_hosts},
+    "/scheduler/hosts": {"GET": host_state.list_hosts},
     "/scheduler/hosts/{provider_uuid}": {
-        "GET": scheduler.show_host,
-        "PUT": scheduler.update_host,
+        "GET": host_state.show_host,
+        "PUT": host_state.update_host,
+    },
+    # Host state in namespaces (scheduler 1.3).
+    "/scheduler/hosts/{provider_uuid}/state": {"GET": host_state.show_state},
+    "/scheduler/hosts/{provider_uuid}/state/{namespace}": {
+        "GET": host_state.show_namespace,
+        "PUT": host_state.put_namespace,
+        "PATCH": host_state.patch_namespace,
+        "DELETE": host_state.delete_namespace,
     },
     "/scheduler/aggregates/{uuid}/metadata": {
         "GET": scheduler.show_aggregate,

@@ -215,7 +215,7 @@ def write(
     return list(range(first, first + len(specs)))
 
 
-# Kept when a cloud is replaced: the catalog, the feed's position, schema bookkeeping,
+# Kept when a cloud is replaced: the catalog, the feeds' positions, schema bookkeeping,
 # the operator's flavors (whose change rows are never deleted: their count is a revision).
 KEEP = {
     "resource_classes",
@@ -223,7 +223,8 @@ KEEP = {
     "consumer_types",
     "change_log",
     "alembic_version",
-    "scheduler_revisions",
+    "scheduler_state_changes",
+    "scheduler_aggregate_changes",
     "scheduler_workers",
     "scheduler_flavors",
     "scheduler_flavor_changes",

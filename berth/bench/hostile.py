@@ -81,6 +81,8 @@ _ALLOCATION = {
 }
 _INVENTORY = {"total": S(8), "reserved": S(0), "allocation_ratio": S(1.0), "max_unit": S(8)}
 _GENERATION = {"resource_provider_generation": S(1)}
+# A namespace's new object (PUT) or merge patch (PATCH), free-form in the namespace "net".
+_HOST_STATE = {"generation": S(0), "state": {"k": S("v"), "n": {"m": S(1)}}}
 ROUTE_BODIES: dict[tuple[str, str], Any] = {
     ("/resource_providers", "POST"): {"name": S("n"), "parent_provider_uuid": S(None)},
     ("/resource_providers/{uuid}", "PUT"): {"name": S("rp"), "parent_provider_uuid": S(None)},
@@ -126,6 +128,8 @@ ROUTE_BODIES: dict[tuple[str, str], Any] = {
         "availability_zone": S("az1"),
         "metrics": {"cpu.percent": S(5)},
     },
+    ("/scheduler/hosts/{provider_uuid}/state/{namespace}", "PUT"): _HOST_STATE,
+    ("/scheduler/hosts/{provider_uuid}/state/{namespace}", "PATCH"): _HOST_STATE,
     ("/scheduler/aggregates/{uuid}/metadata", "PUT"): {"metadata": {"k": S("v")}},
     ("/scheduler/server_groups", "POST"): {"uuid": S(OTHER_GROUP), "policy": S("affinity")},
     ("/scheduler/server_groups/{uuid}/members/{instance_uuid}", "PUT"): {"host": S(None)},
@@ -158,6 +162,7 @@ REAL = {
     "instance_uuid": CONSUMER,
     "resource_class": "VCPU",
     "name": "CUSTOM_FOO",
+    "namespace": "net",
 }
 _ALLOCATION_BODY = {
     "allocations": {RP_UUID: {"resources": {"VCPU": 1}}},

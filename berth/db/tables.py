@@ -192,20 +192,33 @@ change_log = Table(
 )
 
 # -- berth's scheduler (a berth extension; see docs/scheduler.md) ---------------------------
-# Host attributes Placement does not model.  ``revision`` comes from the
-# ``scheduler_revisions`` counter bumped in the same transaction, so a reader
-# that remembers the highest revision it saw can fetch only newer rows.
-scheduler_hosts = Table(
-    "scheduler_hosts",
+# Host state in namespaces: one free-form JSON object per (provider, namespace),
+# with its own generation (compare-and-swapped by every write) and the time
+# the server received the write.  ``operator`` holds disabled / zone,
+# ``compute`` the metrics; reporters add others.
+scheduler_host_state = Table(
+    "scheduler_host_state",
     metadata,
     Column("provider_uuid", String(36), primary_key=True),
-    Column("disabled", Boolean, nullable=False, default=False),
-    Column("disabled_reason", Unicode(255), nullable=True),
-    Column("availability_zone", Unicode(255), nullable=True),
-    Column("metrics", Text, nullable=True),  # JSON object: name -> number
-    Column("revision", Integer, nullable=False),
-    *_timestamps(),
-    Index("ix_scheduler_hosts_revision", "revision"),
+    Column("namespace", String(64), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Column("body", Text, nullable=False),  # JSON object
+    Index("ix_scheduler_host_state_namespace_received_at", "namespace", "received_at"),
+    Index("ix_scheduler_host_state_received_at", "received_at"),
+)
+
+# Insert-only change log of host state: one row per namespace written or deleted,
+# in the writing transaction.  Workers follow it (berth.sync.feed) instead of a
+# counter row every writer would have to update (and so serialise on).
+scheduler_state_changes = Table(
+    "scheduler_state_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider_uuid", String(36), nullable=False),
+    Column("namespace", String(64), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Index("ix_scheduler_state_changes_at", "at"),
 )
 
 scheduler_aggregates = Table(
@@ -213,18 +226,17 @@ scheduler_aggregates = Table(
     metadata,
     Column("aggregate_uuid", String(36), primary_key=True),
     Column("metadata", Text, nullable=False),  # JSON object: key -> string
-    Column("revision", Integer, nullable=False),
     *_timestamps(),
-    Index("ix_scheduler_aggregates_revision", "revision"),
 )
 
-# One counter row per name; bumping it serialises writers, so revisions
-# become visible in commit order.
-scheduler_revisions = Table(
-    "scheduler_revisions",
+# The same insert-only log for aggregate metadata.
+scheduler_aggregate_changes = Table(
+    "scheduler_aggregate_changes",
     metadata,
-    Column("name", String(32), primary_key=True),
-    Column("value", Integer, nullable=False),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("aggregate_uuid", String(36), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Index("ix_scheduler_aggregate_changes_at", "at"),
 )
 
 scheduler_server_groups = Table(
@@ -255,7 +267,7 @@ scheduler_server_group_members = Table(
 
 # Flavors: what one instance asks for, named once and chosen by uuid or name.
 # A flavor is read and written whole, never searched by its parts in SQL, so
-# its parts are JSON text (as ``scheduler_hosts.metrics``): one row per flavor,
+# its parts are JSON text (as ``scheduler_host_state.body``): one row per flavor,
 # one SELECT for the whole list, the same column types on every database.
 scheduler_flavors = Table(
     "scheduler_flavors",
@@ -425,9 +437,10 @@ USER = users
 CONSUMER_TYPE = consumer_types
 CONSUMER = consumers
 CHANGE_LOG = change_log
-SCHED_HOST = scheduler_hosts
+HOST_STATE = scheduler_host_state
+STATE_CHANGE = scheduler_state_changes
 SCHED_AGG = scheduler_aggregates
-SCHED_REVISION = scheduler_revisions
+AGG_CHANGE = scheduler_aggregate_changes
 SERVER_GROUP = scheduler_server_groups
 GROUP_MEMBER = scheduler_server_group_members
 FLAVOR = scheduler_flavors

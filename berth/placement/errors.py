@@ -9,6 +9,7 @@ The hierarchy (HTTP status is decided only at the API edge, in
     │   └── ConcurrentUpdate    a generation compare-and-swap was lost
     │       └── StaleGeneration     the generation the client sent is not current
     ├── InvalidInput        the request is well formed but not acceptable
+    ├── TooLarge            what the request would store is over a size limit
     ├── NotAuthorized       policy forbids the action
     └── Unavailable         a service the request needs (NATS) cannot be reached now
 
@@ -61,6 +62,10 @@ class StaleGeneration(ConcurrentUpdate):
 
 class InvalidInput(PlacementError):
     """The request is syntactically fine but semantically unacceptable."""
+
+
+class TooLarge(PlacementError):
+    """What the request would store is over a size limit."""
 
 
 class NotAuthorized(PlacementError):

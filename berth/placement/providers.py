@@ -27,7 +27,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from berth.db.clock import utcnow
-from berth.db.tables import ALLOC, CHANGE_LOG, INV, RP, RP_AGG, RP_TRAIT
+from berth.db.tables import ALLOC, CHANGE_LOG, HOST_STATE, INV, RP, RP_AGG, RP_TRAIT, STATE_CHANGE
 from berth.placement import changes, errors
 from berth.placement import provider_filters as pf
 from berth.placement.class_ids import ResourceClassCache
@@ -277,6 +277,7 @@ def delete_provider(conn: Connection, uuid: str) -> None:
         )
     for table in (INV, RP_AGG, RP_TRAIT):
         conn.execute(delete(table).where(table.c.resource_provider_id == provider.id))
+    _forget_host_state(conn, uuid)
     conn.execute(update(RP).where(RP.c.id == provider.id).values(root_provider_id=None))
     changes.record(conn, [provider.id])
     try:
@@ -286,6 +287,18 @@ def delete_provider(conn: Connection, uuid: str) -> None:
             f"Unable to delete parent resource provider {uuid}: It has child resource providers.",
             code=errors.PROVIDER_CANNOT_DELETE_PARENT,
         ) from None
+
+
+def _forget_host_state(conn: Connection, uuid: str) -> None:
+    """Delete the scheduler's state of the provider (every namespace), and log it for the
+    workers that follow the state log (berth.scheduler.hoststate)."""
+    key = HOST_STATE.c.provider_uuid == uuid
+    namespaces = list(conn.execute(select(HOST_STATE.c.namespace).where(key)).scalars())
+    if namespaces:
+        conn.execute(delete(HOST_STATE).where(key))
+        now = utcnow()
+        rows = [{"provider_uuid": uuid, "namespace": ns, "at": now} for ns in namespaces]
+        conn.execute(insert(STATE_CHANGE), rows)
 
 
 @dataclass

@@ -3,17 +3,19 @@
 The ``scheduler_*`` fields of :class:`berth.settings.Settings` are plain
 strings and integers (so they work as environment variables); this module
 turns them into a :class:`~berth.scheduler.options.SchedulerConfig` (lists,
-multipliers and limits), and says clearly what is wrong with a bad one,
-including filter and weigher names their registries do not know.
+multipliers and limits, state keys parsed), and says clearly what is wrong
+with a bad one, including filter and weigher names their registries (the
+built-in ones and those of installed entry points) do not know.
 """
 
 from __future__ import annotations
 
 import functools
 
-from berth.scheduler.filters import FILTERS
+from berth.scheduler import filters, weighers
+from berth.scheduler.namespaces import NAME
 from berth.scheduler.options import COMPARISONS, MetricLimit, SchedulerConfig
-from berth.scheduler.weighers import WEIGHERS
+from berth.scheduler.state_keys import StateKey
 from berth.settings import Settings
 
 
@@ -24,7 +26,8 @@ def _names(text: str) -> tuple[str, ...]:
 def _pairs(text: str, setting: str) -> tuple[tuple[str, float], ...]:
     out = []
     for part in _names(text):
-        name, sep, value = part.partition("=")
+        # The last "=": a state key may hold one, a multiplier never does.
+        name, sep, value = part.rpartition("=") if "=" in part else (part, "", "")
         try:
             out.append((name.strip(), float(value) if sep else 1.0))
         except ValueError:
@@ -48,13 +51,23 @@ def _limits(text: str) -> tuple[MetricLimit, ...]:
     return tuple(out)
 
 
+def _keys(pairs: tuple[tuple[str, float], ...]) -> tuple[tuple[StateKey, float], ...]:
+    return tuple((StateKey.parse(name), weight) for name, weight in pairs)
+
+
 def _check(config: SchedulerConfig) -> None:
-    unknown = [name for name in config.filters if name not in FILTERS]
+    known = filters.registry()
+    unknown = [name for name in config.filters if name not in known]
     if unknown:
-        raise ValueError(f"scheduler_filters: unknown {unknown}; known: {sorted(FILTERS)}")
-    unknown = [name for name, _ in config.weighers if name not in WEIGHERS]
+        raise ValueError(f"scheduler_filters: unknown {unknown}; known: {sorted(known)}")
+    known_weighers = weighers.registry()
+    unknown = [name for name, _ in config.weighers if name not in known_weighers]
     if unknown:
-        raise ValueError(f"scheduler_weighers: unknown {unknown}; known: {sorted(WEIGHERS)}")
+        raise ValueError(f"scheduler_weighers: unknown {unknown}; known: {sorted(known_weighers)}")
+    if not NAME.match(config.host_fresh_namespace):
+        raise ValueError(
+            f"scheduler_host_fresh_namespace: bad name {config.host_fresh_namespace!r}"
+        )
     if config.host_subset_size < 1:
         raise ValueError("scheduler_host_subset_size must be at least 1")
     if config.alternates < 0 or config.claim_retries < 1 or config.scan_limit < 0:
@@ -86,8 +99,10 @@ def from_settings(settings: Settings) -> SchedulerConfig:
         refresh_seconds=settings.scheduler_refresh_ms / 1000,
         index_refresh_seconds=settings.scheduler_index_refresh_ms / 1000,
         metric_limits=_limits(settings.scheduler_metric_limits),
-        metric_weights=_pairs(settings.scheduler_metric_weights, "scheduler_metric_weights"),
+        metric_weights=_keys(_pairs(settings.scheduler_metric_weights, "scheduler_metric_weights")),
         default_availability_zone=settings.scheduler_default_availability_zone,
+        host_fresh_namespace=settings.scheduler_host_fresh_namespace,
+        host_fresh_seconds=settings.scheduler_host_fresh_seconds,
     )
     _check(config)
     return config

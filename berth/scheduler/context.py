@@ -2,13 +2,15 @@
 
 Built before the first host is looked at: class ids, the server group and
 its members' hosts, the hosts of the ``same_host`` / ``different_host``
-instances, the ignored hosts, the aggregate extra specs.  It also carries
+instances, the ignored hosts, the aggregate extra specs, the time before
+which host state is too old.  It also carries
 the choices already made for earlier instances of the same request (their
 hosts and the resources they take), so the next instance sees them.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from sqlalchemy import Connection, or_, select
 
 from berth.candidates.model import Universe
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.scheduler.groups import ServerGroup
 from berth.scheduler.hoststate import HostCatalog, HostState
 from berth.scheduler.options import SchedulerConfig
@@ -104,6 +107,9 @@ class SchedulingContext:
         )
         self.different_hosts = _roots(by_uuid, hints.different_hosts)
         self.ignored = _roots(by_uuid, hints.ignored)
+        # host_fresh: state received before this is too old (as stored: naive UTC).
+        self.now = utcnow()
+        self.fresh_after = self.now - datetime.timedelta(seconds=config.host_fresh_seconds)
         # This request's earlier instances: what they take and where they went.
         self.consumed: dict[tuple[int, int], int] = {}
         self.picked: Counter[int] = Counter()

@@ -67,10 +67,12 @@ ReasonCode = Literal[
     "ignored",
     "metric_missing",
     "metric_limit",
+    "state_missing",
+    "state_stale",
     "full_after_claims",
 ]
 REASON_CODES: frozenset[str] = frozenset(get_args(ReasonCode))
-OTHER = "other"  # the label of a code not in REASON_CODES (none should be)
+OTHER = "other"  # the label of a code not in REASON_CODES (a plugin filter's own)
 
 
 class Reason(NamedTuple):

@@ -6,14 +6,18 @@ relevant to this request at all? decided once per request) and
 ``feasible(host, ctx) -> Reason | None``.  ``per_instance`` filters depend
 on where earlier instances of the same request went, so the pipeline runs
 them for each instance; the others run once per host per request.
-Filters are registered by name in :data:`FILTERS` and enabled, in order, by
-the ``scheduler_filters`` setting.
+Filters are registered by name in :data:`FILTERS` (other projects' through
+the entry points :mod:`berth.scheduler.plugins` reads: :func:`registry`)
+and enabled, in order, by the ``scheduler_filters`` setting.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import ClassVar
 
+from berth.scheduler import plugins
 from berth.scheduler.context import SchedulingContext
 from berth.scheduler.explain import Reason, ReasonCode
 from berth.scheduler.hoststate import HostState
@@ -176,7 +180,11 @@ class IgnoreHosts(Filter):
 
 
 class MetricsThreshold(Filter):
-    """Host-reported metrics within ``scheduler_metric_limits`` (a missing metric fails)."""
+    """Host-reported values within ``scheduler_metric_limits`` (a missing one fails).
+
+    Each limit names a state key: ``compute:/metrics/cpu_util<=90``, or a plain
+    metric name (``cpu.percent<=90``: the compute namespace's metrics).
+    """
 
     name = "metrics_threshold"
     reasons = ("metric_missing", "metric_limit")
@@ -185,13 +193,31 @@ class MetricsThreshold(Filter):
         return bool(ctx.config.metric_limits)
 
     def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
-        metrics = host.attrs.metrics
+        states = host.attrs.states
         for limit in ctx.config.metric_limits:
-            value = metrics.get(limit.name)
+            value = limit.key.number(states)
             if value is None:
                 return Reason("metric_missing", f"no metric {limit.name}")
             if not limit.allows(value):
                 return Reason("metric_limit", f"metric {limit} not met")
+        return None
+
+
+class HostFresh(Filter):
+    """A host whose state in ``scheduler_host_fresh_namespace`` was received more than
+    ``scheduler_host_fresh_seconds`` ago (or never) counts as down."""
+
+    name = "host_fresh"
+    reasons = ("state_missing", "state_stale")
+
+    def feasible(self, host: HostState, ctx: SchedulingContext) -> Reason | None:
+        namespace = ctx.config.host_fresh_namespace
+        received = host.attrs.received_at(namespace)
+        if received is None:
+            return Reason("state_missing", f"no {namespace} state: counted as down")
+        if received < ctx.fresh_after:
+            age = int((ctx.now - received).total_seconds())
+            return Reason("state_stale", f"{namespace} state {age} s old: counted as down")
         return None
 
 
@@ -234,12 +260,24 @@ FILTERS: dict[str, type[Filter]] = {
         DifferentHost,
         IgnoreHosts,
         MetricsThreshold,
+        HostFresh,
         RequestFit,
     )
 }
 
 
+@functools.cache
+def registry() -> dict[str, Callable[[], Filter]]:
+    """Every filter by name: the built-in ones and the installed entry points'."""
+    return plugins.load(plugins.FILTER_GROUP, FILTERS)
+
+
 def build(names: tuple[str, ...]) -> list[Filter]:
     """The enabled filters in order, plus :class:`RequestFit` (always last)."""
-    filters = [FILTERS[name]() for name in names if name != RequestFit.name]
+    known = registry()
+    filters = [
+        plugins.make(name, known[name], Filter, "scheduler_filters")
+        for name in names
+        if name != RequestFit.name
+    ]
     return [*filters, RequestFit()]

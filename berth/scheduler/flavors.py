@@ -30,7 +30,7 @@ moved, lists the flavors again (each carries ``updated_at``).  A count and
 not the highest id, because ids are assigned at insert but become visible at
 commit, so a smaller id can show up after a larger one (berth.sync.feed
 tracks such holes); a count cannot miss a change whatever the commit order,
-and writers share no row (a counter row, as ``scheduler_revisions``, would
+and writers share no row (a counter row, as ``scheduler_revisions`` was, would
 queue every writer behind one lock).  The rows grow only with operators'
 actions, so counting them stays cheap.
 

@@ -1,17 +1,19 @@
-"""berth's own host attributes: disabled flag, availability zone, metrics, aggregate metadata.
+"""A host as filters see it (its namespaces, and the fields of scheduler 1.0), aggregate metadata.
 
-Placement has no place for these, so berth keeps them in ``scheduler_hosts``
-and ``scheduler_aggregates``.  Every write takes a new revision from the
-``scheduler_revisions`` counter in the same transaction; the counter's row
-lock orders writers, so a reader that remembers the last revision it saw
-fetches exactly the rows written since (:func:`changed_since`).
+Host state lives in namespaces (:mod:`berth.scheduler.state_store`);
+:class:`HostAttributes` is one host's namespaces with the fields scheduler
+1.0 named read out of them once: ``disabled``, ``disabled_reason`` and
+``availability_zone`` from ``operator``, ``metrics`` from ``compute``.
+:func:`put_host` is 1.0's ``PUT /scheduler/hosts/{uuid}``: it writes only
+the fields it is given, each into its namespace, so a host pushing metrics
+leaves an operator's ``disabled`` and zone alone.
 
-A write that changes what a claim re-checks (a host's ``disabled`` flag or
-zone, an aggregate's metadata) also moves the generation of the providers
-concerned (the host; every member of the aggregate), as Placement does when
-traits or aggregates change: a claim that read the old state then loses its
-generation swap and runs again (:mod:`berth.scheduler.recheck`).  Metrics
-alone move nothing: no claim re-checks them.
+Aggregate metadata berth keeps itself (``scheduler_aggregates``); every
+write also inserts a row in ``scheduler_aggregate_changes``, the log workers
+follow.  A metadata change moves the generation of every member of the
+aggregate, as Placement does when traits or aggregates change: a claim that
+read the old metadata then loses its generation swap and runs again
+(:mod:`berth.scheduler.recheck`).
 """
 
 from __future__ import annotations
@@ -22,30 +24,53 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Column, Connection, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
-from berth.db.tables import AGG, RP_AGG, SCHED_AGG, SCHED_HOST, SCHED_REVISION
-from berth.placement import errors
-from berth.placement.providers import get_provider
+from berth.db.tables import AGG, AGG_CHANGE, RP_AGG, SCHED_AGG
 from berth.placement.write import generations
+from berth.scheduler import state_store
+from berth.scheduler.namespaces import COMPUTE, OPERATOR, StateRules
+from berth.scheduler.state_store import NamespaceState
 
-STATE = "state"
+OPERATOR_FIELDS = ("disabled", "disabled_reason", "availability_zone")
 
 
 @dataclass(frozen=True)
 class HostAttributes:
-    """What berth knows about a host beyond Placement."""
+    """One host's state: its namespaces, and the fields of scheduler 1.0 read out of them."""
 
     disabled: bool = False
     disabled_reason: str | None = None
     availability_zone: str | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
-    updated_at: datetime.datetime | None = None
+    namespaces: Mapping[str, NamespaceState] = field(default_factory=dict)
+    # namespace -> object: what state keys (berth.scheduler.state_keys) look in.
+    states: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, namespaces: Mapping[str, NamespaceState]) -> HostAttributes:
+        """A host's attributes from its namespaces (read once per catalog refresh)."""
+        operator = namespaces[OPERATOR].state if OPERATOR in namespaces else {}
+        compute = namespaces[COMPUTE].state if COMPUTE in namespaces else {}
+        metrics = compute.get("metrics")
+        return cls(
+            disabled=bool(operator.get("disabled", False)),
+            disabled_reason=operator.get("disabled_reason"),
+            availability_zone=operator.get("availability_zone"),
+            metrics=_numbers(metrics) if isinstance(metrics, dict) else {},
+            namespaces=dict(namespaces),
+            states={ns: entry.state for ns, entry in namespaces.items()},
+        )
+
+    def received_at(self, namespace: str) -> datetime.datetime | None:
+        """When the server received the namespace's last write (None: it holds nothing)."""
+        found = self.namespaces.get(namespace)
+        return found.received_at if found is not None else None
 
     def as_body(self) -> dict[str, Any]:
-        """The JSON shape of ``GET /scheduler/hosts/{uuid}``."""
+        """The JSON shape of scheduler 1.0's ``GET /scheduler/hosts/{uuid}``."""
         return {
             "disabled": self.disabled,
             "disabled_reason": self.disabled_reason,
@@ -57,87 +82,52 @@ class HostAttributes:
 DEFAULT_HOST = HostAttributes()
 
 
-def next_revision(conn: Connection) -> int:
-    """Bump the state counter (creating it) and return the new value."""
-    bumped = conn.execute(
-        update(SCHED_REVISION)
-        .where(SCHED_REVISION.c.name == STATE)
-        .values(value=SCHED_REVISION.c.value + 1)
-    )
-    if bumped.rowcount != 1:
-        # First write ever; a concurrent first write loses on the key and retries.
-        conn.execute(insert(SCHED_REVISION).values(name=STATE, value=1))
-    return int(
-        conn.execute(
-            select(SCHED_REVISION.c.value).where(SCHED_REVISION.c.name == STATE)
-        ).scalar_one()
-    )
-
-
-def current_revision(conn: Connection) -> int:
-    """The newest revision committed (0 before any write)."""
-    found = conn.execute(
-        select(SCHED_REVISION.c.value).where(SCHED_REVISION.c.name == STATE)
-    ).scalar()
-    return int(found or 0)
-
-
-def _put(conn: Connection, key: Column[str], value: str, values: dict[str, Any]) -> None:
-    """Write ``values`` with a new revision to the row of ``key``'s table where ``key`` is
-    ``value``: updated if it is there, inserted if not."""
-    values = {**values, "revision": next_revision(conn)}
-    now = utcnow()
-    table = key.table
-    done = conn.execute(update(table).where(key == value).values(updated_at=now, **values))
-    if done.rowcount != 1:
-        conn.execute(insert(table).values({key.name: value, "created_at": now, **values}))
-
-
-def _host(row: Any) -> HostAttributes:
-    return HostAttributes(
-        disabled=bool(row.disabled),
-        disabled_reason=row.disabled_reason,
-        availability_zone=row.availability_zone,
-        metrics=orjson.loads(row.metrics) if row.metrics else {},
-        updated_at=row.updated_at or row.created_at,
-    )
+def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name, value in metrics.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 def get_host(conn: Connection, provider_uuid: str) -> HostAttributes:
-    """A host's attributes (the defaults when never set); NotFound for no provider."""
-    get_provider(conn, provider_uuid)
-    row = conn.execute(
-        select(SCHED_HOST).where(SCHED_HOST.c.provider_uuid == provider_uuid)
-    ).one_or_none()
-    return _host(row) if row is not None else DEFAULT_HOST
+    """A host's attributes (the defaults when it has no state); NotFound for no provider."""
+    return HostAttributes.of(state_store.get_host(conn, provider_uuid))
 
 
 def list_hosts(conn: Connection) -> dict[str, HostAttributes]:
-    """Every host with attributes set, by provider uuid."""
-    return {row.provider_uuid: _host(row) for row in conn.execute(select(SCHED_HOST))}
+    """Every host with something in ``operator`` or ``compute``, by provider uuid."""
+    hosts = state_store.read_hosts(conn, None)
+    return {
+        uuid: HostAttributes.of(namespaces)
+        for uuid, namespaces in hosts.items()
+        if OPERATOR in namespaces or COMPUTE in namespaces
+    }
 
 
-def put_host(conn: Connection, provider_uuid: str, attrs: HostAttributes) -> None:
-    """Replace a host's attributes; NotFound when the provider does not exist.
+def put_host(
+    conn: Connection, rules: StateRules, provider_uuid: str, fields: Mapping[str, Any]
+) -> HostAttributes:
+    """Write the 1.0 fields given, and only those: operator fields into ``operator``
+    (None removes one), ``metrics`` (replaced whole) into ``compute``.
 
     The provider's generation moves when ``disabled`` or the zone changes.
     """
-    provider = get_provider(conn, provider_uuid)
-    before = conn.execute(
-        select(SCHED_HOST.c.disabled, SCHED_HOST.c.availability_zone).where(
-            SCHED_HOST.c.provider_uuid == provider_uuid
-        )
-    ).one_or_none()
-    was = (bool(before.disabled), before.availability_zone) if before else (False, None)
-    if was != (attrs.disabled, attrs.availability_zone):
-        generations.advance(conn, [provider.id])
-    values = {
-        "disabled": attrs.disabled,
-        "disabled_reason": attrs.disabled_reason,
-        "availability_zone": attrs.availability_zone,
-        "metrics": orjson.dumps(dict(attrs.metrics)).decode(),
-    }
-    _put(conn, SCHED_HOST.c.provider_uuid, provider_uuid, values)
+    named = {k: fields[k] for k in OPERATOR_FIELDS if k in fields}
+    if named:
+        state_store.change(conn, rules, provider_uuid, OPERATOR, _setter(named), None)
+    if "metrics" in fields:
+        metrics = {"metrics": dict(fields["metrics"] or {})}
+        state_store.change(conn, rules, provider_uuid, COMPUTE, _setter(metrics), None)
+    return get_host(conn, provider_uuid)
+
+
+def _setter(values: Mapping[str, Any]) -> Any:
+    def setter(old: Mapping[str, Any]) -> dict[str, Any]:
+        new = {**old, **values}
+        return {k: v for k, v in new.items() if v is not None}
+
+    return setter
 
 
 def get_aggregate_metadata(conn: Connection, aggregate_uuid: str) -> dict[str, str]:
@@ -161,43 +151,24 @@ def put_aggregate_metadata(conn: Connection, aggregate_uuid: str, metadata: dict
             .where(AGG.c.uuid == aggregate_uuid)
         )
         generations.advance(conn, list(conn.execute(members).scalars()))
-    values = {"metadata": orjson.dumps(metadata).decode()}
-    _put(conn, SCHED_AGG.c.aggregate_uuid, aggregate_uuid, values)
+    now = utcnow()
+    text = orjson.dumps(metadata).decode()
+    key = SCHED_AGG.c.aggregate_uuid == aggregate_uuid
+    done = conn.execute(update(SCHED_AGG).where(key).values(metadata=text, updated_at=now))
+    if done.rowcount != 1:
+        # A concurrent first write loses on the key and is run again.
+        conn.execute(
+            insert(SCHED_AGG).values(aggregate_uuid=aggregate_uuid, metadata=text, created_at=now)
+        )
+    conn.execute(insert(AGG_CHANGE).values(aggregate_uuid=aggregate_uuid, at=now))
 
 
-@dataclass
-class StateChanges:
-    """Rows written after some revision: hosts and aggregates."""
-
-    revision: int
-    hosts: dict[str, HostAttributes]
-    aggregates: dict[str, dict[str, str]]
-
-
-def changed_since(conn: Connection, revision: int) -> StateChanges | None:
-    """Host and aggregate rows newer than ``revision`` (None: nothing new)."""
-    newest = current_revision(conn)
-    if newest <= revision:
-        return None
-    hosts = {
-        row.provider_uuid: _host(row)
-        for row in conn.execute(select(SCHED_HOST).where(SCHED_HOST.c.revision > revision))
-    }
-    aggregates = {
-        row.aggregate_uuid: dict(orjson.loads(row.metadata))
-        for row in conn.execute(select(SCHED_AGG).where(SCHED_AGG.c.revision > revision))
-    }
-    return StateChanges(newest, hosts, aggregates)
-
-
-def check_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Metrics as floats; InvalidInput for anything that is not a number."""
-    out = {}
-    for name, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise errors.InvalidInput(f"metric {name!r} must be a number")
-        out[name] = float(value)
-    return out
+def aggregate_metadata(conn: Connection, uuids: list[str] | None) -> dict[str, dict[str, str]]:
+    """The metadata of the aggregates named (None: of every aggregate with some)."""
+    query = select(SCHED_AGG.c.aggregate_uuid, SCHED_AGG.c.metadata)
+    if uuids is not None:
+        query = query.where(SCHED_AGG.c.aggregate_uuid.in_(sorted(set(uuids))))
+    return {row.aggregate_uuid: dict(orjson.loads(row.metadata)) for row in conn.execute(query)}
 
 
 def host_names(conn: Connection, uuids: list[str]) -> dict[str, str | None]:

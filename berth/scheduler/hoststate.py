@@ -1,13 +1,19 @@
-"""What the filters and weighers see of one host, and this process's cache of berth's attributes.
+"""What the filters and weighers see of one host, and this process's cache of berth's state.
 
 A host is a root resource provider (a compute node) of the candidates
-index's universe.  :class:`HostCatalog` keeps the attributes berth stores
-itself (:mod:`berth.scheduler.host_attributes`) in memory, catching up by revision at
-most every ``scheduler_refresh_ms``; a disabled flag or a metric may thus be
-up to that old, which is harmless because the claim re-checks capacity and
-server-group rules in the database.  What depends only on a host's set of
-aggregates (zone, tenant isolation, metadata) is computed once per distinct
-set (:class:`AggregateView`).
+index's universe.  :class:`HostCatalog` keeps the state berth stores itself
+in memory: every host's namespaces (:mod:`berth.scheduler.state_store`, as
+:class:`~berth.scheduler.host_attributes.HostAttributes`) and aggregate
+metadata.  It catches up at most every ``scheduler_refresh_ms`` by following
+two insert-only change logs, ``scheduler_state_changes`` and
+``scheduler_aggregate_changes``, with :class:`berth.sync.feed.ChangeFeed`
+(which also handles ids committed out of order), and re-reads only the hosts
+and aggregates named since its last look; a full reload when a feed says so
+(first look, or too long away).  A disabled flag or a metric may thus be up
+to that old, which is harmless because the claim re-checks capacity, the
+server-group rules and the operator's flags in the database.  What depends
+only on a host's set of aggregates (zone, tenant isolation, metadata) is
+computed once per distinct set (:class:`AggregateView`).
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from berth.candidates.engine import Candidate
 from berth.candidates.model import Provider, Universe
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.scheduler import host_attributes
+from berth.scheduler import host_attributes, state_store
 from berth.scheduler.host_attributes import DEFAULT_HOST, HostAttributes
+from berth.sync.feed import ChangeFeed, ChangeLog
+
+# The logs the catalog follows: a host's namespaces, an aggregate's metadata.
+STATE_LOG = ChangeLog(t.scheduler_state_changes, "provider_uuid", at="at")
+AGGREGATE_LOG = ChangeLog(t.scheduler_aggregate_changes, "aggregate_uuid", at="at")
 
 AZ_KEY = "availability_zone"
 TENANT_PREFIX = "filter_tenant_id"
@@ -60,7 +71,8 @@ class HostCatalog:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.lock = threading.Lock()
-        self.revision = -1
+        self.state_feed = ChangeFeed(db, STATE_LOG)
+        self.aggregate_feed = ChangeFeed(db, AGGREGATE_LOG)
         self.checked = float("-inf")
         self.hosts: dict[str, HostAttributes] = {}
         self.aggregates: dict[str, dict[str, str]] = {}
@@ -76,15 +88,37 @@ class HostCatalog:
             if now - self.checked < interval:
                 return  # another thread refreshed while this one waited
             with self.db.read() as conn:
-                found = host_attributes.changed_since(conn, self.revision)
+                self._catch_up(conn)
                 if count_instances:
                     self.instances = _instance_counts(conn)
             self.checked = now
-            if found is not None:
-                self.hosts.update(found.hosts)
-                self.aggregates.update(found.aggregates)
-                self.revision = found.revision
-                self._views = {}
+
+    def _catch_up(self, conn: Connection) -> None:
+        """Re-read what the logs name since the last look (everything when they say so).
+
+        Each feed's keys are read before the rows they name, in the same
+        transaction: a write the log shows is in what is read after it.
+        """
+        hosts = self.state_feed.poll(conn)
+        if hosts is None:
+            self.hosts = {
+                uuid: HostAttributes.of(namespaces)
+                for uuid, namespaces in state_store.read_hosts(conn, None).items()
+            }
+        elif hosts:
+            found = state_store.read_hosts(conn, hosts)
+            for uuid in hosts:
+                if uuid in found:
+                    self.hosts[uuid] = HostAttributes.of(found[uuid])
+                else:  # no namespace left (or the provider went): the defaults
+                    self.hosts.pop(uuid, None)
+        aggregates = self.aggregate_feed.poll(conn)
+        if aggregates is None:
+            self.aggregates = host_attributes.aggregate_metadata(conn, None)
+        elif aggregates:
+            self.aggregates.update(host_attributes.aggregate_metadata(conn, list(aggregates)))
+        if aggregates is None or aggregates:
+            self._views = {}
 
     def invalidate(self) -> None:
         """Check for writes at the next refresh (a claim found a host other than it looked)."""

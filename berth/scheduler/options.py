@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from berth.scheduler.state_keys import StateKey
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -24,11 +26,16 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class MetricLimit:
-    """A host metric must satisfy ``value <op> bound`` (``cpu.percent<=90``)."""
+    """A value of host state must satisfy ``value <op> bound`` (``cpu.percent<=90``,
+    ``compute:/metrics/cpu_util<=90``: ``name`` is a state key)."""
 
     name: str
     op: str
     bound: float
+    key: StateKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", StateKey.parse(self.name))
 
     def allows(self, value: float) -> bool:
         """Whether ``value`` is within the limit."""
@@ -59,5 +66,7 @@ class SchedulerConfig:
     refresh_seconds: float
     index_refresh_seconds: float
     metric_limits: tuple[MetricLimit, ...]
-    metric_weights: tuple[tuple[str, float], ...]
+    metric_weights: tuple[tuple[StateKey, float], ...]
     default_availability_zone: str
+    host_fresh_namespace: str
+    host_fresh_seconds: int

@@ -2,7 +2,7 @@
 
 A worker selects from its own view: the candidates index (traits and
 aggregates, refreshed every ``scheduler_index_refresh_ms``), the host
-catalog (berth's host attributes, every ``scheduler_refresh_ms``) and the
+catalog (berth's host state, every ``scheduler_refresh_ms``) and the
 hosts of the hinted instances (read when the request arrived).  The claim
 transaction judges capacity, consumer novelty and the server-group rule
 anew; the checks here judge the rest in that same transaction (a
@@ -38,9 +38,9 @@ for the rules some claim of the batch relies on
 (:mod:`berth.scheduler.rule_state` reads it):
 
 1. the providers of every tree the claims touch: generation, root, the
-   disabled flag and zone (joined from ``scheduler_hosts``) and, when a
-   rule needs them, aggregates and their metadata (from
-   ``scheduler_aggregates``); one query;
+   disabled flag and zone (the ``operator`` namespace, joined from
+   ``scheduler_host_state``) and, when a rule needs them, aggregates and
+   their metadata (from ``scheduler_aggregates``); one query;
 2. only for traits or hints: the asked traits of the allocated providers
    and the hosts of the hinted instances; one query.
 
@@ -55,9 +55,13 @@ the same statement as the attributes and aggregates, before query 2).
 Every writer of what a rule reads moves the generation of the providers it
 changes, in its own transaction: Placement's trait writes, aggregate writes
 (microversion 1.19 and later) and allocation writes (an instance arriving
-on a host); berth's host writes changing ``disabled`` or the zone, and
-aggregate metadata writes (every member of the aggregate), with
-:func:`berth.placement.write.generations.advance`.  A change W and a claim
+on a host); berth's writes of a host's ``operator`` namespace that change
+``disabled`` or the zone (whatever the route: scheduler 1.0's host ``PUT``,
+or ``PUT``, ``PATCH`` and ``DELETE`` of the namespace, in
+:mod:`berth.scheduler.state_store`), and aggregate metadata writes (every
+member of the aggregate), with
+:func:`berth.placement.write.generations.advance`.  Other namespaces
+(metrics) move nothing: no check reads them.  A change W and a claim
 C meeting on a provider P: if W committed before C read P's state, C sees
 it; if W committed after that read but before C's swap, C's swap finds
 another generation and C runs again, seeing W; if W moves P's generation

@@ -1,9 +1,9 @@
 """What the claim's recheck judges, read in the claim transaction: two queries at most.
 
 1. *providers*: every provider of the trees holding the providers named,
-   with its generation and root, berth's attributes of it (``disabled``, zone:
-   a left join on ``scheduler_hosts``) and, when asked, its aggregates and
-   their metadata (left joins on ``scheduler_aggregates``);
+   with its generation and root, its ``operator`` namespace (``disabled``,
+   zone: a left join on ``scheduler_host_state``) and, when asked, its
+   aggregates and their metadata (left joins on ``scheduler_aggregates``);
 2. *memberships*, only when asked: the named traits of some providers, and
    the roots of the hosts holding allocations of some instances.
 
@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Executable, literal_column, select, union_all
+from sqlalchemy import Connection, Executable, literal, literal_column, select, union_all
 
 from berth.db.lists import one_of
-from berth.db.tables import AGG, ALLOC, RP, RP_AGG, RP_TRAIT, SCHED_AGG, SCHED_HOST, TRAIT
+from berth.db.tables import AGG, ALLOC, HOST_STATE, RP, RP_AGG, RP_TRAIT, SCHED_AGG, TRAIT
 
 # The catalog's own fold of aggregate metadata (zone, tenants, values), so a
 # host's aggregates are judged exactly as the selection judged them.
 from berth.scheduler.hoststate import AggregateView
 from berth.scheduler.hoststate import _view as aggregate_view
+from berth.scheduler.namespaces import OPERATOR
+from berth.scheduler.state_store import judged
 
 
 @dataclass
@@ -94,13 +96,9 @@ def read(conn: Connection, wanted: Wanted) -> RuleState:
     for row in conn.execute(_PROVIDERS[wanted.aggregates], params):
         p = state.by_uuid.get(row.uuid)
         if p is None:
+            disabled, zone = judged(orjson.loads(row.operator) if row.operator else {})
             p = state.by_uuid[row.uuid] = ProviderNow(
-                row.id,
-                row.uuid,
-                row.generation,
-                row.root_provider_id,
-                bool(row.disabled),
-                row.availability_zone,
+                row.id, row.uuid, row.generation, row.root_provider_id, disabled, zone
             )
             state.trees.setdefault(p.root_id, []).append(p)
         if wanted.aggregates and row.aggregate is not None:
@@ -123,7 +121,7 @@ def _read_memberships(conn: Connection, wanted: Wanted, state: RuleState) -> Non
 
 
 def _providers_query(aggregates: bool) -> Executable:
-    """Query 1: every provider of the trees holding ``uuids``, with the host attributes."""
+    """Query 1: every provider of the trees holding ``uuids``, with its operator namespace."""
     involved = RP.alias("involved")
     trees = select(involved.c.root_provider_id).where(one_of(involved.c.uuid, "uuids"))
     columns: list[Any] = [
@@ -131,10 +129,12 @@ def _providers_query(aggregates: bool) -> Executable:
         RP.c.uuid,
         RP.c.generation,
         RP.c.root_provider_id,
-        SCHED_HOST.c.disabled,
-        SCHED_HOST.c.availability_zone,
+        HOST_STATE.c.body.label("operator"),
     ]
-    joined = RP.outerjoin(SCHED_HOST, SCHED_HOST.c.provider_uuid == RP.c.uuid)
+    operator = (HOST_STATE.c.provider_uuid == RP.c.uuid) & (
+        HOST_STATE.c.namespace == literal(OPERATOR)
+    )
+    joined = RP.outerjoin(HOST_STATE, operator)
     if aggregates:
         columns += [AGG.c.uuid.label("aggregate"), SCHED_AGG.c.metadata.label("agg_metadata")]
         joined = (

@@ -7,14 +7,17 @@ As in Nova, each weigher's raw values are normalised to 0..1 over the hosts
 being compared, multiplied by the weigher's multiplier (``scheduler_weighers``:
 ``ram=-1.0,cpu=-1.0``) and summed.  The resource weighers score *free* room,
 so a positive multiplier spreads instances and a negative one packs them
-(pack-first).
+(pack-first).  Other projects add weighers through entry points
+(:mod:`berth.scheduler.plugins`, :func:`registry`).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from functools import partial
 
+from berth.scheduler import plugins
 from berth.scheduler.context import SchedulingContext
 from berth.scheduler.hoststate import HostState
 
@@ -74,7 +77,11 @@ class ServerGroupSoft(Weigher):
 
 
 class Metrics(Weigher):
-    """Sum of host-reported metrics times ``scheduler_metric_weights`` (missing: 0)."""
+    """Sum of host-reported values times ``scheduler_metric_weights`` (missing: 0).
+
+    Each weight names a state key (``compute:/metrics/cpu_util=-1``) or a plain
+    metric name (``cpu.percent=-1``: the compute namespace's metrics).
+    """
 
     name = "metrics"
 
@@ -82,8 +89,10 @@ class Metrics(Weigher):
         return bool(ctx.config.metric_weights)
 
     def score(self, host: HostState, ctx: SchedulingContext) -> float:
-        metrics = host.attrs.metrics
-        return sum(weight * metrics.get(name, 0.0) for name, weight in ctx.config.metric_weights)
+        states = host.attrs.states
+        return sum(
+            weight * (key.number(states) or 0.0) for key, weight in ctx.config.metric_weights
+        )
 
 
 WEIGHERS: dict[str, Callable[[], Weigher]] = {
@@ -92,9 +101,20 @@ WEIGHERS: dict[str, Callable[[], Weigher]] = {
 }
 
 
+@functools.cache
+def registry() -> dict[str, Callable[[], Weigher]]:
+    """Every weigher by name: the built-in ones and the installed entry points'."""
+    return plugins.load(plugins.WEIGHER_GROUP, WEIGHERS)
+
+
 def build(pairs: tuple[tuple[str, float], ...]) -> list[tuple[Weigher, float]]:
     """The weighers with a non-zero multiplier, in setting order."""
-    return [(WEIGHERS[name](), multiplier) for name, multiplier in pairs if multiplier]
+    known = registry()
+    return [
+        (plugins.make(name, known[name], Weigher, "scheduler_weighers"), multiplier)
+        for name, multiplier in pairs
+        if multiplier
+    ]
 
 
 def normalise(raw: Sequence[float]) -> list[float]:

@@ -124,6 +124,24 @@ HOST: VersionedSchemas = [
     )
 ]
 
+# Host state (scheduler 1.3): a namespace's new object (PUT) or merge patch (PATCH), and
+# the generation the writer read (0: the namespace holds nothing yet).  What the object
+# may hold is its namespace's business (berth.scheduler.namespaces).
+HOST_STATE_WRITE: VersionedSchemas = [
+    (
+        (1, 3),
+        {
+            "type": "object",
+            "properties": {
+                "generation": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                "state": {"type": "object"},
+            },
+            "required": ["generation", "state"],
+            "additionalProperties": False,
+        },
+    )
+]
+
 AGGREGATE_METADATA: VersionedSchemas = [
     (
         (1, 0),

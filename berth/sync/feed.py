@@ -1,7 +1,15 @@
-"""Readers' side of the change feed kept in the database (table ``change_log``).
+"""Readers' side of the change logs kept in the database: ``change_log`` and its kin.
+
+A change log is an insert-only table written in the same transaction as the
+change it records: an autoincrement id, what changed (the *key*: a provider
+id in ``change_log``, a provider uuid in ``scheduler_state_changes``, an
+aggregate uuid in ``scheduler_aggregate_changes``) and when.  No writer
+updates a shared row, so writers never serialise on the log.
+:class:`ChangeLog` names a table's columns; :data:`PROVIDERS` is the
+Placement feed, the default.
 
 A worker calls :meth:`ChangeFeed.poll` before answering a read from memory.
-It returns the provider ids changed since the previous poll, or ``None``
+It returns the keys changed since the previous poll, or ``None``
 when the worker must reload everything (first poll, or it fell behind the
 retention window).
 
@@ -39,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, bindparam, delete, func, select
+from sqlalchemy import Column, Connection, Select, Table, bindparam, delete, func, select
 
 from berth.db import tables as t
 from berth.db.clock import utcnow
@@ -53,13 +61,45 @@ RETENTION_SECONDS = 600
 PRUNE_EVERY = 60.0
 EVERYTHING = 0
 START_WINDOW = 1000
+PAGE = 5000
+
+
+class ChangeLog:
+    """A change-log table as a feed reads it: its id, key and time columns.
+
+    ``everything`` is the key of a row that means "reload everything" (None:
+    the log has no such row).  The statements are built once per log: a
+    statement object reused is not analysed again on every call.
+    """
+
+    def __init__(
+        self, table: Table, key: str, at: str = "created_at", everything: Any = None
+    ) -> None:
+        self.table = table
+        self.id: Column[int] = table.c.id
+        self.key: Column[Any] = table.c[key]
+        self.at: Column[Any] = table.c[at]
+        self.everything = everything
+        # Pages of PAGE rows in id order (see _since).
+        self.since: Select[Any] = (
+            select(self.id, self.key)
+            .where(self.id >= bindparam("low"))
+            .order_by(self.id)
+            .limit(PAGE)
+        )
+        self.among: Select[Any] = select(self.id, self.key).where(one_of(self.id, "ids"))
+
+
+# The Placement feed: provider ids, EVERYTHING for a catalogue change.
+PROVIDERS = ChangeLog(t.change_log, "provider_id", everything=EVERYTHING)
 
 
 @dataclass
 class ChangeFeed:
-    """Tracks this worker's position in the change log."""
+    """Tracks this worker's position in one change log (the Placement feed by default)."""
 
     db: Database
+    log: ChangeLog = PROVIDERS
     high: int = -1
     holes: dict[int, float] = field(default_factory=dict)
     last_poll: float = 0.0
@@ -68,12 +108,9 @@ class ChangeFeed:
     def _start(self, conn: Connection) -> None:
         # Ids just below the top that are not there yet may belong to
         # transactions still in flight: watch them as holes.
-        top = int(conn.execute(select(func.max(t.change_log.c.id))).scalar() or 0)
-        recent = set(
-            conn.execute(
-                select(t.change_log.c.id).where(t.change_log.c.id > top - START_WINDOW)
-            ).scalars()
-        )
+        log_id = self.log.id
+        top = int(conn.execute(select(func.max(log_id))).scalar() or 0)
+        recent = set(conn.execute(select(log_id).where(log_id > top - START_WINDOW)).scalars())
         self.high = top
         now = time.monotonic()
         self.holes = {i: now for i in range(max(1, top - START_WINDOW + 1), top) if i not in recent}
@@ -83,8 +120,8 @@ class ChangeFeed:
         self.high = -1
         self.holes = {}
 
-    def poll(self, conn: Connection | None = None) -> set[int] | None:
-        """Provider ids changed since the last poll; None means reload all.
+    def poll(self, conn: Connection | None = None) -> set[Any] | None:
+        """Keys changed since the last poll (provider ids by default); None means reload all.
 
         Reads in ``conn`` (the caller's read transaction) when given.
         """
@@ -101,9 +138,9 @@ class ChangeFeed:
         # transaction leaves a hole that stays open HOLE_TIMEOUT seconds.  Holes past
         # their time are read once more before they are let go: polls may have
         # failed for longer than that (a cut link), and the hole filled meanwhile.
-        rows = _since(conn, max(self.high, 1))
+        rows = _since(conn, self.log, max(self.high, 1))
         if self.holes:
-            rows = sorted(_filled(conn, sorted(self.holes)) + rows)
+            rows = sorted(_filled(conn, self.log, sorted(self.holes)) + rows)
         self.last_poll = now
         if self.high > 0 and not any(row_id == self.high for row_id, _ in rows):
             log.warning("change feed position lost: reloading everything", position=self.high)
@@ -114,8 +151,8 @@ class ChangeFeed:
         for hole in expired:
             if hole not in filled:
                 del self.holes[hole]
-        changed: set[int] = set()
-        for row_id, provider_id in rows:
+        changed: set[Any] = set()
+        for row_id, key in rows:
             if row_id > self.high:
                 # After an empty start, ids below the first one seen are as
                 # unknown as those below the top at a start.
@@ -127,9 +164,9 @@ class ChangeFeed:
                 del self.holes[row_id]
             else:
                 continue
-            if provider_id == EVERYTHING:
+            if self.log.everything is not None and key == self.log.everything:
                 return None
-            changed.add(provider_id)
+            changed.add(key)
         self._maybe_prune(now)
         return changed
 
@@ -141,18 +178,15 @@ class ChangeFeed:
         try:
             with self.db.write() as conn:
                 # The newest row stays, however old: it is every reader's position.
-                top = conn.execute(select(func.max(t.change_log.c.id))).scalar() or 0
-                conn.execute(
-                    delete(t.change_log).where(
-                        t.change_log.c.created_at < horizon, t.change_log.c.id < top
-                    )
-                )
+                table = self.log
+                top = conn.execute(select(func.max(table.id))).scalar() or 0
+                conn.execute(delete(table.table).where(table.at < horizon, table.id < top))
         except Exception as exc:  # housekeeping: the changes this poll read must not be lost
             log.warning("change log prune failed", error=str(exc))
 
 
-def _since(conn: Connection, low: int) -> list[Any]:
-    """(id, provider id) of the change rows from id ``low`` on, in id order, a page at a time.
+def _since(conn: Connection, log: ChangeLog, low: int) -> list[Any]:
+    """(id, key) of the change rows from id ``low`` on, in id order, a page at a time.
 
     Pages of PAGE rows in id order: a LIMIT makes every planner walk the
     primary key from ``low``, whatever its statistics of the table say.
@@ -162,29 +196,16 @@ def _since(conn: Connection, low: int) -> list[Any]:
     """
     rows: list[Any] = []
     while True:
-        page = conn.execute(_SINCE, {"low": low}).all()
+        page = conn.execute(log.since, {"low": low}).all()
         rows += page
         if len(page) < PAGE:
             return rows
         low = page[-1][0] + 1
 
 
-def _filled(conn: Connection, ids: list[int]) -> list[Any]:
-    """(id, provider id) of the change rows among ``ids`` that are there now."""
+def _filled(conn: Connection, log: ChangeLog, ids: list[int]) -> list[Any]:
+    """(id, key) of the change rows among ``ids`` that are there now."""
     found: list[Any] = []
     for start in range(0, len(ids), PAGE):
-        found += conn.execute(_AMONG, {"ids": ids[start : start + PAGE]}).all()
+        found += conn.execute(log.among, {"ids": ids[start : start + PAGE]}).all()
     return found
-
-
-PAGE = 5000
-# Built once: a statement object reused is not analysed again on every call.
-_SINCE = (
-    select(t.change_log.c.id, t.change_log.c.provider_id)
-    .where(t.change_log.c.id >= bindparam("low"))
-    .order_by(t.change_log.c.id)
-    .limit(PAGE)
-)
-_AMONG = select(t.change_log.c.id, t.change_log.c.provider_id).where(
-    one_of(t.change_log.c.id, "ids")
-)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,8 +15,13 @@ from berth.scheduler.context import Hints, SchedulingContext
 from berth.scheduler.groups import ServerGroup
 from berth.scheduler.host_attributes import DEFAULT_HOST, HostAttributes
 from berth.scheduler.hoststate import AggregateView, HostState
+from berth.scheduler.namespaces import StateRules
 from berth.scheduler.options import SchedulerConfig
 from berth.scheduler.spec import RequestSpec
+from berth.scheduler.state_store import NamespaceState
+
+# The rules of the default settings: the built-in schemas, 64 KiB per namespace.
+RULES = StateRules(65536)
 
 CLASSES = {"VCPU": 0, "MEMORY_MB": 1, "DISK_GB": 2}
 
@@ -44,6 +50,14 @@ class FakeCatalog:
 
     def attributes(self, uuid: str) -> HostAttributes:
         return self.attrs.get(uuid, DEFAULT_HOST)
+
+
+def attrs(
+    received_at: datetime.datetime | None = None, **namespaces: Mapping[str, Any]
+) -> HostAttributes:
+    """A host's attributes from its namespaces' objects (received now unless told)."""
+    when = received_at or datetime.datetime.now(datetime.UTC).replace(tzinfo=None, microsecond=0)
+    return HostAttributes.of({ns: NamespaceState(1, when, s) for ns, s in namespaces.items()})
 
 
 def config(**overrides: Any) -> SchedulerConfig:

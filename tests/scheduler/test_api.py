@@ -37,8 +37,8 @@ def _select(client: falcon.testing.TestClient, **body: Any) -> falcon.testing.Re
 def test_versions_and_version_header(client: falcon.testing.TestClient) -> None:
     got = client.simulate_get("/scheduler")
     assert got.status_code == 200
-    assert got.json["versions"][0]["max_version"] == "1.2"
-    assert got.headers["berth-scheduler-version"] == "scheduler 1.2"
+    assert got.json["versions"][0]["max_version"] == "1.3"
+    assert got.headers["berth-scheduler-version"] == "scheduler 1.3"
     bad = client.simulate_get("/scheduler", headers={"openstack-api-version": "scheduler 9.9"})
     assert bad.status_code == 406
 

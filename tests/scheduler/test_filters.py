@@ -6,6 +6,7 @@ declared ``reasons`` (the Prometheus label values).
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from berth.scheduler.filters import FILTERS, build
 from berth.scheduler.host_attributes import HostAttributes
 from berth.scheduler.hoststate import AggregateView
 from berth.scheduler.spec import RequestSpec
-from tests.scheduler.helpers import context, group, host, make_provider, uuid_of, world
+from tests.scheduler.helpers import attrs, context, group, host, make_provider, uuid_of, world
 
 OTHER = uuid_of(2)
 HERE = uuid_of(1)
@@ -45,6 +46,19 @@ def _picked_here(n: int) -> Callable[[SchedulingContext], None]:
         ctx.group_hosts[1] += n
 
     return setup
+
+
+# host_fresh judges against the request's clock: fixed here, so the words are too.
+NOW = datetime.datetime(2026, 12, 3, 12, 0, 0)
+
+
+def _clock(ctx: SchedulingContext) -> None:
+    ctx.now = NOW
+    ctx.fresh_after = NOW - datetime.timedelta(seconds=ctx.config.host_fresh_seconds)
+
+
+def _ago(seconds: int) -> datetime.datetime:
+    return NOW - datetime.timedelta(seconds=seconds)
 
 
 def _consumed(amount: int) -> Callable[[SchedulingContext], None]:
@@ -179,19 +193,70 @@ CASES = {
     "metric within limit": Case(
         "metrics_threshold",
         None,
-        attrs=HostAttributes(metrics={"cpu.percent": 50.0}),
+        attrs=attrs(compute={"metrics": {"cpu.percent": 50.0}}),
         config={"metric_limits": "cpu.percent<=90"},
     ),
     "metric over limit": Case(
         "metrics_threshold",
         "metric cpu.percent<=90 not met",
-        attrs=HostAttributes(metrics={"cpu.percent": 95.0}),
+        attrs=attrs(compute={"metrics": {"cpu.percent": 95.0}}),
         config={"metric_limits": "cpu.percent<=90"},
     ),
     "metric missing": Case(
         "metrics_threshold", "no metric cpu.percent", config={"metric_limits": "cpu.percent<=90"}
     ),
     "no limits: filter off": Case("metrics_threshold", None, applies=False),
+    "compute pointer over limit": Case(
+        "metrics_threshold",
+        "metric compute:/metrics/cpu_util<=90 not met",
+        attrs=attrs(compute={"metrics": {"cpu_util": 95}}),
+        config={"metric_limits": "compute:/metrics/cpu_util<=90"},
+    ),
+    "other namespace within limit": Case(
+        "metrics_threshold",
+        None,
+        attrs=attrs(net={"links": {"eth/0": {"gbps": 25}}}),
+        config={"metric_limits": "net:/links/eth~10/gbps>=10"},
+    ),
+    "other namespace under limit": Case(
+        "metrics_threshold",
+        "metric net:/links/eth~10/gbps>=10 not met",
+        attrs=attrs(net={"links": {"eth/0": {"gbps": 1}}}),
+        config={"metric_limits": "net:/links/eth~10/gbps>=10"},
+    ),
+    "a value that is no number is missing": Case(
+        "metrics_threshold",
+        "no metric net:/up",
+        attrs=attrs(net={"up": True}),
+        config={"metric_limits": "net:/up>=1"},
+    ),
+    "a plain name is not looked up elsewhere": Case(
+        "metrics_threshold",
+        "no metric cpu.percent",
+        attrs=attrs(net={"metrics": {"cpu.percent": 1}}),
+        config={"metric_limits": "cpu.percent<=90"},
+    ),
+    "fresh state": Case("host_fresh", None, attrs=attrs(_ago(119), compute={}), setup=_clock),
+    "stale state": Case(
+        "host_fresh",
+        "compute state 121 s old: counted as down",
+        attrs=attrs(_ago(121), compute={}),
+        setup=_clock,
+    ),
+    "no state in the namespace": Case(
+        "host_fresh",
+        "no net state: counted as down",
+        attrs=attrs(_ago(1), compute={}),
+        config={"host_fresh_namespace": "net"},
+        setup=_clock,
+    ),
+    "shorter freshness": Case(
+        "host_fresh",
+        "net state 11 s old: counted as down",
+        attrs=attrs(_ago(11), net={}),
+        config={"host_fresh_namespace": "net", "host_fresh_seconds": 10},
+        setup=_clock,
+    ),
     "request fit: room left": Case(
         "request_fit", None, spec={"num_instances": 2}, setup=_consumed(10)
     ),

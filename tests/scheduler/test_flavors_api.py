@@ -29,7 +29,7 @@ def test_create_answers_201_with_the_flavor_and_its_location(
     made = _post(client, uuid=FLAVOR_UUID)
     assert made.status_code == 201, made.text
     assert made.headers["location"].endswith(f"/scheduler/flavors/{FLAVOR_UUID}")
-    assert made.headers["berth-scheduler-version"] == "scheduler 1.2"
+    assert made.headers["berth-scheduler-version"] == "scheduler 1.3"
     assert made.json == {**BODY, "uuid": FLAVOR_UUID}
     shown = client.simulate_get(f"/scheduler/flavors/{FLAVOR_UUID}", headers=V1_1)
     assert (shown.status_code, shown.json) == (200, made.json)
@@ -126,7 +126,7 @@ def test_the_routes_are_not_there_at_scheduler_1_0(
 
 def test_the_newest_version_is_1_2(client: falcon.testing.TestClient) -> None:
     home = client.simulate_get("/scheduler").json["versions"][0]
-    assert (home["min_version"], home["max_version"]) == ("1.0", "1.2")
+    assert (home["min_version"], home["max_version"]) == ("1.0", "1.3")
 
 
 @pytest.mark.parametrize(

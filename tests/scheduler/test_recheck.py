@@ -21,13 +21,12 @@ from berth.placement.write.batch import NewConsumer, OwnerIds, RuleVerdict
 from berth.placement.write.retry import atomically
 from berth.scheduler import host_attributes, recheck
 from berth.scheduler.claims import Claim
-from berth.scheduler.host_attributes import HostAttributes
 from berth.scheduler.hoststate import AggregateView
 from berth.scheduler.recheck import NO_RULES, Rules
 from berth.scheduler.rule_state import HostNow, ProviderNow
 from berth.scheduler.spec import RequestSpec
 from tests.scheduler.conftest import host_uuid, write_cloud
-from tests.scheduler.helpers import config
+from tests.scheduler.helpers import RULES, config
 
 A, B = "aaaaaaaa-0000-0000-0000-00000000000a", "aaaaaaaa-0000-0000-0000-00000000000b"
 X = "eeeeeeee-0000-0000-0000-000000000001"
@@ -292,9 +291,11 @@ def test_the_root_is_swapped_even_when_it_allocates_nothing(db: Database) -> Non
 
 
 def _disable(db: Database, uuid: str) -> Callable[[], None]:
-    attrs = HostAttributes(disabled=True)
     return lambda: atomically(
-        db, lambda conn: host_attributes.put_host(conn, uuid, attrs), 3, operation="test"
+        db,
+        lambda conn: host_attributes.put_host(conn, RULES, uuid, {"disabled": True}),
+        3,
+        operation="test",
     )
 
 

@@ -10,6 +10,7 @@ from berth.placement.write.replace import ConsumerAllocations
 from berth.scheduler import NoValidHost, RequestSpec, ServerGroupSpec, select_destinations
 from berth.scheduler.claims import InstanceExists
 from tests.scheduler.conftest import MakeServices, consumers_of, host_uuid, usage, write_cloud
+from tests.scheduler.helpers import RULES
 
 FLAVOR = {"VCPU": 2, "MEMORY_MB": 2048, "DISK_GB": 10}
 GROUP = "99999999-0000-0000-0000-000000000001"
@@ -225,22 +226,8 @@ def test_host_attributes_and_aggregate_metadata(db: Database, make_services: Mak
 
     put(host_attributes.put_aggregate_metadata, agg_a, {"filter_tenant_id": "gold", "ssd": "true"})
     put(host_attributes.put_aggregate_metadata, agg_b, {"ssd": "true"})
-    for i in (1, 2):
-        put(
-            host_attributes.put_host,
-            host_uuid(i),
-            host_attributes.HostAttributes(metrics={"cpu.percent": 50.0}),
-        )
-    put(
-        host_attributes.put_host,
-        host_uuid(3),
-        host_attributes.HostAttributes(metrics={"cpu.percent": 95.0}),
-    )
-    put(
-        host_attributes.put_host,
-        host_uuid(4),
-        host_attributes.HostAttributes(metrics={"cpu.percent": 10.0}),
-    )
+    for i, cpu in ((1, 50.0), (2, 50.0), (3, 95.0), (4, 10.0)):
+        put(host_attributes.put_host, RULES, host_uuid(i), {"metrics": {"cpu.percent": cpu}})
     services = make_services(metric_limits="cpu.percent<=90")
     ssd = {"aggregate_instance_extra_specs:ssd": "true"}
     gold = select_destinations(services, _spec(project_id="gold", extra_specs=ssd, dry_run=True))

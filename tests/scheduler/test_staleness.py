@@ -39,9 +39,9 @@ from berth.placement.providers import get_provider
 from berth.placement.write.retry import atomically
 from berth.scheduler import NoValidHost, RequestSpec, host_attributes, select_destinations
 from berth.scheduler import service as scheduler_service
-from berth.scheduler.host_attributes import HostAttributes
 from tests.helpers import in_process_client
 from tests.scheduler.conftest import MakeServices, consumers_of, host_uuid
+from tests.scheduler.helpers import RULES as STATE_RULES
 
 CN1, CN2, CN3 = host_uuid(1), host_uuid(2), host_uuid(3)
 FLAVOR = {"VCPU": 1, "MEMORY_MB": 64}
@@ -78,7 +78,7 @@ def _cloud(db: Database) -> None:
         cloud_db.write(conn, specs)
         traits.ensure_trait(conn, MAINT)
         for spec in specs:
-            host_attributes.put_host(conn, spec.uuid, HostAttributes(availability_zone="az1"))
+            host_attributes.put_host(conn, STATE_RULES, spec.uuid, {"availability_zone": "az1"})
 
 
 # -- what breaks a rule, read from the database ---------------------------------------------
@@ -159,7 +159,7 @@ def _host_http(**attrs: Any) -> Callable[[falcon.testing.TestClient], None]:
 
 
 def _host_db(**attrs: Any) -> Callable[[Connection], None]:
-    return lambda conn: host_attributes.put_host(conn, CN1, HostAttributes(**attrs))
+    return lambda conn: host_attributes.put_host(conn, STATE_RULES, CN1, attrs)
 
 
 ISOLATE = {"filter_tenant_id": "someone-else"}

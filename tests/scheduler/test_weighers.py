@@ -11,7 +11,16 @@ from berth.scheduler.context import Hints
 from berth.scheduler.host_attributes import HostAttributes
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.weighers import WEIGHERS, build, normalise, weigh
-from tests.scheduler.helpers import FakeCatalog, context, group, host, make_provider, uuid_of, world
+from tests.scheduler.helpers import (
+    FakeCatalog,
+    attrs,
+    context,
+    group,
+    host,
+    make_provider,
+    uuid_of,
+    world,
+)
 
 
 @dataclass
@@ -51,9 +60,16 @@ CASES = {
     "metrics: weighted sum": Case(
         "metrics",
         (-80.0 + 2.0, -10.0),
-        attrs1=HostAttributes(metrics={"cpu.percent": 80.0, "net.gbps": 1.0}),
-        attrs2=HostAttributes(metrics={"cpu.percent": 10.0}),
+        attrs1=attrs(compute={"metrics": {"cpu.percent": 80.0, "net.gbps": 1.0}}),
+        attrs2=attrs(compute={"metrics": {"cpu.percent": 10.0}}),
         config={"metric_weights": "cpu.percent=-1,net.gbps=2"},
+    ),
+    "metrics: state keys of any namespace": Case(
+        "metrics",
+        (-50.0 + 3 * 40.0, 3 * 10.0),
+        attrs1=attrs(compute={"metrics": {"cpu_util": 50}}, net={"free": {"gbps": 40}}),
+        attrs2=attrs(net={"free": {"gbps": 10}, "up": True}),
+        config={"metric_weights": "compute:/metrics/cpu_util=-1,net:/free/gbps=3,net:/up=100"},
     ),
     "metrics: none configured": Case("metrics", (0.0, 0.0), applies=False),
 }

@@ -12,7 +12,7 @@ from berth.db import tables as t
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.placement import changes
-from berth.sync.feed import HOLE_TIMEOUT, RETENTION_SECONDS, START_WINDOW, ChangeFeed
+from berth.sync.feed import HOLE_TIMEOUT, RETENTION_SECONDS, START_WINDOW, ChangeFeed, ChangeLog
 
 
 def test_first_poll_asks_for_full_reload(db: Database) -> None:
@@ -176,3 +176,28 @@ def test_prune_keeps_the_newest_row(db: Database) -> None:
     with db.write() as conn:
         changes.record(conn, [7])
     assert feed.poll() == {7}
+
+
+def test_any_change_log_table_late_commits_included(db: Database) -> None:
+    """The host-state log (uuids as keys, ``at`` as its time) is read the same way."""
+    log = ChangeLog(t.scheduler_state_changes, "provider_uuid", at="at")
+    feed = ChangeFeed(db, log)
+    assert feed.poll() is None
+    base = feed.high
+    row = {"namespace": "compute", "at": utcnow()}
+    with db.write() as conn:
+        conn.execute(
+            insert(t.scheduler_state_changes).values(id=base + 2, provider_uuid="b", **row)
+        )
+    assert feed.poll() == {"b"}
+    with db.write() as conn:
+        conn.execute(
+            insert(t.scheduler_state_changes).values(id=base + 1, provider_uuid="a", **row)
+        )
+    assert feed.poll() == {"a"}
+    assert not feed.holes
+    with db.write() as conn:  # no key of this log means "reload everything"
+        conn.execute(
+            insert(t.scheduler_state_changes).values(id=base + 3, provider_uuid="0", **row)
+        )
+    assert feed.poll() == {"0"}

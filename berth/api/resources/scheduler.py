@@ -5,8 +5,8 @@ render.  The version is asked for with ``OpenStack-API-Version: scheduler
 1.1`` (absent: the minimum); ``Berth-Scheduler-Version`` names the newest.
 A route newer than the version asked for answers 404, as Placement's do below
 their microversion (the ``since`` of :func:`start` and :func:`read`). Other resources
-of the extension (flavors, quotas) have their own modules and take their first steps
-here.
+of the extension (flavors, quotas, host state) have their own modules and take their
+first steps here.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
 
 SERVICE_TYPE = "scheduler"
-VERSIONS = ["1.0", "1.1", "1.2"]
+VERSIONS = ["1.0", "1.1", "1.2", "1.3"]
 VERSION_HEADER = "berth-scheduler-version"
 
 T = TypeVar("T")
@@ -133,34 +133,6 @@ def select(req: falcon.Request, resp: falcon.Response) -> None:
     # Host names come from the worker's view, as the selection does (no extra read).
     rendered = answer.as_body()
     send_json(resp, rendered)
-
-
-def list_hosts(req: falcon.Request, resp: falcon.Response) -> None:
-    """GET /scheduler/hosts: every host with attributes set."""
-    hosts = read(req, "hosts:list", host_attributes.list_hosts)
-    send_json(resp, {"hosts": {uuid: attrs.as_body() for uuid, attrs in sorted(hosts.items())}})
-
-
-def show_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) -> None:
-    """GET /scheduler/hosts/{provider_uuid}."""
-    attrs = read(req, "hosts:show", lambda conn: host_attributes.get_host(conn, provider_uuid))
-    send_json(resp, attrs.as_body())
-
-
-def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) -> None:
-    """PUT /scheduler/hosts/{provider_uuid}: replace the host's attributes."""
-    version = start(req, "hosts:update")
-    data = extract_json(req, versioned(schemas.HOST, version))
-    attrs = host_attributes.HostAttributes(
-        disabled=data.get("disabled", False),
-        disabled_reason=data.get("disabled_reason"),
-        availability_zone=data.get("availability_zone"),
-        metrics=host_attributes.check_metrics(data.get("metrics") or {}),
-    )
-    _write(
-        req, lambda conn: host_attributes.put_host(conn, provider_uuid, attrs), "host_attributes"
-    )
-    send_json(resp, attrs.as_body())
 
 
 def show_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:

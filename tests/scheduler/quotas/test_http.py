@@ -28,7 +28,7 @@ def _put(client: falcon.testing.TestClient, path: str, body: Any) -> falcon.test
 def test_version_1_1_is_offered(client: falcon.testing.TestClient) -> None:
     got = client.simulate_get("/scheduler")
     assert got.json["versions"][0]["min_version"] == "1.0"
-    assert got.json["versions"][0]["max_version"] == "1.2"
+    assert got.json["versions"][0]["max_version"] == "1.3"
 
 
 @pytest.mark.parametrize("path", [PROJECT, USER])
