@@ -313,17 +313,23 @@ class PrivateMariaDB(PrivateServer):
         super().__init__(port)
         self.socket = self.dir / "mysqld.sock"
         self.pid_file = self.dir / "mysqld.pid"
+        self.tmp = self.dir / "tmp"
 
     def _options(self) -> list[str]:
+        """What both mariadb-install-db's bootstrap server and ours are given: nothing
+        shared with another server (the defaults' /tmp and socket are everybody's)."""
         return [
             "--no-defaults",
             f"--datadir={self.data}",
+            f"--tmpdir={self.tmp}",
+            f"--socket={self.socket}",
             *([f"--user={self.as_user}"] if self.as_user else []),
         ]
 
     def _init(self) -> None:
-        self.data.mkdir()
-        self._chown(self.data)
+        for path in (self.data, self.tmp):
+            path.mkdir()
+            self._chown(path)
         self._run(
             [
                 self.bin["mariadb-install-db"],
@@ -341,7 +347,6 @@ class PrivateMariaDB(PrivateServer):
             *self._options(),
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
-            f"--socket={self.socket}",
             f"--pid-file={self.pid_file}",
             f"--log-error={self.log}",
             "--skip-name-resolve",
