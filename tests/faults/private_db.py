@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from berth.bench.launch import die_with_parent
+
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -323,7 +325,6 @@ class PrivateMariaDB(PrivateServer):
             f"--datadir={self.data}",
             f"--tmpdir={self.tmp}",
             f"--socket={self.socket}",
-            *([f"--user={self.as_user}"] if self.as_user else []),
         ]
 
     def _init(self) -> None:
@@ -334,6 +335,7 @@ class PrivateMariaDB(PrivateServer):
             [
                 self.bin["mariadb-install-db"],
                 *self._options(),
+                *([f"--user={self.as_user}"] if self.as_user else []),
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 "--skip-name-resolve",
@@ -354,9 +356,18 @@ class PrivateMariaDB(PrivateServer):
             "--innodb-log-file-size=32M",
             "--max-connections=200",
         ]
-        # mariadbd runs in the foreground: our child, in its own session (no terminal signals).
+        if self.as_user:
+            # mariadbd switching users itself (--user) would clear the parent-death signal:
+            # setpriv switches first, then sets it.
+            argv = [*_as_user(self.as_user), "--pdeathsig=TERM", "--", *argv]
+        # mariadbd runs in the foreground: our child, in its own session (no terminal
+        # signals), stopped by the kernel should this process be killed.
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
 
     def _wait_exit(self) -> None:
@@ -403,6 +414,11 @@ class PrivateMariaDB(PrivateServer):
                 cur.execute(statement)
         finally:
             conn.close()  # type: ignore[attr-defined]
+
+
+def _as_user(user: str) -> list[str]:
+    """``setpriv`` arguments running a program as ``user`` (its groups too)."""
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
 
 
 SERVERS: dict[str, type[PrivateServer]] = {
