@@ -67,6 +67,26 @@ def session_databases() -> Iterator[None]:
             continue
 
 
+# Where a bench command run without --out appends its results: the repository's root.
+STRAY_RESULTS = Path(__file__).resolve().parent.parent / "results.jsonl"
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_size, found.st_mtime_ns
+
+
+@pytest.fixture(autouse=True)
+def no_results_in_the_repository() -> Iterator[None]:
+    """Fail the test that ran a bench command without ``--out`` (into the repository)."""
+    before = _stat(STRAY_RESULTS)
+    yield
+    assert _stat(STRAY_RESULTS) == before, f"a bench command wrote {STRAY_RESULTS}: use --out"
+
+
 ALL_BACKENDS = ("sqlite", "postgresql", "mysql")
 # BERTH_TEST_BACKENDS=sqlite (comma-separated) runs only those backends' variants.
 CHOSEN = os.environ.get("BERTH_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(",")

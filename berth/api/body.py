@@ -2,10 +2,11 @@
 
 Nothing here trusts the client: a body over ``max_request_body_bytes`` is
 refused (413) before it is read whole, whether it declares its length or
-comes chunked; nesting deeper than ``max_json_depth`` is refused (400) by a
-scan of the raw bytes before any parser recurses; what parses must be JSON
-a database can store (no NaN or Infinity, no lone surrogates, integers in
-64 bits).  Every refusal keeps Placement's "Malformed JSON: ..." or "JSON
+comes chunked; one that ends before its declared length is refused (400),
+even when what came would parse; nesting deeper than ``max_json_depth`` is
+refused (400) by a scan of the raw bytes before any parser recurses; what
+parses must be JSON a database can store (no NaN or Infinity, no lone
+surrogates, integers in 64 bits).  Every refusal keeps Placement's "Malformed JSON: ..." or "JSON
 does not validate: ..." shape.
 """
 
@@ -51,12 +52,25 @@ def too_large(limit: int) -> HTTPError:
     return HTTPError(413, f"Request body is larger than the limit of {limit} bytes.")
 
 
+def cut_short(got: int, length: int) -> HTTPError:
+    """The 400 for a body that ended before its declared length."""
+    return bad_request(
+        f"The request body could not be read: it ended after {got} of the {length} bytes"
+        " its Content-Length declared."
+    )
+
+
 def read(stream: Readable, length: int | None, chunked: bool, limit: int) -> bytes:
     """The body: ``length`` bytes, or (chunked) at most ``limit`` bytes; 413 beyond ``limit``."""
     if length is not None:
         if length > limit:
             raise too_large(limit)
-        return _read_upto(stream, length)
+        raw = _read_upto(stream, length)
+        if len(raw) < length:
+            # The client closed (or reset) its side first: the request is not whole,
+            # even when what came parses (a write must not be done on half a request).
+            raise cut_short(len(raw), length)
+        return raw
     if not chunked:
         return b""
     raw = _read_upto(stream, limit + 1)

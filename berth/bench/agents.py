@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from berth.bench.nats_server import die_with_parent
+from berth.bench.launch import die_with_parent
 
 READY_TIMEOUT = 600.0  # reading 10,000 hosts (three GETs each) takes a while on 2 cores
 STOP_TIMEOUT = 30.0

@@ -5,11 +5,16 @@ temporary one; :func:`serve` stops it with SIGTERM, then SIGKILL for the whole
 group after a timeout, and removes what it left.  (``berth serve`` stops its
 server processes itself within ``BERTH_SHUTDOWN_GRACE``; they run in sessions
 of their own and get SIGTERM from the kernel should it be killed.)
+
+Should the process that called :func:`serve` be killed (a test worker, the
+lab), the server gets SIGTERM from the kernel too (:func:`die_with_parent`),
+so nothing it started outlives it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -18,11 +23,12 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 STOP_TIMEOUT = 20.0  # seconds from SIGTERM to SIGKILL
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,28 @@ class Server:
     url: str
     pid: int  # berth serve, the supervisor (its server processes and their workers are below it)
     started: float  # monotonic time it was spawned
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``signum`` from the kernel when its parent dies.
+
+    Linux only (elsewhere a no-op).  "Parent" is the *thread* that started the
+    child: start it from a thread that lives as long as the child should.  A
+    child that changes its user (``mariadbd --user``, run as root) loses the
+    setting: switch users before (``setpriv --pdeathsig``) instead.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return lambda: None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signum)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would tell us
+            os._exit(1)
+
+    return arm
 
 
 def free_port() -> int:
@@ -124,6 +152,7 @@ def serve(
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
             url = f"http://127.0.0.1:{port}"
             try:

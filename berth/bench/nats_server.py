@@ -11,23 +11,20 @@ signal), and :func:`private_nats` stops it on the way out whatever happens.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from berth.bench.launch import free_port
+from berth.bench.launch import die_with_parent, free_port
 from berth.bench.procfs import rss_mb
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_TIMEOUT = 10.0
 
 
@@ -54,19 +51,6 @@ class NatsProcess:
             return round(float(str(self.varz()["mem"])) / (1024 * 1024), 1)
         except (OSError, KeyError, ValueError):
             return round(rss_mb(self.pid), 1)
-
-
-def die_with_parent() -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets SIGTERM when the lab dies (Linux; a no-op elsewhere)."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
-    except (OSError, AttributeError):
-        return lambda: None
-
-    def arm() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-    return arm
 
 
 def _healthy(monitor: str) -> bool:

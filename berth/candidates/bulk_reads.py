@@ -3,12 +3,14 @@
 One SELECT per table, for everything or for chunks of provider ids, so that
 even 100,000 providers load in a second or two.  The few providers a change
 feed poll names are read back in ONE statement instead
-(:func:`read_changed`: the five reads as one ``UNION ALL``).
+(:func:`read_changed`: the five reads as one ``UNION ALL``, with the names of
+the providers' traits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -28,7 +30,7 @@ from sqlalchemy import (
 
 from berth.candidates.model import Inventory, Provider
 from berth.db.lists import one_of
-from berth.db.tables import AGG, ALLOC, INV, RP, RP_AGG, RP_TRAIT
+from berth.db.tables import AGG, ALLOC, INV, RP, RP_AGG, RP_TRAIT, TRAIT
 
 CHUNK = 500
 
@@ -131,24 +133,35 @@ def _read_memberships(
 _PROVIDER, _INVENTORY, _USAGE, _TRAIT, _AGGREGATE = range(5)
 
 
-def read_changed(conn: Connection, ids: Sequence[int]) -> dict[int, Provider]:
-    """Providers by id (missing ids are absent), in one statement per chunk of ids."""
-    providers: dict[int, Provider] = {}
+@dataclass
+class Changed:
+    """What :func:`read_changed` read: the providers (missing ids absent), and the names
+    of the traits they hold as of the same read (an id may name another trait than it
+    did before: SQLite gives a new trait the id of the highest one deleted)."""
+
+    providers: dict[int, Provider] = field(default_factory=dict)
+    trait_names: dict[int, str] = field(default_factory=dict)
+
+
+def read_changed(conn: Connection, ids: Sequence[int]) -> Changed:
+    """Providers by id and their traits' names, in one statement per chunk of ids."""
+    out = Changed()
     for chunk in chunks(ids):
         rows = conn.execute(_CHANGED, {"ids": chunk}).all()
         for kind, pid, parent, root, *_, uuid, name in rows:
             if kind == _PROVIDER:
                 root = root if root is not None else pid
-                providers[pid] = Provider(pid, uuid, parent, root, name=name)
-        _fill(providers, rows)
-    return providers
+                out.providers[pid] = Provider(pid, uuid, parent, root, name=name)
+        _fill(out, rows)
+    return out
 
 
-def _fill(providers: dict[int, Provider], rows: Sequence[Any]) -> None:
+def _fill(out: Changed, rows: Sequence[Any]) -> None:
     """Inventories, usage, traits and aggregates from the rows of :data:`_CHANGED`."""
+    providers = out.providers
     traits: dict[int, set[int]] = {}
     aggs: dict[int, set[int]] = {}
-    for kind, pid, key, total, reserved, lo, hi, step, ratio, _, _ in rows:
+    for kind, pid, key, total, reserved, lo, hi, step, ratio, _, name in rows:
         p = providers.get(pid)
         if p is None:
             continue
@@ -158,6 +171,7 @@ def _fill(providers: dict[int, Provider], rows: Sequence[Any]) -> None:
             p.inventories[key].used = int(total or 0)
         elif kind == _TRAIT:
             traits.setdefault(pid, set()).add(key)
+            out.trait_names[key] = name
         elif kind == _AGGREGATE:
             aggs.setdefault(pid, set()).add(key)
     for pid, names in traits.items():
@@ -186,7 +200,8 @@ def _changed() -> Any:
     """The five reads of :func:`read_providers` for some ids, as one UNION ALL.
 
     The six integers: parent and root; class, total, reserved, min_unit,
-    max_unit and step_size; class and usage; trait; aggregate.
+    max_unit and step_size; class and usage; trait; aggregate.  The name is the
+    provider's, or the trait's.
     """
     tree = [RP.c.parent_provider_id, RP.c.root_provider_id]
     rp = _columns(_PROVIDER, RP.c.id, tree, uuid=RP.c.uuid, name=RP.c.name)
@@ -196,7 +211,9 @@ def _changed() -> Any:
     )
     used = cast(func.sum(ALLOC.c.used), Integer)
     usage = _columns(_USAGE, ALLOC.c.resource_provider_id, [ALLOC.c.resource_class_id, used])
-    traits = _columns(_TRAIT, RP_TRAIT.c.resource_provider_id, [RP_TRAIT.c.trait_id])
+    traits = _columns(
+        _TRAIT, RP_TRAIT.c.resource_provider_id, [RP_TRAIT.c.trait_id], name=TRAIT.c.name
+    ).where(TRAIT.c.id == RP_TRAIT.c.trait_id)
     aggs = _columns(_AGGREGATE, RP_AGG.c.resource_provider_id, [RP_AGG.c.aggregate_id])
     return union_all(
         rp.where(one_of(RP.c.id, "ids")),

@@ -20,7 +20,12 @@ succeeds.  The request that met the failure is answered 503.
 Names are resolved here too.  Standard classes and traits can be neither
 renamed nor deleted, so they are answered from memory; custom names are
 looked up in the database each time (they may have been created, deleted or,
-for classes, renamed without any provider changing).
+for classes, renamed without any provider changing).  The names of the traits
+a provider holds are read with the provider, in the same statement: an id can
+name another trait than it did (a trait no provider holds is deleted without
+the feed hearing of it, and SQLite gives its id to the next trait created),
+and a provider cannot hold a trait that is deleted.  A class rename or delete
+makes every worker reload everything (the feed's "everything" row).
 """
 
 from __future__ import annotations
@@ -185,18 +190,16 @@ class MemoryIndex:
         self._apply(fresh)
 
     def _read_changes(self, conn: Connection, ids: Iterable[int]) -> _Changes:
-        """The providers' current state, and the names it uses that are new (no lock held)."""
-        with self.lock:  # request threads add custom traits they looked up
-            known_traits = set(self.trait_names)
+        """The providers' current state, their traits' names and the aggregate ids new to
+        us (no lock held)."""
         ordered = sorted(ids)
-        providers = bulk_reads.read_changed(conn, ordered)
+        changed = bulk_reads.read_changed(conn, ordered)
+        providers = changed.providers
         new_aggs = {a for p in providers.values() for a in p.aggregates} - set(
             self.agg_ids.values()
         )
         agg_ids = bulk_reads.aggregate_uuids(conn, new_aggs) if new_aggs else {}
-        new_traits = {tr for p in providers.values() for tr in p.traits} - known_traits
-        names = _Names.read(conn) if new_traits else None
-        return _Changes(ordered, providers, agg_ids, names)
+        return _Changes(ordered, providers, agg_ids, changed.trait_names)
 
     def _apply(self, fresh: _Changes) -> None:
         """Put what :meth:`_read_changes` read in place."""
@@ -204,8 +207,7 @@ class MemoryIndex:
             if fresh.agg_ids:
                 self.agg_ids.update(fresh.agg_ids)
                 self._agg_uuids = None
-            if fresh.names is not None:
-                fresh.names.install(self)
+            self._name_traits(fresh.trait_names)
             universe = self.universe
             self.version += 1
             for pid in fresh.ids:
@@ -213,6 +215,21 @@ class MemoryIndex:
             for pid in fresh.ids:
                 if pid in fresh.providers:
                     universe.add(fresh.providers[pid])
+
+    def _name_traits(self, names: dict[int, str]) -> None:
+        """Name trait ids as the providers holding them were read (call under ``lock``).
+
+        An id may have changed names: a trait no provider holds can be deleted
+        (the feed hears nothing of it) and SQLite gives its id to the next trait.
+        """
+        for trait, name in names.items():
+            old = self.trait_names.get(trait)
+            if old == name:
+                continue
+            if old is not None and self.trait_ids.get(old) == trait:
+                del self.trait_ids[old]
+            self.trait_names[trait] = name
+            self.trait_ids[name] = trait
 
     # -- names ---------------------------------------------------------------------------
 
@@ -232,11 +249,8 @@ class MemoryIndex:
             return self.trait_ids[name]
         with self.db.read() as conn:
             found = conn.execute(select(t.traits.c.id).where(t.traits.c.name == name)).scalar()
-        if found is None:
-            return None
-        self.trait_ids[name] = int(found)
-        self.trait_names[int(found)] = name
-        return int(found)
+        # Not remembered: the trait may be deleted, its id given to another, meanwhile.
+        return int(found) if found is not None else None
 
     def class_names(self, ids: Iterable[int]) -> dict[int, str]:
         """id -> current name for the given classes (custom names re-read)."""
@@ -315,12 +329,13 @@ class MemoryIndex:
 
 @dataclass
 class _Changes:
-    """Providers read again (absent: deleted), with the aggregate ids and names new to us."""
+    """Providers read again (absent: deleted), their traits' names, the aggregate ids new
+    to us."""
 
     ids: list[int]
     providers: dict[int, Provider]
     agg_ids: dict[str, int]
-    names: _Names | None
+    trait_names: dict[int, str]
 
 
 class _Names:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from berth.bench.launch import die_with_parent
 from tests.agent.jetstream import require_nats, scratch
 from tests.server import ROOT, running_berth
 
@@ -77,7 +78,9 @@ def _run_agent(
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BERTH_LOG_JSON": "false"}
     with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen(args, stdout=o, stderr=e, cwd=ROOT, env=env)
+        proc = subprocess.Popen(
+            args, stdout=o, stderr=e, cwd=ROOT, env=env, preexec_fn=die_with_parent()
+        )
         try:
             _wait_for_line(out, proc, "hosts=3 ", timeout=60)
             proc.send_signal(sig)

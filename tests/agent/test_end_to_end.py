@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from berth.bench.launch import die_with_parent
 from tests.helpers import wait_for
 from tests.pull.conftest import NatsServer, free_port
 from tests.server import ROOT, running_berth
@@ -72,7 +73,9 @@ def agent(berth: httpx.Client, nats_url: str, tmp_path: Path) -> Iterator[Path]:
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BERTH_LOG_JSON": "false"}
     with out.open("wb") as o, err.open("wb") as e:
-        proc = subprocess.Popen(args, stdout=o, stderr=e, cwd=ROOT, env=env)
+        proc = subprocess.Popen(
+            args, stdout=o, stderr=e, cwd=ROOT, env=env, preexec_fn=die_with_parent()
+        )
         try:
             yield out
             proc.send_signal(signal.SIGTERM)

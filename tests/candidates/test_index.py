@@ -26,7 +26,8 @@ from berth.candidates.index import MemoryIndex
 from berth.candidates.model import Universe
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.placement import changes
+from berth.placement import changes, inventories, resource_classes, traits
+from berth.placement.inventories import Inventory
 
 from .worlds import wipe, worlds
 
@@ -334,3 +335,74 @@ def test_a_refresh_reads_without_the_lock_and_threads_share_one(
     assert len(seen) == 6
     assert all({_provider(1).uuid, _provider(2).uuid} <= s for s in seen)
     assert len(polls) == 2  # the six waiters shared the one refresh after the first
+
+
+def _generation(conn: Connection, spec: ProviderSpec) -> int:
+    return int(conn.execute(select(RP.c.generation).where(RP.c.uuid == spec.uuid)).scalar_one())
+
+
+def _set_traits(conn: Connection, spec: ProviderSpec, names: list[str]) -> None:
+    traits.replace_provider_traits(conn, spec.uuid, names, _generation(conn, spec))
+
+
+def _set_inventory(conn: Connection, spec: ProviderSpec, classes: list[str]) -> None:
+    wanted = [Inventory(rc, 4) for rc in classes]
+    inventories.replace_inventories(conn, spec.uuid, wanted, _generation(conn, spec))
+
+
+def _provider_trait_names(index: MemoryIndex, uuid: str) -> list[str]:
+    """A provider's traits as an answer names them (what ``render`` reads)."""
+    u = index.universe
+    return sorted(index.trait_names[tr] for tr in u.providers[u.by_uuid[uuid]].traits)
+
+
+def test_a_trait_id_reused_after_a_delete_names_the_new_trait(index_db: Database) -> None:
+    """SQLite gives a new trait the id of the highest one deleted: the index must not
+    name it after the deleted trait (nothing tells the feed a trait was deleted)."""
+    wipe(index_db)
+    first, second = _provider(11), _provider(12)
+    with index_db.write() as conn:
+        write(conn, [first, second])
+    index = MemoryIndex(index_db)
+    index.refresh()
+    with index_db.write() as conn:
+        old, _ = traits.ensure_trait(conn, "CUSTOM_OLD")
+        _set_traits(conn, first, ["CUSTOM_OLD"])
+    index.refresh()
+    assert _provider_trait_names(index, first.uuid) == ["CUSTOM_OLD"]
+    assert index.trait_id("CUSTOM_OLD") == old.id  # a request looked it up by name
+    with index_db.write() as conn:
+        _set_traits(conn, first, [])
+        traits.delete_trait(conn, "CUSTOM_OLD")
+    with index_db.write() as conn:
+        new, _ = traits.ensure_trait(conn, "CUSTOM_NEW")
+        assert new.id == old.id, "SQLite did not reuse the id: the test proves nothing"
+        _set_traits(conn, second, ["CUSTOM_NEW"])
+    index.refresh()
+    assert _provider_trait_names(index, second.uuid) == ["CUSTOM_NEW"]
+    assert _provider_trait_names(index, first.uuid) == []
+    assert index.trait_id("CUSTOM_OLD") is None
+    assert index.trait_id("CUSTOM_NEW") == new.id
+
+
+def test_a_class_id_reused_after_a_delete_names_the_new_class(index_db: Database) -> None:
+    """Custom class ids are the highest in use plus one, so a deleted class's id comes
+    back for the next one: a class delete makes every worker reload its names."""
+    wipe(index_db)
+    spec = _provider(13)
+    with index_db.write() as conn:
+        write(conn, [spec])
+        old = resource_classes.create_class(conn, "CUSTOM_OLD")
+        _set_inventory(conn, spec, ["CUSTOM_OLD"])
+    index = MemoryIndex(index_db)
+    index.refresh()
+    assert index.rc_names[old.id] == "CUSTOM_OLD"
+    with index_db.write() as conn:
+        _set_inventory(conn, spec, [])
+        resource_classes.delete_class(conn, "CUSTOM_OLD")
+        new = resource_classes.create_class(conn, "CUSTOM_NEW")
+        assert new.id == old.id, "the id was not reused: the test proves nothing"
+        _set_inventory(conn, spec, ["CUSTOM_NEW"])
+    index.refresh()
+    assert index.rc_names[new.id] == "CUSTOM_NEW"
+    assert index.class_names([new.id]) == {new.id: "CUSTOM_NEW"}

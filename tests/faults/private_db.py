@@ -38,6 +38,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from berth.bench.launch import die_with_parent
+
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
@@ -313,21 +315,27 @@ class PrivateMariaDB(PrivateServer):
         super().__init__(port)
         self.socket = self.dir / "mysqld.sock"
         self.pid_file = self.dir / "mysqld.pid"
+        self.tmp = self.dir / "tmp"
 
     def _options(self) -> list[str]:
+        """What both mariadb-install-db's bootstrap server and ours are given: nothing
+        shared with another server (the defaults' /tmp and socket are everybody's)."""
         return [
             "--no-defaults",
             f"--datadir={self.data}",
-            *([f"--user={self.as_user}"] if self.as_user else []),
+            f"--tmpdir={self.tmp}",
+            f"--socket={self.socket}",
         ]
 
     def _init(self) -> None:
-        self.data.mkdir()
-        self._chown(self.data)
+        for path in (self.data, self.tmp):
+            path.mkdir()
+            self._chown(path)
         self._run(
             [
                 self.bin["mariadb-install-db"],
                 *self._options(),
+                *([f"--user={self.as_user}"] if self.as_user else []),
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 "--skip-name-resolve",
@@ -341,7 +349,6 @@ class PrivateMariaDB(PrivateServer):
             *self._options(),
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
-            f"--socket={self.socket}",
             f"--pid-file={self.pid_file}",
             f"--log-error={self.log}",
             "--skip-name-resolve",
@@ -349,9 +356,18 @@ class PrivateMariaDB(PrivateServer):
             "--innodb-log-file-size=32M",
             "--max-connections=200",
         ]
-        # mariadbd runs in the foreground: our child, in its own session (no terminal signals).
+        if self.as_user:
+            # mariadbd switching users itself (--user) would clear the parent-death signal:
+            # setpriv switches first, then sets it.
+            argv = [*_as_user(self.as_user), "--pdeathsig=TERM", "--", *argv]
+        # mariadbd runs in the foreground: our child, in its own session (no terminal
+        # signals), stopped by the kernel should this process be killed.
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
 
     def _wait_exit(self) -> None:
@@ -398,6 +414,11 @@ class PrivateMariaDB(PrivateServer):
                 cur.execute(statement)
         finally:
             conn.close()  # type: ignore[attr-defined]
+
+
+def _as_user(user: str) -> list[str]:
+    """``setpriv`` arguments running a program as ``user`` (its groups too)."""
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
 
 
 SERVERS: dict[str, type[PrivateServer]] = {

@@ -11,8 +11,9 @@ killed (a crash: no shutdown, recovery at start) and started at once.
 While the database is away every answer is a 503 with Retry-After in
 Placement's error format (or a 2xx/409 of a request that finished first),
 none takes longer than ``BOUND`` seconds, and readiness says 503.  From
-``RECOVERY`` seconds after the database answers again no answer is a 503.
-Afterwards: nothing is over capacity, every acknowledged write is in the
+``RECOVERY`` seconds after the database answers again no answer is a 503,
+and every kind of request succeeds again (the load runs on until it has, or
+``SETTLE_LIMIT`` seconds: a loaded machine answers slowly).  Afterwards: nothing is over capacity, every acknowledged write is in the
 database (and every acknowledged delete is not), and each worker's in-memory
 index agrees with the database through ``GET /allocation_candidates``.
 
@@ -56,7 +57,11 @@ HELD_BY_WRITER = 8
 HELD_BY_SCHEDULER = 4
 INVENTORY = {"VCPU": (VCPUS, 0, 1, VCPUS, 1, 1.0), "MEMORY_MB": (65536, 0, 1, 65536, 1, 1.0)}
 WARM = 3.0  # seconds of load before the first fault
-SETTLE = 4.0  # seconds of load after each return
+SETTLE = 4.0  # seconds of load at least after each return
+# At most this long after a return, until every kind of request succeeded again from
+# RECOVERY on (a loaded machine answers slowly, not wrongly).
+SETTLE_LIMIT = 60.0
+RECOVERED = ("allocation", "schedule", "ready")
 BOUND = 8.0  # no answer may take longer (default connect timeout 5 s, plus queueing)
 RECOVERY = 2.0  # from the database answering to berth answering without 503
 PAUSE_AFTER_503 = 0.05  # a client backs off a little (it would honour Retry-After)
@@ -176,6 +181,12 @@ class Load:
                 self.call(http, "ready", "GET", "/healthcheck/ready")
                 time.sleep(0.1)
 
+    def recovered(self, since: float) -> bool:
+        """Every kind in RECOVERED had an answer in OK from a request started at ``since``
+        or later."""
+        kinds = {c.kind for c in list(self.calls) if c.started >= since and c.status in OK}
+        return kinds >= set(RECOVERED)
+
     def run(self, hosts: list[str]) -> list[threading.Thread]:
         threads = [
             threading.Thread(target=self.writer, args=(seed, hosts)) for seed in range(WRITERS)
@@ -198,8 +209,11 @@ class Fault:
     until: float = 0.0  # the next fault began, or the load stopped
 
 
-def _fault(name: str, take_down: Callable[[], None], server: PrivateServer, outage: float) -> Fault:
-    """Take the database down for ``outage`` s, start it, let the load run SETTLE s more."""
+def _fault(
+    name: str, take_down: Callable[[], None], server: PrivateServer, outage: float, load: Load
+) -> Fault:
+    """Take the database down for ``outage`` s, start it, let the load run SETTLE s more
+    and until every kind of request succeeded again (SETTLE_LIMIT at most)."""
     fault = Fault(name, time.monotonic())
     take_down()
     time.sleep(outage)
@@ -207,6 +221,8 @@ def _fault(name: str, take_down: Callable[[], None], server: PrivateServer, outa
     server.start()
     fault.up = time.monotonic()
     time.sleep(SETTLE)
+    while not load.recovered(fault.up + RECOVERY) and time.monotonic() < fault.up + SETTLE_LIMIT:
+        time.sleep(0.1)
     fault.until = time.monotonic()
     return fault
 
@@ -335,8 +351,9 @@ def test_outage_under_load(private_server: PrivateServer, tmp_path: Path) -> Non
             threads = load.run(hosts)
             try:
                 time.sleep(WARM)
-                faults.append(_fault("stopped", private_server.stop, private_server, OUTAGE))
-                faults.append(_fault("killed", private_server.kill, private_server, 0.0))
+                server = private_server
+                faults.append(_fault("stopped", server.stop, server, OUTAGE, load))
+                faults.append(_fault("killed", server.kill, server, 0.0, load))
             finally:
                 load.stop.set()
                 for thread in threads:
@@ -373,14 +390,14 @@ def _check(load: Load, faults: list[Fault], db: Database) -> None:
             assert Counter(c.status for c in during) == Counter({503: len(during)}), Counter(
                 (c.kind, c.status) for c in during
             )
-            assert {c.kind for c in during} >= {"allocation", "schedule", "ready"}
+            assert {c.kind for c in during} >= set(RECOVERED)
         # Recovery: from RECOVERY seconds after the database answered, no 503.
         late = [c for c in _answered(calls, fault.up + RECOVERY, fault.until) if c.status == 503]
         assert not late, (
             f"503s more than {RECOVERY}s after the {fault.name} database returned: {late[:3]}"
         )
         back = _answered(calls, fault.up + RECOVERY, fault.until)
-        assert {c.kind for c in back if c.status in OK} >= {"allocation", "schedule", "ready"}
+        assert {c.kind for c in back if c.status in OK} >= set(RECOVERED)
     # Nothing over capacity; every acknowledged write there, every acknowledged delete gone.
     assert over_committed(db) == []
     found = _allocations(db)

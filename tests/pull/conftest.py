@@ -25,6 +25,7 @@ import falcon.testing
 import nats
 import pytest
 
+from berth.bench.launch import die_with_parent
 from berth.db.engine import Database
 from tests.helpers import in_process_client
 from tests.pull.helpers import check_invariants
@@ -59,7 +60,10 @@ class NatsServer:
         command += ["-sd", str(self.store)]
         command += ["-l", str(self.log)]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent(),  # gone with a killed test worker
         )
         deadline = time.monotonic() + 60  # a loaded machine starts it slowly
         while time.monotonic() < deadline and self.process.poll() is None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from berth.bench.launch import die_with_parent
 from berth.db.engine import Database
 from tests.helpers import wait_for
 from tests.pull.conftest import NatsServer, free_port
@@ -95,7 +96,9 @@ class Cloud:
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT), "BERTH_LOG_JSON": "false"}
         with out.open("wb") as o, err.open("wb") as e:
-            proc = subprocess.Popen(args, stdout=o, stderr=e, cwd=ROOT, env=env)
+            proc = subprocess.Popen(
+                args, stdout=o, stderr=e, cwd=ROOT, env=env, preexec_fn=die_with_parent()
+            )
         agent = Agent(name, proc, out, err)
         self.agents[name] = agent
         self.stack.callback(agent.stop)

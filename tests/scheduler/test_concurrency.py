@@ -45,6 +45,10 @@ INVENTORY = {
     "MEMORY_MB": (131072, 0, 1, 131072, 1, 1.0),
     "DISK_GB": (1000, 0, 1, 1000, 1, 1.0),
 }
+# 32 writers take turns at SQLite's one write lock: on a busy machine a turn can come later
+# than the serving default (10 s), which would end the request (a 503 in the API). The
+# invariants are what this test checks, not how long a claim waits.
+LOCK_TIMEOUT = 120.0
 GROUPS = [(f"77777777-0000-0000-0000-{i:012d}", None if i < 8 else 2) for i in range(10)]
 
 Placed = dict[str, tuple[str, dict[str, dict[str, int]], str | None]]
@@ -79,6 +83,7 @@ def _settings(url: str, index: int) -> settings_mod.Settings:
         database_url=url,
         scheduler_weighers="ram=-1,cpu=-1",
         log_level="WARNING",
+        database_lock_timeout=LOCK_TIMEOUT,
         **mode,
     )
 
