@@ -13,8 +13,9 @@ Placement's error format (or a 2xx/409 of a request that finished first),
 none takes longer than ``BOUND`` seconds, and readiness says 503.  From
 ``RECOVERY`` seconds after the database answers again no answer is a 503,
 and every kind of request succeeds again (the load runs on until it has, or
-``SETTLE_LIMIT`` seconds: a loaded machine answers slowly).  Afterwards: nothing is over capacity, every acknowledged write is in the
-database (and every acknowledged delete is not), and each worker's in-memory
+``SETTLE_LIMIT`` seconds: a loaded machine answers slowly).  Afterwards:
+nothing is over capacity, every acknowledged write is in the database (and
+every acknowledged delete is not), and each worker's in-memory
 index agrees with the database through ``GET /allocation_candidates``.
 
 The measurements (time to the first 503, time to the first success after
