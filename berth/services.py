@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 
 from berth import metrics
 from berth.candidates.index import MemoryIndex
+from berth.db import migrate
 from berth.db.engine import Database, Timeouts
 from berth.policy import Enforcer, load_overrides
 from berth.pull.runtime import Pull
@@ -85,12 +86,14 @@ class Services:
     _index: Lazy[MemoryIndex] = field(init=False, repr=False)
     _pipeline: Lazy[Pipeline] = field(init=False, repr=False)
     _pull: Lazy[Pull] = field(init=False, repr=False)
+    _schema_head: Lazy[str | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.state_rules = StateRules.from_settings(self.settings)
         self._index = Lazy(lambda: MemoryIndex(self.db))
         self._pipeline = Lazy(lambda: build_pipeline(self.settings, self.db, self.candidates_index))
         self._pull = Lazy(lambda: Pull(self.db, self.settings))
+        self._schema_head = Lazy(migrate.head_revision)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -115,6 +118,11 @@ class Services:
     def scheduler_pipeline(self) -> Pipeline:
         """The scheduler's stages, wired from the settings over :attr:`candidates_index`."""
         return self._pipeline.get()
+
+    @property
+    def schema_head(self) -> str | None:
+        """The newest schema revision this code ships (read from the migration scripts once)."""
+        return self._schema_head.get()
 
     @property
     def pull(self) -> Pull:

@@ -40,7 +40,7 @@ def ready(req: falcon.Request, resp: falcon.Response) -> None:
         send_json(resp, {"status": "unavailable", "reason": reason}, status=503)
         resp.set_header("Retry-After", str(services.settings.database_retry_after))
         return
-    head = migrate.head_revision()
+    head = services.schema_head
     if current != head:
         reason = f"schema at {current}, newest is {head}: run berth db upgrade"
         send_json(resp, {"status": "unavailable", "reason": reason}, status=503)
