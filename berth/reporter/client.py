@@ -32,9 +32,15 @@ class StateClient:
     """Writes of host state over one connection pool."""
 
     def __init__(
-        self, url: str, token: str = "admin", timeout: float = 10.0, connections: int = 32
+        self,
+        url: str,
+        token: str = "admin",
+        timeout: float = 10.0,
+        connections: int = 32,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.http = httpx.AsyncClient(
+            transport=transport,
             base_url=url.rstrip("/"),
             headers={"x-auth-token": token, "accept": "application/json"},
             timeout=timeout,
@@ -47,7 +53,12 @@ class StateClient:
         await self.http.aclose()
 
     async def call(
-        self, method: str, path: str, body: Any = None, version: str = SCHEDULER_VERSION
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        version: str = SCHEDULER_VERSION,
+        params: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
         """One request: (status, decoded JSON or None); Unavailable on the network or a 5xx."""
         headers = {"openstack-api-version": version}
@@ -56,7 +67,9 @@ class StateClient:
             content = orjson.dumps(body)
             headers["content-type"] = "application/json"
         try:
-            resp = await self.http.request(method, path, content=content, headers=headers)
+            resp = await self.http.request(
+                method, path, content=content, headers=headers, params=params
+            )
         except httpx.HTTPError as exc:
             raise Unavailable(f"{method} {path}: {exc!r}") from None
         if resp.status_code >= 500:
@@ -71,6 +84,17 @@ class StateClient:
         if status >= 400:
             raise Refused(f"GET state/{namespace} of {uuid}: {status} {body}")
         return int(body["generation"])
+
+    async def prime(self, namespace: str, uuids: list[str]) -> None:
+        """Learn the generations of ``namespace`` of all ``uuids`` in one read (0 for a host
+        without it), so that the first sends need no read each."""
+        status, body = await self.call("GET", "/scheduler/hosts", params={"namespace": namespace})
+        if status >= 400:
+            raise Refused(f"GET /scheduler/hosts: {status} {body}")
+        hosts = body["hosts"]
+        for uuid in uuids:
+            entry = hosts.get(uuid, {}).get("namespaces", {}).get(namespace)
+            self.generations[(uuid, namespace)] = int(entry["generation"]) if entry else 0
 
     async def patch(self, uuid: str, namespace: str, state: Mapping[str, Any]) -> int:
         """Merge-patch ``state`` into the host's namespace; the new generation."""

@@ -28,8 +28,6 @@ async def run(options: ReportOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if options.duration > 0:
-        loop.call_later(options.duration, stop.set)
     client = StateClient(options.url, options.token, options.timeout, options.concurrency)
     stats = Stats(interval=options.interval)
     try:
@@ -40,7 +38,7 @@ async def run(options: ReportOptions) -> int:
         if not reporters:
             log.error("reporter.no_hosts", prefix=options.prefix)
             return 1
-        await _report(reporters, stats, stop)
+        await report_until(reporters, stats, stop, options.duration)
     except Refused as exc:
         log.error("reporter.cannot_start", error=str(exc))
         return 1
@@ -75,6 +73,7 @@ async def _providers(
     while not stop.is_set():
         try:
             uuids = await client.providers(options.prefix, options.simulate)
+            await client.prime(options.namespace, uuids)
         except Unavailable as exc:
             outage.down(str(exc))
             failures += 1
@@ -86,10 +85,16 @@ async def _providers(
     return None
 
 
-async def _report(
-    reporters: list[tuple[HostReporter, float]], stats: Stats, stop: asyncio.Event
+async def report_until(
+    reporters: list[tuple[HostReporter, float]],
+    stats: Stats,
+    stop: asyncio.Event,
+    duration: float,
 ) -> None:
-    """Run every reporter until ``stop``; then cancel them (a send in flight is dropped)."""
+    """Run every reporter until ``stop`` (or ``duration`` seconds, if > 0); then cancel them
+    (a send in flight is dropped)."""
+    if duration > 0:
+        asyncio.get_running_loop().call_later(duration, stop.set)
     stats.hosts = len(reporters)
     log.info("reporter.started", hosts=len(reporters), interval=stats.interval)
     stats.started = time.monotonic()
