@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import typer
 
@@ -54,8 +53,7 @@ def report(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     configure_logging(settings_mod.load())
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    # The runner brings in httpx: only this command pays for importing it.
+    # The runner is imported here, as the agent's: only this command pays for it.
     from berth.reporter.runner import run
 
     raise typer.Exit(asyncio.run(run(options)))

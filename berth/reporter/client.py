@@ -1,19 +1,22 @@
 """The reporter's HTTP side: PATCH one namespace of a host's state, keeping its generation.
 
-One pooled, keep-alive ``httpx.AsyncClient`` for every host of the process (as
-the agent's client).  A reporter owns its namespace, so it keeps the generation
-each answer gives it and reads only when it has none or a 409 says another
+One pool of keep-alive connections for every host of the process
+(:mod:`berth.reporter.wire`; a :class:`Wire`, so the tests can answer in
+memory).  A reporter owns its namespace, so it keeps the generation each answer
+gives it and reads only when it has none or a 409 says another
 writer came in between (docs/scheduler.md, "Generations").  Network errors and
 5xx raise :class:`Unavailable` (back off, try later); other 4xx :class:`Refused`.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import orjson
+
+from berth.reporter.wire import Pool
 
 SCHEDULER_VERSION = "scheduler 1.3"
 PLACEMENT_VERSION = "placement 1.39"
@@ -28,6 +31,20 @@ class Refused(Exception):
     """The server answered 4xx (other than a 409 we could resolve): the call is wrong."""
 
 
+class Wire(Protocol):
+    """Sends one request: (status, body); OSError when the server cannot be reached."""
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, bytes]:
+        """One request and its answer."""
+        ...
+
+    async def close(self) -> None:
+        """Let the connections go."""
+        ...
+
+
 class StateClient:
     """Writes of host state over one connection pool."""
 
@@ -37,20 +54,15 @@ class StateClient:
         token: str = "admin",
         timeout: float = 10.0,
         connections: int = 32,
-        transport: httpx.AsyncBaseTransport | None = None,
+        wire: Wire | None = None,
     ) -> None:
-        self.http = httpx.AsyncClient(
-            transport=transport,
-            base_url=url.rstrip("/"),
-            headers={"x-auth-token": token, "accept": "application/json"},
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
+        headers = {"x-auth-token": token, "accept": "application/json"}
+        self.wire = wire or Pool(url, headers, connections, timeout)
         self.generations: dict[tuple[str, str], int] = {}
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self.http.aclose()
+        await self.wire.close()
 
     async def call(
         self,
@@ -66,15 +78,18 @@ class StateClient:
         if body is not None:
             content = orjson.dumps(body)
             headers["content-type"] = "application/json"
+        if params:
+            path = f"{path}?{urllib.parse.urlencode(params)}"
         try:
-            resp = await self.http.request(
-                method, path, content=content, headers=headers, params=params
-            )
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"{method} {path}: {exc!r}") from None
-        if resp.status_code >= 500:
-            raise Unavailable(f"{method} {path}: {resp.status_code} {resp.text[:200]}")
-        return resp.status_code, orjson.loads(resp.content) if resp.content else None
+            status, answer = await self.wire.request(method, path, content, headers)
+        except OSError as exc:
+            raise Unavailable(f"{method} {path}: {exc}") from None
+        if status >= 500:
+            raise Unavailable(f"{method} {path}: {status} {answer[:200]!r}")
+        try:
+            return status, orjson.loads(answer) if answer else None
+        except orjson.JSONDecodeError:
+            raise Unavailable(f"{method} {path}: {status}, not JSON: {answer[:200]!r}") from None
 
     async def read_generation(self, uuid: str, namespace: str) -> int:
         """The namespace's generation now (0: it holds nothing, or the host has none)."""

@@ -102,6 +102,10 @@ async def report_until(
     try:
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Cancel until all are done: Python 3.11's wait_for can swallow a cancellation that
+        # comes as its inner call finishes, and a loop that missed one would never end.
+        pending = set(tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)

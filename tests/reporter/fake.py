@@ -1,11 +1,10 @@
-"""An in-memory host-state server for the reporter's tests (an httpx mock transport)."""
+"""An in-memory host-state server for the reporter's tests (a :class:`Wire`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-
-import httpx
+from collections.abc import Mapping
 
 
 @dataclasses.dataclass
@@ -20,34 +19,40 @@ class FakeStateServer:
     patches: int = 0
     reads: int = 0
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, bytes]:
         if self.down:
-            raise httpx.ConnectError("connection refused", request=request)
-        parts = request.url.path.strip("/").split("/")
+            raise ConnectionRefusedError("connection refused")
+        status, answer = self.handle(method, path.split("?")[0], body)
+        return status, json.dumps(answer).encode()
+
+    async def close(self) -> None:
+        pass
+
+    def handle(self, method: str, path: str, content: bytes | None) -> tuple[int, object]:
+        parts = path.strip("/").split("/")
         if parts == ["scheduler", "hosts"]:
             self.reads += 1
-            return httpx.Response(200, json={"hosts": self._hosts()})
+            return 200, {"hosts": self._hosts()}
         uuid, namespace = parts[2], parts[4]
         key = (uuid, namespace)
         if uuid in self.missing:
-            return httpx.Response(404, json={"errors": [{"code": "placement.undefined_code"}]})
-        if request.method == "GET":
+            return 404, {"errors": [{"code": "placement.undefined_code"}]}
+        if method == "GET":
             self.reads += 1
             if key not in self.generations:
-                return httpx.Response(404, json={"errors": [{"status": 404}]})
-            return httpx.Response(200, json={"generation": self.generations[key]})
-        body = json.loads(request.content)
+                return 404, {"errors": [{"status": 404}]}
+            return 200, {"generation": self.generations[key]}
+        body = json.loads(content or b"{}")
         if self.conflicts or body["generation"] != self.generations.get(key, 0):
             self.conflicts = max(0, self.conflicts - 1)
             self.generations[key] = self.generations.get(key, 0) + 1  # the other writer's
-            return httpx.Response(409, json={"errors": [{"status": 409}]})
+            return 409, {"errors": [{"status": 409}]}
         self.patches += 1
         self.generations[key] = body["generation"] + 1
         self.states.setdefault(key, {}).update(body["state"])
-        return httpx.Response(200, json={"generation": self.generations[key]})
+        return 200, {"generation": self.generations[key]}
 
     def _hosts(self) -> dict[str, object]:
         return {

@@ -25,7 +25,7 @@ def _uuids(n: int) -> list[str]:
 async def _simulate(
     server: FakeStateServer, hosts: int, interval: float, seconds: float, **options: float
 ) -> Stats:
-    client = StateClient("http://berth", transport=server.transport())
+    client = StateClient("http://berth", wire=server)
     opts = ReportOptions(simulate=hosts, interval=interval, seed=7, **options)  # type: ignore[arg-type]
     stats = Stats(interval=interval)
     uuids = _uuids(hosts)
@@ -54,7 +54,7 @@ def test_a_conflict_is_resolved_by_reading_the_generation_again() -> None:
     server.generations[(_uuids(1)[0], "compute")] = 5  # someone else wrote before we started
 
     async def scenario() -> int:
-        client = StateClient("http://berth", transport=server.transport())
+        client = StateClient("http://berth", wire=server)
         first = await client.patch(_uuids(1)[0], "compute", {"metrics": {"a": 1}})
         server.conflicts = 1
         second = await client.patch(_uuids(1)[0], "compute", {"metrics": {"a": 2}})
@@ -71,7 +71,7 @@ def test_an_outage_is_survived_logged_once_and_sending_resumes() -> None:
     stats = Stats(interval=0.1)
 
     async def scenario() -> None:
-        client = StateClient("http://berth", transport=server.transport())
+        client = StateClient("http://berth", wire=server)
         sources = simulated_reporters(
             client, _uuids(5), ReportOptions(simulate=5, interval=0.1, max_backoff=0.2),
             stats, asyncio.Semaphore(8),
@@ -105,7 +105,7 @@ def test_a_refusal_is_logged_once_per_host_and_is_not_an_outage() -> None:
     server = FakeStateServer(missing={"gone"})
 
     async def scenario() -> Outage:
-        client = StateClient("http://berth", transport=server.transport())
+        client = StateClient("http://berth", wire=server)
         outage = Outage()
         reporter = HostReporter(
             client, "gone", "compute", _Constant(), Pace(0.05), Stats(), outage,
