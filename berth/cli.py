@@ -22,6 +22,7 @@ from berth.db.engine import Database
 from berth.logging import configure as configure_logging
 from berth.placement import catalog
 from berth.placement.errors import PlacementError
+from berth.reporter.cli import report as report_command
 from berth.scheduler.namespaces import StateRules
 
 app = typer.Typer(help="berth: a fast placement and scheduling service.", no_args_is_help=True)
@@ -31,6 +32,11 @@ app.add_typer(bench_app, name="bench")
 app.command("agent")(agent_command)
 queues_app = typer.Typer(help="Pull dispatch's work queues (docs/pull.md).", no_args_is_help=True)
 app.add_typer(queues_app, name="queues")
+host_app = typer.Typer(
+    help="Commands run on a compute host (docs/scheduler.md).", no_args_is_help=True
+)
+app.add_typer(host_app, name="host")
+host_app.command("report")(report_command)
 console = Console()
 
 

@@ -42,6 +42,12 @@ def test_the_agent_loads_nothing_of_the_server(prefix: str) -> None:
     assert _loaded_after_import(("berth.agent.runner", "berth.agent.cli"), prefix) == []
 
 
+@pytest.mark.parametrize("prefix", ["falcon", "berth.api", "berth.db", "sqlalchemy", "berth.agent"])
+def test_the_reporter_loads_nothing_of_the_server(prefix: str) -> None:
+    """``berth host report`` runs on compute hosts: none of the server (nor the agent)."""
+    assert _loaded_after_import(("berth.reporter.runner", "berth.reporter.cli"), prefix) == []
+
+
 @pytest.mark.parametrize("prefix", ["falcon", "berth.api"])
 def test_the_scheduler_and_the_domain_do_not_load_the_edge(prefix: str) -> None:
     assert _loaded_after_import(BELOW_THE_EDGE, prefix) == []
@@ -61,6 +67,8 @@ ALLOWED = {
     "scheduler": {"db", "placement", "candidates", "sync", "settings", "metrics", "services"},
     # The host agent is a client of berth's HTTP API and NATS: none of the server's internals.
     "agent": {"logging", "settings"},
+    # So is the host-state reporter (``berth host report``).
+    "reporter": {"logging", "settings"},
     "pull": {"db", "placement", "scheduler", "settings", "metrics", "services"},
 }
 
