@@ -1,7 +1,7 @@
 """The reporter's HTTP side: PATCH one namespace of a host's state, keeping its generation.
 
-One pool of keep-alive connections for every host of the process
-(:mod:`berth.reporter.wire`; a :class:`Wire`, so the tests can answer in
+One aiohttp session, one pool of keep-alive connections, for every host of the
+process (:class:`SessionWire`; a :class:`Wire`, so the tests can answer in
 memory).  A reporter owns its namespace, so it keeps the generation each answer
 gives it and reads only when it has none or a 409 says another
 writer came in between (docs/scheduler.md, "Generations").  Network errors and
@@ -14,9 +14,8 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import aiohttp
 import orjson
-
-from berth.reporter.wire import Pool
 
 SCHEDULER_VERSION = "scheduler 1.3"
 PLACEMENT_VERSION = "placement 1.39"
@@ -45,6 +44,50 @@ class Wire(Protocol):
         ...
 
 
+class SessionWire:
+    """A :class:`Wire` over one ``aiohttp.ClientSession``: at most ``connections``
+    keep-alive connections to the server of ``url`` (made at the first request, in the loop)."""
+
+    def __init__(
+        self, url: str, headers: Mapping[str, str], connections: int, timeout: float
+    ) -> None:
+        self.base = url.rstrip("/")
+        self.headers = dict(headers)
+        self.connections = connections
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.session: aiohttp.ClientSession | None = None
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, bytes]:
+        """(status, body) of one request; OSError when the server cannot be reached."""
+        if self.session is None:
+            connector = aiohttp.TCPConnector(limit=self.connections, keepalive_timeout=30)
+            self.session = aiohttp.ClientSession(
+                connector=connector, headers=self.headers, timeout=self.timeout
+            )
+        for tries_left in (1, 0):
+            try:
+                async with self.session.request(
+                    method, self.base + path, data=body, headers=headers
+                ) as response:
+                    return response.status, await response.read()
+            except aiohttp.ServerDisconnectedError as exc:
+                # A kept-alive connection the server had closed: once more, on a new one (a
+                # PATCH it did apply then answers 409, which re-reads the generation).
+                if not tries_left:
+                    raise OSError(f"{method} {path}: {exc!r}") from None
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise OSError(f"{method} {path}: {exc!r}") from None
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
 class StateClient:
     """Writes of host state over one connection pool."""
 
@@ -57,7 +100,7 @@ class StateClient:
         wire: Wire | None = None,
     ) -> None:
         headers = {"x-auth-token": token, "accept": "application/json"}
-        self.wire = wire or Pool(url, headers, connections, timeout)
+        self.wire = wire or SessionWire(url, headers, connections, timeout)
         self.generations: dict[tuple[str, str], int] = {}
 
     async def close(self) -> None:
