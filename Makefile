@@ -29,14 +29,14 @@ venv: $(STAMP)
 run: $(RUN_STAMP)
 	$(VENV)/bin/berth serve
 
-# TEST_WORKERS=4 runs the suite in pytest-xdist workers (it mostly waits: commits' fsync,
+# The suite runs in TEST_WORKERS pytest-xdist workers (it mostly waits: commits' fsync,
 # servers starting, fault tests' sleeps); tests/xdist_groups.py says which tests share a
-# worker. Serial by default until the parallel run is reliable (README, "Tests").
-TEST_WORKERS ?= 0
+# worker. TEST_WORKERS=0 runs it serially.
+TEST_WORKERS ?= 4
 XDIST := -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 ## test: set up everything the tests need and run the whole suite (unit, storage on 3 databases,
-## HTTP conformance, clients, concurrency, faults); TEST_WORKERS=4 runs it in parallel
+## HTTP conformance, clients, concurrency, faults), in 4 workers; TEST_WORKERS=0: serially
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider $(XDIST)
 
