@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from berth import settings as settings_mod
@@ -35,6 +34,7 @@ from berth.placement import catalog
 from berth.pull import outbox, queues, recovery, requests, sweeper
 from berth.pull.bus import Bus
 from berth.scheduler import flavors
+from tests.conftest import _admin
 from tests.pull.conftest import NatsServer, free_port
 
 ADMIN = {
@@ -42,15 +42,6 @@ ADMIN = {
     "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
 }
 LOSSES = 5
-
-
-def _admin(url: str, statement: str) -> None:
-    engine = Database(url).engine.execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(statement))
-    finally:
-        engine.dispose()
 
 
 def _database(backend: str, tmp: Path) -> tuple[str, Callable[[], None]]:

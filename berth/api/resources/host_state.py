@@ -16,6 +16,7 @@ to any other ``berth:scheduler:hosts:state:report``; 1.0's ``PUT`` needs
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -131,21 +132,33 @@ def show_namespace(
     send_json(resp, _one(namespace, entry))
 
 
-def put_namespace(
-    req: falcon.Request, resp: falcon.Response, provider_uuid: str, namespace: str
+def _replace_or_patch(
+    req: falcon.Request,
+    resp: falcon.Response,
+    provider_uuid: str,
+    namespace: str,
+    write: Callable[..., Any],
 ) -> None:
-    """PUT .../state/{namespace} ``{"generation", "state"}``: replace the object."""
+    """PUT and PATCH of a namespace: the body ``{"generation", "state"}`` given to ``write``
+    (:func:`state_store.put` or :func:`state_store.patch`) in one write transaction."""
     version = start(req, _write_rule(namespace), SINCE)
     body = extract_json(req, versioned(schemas.HOST_STATE_WRITE, version))
     rules = ctx(req).services.state_rules
     entry = _write(
         req,
-        lambda conn: state_store.put(
+        lambda conn: write(
             conn, rules, provider_uuid, namespace, body["state"], body["generation"]
         ),
         state_store.OPERATION,
     )
     send_json(resp, _one(namespace, entry))
+
+
+def put_namespace(
+    req: falcon.Request, resp: falcon.Response, provider_uuid: str, namespace: str
+) -> None:
+    """PUT .../state/{namespace} ``{"generation", "state"}``: replace the object."""
+    _replace_or_patch(req, resp, provider_uuid, namespace, state_store.put)
 
 
 def patch_namespace(
@@ -153,17 +166,7 @@ def patch_namespace(
 ) -> None:
     """PATCH .../state/{namespace} ``{"generation", "state"}``: ``state`` is a JSON merge
     patch (RFC 7396) of the object."""
-    version = start(req, _write_rule(namespace), SINCE)
-    body = extract_json(req, versioned(schemas.HOST_STATE_WRITE, version))
-    rules = ctx(req).services.state_rules
-    entry = _write(
-        req,
-        lambda conn: state_store.patch(
-            conn, rules, provider_uuid, namespace, body["state"], body["generation"]
-        ),
-        state_store.OPERATION,
-    )
-    send_json(resp, _one(namespace, entry))
+    _replace_or_patch(req, resp, provider_uuid, namespace, state_store.patch)
 
 
 def delete_namespace(
