@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Iterator
 
 import pytest
 import structlog
 
+from berth.reporter import sender
 from berth.reporter.client import StateClient
 from berth.reporter.options import ReportOptions
 from berth.reporter.runner import report_until
@@ -16,6 +18,18 @@ from berth.reporter.sender import HostReporter, Outage, Pace
 from berth.reporter.simulate import simulated_reporters
 from berth.reporter.stats import Stats
 from tests.reporter.fake import FakeStateServer
+
+
+@pytest.fixture
+def fresh_log(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """structlog as it starts, and the sender's logger made anew: a test of this worker that
+    configured berth's logging left a level filter (``ERROR`` for the bench's in-process
+    app) and loggers bound on first use, neither of which ``capture_logs`` replaces."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    monkeypatch.setattr(sender, "log", structlog.get_logger("berth.reporter"))
+    yield
+    structlog.configure(**saved)
 
 
 def _uuids(n: int) -> list[str]:
@@ -66,7 +80,7 @@ def test_a_conflict_is_resolved_by_reading_the_generation_again() -> None:
     assert server.states[(_uuids(1)[0], "compute")] == {"metrics": {"a": 2}}
 
 
-def test_an_outage_is_survived_logged_once_and_sending_resumes() -> None:
+def test_an_outage_is_survived_logged_once_and_sending_resumes(fresh_log: None) -> None:
     server = FakeStateServer(down=True)
     stats = Stats(interval=0.1)
 
@@ -101,7 +115,7 @@ def test_backoff_doubles_up_to_its_ceiling(failures: int, low: float, high: floa
     assert all(low <= w <= high for w in waits)
 
 
-def test_a_refusal_is_logged_once_per_host_and_is_not_an_outage() -> None:
+def test_a_refusal_is_logged_once_per_host_and_is_not_an_outage(fresh_log: None) -> None:
     server = FakeStateServer(missing={"gone"})
 
     async def scenario() -> Outage:
