@@ -27,6 +27,7 @@ from berth.bench.cli_options import (
     console,
     emit,
     overrides,
+    stop_on_sigterm,
 )
 from berth.bench.cloud import from_profile
 from berth.bench.cost_requests import REQUESTS
@@ -138,12 +139,13 @@ def cost_command(
             "requests": requests, "seconds": seconds, "limit": limit, "warmup": warmup,
             "idle": idle}  # fmt: skip
     rows: list[tuple[str, dict[str, Any]]] = []
-    for name in [target, *against]:
-        if name == "inproc":
-            raise typer.BadParameter("cost goes over HTTP: serve, reference or a URL")
-        for extra in overrides(settings) if name == "serve" else [{}]:
-            with open_target(name, database_url, server_workers, env=as_env(extra)) as tg:
-                rows += measure(tg, opts, out)
+    if "inproc" in [target, *against]:
+        raise typer.BadParameter("cost goes over HTTP: serve, reference or a URL")
+    with stop_on_sigterm():
+        for name in [target, *against]:
+            for extra in overrides(settings) if name == "serve" else [{}]:
+                with open_target(name, database_url, server_workers, env=as_env(extra)) as tg:
+                    rows += measure(tg, opts, out)
     console.print(numbered(rows), markup=False, highlight=False)
     console.print(cost_table(rows))
 
