@@ -185,6 +185,9 @@ class Meter:
         (t1, cpu1), (t2, db1) = self.cpu(), self.sample()
         self.idle = {f"cpu {k}": (cpu1[k] - cpu0[k]) / (t1 - t0) for k in cpu1}
         self.idle.update(dbstats.rates(db0, db1, t2 - t0, self.counters.overhead))
+        # Below zero is no background: a process that ended took its time with it (another
+        # user's PostgreSQL stopped meanwhile, say).
+        self.idle = {k: max(0.0, v) for k, v in self.idle.items()}
         self.idle_seconds = seconds
 
     def close(self) -> None:
