@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +36,7 @@ from berth.bench.claimers import (
     SchedulerClaimer,
     SchedulerHttpClaimer,
 )
+from berth.bench.launch import follow_parent
 from berth.bench.processes import launch
 from berth.bench.progress import Advance
 from berth.bench.records import latency_summary
@@ -132,6 +134,7 @@ def work(plan: ClaimsPlan, index: int, start: Any, out: Any, taken: Any = None) 
     include the process's CPU time in microseconds (``cpu_us``).  ``taken``
     is the shared position in the fill list (fill mode).
     """
+    follow_parent()  # a lab killed while we wait at the barrier takes us with it
     loops = _loops(plan, index, Queue(plan.fill, taken) if plan.fill else None)
     profile = cProfile.Profile(time.process_time) if plan.cprofile and index == 0 else None
     start.wait()
@@ -243,8 +246,17 @@ class _Loop:
                 return
 
 
-def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
-    """Run the workers; the summed result."""
+def run(
+    plan: ClaimsPlan,
+    advance: Advance | None = None,
+    parts: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """Run the workers; the summed result.
+
+    With ``plan.cpu_time`` and ``parts`` (name: root pids, e.g. the servers of
+    several berth hosts), also ``<name>_cpu_ms_per_claim`` of each part's
+    process trees.
+    """
     mp = multiprocessing.get_context("spawn")
     start, out, taken = mp.Barrier(plan.workers + 1), mp.Queue(), mp.Value("q", 0)
     procs = [
@@ -255,6 +267,7 @@ def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
     server = plan.target.pid
     database_cpu = procfs.database_cpu_s() if plan.cpu_time else 0.0
     server_cpu = procfs.tree_cpu_s(server) if plan.cpu_time and server else 0.0
+    part_cpu = procfs.cpu_by_part(parts) if plan.cpu_time and parts else {}
     results = _gather(procs, out, plan, began, advance, taken)
     summary = summarise(results, plan.seconds)
     if plan.fill:
@@ -263,6 +276,8 @@ def run(plan: ClaimsPlan, advance: Advance | None = None) -> dict[str, Any]:
         used = procfs.database_cpu_s() - database_cpu
         served = procfs.tree_cpu_s(server) - server_cpu if server else None
         summary.update(cpu_per_claim(results, used, served))
+        if parts:
+            summary.update(parts_per_claim(part_cpu, procfs.cpu_by_part(parts), parts, summary))
     for p in procs:
         p.join()
     return summary
@@ -347,6 +362,18 @@ def fill_summary(
         "seconds": round(seconds, 3),
         "placed_per_s": round(placed / seconds, 2) if seconds else 0.0,
     }
+
+
+def parts_per_claim(
+    before: Mapping[str, float],
+    after: Mapping[str, float],
+    parts: Mapping[str, Sequence[int]],
+    summary: Mapping[str, Any],
+) -> dict[str, float]:
+    """CPU ms per successful claim of each part's process trees."""
+    claimed = max(1, int(summary["claimed"]))
+    return {f"{k}_cpu_ms_per_claim": round((after[k] - before[k]) * 1000 / claimed, 3)
+            for k in parts}  # fmt: skip
 
 
 def cpu_per_claim(

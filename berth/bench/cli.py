@@ -19,6 +19,7 @@ from rich.table import Table
 from berth.bench import candidates as cand
 from berth.bench import (
     cli_claims,
+    cli_cost,
     cli_hosts,
     cli_pull,
     cloud,
@@ -54,6 +55,7 @@ reference_app = typer.Typer(help="The real OpenStack Placement, side by side.")
 app.add_typer(reference_app, name="reference")
 app.add_typer(cli_hosts.app, name="hosts")
 cli_claims.register(app)
+cli_cost.register(app)
 cli_pull.register(app)
 fuzz.register(app)
 DEFAULT_PLOTS = Path("docs/bench")

@@ -1,8 +1,10 @@
-"""``berth bench hosts up|down|cut|heal|kill`` (also ``python -m berth.bench.multihost ...``).
+"""``berth bench hosts up|down|cut|heal|kill|scale`` (also ``python -m berth.bench.multihost ...``).
 
 ``up`` runs in the foreground until Ctrl-C or SIGTERM, then stops what it
 started; the other commands act on a run by its name (``bmh<slot>``, printed
-by ``up``) from another shell.  Needs root, iproute2 and HAProxy.
+by ``up``) from another shell.  ``scale`` measures 1, 2, 4 ... hosts
+(:mod:`berth.bench.scale`) and stops them on Ctrl-C or SIGTERM too.  Needs
+root, iproute2 and HAProxy.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from collections.abc import Iterator
 
 import typer
 
-from berth.bench import multihost, netns, runs
-from berth.bench.cli_options import console
+from berth.bench import multihost, netns, runs, scale
+from berth.bench.cli_options import OUT, console, stop_on_sigterm
 
 app = typer.Typer(
     help="Several berth hosts on this machine, each in a network namespace (root only).",
@@ -132,3 +134,44 @@ def kill(run: str = typer.Argument(...), host: int = typer.Argument(...)) -> Non
     plan = _plan(run)
     killed = netns.kill_all_in(plan.namespace(host))
     console.print(f"{plan.namespace(host)}: {killed} processes killed")
+
+
+@app.command("scale")
+def scale_command(
+    database_url: str = typer.Option(..., help="One PostgreSQL (or MariaDB) for every host."),
+    hosts: str = typer.Option("1,2,4", "--hosts", help="berth host counts, comma-separated."),
+    workers: int = typer.Option(1, help="BERTH_WORKERS of each host."),
+    cloud_hosts: int = typer.Option(10000, help="placement-bench hosts in the cloud."),
+    seconds: float = typer.Option(20.0, help="Each workload, each host count."),
+    clients: int = typer.Option(4, help="Reads: client processes."),
+    threads: int = typer.Option(2, help="Reads: threads per client process."),
+    claim_workers: int = typer.Option(8, help="Claims: client processes."),
+    mode: str = typer.Option(
+        "placement",
+        help="Claims: placement (GET /allocation_candidates + PUT /allocations) or scheduler "
+        "(POST /scheduler/select_destinations, the hosts' default weighers).",
+    ),
+    strategy: str = typer.Option("pack", help="Claims, placement mode: pack, spread, random."),
+    partitioning: str = typer.Option("none", help="Claims, placement mode: none, modulo..."),
+    idle: float = typer.Option(10.0, help="Seconds of the idle hosts measured first."),
+    out: str = OUT,
+) -> None:
+    """Read throughput and claims/s with 1, 2, 4 ... hosts behind HAProxy, CPU per request."""
+    problem = multihost.unavailable()
+    if problem:
+        raise typer.BadParameter(problem)
+    try:
+        counts = tuple(int(n) for n in hosts.split(",") if n.strip())
+    except ValueError:
+        raise typer.BadParameter(f"not host counts: {hosts!r}", param_hint="--hosts") from None
+    if not counts or min(counts) < 1 or max(counts) > netns.MAX_HOSTS:
+        raise typer.BadParameter(f"1 to {netns.MAX_HOSTS} hosts", param_hint="--hosts")
+    if mode not in ("placement", "scheduler"):
+        raise typer.BadParameter("placement or scheduler", param_hint="--mode")
+    plan = scale.ScalePlan(
+        database_url, counts, workers, cloud_hosts, seconds, clients, threads, claim_workers,
+        mode, strategy, partitioning, idle=idle,
+    )  # fmt: skip
+    with stop_on_sigterm():
+        found = scale.run_all(plan, out)
+    console.print(scale.table(found))

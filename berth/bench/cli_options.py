@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import signal
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -57,3 +60,18 @@ def overrides(pairs: list[str]) -> list[dict[str, str]]:
 def as_env(settings: dict[str, Any]) -> dict[str, str]:
     """Settings as the ``BERTH_*`` variables a served berth reads."""
     return {f"BERTH_{name.upper()}": str(value) for name, value in settings.items()}
+
+
+def _exit(signum: int, _frame: Any) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Within the block SIGTERM ends the command as Ctrl-C does: every ``finally`` runs, so
+    the servers, hosts and namespaces it started are stopped and removed."""
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
 import socket
@@ -60,6 +61,23 @@ def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
             os._exit(1)
 
     return arm
+
+
+def follow_parent(signum: int = signal.SIGTERM) -> None:
+    """Called first in a :mod:`multiprocessing` child: it gets ``signum`` from the kernel
+    when the process that started it dies (Linux only; elsewhere a no-op).
+
+    A client process waiting at a barrier would otherwise outlive a lab killed
+    with SIGTERM or SIGKILL.
+    """
+    parent = multiprocessing.parent_process()
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    prctl(PR_SET_PDEATHSIG, signum)
+    if parent is not None and os.getppid() != parent.pid:  # it died before prctl
+        os._exit(1)
 
 
 def free_port() -> int:

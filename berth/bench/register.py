@@ -67,12 +67,17 @@ def host_specs(hosts: int) -> list[cloud.ProviderSpec]:
     return specs
 
 
+def inventories_of(spec: cloud.ProviderSpec) -> dict[str, dict[str, Any]]:
+    """The ``inventories`` of a PUT /resource_providers/{uuid}/inventories for ``spec``."""
+    return {
+        rc: dict(zip(_INVENTORY_FIELDS, inv, strict=True)) for rc, inv in spec.inventories.items()
+    }
+
+
 def _bodies(spec: cloud.ProviderSpec) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(kind, method, path, body) of the four writes; generations are filled in as answered."""
     path = f"/resource_providers/{spec.uuid}"
-    inventories = {
-        rc: dict(zip(_INVENTORY_FIELDS, inv, strict=True)) for rc, inv in spec.inventories.items()
-    }
+    inventories = inventories_of(spec)
     return [
         ("create", "POST", "/resource_providers", {"name": spec.name, "uuid": spec.uuid}),
         ("inventories", "PUT", path + "/inventories", {"inventories": inventories}),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from berth.bench import plots as plots_mod
-from berth.bench import report_tables, seed
+from berth.bench import report_cost, report_tables, seed
 from berth.bench.summary import (
     Key,
     Line,
@@ -184,6 +184,12 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
     ("register", "Registration storm", report_tables.register_table),
     ("compute-claims", "Claims in the compute host (the old design)", compute_table),
     ("workers", "Worker processes", workers_table),
+    ("cost", "Cost per request (berth bench cost)", report_cost.cost_table),
+    (
+        "scale",
+        "Several berth hosts behind HAProxy (berth bench hosts scale)",
+        report_cost.scale_table,
+    ),
     ("fuzz", "Hostile requests (berth bench fuzz)", fuzz_table),
 ]
 

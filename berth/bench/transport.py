@@ -73,9 +73,12 @@ class HttpTransport(_Target):
     under test does not get.
     """
 
-    def __init__(self, url: str, timeout: float = 120.0) -> None:
+    def __init__(
+        self, url: str, timeout: float = 120.0, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(url, timeout)
-        fixed = {"host": f"{self.host}:{self.port}", **HEADERS}
+        # ``headers`` replace the fixed ones of the same name (another microversion header).
+        fixed = {"host": f"{self.host}:{self.port}", **HEADERS, **(headers or {})}
         self.fixed = "".join(f"{k}: {v}\r\n" for k, v in fixed.items()).encode("latin-1")
 
     def _conn(self) -> Connection:
