@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from berth.bench import dbload, hoststate, procfs, promtext, records
+from berth.bench import dbload, hoststate, procfs, promtext, records, report, report_hoststate
 from berth.cli import app
 from tests.conftest import backend_url, fresh_database
 
@@ -218,3 +218,38 @@ def test_a_signal_stops_everything(signum: int, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _line(sync: str, interval: float, **result: object) -> dict[str, object]:
+    """A hoststate result line as the command writes it (a non-default backend is a setting
+    the server was given)."""
+    settings = {"sync": sync, "interval": interval, "hosts": 10000, "workers": 8,
+                "concurrency": 1, "reporters": 10, "reporter_concurrency": 64}  # fmt: skip
+    changed = {} if sync == "db" else {"host_state_sync": sync}
+    conditions = {"db": "postgresql", "server": "granian", "server_workers": 2,
+                  "settings": changed, "kind": "berth-http", "target": "serve"}  # fmt: skip
+    figures = {"updates_offered_per_s": 1000.0, "updates_per_s": 990.0, "updates_held_pct": 99.0,
+               "update_refusals": 0, "placed_per_s": 500.0, "p50_ms": 9.0, "p99_ms": 80.0,
+               "staleness_p50_s": 0.75, "staleness_p99_s": 1.5, "worker_rss_mb": [120.0, 110.0],
+               "database": {"commits_per_s": 1500.0, "rows_written_per_s": 4000.0,
+                            "state_log_rows_per_s": 990.0},
+               **result}  # fmt: skip
+    return {"kind": "hoststate", "target": "serve", "settings": settings, "result": figures,
+            "conditions": conditions, "machine": {"loadavg": [1.0, 1.0, 1.0]}}  # fmt: skip
+
+
+def test_the_report_tables_backends_side_by_side() -> None:
+    lines = [_line("db", 10.0), _line("db", 1.0, staleness_p99_s=None),
+             _line("redis", 1.0, staleness_p50_s=0.005, staleness_p99_s=0.025)]  # fmt: skip
+    assert "hoststate" in [kind for kind, _, _ in report.SECTIONS]
+    text = report_hoststate.hoststate_table(lines)  # type: ignore[arg-type]
+    assert text.count("**default settings**") == 1  # the backend is a column, not a section
+    rows = [r.split(" | ") for r in text.splitlines() if r.startswith(("| db |", "| redis |"))]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("| db", "10.00"),
+        ("| db", "1.00"),
+        ("| redis", "1.00"),
+    ]
+    assert (rows[0][14], rows[0][15]) == ("0.75", "1.5")
+    assert rows[1][15] == "-"  # beyond the last bucket: not a number
+    assert (rows[2][14], rows[2][15]) == ("0.005", "0.025")  # bounds kept as they are
