@@ -30,6 +30,7 @@ life: their sends, failures and p50/p99 per send.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
@@ -124,12 +125,14 @@ class Reading:
     worker_rss_mb: list[float]
 
 
-def read(target: Target, parts: Mapping[str, Sequence[int]]) -> Reading:
+def read(
+    target: Target, parts: Mapping[str, Sequence[int]], database: dbload.LoadReader
+) -> Reading:
     """One reading of the server, the database and the processes."""
     return Reading(
         at=time.monotonic(),
         metrics=promtext.scrape(target.url),
-        database=dbload.read(target.database_url),
+        database=database.read(),
         cpu=procfs.cpu_by_part(parts),
         worker_rss_mb=[round(x, 1) for x in procfs.worker_rss_mb(target.pid)],
     )
@@ -185,10 +188,13 @@ def run_one(plan: HostStatePlan, interval: float, env: dict[str, str], out: str)
         populate_target(target, topo, show=False)
         sync = sync_of(target)
         report = reporters.ReportPlan(target.url, interval, plan.reporter_concurrency, plan.seed)
-        with reporters.running_reporters(report, groups) as running:
+        with (
+            contextlib.closing(dbload.LoadReader(target.database_url)) as database,
+            reporters.running_reporters(report, groups) as running,
+        ):
             parts = {"all": [os.getpid()], "server": [target.pid],
                      "reporters": [r.proc.pid for r in running]}  # fmt: skip
-            window = Window(lambda: read(target, parts), plan.warmup, plan.seconds)
+            window = Window(lambda: read(target, parts, database), plan.warmup, plan.seconds)
             claims = ClaimsPlan(target, "scheduler", "default", "none", plan.workers,
                                 plan.warmup + plan.seconds, concurrency=plan.concurrency,
                                 seed=plan.seed)  # fmt: skip
@@ -199,7 +205,9 @@ def run_one(plan: HostStatePlan, interval: float, env: dict[str, str], out: str)
                 before, after = window.close()
             finally:
                 window.cancel()
-        result = figures(plan, interval, before, after, scheduled, reporters.summed(running))
+        result = figures(plan, interval, (before, after), scheduled, reporters.summed(running))
+        result["database"] = dbload.rates(before.database, after.database, after.at - before.at,
+                                          database.overhead)  # fmt: skip
         result.update(invariants.check(None, target.database_url))
         result["title"] = label
         emit(out, "hoststate", target, plan.settings(interval, sync), result)
@@ -217,12 +225,13 @@ def title(plan: HostStatePlan, interval: float, sync: str, changed: dict[str, An
 def figures(
     plan: HostStatePlan,
     interval: float,
-    before: Reading,
-    after: Reading,
+    window: tuple[Reading, Reading],
     scheduled: dict[str, Any],
     reported: dict[str, Any],
 ) -> dict[str, Any]:
-    """The line's result: the window's rates and latencies, and the runs' own summaries."""
+    """The line's result (the database's apart): the window's rates and latencies, and the
+    runs' own summaries."""
+    before, after = window
     span = max(after.at - before.at, 1e-9)
     grown = promtext.delta(before.metrics, after.metrics)
     return {
@@ -231,7 +240,6 @@ def figures(
         "reporter": reported,
         **_scheduling(grown, span, scheduled),
         **_staleness(grown),
-        "database": dbload.rates(before.database, after.database, span),
         "cpu_cores": _cores(before.cpu, after.cpu, span),
         "worker_rss_mb_start": before.worker_rss_mb,
         "worker_rss_mb": after.worker_rss_mb,
