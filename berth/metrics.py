@@ -47,6 +47,16 @@ WRITE_CONFLICTS = Counter(
     "Writes answered 409 concurrent_update after exhausting retries",
     ["operation"],
 )
+# Host-state staleness: from the server's stamp of a write (``received_at``) to a worker
+# applying it to its host catalog (berth.scheduler.staleness).  Finer below 1 s, where
+# change-feed backends differ; up to 5 min, a worker that was long away.
+STALENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0,
+                     5.0, 10.0, 30.0, 60.0, 120.0, 300.0)  # fmt: skip
+HOST_STATE_STALENESS = Histogram(
+    "berth_host_state_staleness_seconds",
+    "Time from the server receiving a host-state write to a worker applying it",
+    buckets=STALENESS_BUCKETS,
+)
 DB_POOL_IN_USE = Gauge(
     "berth_db_pool_connections_in_use",
     "Database connections checked out of the pool",

@@ -25,7 +25,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -250,12 +250,15 @@ def run(
     plan: ClaimsPlan,
     advance: Advance | None = None,
     parts: Mapping[str, Sequence[int]] | None = None,
+    started: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run the workers; the summed result.
 
     With ``plan.cpu_time`` and ``parts`` (name: root pids, e.g. the servers of
     several berth hosts), also ``<name>_cpu_ms_per_claim`` of each part's
-    process trees.
+    process trees.  ``started`` is called as the workers start claiming (all
+    warmed up, past the barrier).  Should the run be cut short (an error,
+    SIGINT, SIGTERM), the workers are terminated.
     """
     mp = multiprocessing.get_context("spawn")
     start, out, taken = mp.Barrier(plan.workers + 1), mp.Queue(), mp.Value("q", 0)
@@ -268,7 +271,14 @@ def run(
     database_cpu = procfs.database_cpu_s() if plan.cpu_time else 0.0
     server_cpu = procfs.tree_cpu_s(server) if plan.cpu_time and server else 0.0
     part_cpu = procfs.cpu_by_part(parts) if plan.cpu_time and parts else {}
-    results = _gather(procs, out, plan, began, advance, taken)
+    try:
+        if started is not None:
+            started()
+        results = _gather(procs, out, plan, began, advance, taken)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
     summary = summarise(results, plan.seconds)
     if plan.fill:
         summary.update(fill_summary(results, plan.fill, int(taken.value)))

@@ -1,7 +1,8 @@
 """``berth bench ...``: the benchmark lab's commands (populate, candidates, reference, report).
 
 The claims-side commands (claims, compute-claims, workers) are in
-:mod:`berth.bench.cli_claims`, registered on the same app.  Every
+:mod:`berth.bench.cli_claims`, ``pull`` in :mod:`berth.bench.cli_pull`,
+``hoststate`` in :mod:`berth.bench.cli_hoststate`, registered on the same app.  Every
 measurement is printed and appended as a JSON line to ``--out``.
 """
 
@@ -21,6 +22,7 @@ from berth.bench import (
     cli_claims,
     cli_cost,
     cli_hosts,
+    cli_hoststate,
     cli_pull,
     cloud,
     cloud_api,
@@ -57,6 +59,7 @@ app.add_typer(cli_hosts.app, name="hosts")
 cli_claims.register(app)
 cli_cost.register(app)
 cli_pull.register(app)
+cli_hoststate.register(app)
 fuzz.register(app)
 DEFAULT_PLOTS = Path("docs/bench")
 

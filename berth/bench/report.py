@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from berth.bench import plots as plots_mod
-from berth.bench import report_cost, report_tables, seed
+from berth.bench import report_cost, report_hoststate, report_tables, seed
 from berth.bench.summary import (
     Key,
     Line,
@@ -181,6 +181,11 @@ SECTIONS: list[tuple[str, str, Callable[[list[Line]], str]]] = [
     ("claims", "Claims", claims_table),
     ("fill", "Filling the cloud (placement-bench's run)", report_tables.fill_table),
     ("pull", "Pull against push (berth bench pull)", report_tables.pull_table),
+    (
+        "hoststate",
+        "Host state under scheduling (berth bench hoststate)",
+        report_hoststate.hoststate_table,
+    ),
     ("register", "Registration storm", report_tables.register_table),
     ("compute-claims", "Claims in the compute host (the old design)", compute_table),
     ("workers", "Worker processes", workers_table),

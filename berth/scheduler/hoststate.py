@@ -29,7 +29,7 @@ from berth.candidates.engine import Candidate
 from berth.candidates.model import Provider, Universe
 from berth.db import tables as t
 from berth.db.engine import Database
-from berth.scheduler import host_attributes, state_store
+from berth.scheduler import host_attributes, staleness, state_store
 from berth.scheduler.host_attributes import DEFAULT_HOST, HostAttributes
 from berth.sync.feed import ChangeFeed, ChangeLog
 
@@ -109,6 +109,7 @@ class HostCatalog:
             found = state_store.read_hosts(conn, hosts)
             for uuid in hosts:
                 if uuid in found:
+                    staleness.observe_applied(self.hosts.get(uuid), found[uuid])
                     self.hosts[uuid] = HostAttributes.of(found[uuid])
                 else:  # no namespace left (or the provider went): the defaults
                     self.hosts.pop(uuid, None)

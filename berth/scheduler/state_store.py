@@ -104,7 +104,7 @@ def list_hosts(
     conn: Connection, namespace: str | None, changed_since: datetime.datetime | None
 ) -> dict[str, HostNamespaces]:
     """Hosts with state, only ``namespace`` if given, only what was received at or after
-    ``changed_since`` if given (inclusive: stored times have whole seconds)."""
+    ``changed_since`` if given (inclusive: answers show whole seconds)."""
     query = select(HOST_STATE)
     if namespace is not None:
         check_name(namespace)
@@ -158,7 +158,7 @@ def change(
     generation = _expect(old, expected, provider_uuid, namespace)
     state = new(old.state if old is not None else {})
     body = rules.check(namespace, state).decode()
-    now = utcnow()
+    now = _received_now(conn)
     if old is None:
         values = {"provider_uuid": provider_uuid, "namespace": namespace, "generation": 1}
         # A concurrent first write loses on the key: retried, it then sees generation 1.
@@ -169,6 +169,17 @@ def change(
             _lost(expected, provider_uuid, namespace)
     _finish(conn, provider.id, provider_uuid, namespace, old, state, now)
     return NamespaceState(generation + 1, now, state)
+
+
+def _received_now(conn: Connection) -> datetime.datetime:
+    """The stamp of a write: now, to the microsecond where the column keeps it.
+
+    Workers measure how late they learn of a write from it (berth.scheduler.staleness),
+    which whole seconds would blur; MariaDB's ``DATETIME`` keeps whole seconds, so the
+    stamp there is cut to what is stored (the answer then shows what a read shows).
+    """
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    return now.replace(microsecond=0) if conn.dialect.name == "mysql" else now
 
 
 def delete_one(conn: Connection, provider_uuid: str, namespace: str) -> None:
