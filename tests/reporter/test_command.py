@@ -86,7 +86,8 @@ def _stop(proc: subprocess.Popen[bytes], sig: int, err: Path) -> dict[str, Any]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert time.monotonic() - started < 2.0
+    # Prompt, not instant: a loaded 2-core machine (the parallel suite) took 2.2 s once.
+    assert time.monotonic() - started < 5.0
     return json.loads((err.parent / "report.out").read_text().strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
