@@ -12,18 +12,33 @@
 client libraries of Redis and memcached are the ``sync`` extra) and builds
 the backend over ``url`` (empty: the backend's default), the process's
 database and a ``channel``, the name of the stream, bucket, key prefix or
-notification channel (tests give each its own).  docs/scheduler.md says what
+notification channel.  The channel is named after the database
+(:func:`channel_for`: its name, a SQLite file's path), so deployments (and
+test sessions) sharing one Redis, NATS or memcached server stay apart while
+every berth host of one deployment meets on it, whatever address it reaches
+the database by.  docs/scheduler.md says what
 each guarantees, how long it keeps changes, and how a worker catches up.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+
+from sqlalchemy.engine import make_url
 
 from berth.db.engine import Database
 from berth.sync.protocol import StateSync
 
-CHANNEL = "berth_host_state"
+
+def channel_for(db: Database) -> str:
+    """The channel of ``db``'s changes: ``berth_hs_`` and a digest of the database's name
+    (of the file's path for SQLite), in the characters every backend takes."""
+    parsed = make_url(db.url)
+    name = parsed.database or ""
+    identity = f"{parsed.get_backend_name()}:{name}"
+    return "berth_hs_" + hashlib.sha1(identity.encode()).hexdigest()[:12]
+
 
 Factory = Callable[[str, Database, str], StateSync]
 
@@ -68,10 +83,11 @@ FACTORIES: dict[str, Factory] = {
 NAMES = tuple(FACTORIES)
 
 
-def open_sync(name: str, url: str, db: Database, channel: str = CHANNEL) -> StateSync:
-    """The backend ``name`` over ``url`` (empty: its default); ValueError for an unknown
-    name, or pg_notify over another database than PostgreSQL."""
+def open_sync(name: str, url: str, db: Database, channel: str | None = None) -> StateSync:
+    """The backend ``name`` over ``url`` (empty: its default) on ``channel`` (None: the
+    database's, :func:`channel_for`); ValueError for an unknown name, or pg_notify over
+    another database than PostgreSQL."""
     factory = FACTORIES.get(name)
     if factory is None:
         raise ValueError(f"host_state_sync must be one of {', '.join(NAMES)}, not {name!r}")
-    return factory(url, db, channel)
+    return factory(url, db, channel if channel is not None else channel_for(db))
