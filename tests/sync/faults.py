@@ -9,6 +9,9 @@ listens, so what they see while it listens came pushed.
 2. The server goes: a write committed then (its publish fails) is seen by
    both within ``DETECT + R`` of its commit: they noticed and fell back to
    the logs (the documented bound during an outage, docs/scheduler.md).
+   Then writes keep coming while the workers answer: whenever a worker does
+   not trust its backend, what it holds lacks no write committed more than
+   ``R`` before.
 3. It returns: both trust it again once they read the logs, and a write is
    seen through the backend again.
 """
@@ -42,6 +45,28 @@ def _seen_pushed(db: Database, writer: StateSync, readers: list[HostCatalog], va
     assert [r.counts["polls"] for r in readers] == polls, "read the logs instead"
 
 
+def _polling_within_r(db: Database, writer: StateSync, readers: list[HostCatalog]) -> int:
+    """Write 10, 11, ... every 50 ms for a second while the readers answer; every answer of
+    a reader that does not trust its backend holds each write committed ``R`` before it.
+    Returns how many answers were judged."""
+    committed: list[tuple[float, int]] = []
+    judged = 0
+    for value in range(10, 30):
+        put_metric(db, writer, H1, value)
+        committed.append((time.monotonic(), value))
+        time.sleep(0.05)
+        for reader in readers:
+            asked = time.monotonic()
+            reader.refresh(R)
+            if reader.live:
+                continue
+            due = [v for at, v in committed if at <= asked - R]
+            seen = cpu(reader, H1)
+            assert not due or (seen is not None and seen >= due[-1]), (seen, due[-1])
+            judged += 1
+    return judged
+
+
 def outage(
     db: Database,
     open_sync: Callable[[], StateSync],
@@ -67,6 +92,7 @@ def outage(
     assert time.monotonic() - committed <= DETECT + R + SLACK
     if stays_down:
         assert not any(r.live for r in readers), "still trusting a backend that is gone"
+        assert _polling_within_r(db, writer, readers) > 0
 
     revive()
     for reader in readers:

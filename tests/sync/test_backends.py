@@ -104,12 +104,11 @@ def test_the_catalog_applies_pushed_changes_without_reading_the_database(
     assert catalog.counts["polls"] == polls and catalog.counts["pushed"] == 2
 
 
+@pytest.mark.parametrize("backend", ["pg_notify"], indirect=True)
 def test_a_state_too_large_for_a_notification_wakes_the_catalog(
-    backend: str, hosts: Database, open_backend: OpenSync
+    hosts: Database, open_backend: OpenSync
 ) -> None:
     """pg_notify sends the key alone; the catalog reads the host from the database."""
-    if backend != "pg_notify":
-        pytest.skip("only PostgreSQL notifications have a size limit")
     writer = open_backend()
     catalog = HostCatalog(hosts, open_backend(), SLOW)
     wait_for(live(catalog, 0.0), 10, "live")

@@ -168,16 +168,21 @@ async def _connect(url: str, gone: asyncio.Event | None = None) -> Client:
         if gone is not None:
             gone.set()
 
-    return await nats.connect(
+    connecting = nats.connect(
         servers=[url],
         connect_timeout=TIMEOUT_S,
         allow_reconnect=False,
+        # A refused connect is tried once more, 0.1 s later, then fails (by default nats-py
+        # tries 60 times, 2 s apart, before connect() returns).
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.1,
         ping_interval=1,
         max_outstanding_pings=2,
         error_cb=quiet,
         disconnected_cb=disconnected,
         closed_cb=disconnected,
     )
+    return await asyncio.wait_for(connecting, TIMEOUT_S * 2)
 
 
 async def _bucket(js: JetStreamContext, name: str) -> KeyValue:
