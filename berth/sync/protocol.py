@@ -35,7 +35,9 @@ log = structlog.get_logger("berth.sync")
 
 # Seconds between reconnects after a listener lost its server.
 RECONNECT_S = 0.5
-# After a failed publish, a writer does not try the server again for this long.
+# A publish waits at most about this long for the server (it delays the write's answer);
+# after a failed one, a writer does not try the server again for PUBLISH_RETRY_S.
+PUBLISH_TIMEOUT_S = 0.5
 PUBLISH_RETRY_S = 1.0
 # Changes waiting in one process's inbox beyond this: drop them, start a new epoch.
 MAX_INBOX = 100_000

@@ -32,7 +32,7 @@ import structlog
 from pymemcache.client.base import Client
 
 from berth.sync.changes import Change, decode
-from berth.sync.protocol import ListeningSync
+from berth.sync.protocol import PUBLISH_TIMEOUT_S, ListeningSync
 
 log = structlog.get_logger("berth.sync.memcached")
 
@@ -64,11 +64,11 @@ class MemcachedSync(ListeningSync):
         self.server = address(url)
         self.prefix = channel
         self._seq = f"{channel}:seq"
-        self._writer = self._client()
+        self._writer = self._client(PUBLISH_TIMEOUT_S)
         self._writer_lock = threading.Lock()  # a pymemcache client is not thread-safe
 
-    def _client(self) -> Client:
-        return Client(self.server, connect_timeout=TIMEOUT_S, timeout=TIMEOUT_S, no_delay=True)
+    def _client(self, timeout: float = TIMEOUT_S) -> Client:
+        return Client(self.server, connect_timeout=timeout, timeout=timeout, no_delay=True)
 
     def _item(self, number: int) -> str:
         return f"{self.prefix}:c:{number}"

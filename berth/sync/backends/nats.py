@@ -14,7 +14,7 @@ bucket is made by whoever needs it first (again after a server restart: it
 lives in memory).
 
 nats-py is asyncio: each backend runs one event loop in a daemon thread,
-shared by the writers (a facade that waits at most :data:`TIMEOUT_S`) and
+shared by the writers (a facade that waits at most ``PUBLISH_TIMEOUT_S``) and
 the listener.  It keeps its own connections rather than pull dispatch's
 (:mod:`berth.pull.bus`): a listener must learn that its connection broke,
 and ``berth.sync`` does not depend on ``berth.pull``.
@@ -38,7 +38,7 @@ from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from berth.sync.changes import HOST, Change, decode
-from berth.sync.protocol import ListeningSync
+from berth.sync.protocol import PUBLISH_TIMEOUT_S, ListeningSync
 
 log = structlog.get_logger("berth.sync.nats")
 
@@ -83,7 +83,7 @@ class NatsSync(ListeningSync):
     # -- writers ----------------------------------------------------------------------
     def send(self, changes: Sequence[Change]) -> None:
         """Put every change, waiting for each one's acknowledgement."""
-        self._call(lambda: self._put(changes), TIMEOUT_S * 2)
+        self._call(lambda: self._put(changes), PUBLISH_TIMEOUT_S)
 
     async def _put(self, changes: Sequence[Change]) -> None:
         try:

@@ -25,7 +25,7 @@ import structlog
 from redis import Redis
 
 from berth.sync.changes import Change, decode
-from berth.sync.protocol import ListeningSync
+from berth.sync.protocol import PUBLISH_TIMEOUT_S, ListeningSync
 
 log = structlog.get_logger("berth.sync.redis")
 
@@ -47,7 +47,7 @@ class RedisSync(ListeningSync):
         self.stream = channel
         # A pool of connections, safe to share between the request threads.
         self._writer = Redis.from_url(
-            self.url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S
+            self.url, socket_timeout=PUBLISH_TIMEOUT_S, socket_connect_timeout=PUBLISH_TIMEOUT_S
         )
 
     def send(self, changes: Sequence[Change]) -> None:
