@@ -4,8 +4,10 @@
 enforcer, the rules host state is judged by (its namespaces' JSON Schemas,
 read when the services are built, so a bad schema stops the process at
 start), and, built on first use, the in-memory candidates index, the
-scheduler pipeline over that database, and pull dispatch's NATS connection
-and sweeper thread (:class:`berth.pull.runtime.Pull`).  Whoever builds a ``Services``
+scheduler pipeline over that database, the host-state sync backend
+(``host_state_sync``: writers publish to it, the pipeline's host catalog
+listens to it), and pull dispatch's NATS connection and sweeper thread
+(:class:`berth.pull.runtime.Pull`).  Whoever builds a ``Services``
 (the WSGI entry point once per worker process, the CLI, a benchmark, a test
 fixture) decides their lifetime and ends it with :meth:`Services.close`.
 """
@@ -28,6 +30,9 @@ from berth.scheduler.namespaces import StateRules
 from berth.scheduler.pipeline import Pipeline
 from berth.scheduler.pipeline import build as build_pipeline
 from berth.settings import Settings
+from berth.sync.backends import open_sync
+from berth.sync.changes import Change
+from berth.sync.protocol import StateSync
 
 T = TypeVar("T")
 
@@ -86,12 +91,20 @@ class Services:
     _index: Lazy[MemoryIndex] = field(init=False, repr=False)
     _pipeline: Lazy[Pipeline] = field(init=False, repr=False)
     _pull: Lazy[Pull] = field(init=False, repr=False)
+    _sync: Lazy[StateSync] = field(init=False, repr=False)
     _schema_head: Lazy[str | None] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.state_rules = StateRules.from_settings(self.settings)
         self._index = Lazy(lambda: MemoryIndex(self.db))
-        self._pipeline = Lazy(lambda: build_pipeline(self.settings, self.db, self.candidates_index))
+        self._pipeline = Lazy(
+            lambda: build_pipeline(self.settings, self.db, self.candidates_index, self.host_sync)
+        )
+        self._sync = Lazy(
+            lambda: open_sync(
+                self.settings.host_state_sync, self.settings.host_state_sync_target, self.db
+            )
+        )
         self._pull = Lazy(lambda: Pull(self.db, self.settings))
         self._schema_head = Lazy(migrate.head_revision)
 
@@ -120,6 +133,17 @@ class Services:
         return self._pipeline.get()
 
     @property
+    def host_sync(self) -> StateSync:
+        """This process's host-state sync backend (built on first use; a forked child builds
+        its own, with its own connections and listener)."""
+        return self._sync.get()
+
+    def publish(self, changes: list[Change]) -> None:
+        """Hand a committed write's changes to the sync backend (never fails the write)."""
+        if changes:
+            self.host_sync.publish(changes)
+
+    @property
     def schema_head(self) -> str | None:
         """The newest schema revision this code ships (read from the migration scripts once)."""
         return self._schema_head.get()
@@ -131,12 +155,16 @@ class Services:
         return self._pull.get()
 
     def close(self) -> None:
-        """Stop pull dispatch's sweeper and NATS connection, drop the index and the pipeline
-        and close the database's pooled connections."""
+        """Stop pull dispatch's sweeper and NATS connection and the host-state sync, drop the
+        index and the pipeline and close the database's pooled connections."""
         pull = self._pull.peek()
         if pull is not None:
             pull.close()
         self._pull.drop()
+        sync = self._sync.peek()
+        if sync is not None:
+            sync.close()
+        self._sync.drop()
         self._pipeline.drop()
         self._index.drop()
         self.db.dispose()

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 AUTH_STRATEGIES = ("noauth2", "admin_token", "keystone")
+# Host-state sync backends (berth.sync.backends.NAMES; docs/scheduler.md, "Sync backends").
+HOST_STATE_SYNCS = ("db", "pg_notify", "redis", "nats", "memcached")
 
 
 def _default_data_dir() -> str:
@@ -120,6 +122,13 @@ class Settings:
     scheduler_host_state_schema_dir: str = ""
     scheduler_host_fresh_namespace: str = "compute"
     scheduler_host_fresh_seconds: int = 120
+    # How workers learn of host-state and aggregate-metadata writes (docs/scheduler.md,
+    # "Sync backends"): db (poll the change logs), pg_notify, redis, nats or memcached;
+    # the backend's server (empty: its default); and how often a worker still reads the
+    # logs while the backend is listening (0: every scheduler_refresh_ms).
+    host_state_sync: str = "db"
+    host_state_sync_url: str = ""
+    host_state_sync_check_ms: int = 0
     # Pull-based dispatch (berth.pull; docs/pull.md).  NATS JetStream carries the work;
     # the database stays the truth.
     nats_url: str = "nats://127.0.0.1:4222"
@@ -168,7 +177,32 @@ class Settings:
             )
         if self.scheduler_partitioning not in ("none", "modulo", "consistent"):
             raise ValueError("scheduler_partitioning must be none, modulo or consistent")
+        self._check_sync()
         self._check_pull()
+
+    def _check_sync(self) -> None:
+        if self.host_state_sync not in HOST_STATE_SYNCS:
+            raise ValueError(
+                f"host_state_sync must be one of {', '.join(HOST_STATE_SYNCS)}, "
+                f"not {self.host_state_sync!r}"
+            )
+        if self.host_state_sync == "pg_notify" and not self.effective_database_url.startswith(
+            "postgres"
+        ):
+            raise ValueError(
+                "host_state_sync = pg_notify needs a PostgreSQL database (LISTEN/NOTIFY); "
+                "database_url is not one: choose db, redis, nats or memcached"
+            )
+        if self.host_state_sync_check_ms < 0:
+            raise ValueError("host_state_sync_check_ms must not be negative")
+
+    @property
+    def host_state_sync_target(self) -> str:
+        """The sync backend's server: the setting, or nats_url for nats (empty: the
+        backend's own default)."""
+        if self.host_state_sync_url:
+            return self.host_state_sync_url
+        return self.nats_url if self.host_state_sync == "nats" else ""
 
     def _check_pull(self) -> None:
         positive = [

@@ -257,8 +257,9 @@ def update_provider(
     return get_provider(conn, uuid)
 
 
-def delete_provider(conn: Connection, uuid: str) -> None:
-    """Delete a provider with no children and no allocations."""
+def delete_provider(conn: Connection, uuid: str) -> bool:
+    """Delete a provider with no children and no allocations; True when it had host state
+    (its deletion is then news for the scheduler's host catalogs)."""
     provider = find_provider(conn, uuid)
     if provider is None:
         raise errors.NotFound(f"No resource provider with uuid {uuid} found for delete")
@@ -277,7 +278,7 @@ def delete_provider(conn: Connection, uuid: str) -> None:
         )
     for table in (INV, RP_AGG, RP_TRAIT):
         conn.execute(delete(table).where(table.c.resource_provider_id == provider.id))
-    _forget_host_state(conn, uuid)
+    had_state = _forget_host_state(conn, uuid)
     conn.execute(update(RP).where(RP.c.id == provider.id).values(root_provider_id=None))
     changes.record(conn, [provider.id])
     try:
@@ -287,11 +288,12 @@ def delete_provider(conn: Connection, uuid: str) -> None:
             f"Unable to delete parent resource provider {uuid}: It has child resource providers.",
             code=errors.PROVIDER_CANNOT_DELETE_PARENT,
         ) from None
+    return had_state
 
 
-def _forget_host_state(conn: Connection, uuid: str) -> None:
+def _forget_host_state(conn: Connection, uuid: str) -> bool:
     """Delete the scheduler's state of the provider (every namespace), and log it for the
-    workers that follow the state log (berth.scheduler.hoststate)."""
+    workers that follow the state log (berth.scheduler.hoststate); True if it had some."""
     key = HOST_STATE.c.provider_uuid == uuid
     namespaces = list(conn.execute(select(HOST_STATE.c.namespace).where(key)).scalars())
     if namespaces:
@@ -299,6 +301,7 @@ def _forget_host_state(conn: Connection, uuid: str) -> None:
         now = utcnow()
         rows = [{"provider_uuid": uuid, "namespace": ns, "at": now} for ns in namespaces]
         conn.execute(insert(STATE_CHANGE), rows)
+    return bool(namespaces)
 
 
 @dataclass

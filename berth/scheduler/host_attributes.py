@@ -33,6 +33,7 @@ from berth.placement.write import generations
 from berth.scheduler import state_store
 from berth.scheduler.namespaces import COMPUTE, OPERATOR, StateRules
 from berth.scheduler.state_store import NamespaceState
+from berth.sync.changes import Change, aggregate_change
 
 OPERATOR_FIELDS = ("disabled", "disabled_reason", "availability_zone")
 
@@ -106,7 +107,11 @@ def list_hosts(conn: Connection) -> dict[str, HostAttributes]:
 
 
 def put_host(
-    conn: Connection, rules: StateRules, provider_uuid: str, fields: Mapping[str, Any]
+    conn: Connection,
+    rules: StateRules,
+    provider_uuid: str,
+    fields: Mapping[str, Any],
+    changes: list[Change] | None = None,
 ) -> HostAttributes:
     """Write the 1.0 fields given, and only those: operator fields into ``operator``
     (None removes one), ``metrics`` (replaced whole) into ``compute``.
@@ -115,10 +120,10 @@ def put_host(
     """
     named = {k: fields[k] for k in OPERATOR_FIELDS if k in fields}
     if named:
-        state_store.change(conn, rules, provider_uuid, OPERATOR, _setter(named), None)
+        state_store.change(conn, rules, provider_uuid, OPERATOR, _setter(named), None, changes)
     if "metrics" in fields:
         metrics = {"metrics": dict(fields["metrics"] or {})}
-        state_store.change(conn, rules, provider_uuid, COMPUTE, _setter(metrics), None)
+        state_store.change(conn, rules, provider_uuid, COMPUTE, _setter(metrics), None, changes)
     return get_host(conn, provider_uuid)
 
 
@@ -139,8 +144,14 @@ def get_aggregate_metadata(conn: Connection, aggregate_uuid: str) -> dict[str, s
     return dict(orjson.loads(text)) if text else {}
 
 
-def put_aggregate_metadata(conn: Connection, aggregate_uuid: str, metadata: dict[str, str]) -> None:
-    """Replace an aggregate's metadata (any uuid: aggregates exist implicitly).
+def put_aggregate_metadata(
+    conn: Connection,
+    aggregate_uuid: str,
+    metadata: dict[str, str],
+    changes: list[Change] | None = None,
+) -> None:
+    """Replace an aggregate's metadata (any uuid: aggregates exist implicitly); note the
+    change in ``changes`` (for the sync backend) when given.
 
     The generations of the aggregate's members move when the metadata changes.
     """
@@ -160,7 +171,10 @@ def put_aggregate_metadata(conn: Connection, aggregate_uuid: str, metadata: dict
         conn.execute(
             insert(SCHED_AGG).values(aggregate_uuid=aggregate_uuid, metadata=text, created_at=now)
         )
-    conn.execute(insert(AGG_CHANGE).values(aggregate_uuid=aggregate_uuid, at=now))
+    logged = conn.execute(insert(AGG_CHANGE).values(aggregate_uuid=aggregate_uuid, at=now))
+    if changes is not None:
+        change_id = int(logged.inserted_primary_key[0])  # type: ignore[index]
+        changes.append(aggregate_change(change_id, aggregate_uuid, metadata))
 
 
 def aggregate_metadata(conn: Connection, uuids: list[str] | None) -> dict[str, dict[str, str]]:

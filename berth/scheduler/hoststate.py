@@ -4,23 +4,36 @@ A host is a root resource provider (a compute node) of the candidates
 index's universe.  :class:`HostCatalog` keeps the state berth stores itself
 in memory: every host's namespaces (:mod:`berth.scheduler.state_store`, as
 :class:`~berth.scheduler.host_attributes.HostAttributes`) and aggregate
-metadata.  It catches up at most every ``scheduler_refresh_ms`` by following
-two insert-only change logs, ``scheduler_state_changes`` and
-``scheduler_aggregate_changes``, with :class:`berth.sync.feed.ChangeFeed`
-(which also handles ids committed out of order), and re-reads only the hosts
-and aggregates named since its last look; a full reload when a feed says so
-(first look, or too long away).  A disabled flag or a metric may thus be up
-to that old, which is harmless because the claim re-checks capacity, the
-server-group rules and the operator's flags in the database.  What depends
-only on a host's set of aggregates (zone, tenant isolation, metadata) is
-computed once per distinct set (:class:`AggregateView`).
+metadata.  Two ways keep it current:
+
+* the change logs, ``scheduler_state_changes`` and
+  ``scheduler_aggregate_changes``, followed with
+  :class:`berth.sync.feed.ChangeFeed` (which also handles ids committed out
+  of order): the hosts and aggregates they name are read again, everything
+  when a feed says so (first look, or too long away).  Read at most every
+  ``scheduler_refresh_ms``; while a sync backend is listening and trusted,
+  every ``host_state_sync_check_ms`` instead (the safety net);
+* a sync backend (:mod:`berth.sync.backends`), chosen by ``host_state_sync``:
+  the changes writers published after their commits arrive pushed, and the
+  catalog applies what they carry at its next refresh, without reading the
+  database.  A :class:`~berth.sync.ledger.Ledger` per log keeps pushes that
+  arrive late from undoing newer state, and spares reading again what a push
+  already gave.  A listener that (re)connects is trusted only after the next
+  read of the logs; one that is down leaves the catalog polling the logs.
+
+A disabled flag or a metric may thus be up to that old, which is harmless
+because the claim re-checks capacity, the server-group rules and the
+operator's flags in the database.  What depends only on a host's set of
+aggregates (zone, tenant isolation, metadata) is computed once per distinct
+set (:class:`AggregateView`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, func, select
@@ -28,10 +41,15 @@ from sqlalchemy import Connection, func, select
 from berth.candidates.engine import Candidate
 from berth.candidates.model import Provider, Universe
 from berth.db import tables as t
+from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.scheduler import host_attributes, staleness, state_store
 from berth.scheduler.host_attributes import DEFAULT_HOST, HostAttributes
+from berth.scheduler.state_store import NamespaceState
+from berth.sync.changes import AGGREGATE, HOST, Change
 from berth.sync.feed import ChangeFeed, ChangeLog
+from berth.sync.ledger import Ledger
+from berth.sync.protocol import NullSync, StateSync
 
 # The logs the catalog follows: a host's namespaces, an aggregate's metadata.
 STATE_LOG = ChangeLog(t.scheduler_state_changes, "provider_uuid", at="at")
@@ -68,58 +86,139 @@ def _view(metadatas: list[dict[str, str]]) -> AggregateView:
 class HostCatalog:
     """Host attributes and aggregate metadata of one database, kept in memory."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, sync: StateSync | None = None, check_interval: float = 0.0
+    ) -> None:
         self.db = db
+        self.sync: StateSync = sync if sync is not None else NullSync()
+        # Seconds between reads of the logs while the sync backend is trusted.
+        self.check_interval = check_interval
         self.lock = threading.Lock()
         self.state_feed = ChangeFeed(db, STATE_LOG)
         self.aggregate_feed = ChangeFeed(db, AGGREGATE_LOG)
+        self.ledgers = {HOST: Ledger(self.state_feed), AGGREGATE: Ledger(self.aggregate_feed)}
         self.checked = float("-inf")
+        self.live = False  # the backend is listening and the logs were read since it joined
+        self.synced_epoch = 0
+        self.seen_signal = -1
+        # pushed: changes applied from the backend; polls: reads of the logs; reread: keys
+        # read again from the database.
+        self.counts: Counter[str] = Counter()
         self.hosts: dict[str, HostAttributes] = {}
         self.aggregates: dict[str, dict[str, str]] = {}
         self.instances: dict[int, int] = {}
         self._views: dict[frozenset[int], AggregateView] = {}
 
+    def _due(self, interval: float) -> float:
+        """Seconds between reads of the logs now (0 always reads: the caller waits)."""
+        if interval <= 0 or not self.live:
+            return interval
+        return max(interval, self.check_interval)
+
     def refresh(self, interval: float, count_instances: bool = False) -> None:
-        """Catch up with writes when the last check is older than ``interval`` seconds."""
+        """Apply what the sync backend pushed; read the logs when the last read is older than
+        ``interval`` seconds (the check interval while the backend is trusted)."""
         now = time.monotonic()
-        if now - self.checked < interval:
+        if now - self.checked < self._due(interval) and self.sync.signal == self.seen_signal:
             return
         with self.lock:
-            if now - self.checked < interval:
-                return  # another thread refreshed while this one waited
+            self.seen_signal = self.sync.signal
+            delivery = self.sync.drain()
+            self.live = delivery.connected and delivery.epoch == self.synced_epoch
+            joined = delivery.connected and not self.live
+            if now - self.checked < self._due(interval) and not (joined or delivery.woke):
+                self._apply(delivery.changes)
+                return
             with self.db.read() as conn:
+                self._apply(delivery.changes)
                 self._catch_up(conn)
                 if count_instances:
                     self.instances = _instance_counts(conn)
             self.checked = now
+            if delivery.connected:
+                # Pushed from this epoch on, committed before this read: nothing escapes.
+                self.synced_epoch = delivery.epoch
+                self.live = True
+
+    def _apply(self, changes: Sequence[Change]) -> None:
+        """Apply the pushed changes that are newer than what the catalog holds."""
+        for change in changes:
+            if not change.carried or not self.ledgers[change.kind].accept(
+                change.version_key, change.id
+            ):
+                continue
+            self.counts["pushed"] += 1
+            if change.kind == HOST:
+                self._put_namespace(change)
+            else:
+                self.aggregates[change.key] = dict(change.body or {})
+                self._views = {}
+
+    def _put_namespace(self, change: Change) -> None:
+        old = self.hosts.get(change.key)
+        namespaces = dict(old.namespaces) if old is not None else {}
+        namespace = str(change.namespace)
+        if change.body is None:
+            namespaces.pop(namespace, None)
+        else:
+            at = change.received_at or utcnow()
+            namespaces[namespace] = NamespaceState(change.generation, at, change.body)
+            staleness.observe_applied(old, {namespace: namespaces[namespace]})
+        if namespaces:
+            self.hosts[change.key] = HostAttributes.of(namespaces)
+        else:
+            self.hosts.pop(change.key, None)
 
     def _catch_up(self, conn: Connection) -> None:
-        """Re-read what the logs name since the last look (everything when they say so).
+        """Re-read what the logs name since the last look and no push gave (everything when
+        they say so).
 
         Each feed's keys are read before the rows they name, in the same
         transaction: a write the log shows is in what is read after it.
         """
-        hosts = self.state_feed.poll(conn)
-        if hosts is None:
+        self.counts["polls"] += 1
+        self._catch_up_hosts(conn)
+        ledger = self.ledgers[AGGREGATE]
+        rows = self.aggregate_feed.poll_rows(conn)
+        if rows is None:
+            self.aggregates = host_attributes.aggregate_metadata(conn, None)
+            ledger.reloaded()
+            self._views = {}
+            return
+        need = ledger.unseen(rows)
+        if need:
+            self.aggregates.update(host_attributes.aggregate_metadata(conn, list(need)))
+            for uuid, top in need.items():
+                ledger.mark((uuid, None), top)
+            self.counts["reread"] += len(need)
+            self._views = {}
+
+    def _catch_up_hosts(self, conn: Connection) -> None:
+        ledger = self.ledgers[HOST]
+        rows = self.state_feed.poll_rows(conn)
+        if rows is None:
             self.hosts = {
                 uuid: HostAttributes.of(namespaces)
                 for uuid, namespaces in state_store.read_hosts(conn, None).items()
             }
-        elif hosts:
-            found = state_store.read_hosts(conn, hosts)
-            for uuid in hosts:
-                if uuid in found:
-                    staleness.observe_applied(self.hosts.get(uuid), found[uuid])
-                    self.hosts[uuid] = HostAttributes.of(found[uuid])
-                else:  # no namespace left (or the provider went): the defaults
-                    self.hosts.pop(uuid, None)
-        aggregates = self.aggregate_feed.poll(conn)
-        if aggregates is None:
-            self.aggregates = host_attributes.aggregate_metadata(conn, None)
-        elif aggregates:
-            self.aggregates.update(host_attributes.aggregate_metadata(conn, list(aggregates)))
-        if aggregates is None or aggregates:
-            self._views = {}
+            ledger.reloaded()
+            return
+        need = ledger.unseen(rows)
+        if not need:
+            return
+        found = state_store.read_hosts(conn, need)
+        for uuid, top in need.items():
+            old = self.hosts.get(uuid)
+            names = set(old.namespaces) if old is not None else set()
+            if uuid in found:
+                staleness.observe_applied(old, found[uuid])
+                self.hosts[uuid] = HostAttributes.of(found[uuid])
+                names |= set(found[uuid])
+            else:  # no namespace left (or the provider went): the defaults
+                self.hosts.pop(uuid, None)
+            for namespace in names:
+                ledger.mark((uuid, namespace), top)
+        self.counts["reread"] += len(need)
 
     def invalidate(self) -> None:
         """Check for writes at the next refresh (a claim found a host other than it looked)."""

@@ -35,6 +35,7 @@ from berth.scheduler.scan import HostScan, MissMemo, phases
 from berth.scheduler.spec import RequestSpec
 from berth.scheduler.weighers import Weigher
 from berth.settings import Settings
+from berth.sync.protocol import StateSync
 
 
 @dataclass
@@ -53,9 +54,13 @@ class Pipeline:
     misses: MissMemo = field(default_factory=MissMemo)
 
 
-def build(settings: Settings, db: Database, index: MemoryIndex) -> Pipeline:
-    """Wire the stages from the settings, over ``db`` and this process's ``index``."""
+def build(
+    settings: Settings, db: Database, index: MemoryIndex, sync: StateSync | None = None
+) -> Pipeline:
+    """Wire the stages from the settings, over ``db``, this process's ``index`` and its
+    host-state ``sync`` backend (None: poll the change logs)."""
     config = config_mod.from_settings(settings)
+    check_ms = settings.host_state_sync_check_ms or settings.scheduler_refresh_ms
     return Pipeline(
         config=config,
         # Candidates: the allocation-candidates engine over this worker's index.
@@ -66,8 +71,9 @@ def build(settings: Settings, db: Database, index: MemoryIndex) -> Pipeline:
         weighers=weighers_mod.build(config.weighers),
         # Which hosts this worker scans first.
         partitioner=Partitioner(config, db),
-        # berth's own host attributes (disabled, zone, metrics, aggregate metadata).
-        catalog=HostCatalog(db),
+        # berth's own host state (every namespace, aggregate metadata), pushed by the sync
+        # backend and read from the change logs.
+        catalog=HostCatalog(db, sync, check_ms / 1000),
         # Claims: concurrent requests of this process share transactions.
         group_commit=(
             GroupCommit(db, config.claim_retries, config.claim_batch)

@@ -7,7 +7,9 @@ berth's own writers) runs in the caller's transaction::
     judge    the new object by the StateRules: an object, its size, its schema
     swap     UPDATE ... SET generation = g + 1 WHERE generation = g (rowcount checked),
              or INSERT at generation 1; DELETE ... WHERE generation = g
-    log      a row in scheduler_state_changes, which workers follow (berth.sync.feed)
+    log      a row in scheduler_state_changes, which workers follow (berth.sync.feed);
+             its id and the new object go to ``changes`` (when given), which the caller
+             publishes to the sync backend after the commit (berth.sync)
     operator a change of disabled or the zone moves the provider's generation
 
 Nothing is written unless every step passes, so a refused write leaves the
@@ -42,6 +44,7 @@ from berth.scheduler.namespaces import (
     check_name,
     merge_patch,
 )
+from berth.sync.changes import Change, host_change
 
 OPERATION = "host_state"
 
@@ -104,7 +107,7 @@ def list_hosts(
     conn: Connection, namespace: str | None, changed_since: datetime.datetime | None
 ) -> dict[str, HostNamespaces]:
     """Hosts with state, only ``namespace`` if given, only what was received at or after
-    ``changed_since`` if given (inclusive: answers show whole seconds)."""
+    ``changed_since`` if given (inclusive: stored times have whole seconds)."""
     query = select(HOST_STATE)
     if namespace is not None:
         check_name(namespace)
@@ -124,9 +127,10 @@ def put(
     namespace: str,
     state: Mapping[str, Any],
     expected: int | None,
+    changes: list[Change] | None = None,
 ) -> NamespaceState:
     """Replace a namespace's object (created at generation 1)."""
-    return change(conn, rules, provider_uuid, namespace, lambda old: dict(state), expected)
+    return change(conn, rules, provider_uuid, namespace, lambda old: dict(state), expected, changes)
 
 
 def patch(
@@ -136,10 +140,17 @@ def patch(
     namespace: str,
     merge: Mapping[str, Any],
     expected: int | None,
+    changes: list[Change] | None = None,
 ) -> NamespaceState:
     """Apply a JSON merge patch (RFC 7396) to a namespace's object ({} when it has none)."""
     return change(
-        conn, rules, provider_uuid, namespace, lambda old: merge_patch(old, merge), expected
+        conn,
+        rules,
+        provider_uuid,
+        namespace,
+        lambda old: merge_patch(old, merge),
+        expected,
+        changes,
     )
 
 
@@ -150,6 +161,7 @@ def change(
     namespace: str,
     new: Callable[[Mapping[str, Any]], Any],
     expected: int | None,
+    changes: list[Change] | None = None,
 ) -> NamespaceState:
     """Write ``new(old object)`` to a namespace, through the steps the module describes."""
     check_name(namespace)
@@ -167,8 +179,9 @@ def change(
         params = _key(provider_uuid, namespace) | {"g": generation, "now": now, "body": body}
         if conn.execute(_SWAP, params).rowcount != 1:
             _lost(expected, provider_uuid, namespace)
-    _finish(conn, provider.id, provider_uuid, namespace, old, state, now)
-    return NamespaceState(generation + 1, now, state)
+    written = NamespaceState(generation + 1, now, state)
+    _finish(conn, provider.id, provider_uuid, namespace, old, written, changes)
+    return written
 
 
 def _received_now(conn: Connection) -> datetime.datetime:
@@ -182,7 +195,9 @@ def _received_now(conn: Connection) -> datetime.datetime:
     return now.replace(microsecond=0) if conn.dialect.name == "mysql" else now
 
 
-def delete_one(conn: Connection, provider_uuid: str, namespace: str) -> None:
+def delete_one(
+    conn: Connection, provider_uuid: str, namespace: str, changes: list[Change] | None = None
+) -> None:
     """Empty a namespace of a host; StateNotFound when it holds nothing."""
     check_name(namespace)
     provider = get_provider(conn, provider_uuid)
@@ -192,7 +207,7 @@ def delete_one(conn: Connection, provider_uuid: str, namespace: str) -> None:
     params = _key(provider_uuid, namespace) | {"g": old.generation}
     if conn.execute(_DELETE, params).rowcount != 1:
         _lost(None, provider_uuid, namespace)
-    _finish(conn, provider.id, provider_uuid, namespace, old, {}, utcnow())
+    _finish(conn, provider.id, provider_uuid, namespace, old, None, changes, utcnow())
 
 
 def _current(conn: Connection, provider_uuid: str, namespace: str) -> NamespaceState | None:
@@ -227,12 +242,22 @@ def _finish(
     provider_uuid: str,
     namespace: str,
     old: NamespaceState | None,
-    new: Mapping[str, Any],
-    now: datetime.datetime,
+    new: NamespaceState | None,
+    changes: list[Change] | None,
+    deleted_at: datetime.datetime | None = None,
 ) -> None:
-    """Log the write; move the provider's generation when a claim's recheck reads it."""
-    conn.execute(_LOG, {"provider_uuid": provider_uuid, "namespace": namespace, "at": now})
-    if namespace == OPERATOR and judged(old.state if old else {}) != judged(new):
+    """Log the write (and note it in ``changes``); move the provider's generation when a
+    claim's recheck reads it.  ``new`` None: the namespace was emptied at ``deleted_at``."""
+    at = new.received_at if new is not None else deleted_at
+    params = {"provider_uuid": provider_uuid, "namespace": namespace, "at": at}
+    change_id = conn.execute(_LOG, params).inserted_primary_key[0]  # type: ignore[index]
+    if changes is not None:
+        state, generation = (new.state, new.generation) if new is not None else (None, 0)
+        changes.append(
+            host_change(int(change_id), provider_uuid, namespace, generation, at or utcnow(), state)
+        )
+    now_state = new.state if new is not None else {}
+    if namespace == OPERATOR and judged(old.state if old else {}) != judged(now_state):
         generations.advance(conn, [provider_id])
 
 

@@ -128,6 +128,11 @@ class ChangeFeed:
         if conn is None:
             with self.db.read() as own:
                 return self.poll(own)
+        rows = self.poll_rows(conn)
+        return None if rows is None else {key for _, key in rows}
+
+    def poll_rows(self, conn: Connection) -> list[tuple[int, Any]] | None:
+        """(id, key) of the rows new since the last poll, in id order; None: reload all."""
         now = time.monotonic()
         if self.high < 0 or now - self.last_poll > RETENTION_SECONDS / 2:
             self._start(conn)
@@ -151,7 +156,7 @@ class ChangeFeed:
         for hole in expired:
             if hole not in filled:
                 del self.holes[hole]
-        changed: set[Any] = set()
+        changed: list[tuple[int, Any]] = []
         for row_id, key in rows:
             if row_id > self.high:
                 # After an empty start, ids below the first one seen are as
@@ -166,7 +171,7 @@ class ChangeFeed:
                 continue
             if self.log.everything is not None and key == self.log.everything:
                 return None
-            changed.add(key)
+            changed.append((row_id, key))
         self._maybe_prune(now)
         return changed
 

@@ -11,15 +11,18 @@
 Writes to the ``operator`` namespace need ``berth:scheduler:hosts:state:operator``,
 to any other ``berth:scheduler:hosts:state:report``; 1.0's ``PUT`` needs
 ``hosts:update`` and, for the fields it names, the rule of their namespace.
+Every write publishes what it changed to the host-state sync backend after
+its commit (:func:`_publishing`).
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import falcon
+from sqlalchemy import Connection
 
 from berth.api.errors import bad_request
 from berth.api.resources.scheduler import _authorize, _write, read, send_json, start
@@ -30,7 +33,9 @@ from berth.scheduler.namespaces import OPERATOR
 from berth.scheduler.state_store import HostNamespaces, NamespaceState
 from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
+from berth.sync.changes import Change
 
+T = TypeVar("T")
 SINCE = (1, 3)
 LIST_PARAMS = {"namespace", "changed_since"}
 
@@ -38,6 +43,20 @@ LIST_PARAMS = {"namespace", "changed_since"}
 def _write_rule(namespace: str) -> str:
     """The policy action for writing ``namespace``."""
     return "hosts:state:operator" if namespace == OPERATOR else "hosts:state:report"
+
+
+def _publishing(req: falcon.Request, write: Callable[[Connection, list[Change]], T]) -> T:
+    """``write`` in a write transaction (retried as allocations are), then its changes
+    published to the sync backend: only those of the attempt that committed."""
+    changes: list[Change] = []
+
+    def attempt(conn: Connection) -> T:
+        changes.clear()
+        return write(conn, changes)
+
+    result = _write(req, attempt, state_store.OPERATION)
+    ctx(req).services.publish(changes)
+    return result
 
 
 def _namespaces(found: HostNamespaces) -> dict[str, Any]:
@@ -105,10 +124,9 @@ def update_host(req: falcon.Request, resp: falcon.Response, provider_uuid: str) 
     if "metrics" in fields:
         _authorize(req, _write_rule("compute"), None)
     rules = ctx(req).services.state_rules
-    attrs = _write(
+    attrs = _publishing(
         req,
-        lambda conn: host_attributes.put_host(conn, rules, provider_uuid, fields),
-        state_store.OPERATION,
+        lambda conn, changes: host_attributes.put_host(conn, rules, provider_uuid, fields, changes),
     )
     send_json(resp, attrs.as_body())
 
@@ -144,12 +162,11 @@ def _replace_or_patch(
     version = start(req, _write_rule(namespace), SINCE)
     body = extract_json(req, versioned(schemas.HOST_STATE_WRITE, version))
     rules = ctx(req).services.state_rules
-    entry = _write(
+    entry = _publishing(
         req,
-        lambda conn: write(
-            conn, rules, provider_uuid, namespace, body["state"], body["generation"]
+        lambda conn, changes: write(
+            conn, rules, provider_uuid, namespace, body["state"], body["generation"], changes
         ),
-        state_store.OPERATION,
     )
     send_json(resp, _one(namespace, entry))
 
@@ -174,9 +191,8 @@ def delete_namespace(
 ) -> None:
     """DELETE .../state/{namespace}: 204, the namespace holds nothing any more."""
     start(req, _write_rule(namespace), SINCE)
-    _write(
+    _publishing(
         req,
-        lambda conn: state_store.delete_one(conn, provider_uuid, namespace),
-        state_store.OPERATION,
+        lambda conn, changes: state_store.delete_one(conn, provider_uuid, namespace, changes),
     )
     send_empty(resp)

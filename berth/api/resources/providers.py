@@ -28,6 +28,7 @@ from berth.placement import errors, providers
 from berth.placement.providers import ProviderRow, get_provider
 from berth.schemas import providers as schemas
 from berth.schemas import versioned
+from berth.sync.changes import HOST, Change
 
 OPERATION = "providers"  # how retries are counted (berth_write_retries)
 
@@ -114,7 +115,9 @@ def update(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
 def delete(req: falcon.Request, resp: falcon.Response, uuid: str) -> None:
     """DELETE /resource_providers/{uuid}."""
     authorize(req, "placement:resource_providers:delete")
-    write(req, lambda conn: providers.delete_provider(conn, uuid), operation=OPERATION)
+    had_state = write(req, lambda conn: providers.delete_provider(conn, uuid), operation=OPERATION)
+    if had_state:  # wake the host catalogs: they read the state log for it
+        ctx(req).services.publish([Change(HOST, 0, uuid, carried=False)])
     send_empty(resp)
 
 

@@ -28,6 +28,7 @@ from berth.scheduler import NoValidHost, from_body, groups, host_attributes, sel
 from berth.scheduler.spec import ServerGroupSpec
 from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
+from berth.sync.changes import Change
 
 SERVICE_TYPE = "scheduler"
 VERSIONS = ["1.0", "1.1", "1.2", "1.3"]
@@ -150,11 +151,14 @@ def update_aggregate(req: falcon.Request, resp: falcon.Response, uuid: str) -> N
     version = start(req, "aggregates:update")
     _check_uuid(uuid, "aggregate uuid")
     metadata = extract_json(req, versioned(schemas.AGGREGATE_METADATA, version))["metadata"]
-    _write(
-        req,
-        lambda conn: host_attributes.put_aggregate_metadata(conn, uuid, metadata),
-        "aggregate_metadata",
-    )
+    changes: list[Change] = []
+
+    def write(conn: Connection) -> None:
+        changes.clear()  # a retried transaction notes its changes again
+        host_attributes.put_aggregate_metadata(conn, uuid, metadata, changes)
+
+    _write(req, write, "aggregate_metadata")
+    ctx(req).services.publish(changes)
     send_json(resp, {"metadata": metadata})
 
 
