@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -93,11 +93,17 @@ CHOSEN = os.environ.get("BERTH_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(","
 BACKENDS = [name for name in ALL_BACKENDS if name in CHOSEN]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None]:
     """Deselect the variants of backends BERTH_TEST_BACKENDS leaves out, whatever the param;
-    then give each test its xdist group (tests/xdist_groups.py)."""
+    then give each test its xdist group (tests/xdist_groups.py), before pytest-xdist reads
+    the groups; once every other hook (pytest's own reordering) is done, order them."""
     _deselect_backends(config, items)
     xdist_groups.assign(config, items)
+    yield
+    xdist_groups.order(config, items)
 
 
 def _deselect_backends(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -18,7 +18,18 @@ a group to any worker.  :func:`assign` gives the tests their groups:
 
 xdist hands out work in the order it meets it, so the items are ordered
 longest first: a long group started last would leave the other workers idle
-at the end.
+at the end.  Both happen in the workers (where xdist collects; the
+controller collects nothing): the groups before xdist reads them, the order
+after pytest's own reordering (tests/conftest.py).
+
+pytest-xdist 3.8 hands a test's group to its scheduler as a ``@group`` suffix
+that it appends to ``item._nodeid``; pytest 9.2 keeps node ids in
+``item._id`` and no longer reads ``_nodeid``, so every group was silently
+split over the workers (each worker started its own Galera cluster and
+conformance servers; pytest-xdist issue 1386).  :func:`assign` appends the
+suffix to the structured id itself where pytest has one.  The scheduler takes
+the text after the last ``@`` for the group, and none when a ``]`` follows
+it, so a group name has neither character.
 """
 
 from __future__ import annotations
@@ -44,9 +55,8 @@ SHARED_SCOPES = ("module", "class", "package")
 
 
 def _label(value: object) -> str:
-    if isinstance(value, tuple | list):
-        return "-".join(str(v) for v in value)
-    return str(value)
+    text = "-".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+    return text.replace("@", "_").replace("[", "(").replace("]", ")")
 
 
 def group_of(item: pytest.Item) -> str | None:
@@ -72,7 +82,7 @@ def group_of(item: pytest.Item) -> str | None:
             split.append(_label(spec.params[name]))
     if not shared:
         return None
-    return module + "".join(f"[{s}]" for s in split)
+    return module + "".join(f":{s}" for s in split)
 
 
 def _rank(group: str | None, items: list[pytest.Item]) -> int:
@@ -86,24 +96,50 @@ def _rank(group: str | None, items: list[pytest.Item]) -> int:
 
 def assign(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the tests with their ``xdist_group`` (unless they name their own); under
-    xdist (``-n``), order them longest first.
-
-    The sort is stable, so the serial order holds within each group; a serial
-    run (no ``-n``) keeps pytest's own order.
-    """
-    members: dict[str, list[pytest.Item]] = {}
-    keys: dict[str, str] = {}
+    ``--dist loadgroup``, tag their node ids with it (see the module's docstring)."""
+    loadgroup = bool(getattr(config.option, "loadgroup", False))
     for item in items:
-        mark = item.get_closest_marker("xdist_group")
-        if mark is None:
+        group = _group_name(item)
+        if group is None:
             group = group_of(item)
-            if group is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
-        else:
-            group = str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+            if group is None:
+                continue
+            item.add_marker(pytest.mark.xdist_group(group))
+        if loadgroup:
+            _tag(item, group)
+
+
+def _tag(item: pytest.Item, group: str) -> None:
+    """Append ``@group`` to a structured node id (pytest >= 9.2), as pytest-xdist did
+    to the string one; older pytest: xdist does it."""
+    node_id = getattr(item, "_id", None)
+    suffix = f"@{group}"
+    if node_id is None or str(node_id).endswith(suffix):
+        return
+    item._id = type(node_id).parse(str(node_id) + suffix)  # type: ignore[attr-defined]
+
+
+def _group_name(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    return str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+
+
+def order(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker, order the items longest group first; a serial run
+    keeps pytest's own order.
+
+    The sort is stable, so the order pytest gave holds within each group.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    members: dict[str, list[pytest.Item]] = {}
+    keys: dict[int, str] = {}
+    for item in items:
+        group = _group_name(item)
         key = group if group is not None else "@" + item.nodeid
-        keys[item.nodeid] = key
+        keys[id(item)] = key
         members.setdefault(key, []).append(item)
-    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
-        ranks = {key: _rank(None if key[0] == "@" else key, its) for key, its in members.items()}
-        items.sort(key=lambda item: ranks[keys[item.nodeid]])
+    ranks = {key: _rank(None if key[0] == "@" else key, its) for key, its in members.items()}
+    items.sort(key=lambda item: ranks[keys[id(item)]])
