@@ -46,11 +46,16 @@ SESSION_GROUPS = {
     "berth_noauth2": "clients",
     "berth_admin_token": "clients",
 }
-# Handed out first, in this order: the Galera cluster (minutes to start), the fault
-# tests' private servers, the serial tests; then whatever is marked slow or is listed
-# in LONG; then the rest.
+# Handed out first, in this order: the Galera cluster (minutes to start, then its
+# races), the fault tests' private servers, the serial tests; then the modules of LONG,
+# in its order (each of their groups takes minutes); then whatever is marked slow; then
+# the rest, which fills the workers' last minutes.
 FIRST = ("galera", "private-db", SERIAL)
-LONG = ("tests/candidates/test_properties.py",)
+LONG = (
+    "tests/conformance/test_conformance.py",
+    "tests/candidates/test_properties.py",
+    "tests/clients/test_osc_placement_upstream.py",
+)
 SHARED_SCOPES = ("module", "class", "package")
 
 
@@ -89,9 +94,11 @@ def _rank(group: str | None, items: list[pytest.Item]) -> int:
     if group in FIRST:
         return FIRST.index(group)
     module = items[0].nodeid.split("::", 1)[0]
-    if module in LONG or any(i.get_closest_marker("slow") is not None for i in items):
-        return len(FIRST)
-    return len(FIRST) + 1
+    if module in LONG:
+        return len(FIRST) + LONG.index(module)
+    if any(i.get_closest_marker("slow") is not None for i in items):
+        return len(FIRST) + len(LONG)
+    return len(FIRST) + len(LONG) + 1
 
 
 def assign(config: pytest.Config, items: list[pytest.Item]) -> None:
