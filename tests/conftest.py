@@ -22,12 +22,11 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import databases
 import xdist_groups
 
 from berth.bench.galera import Cluster, ClusterError, start_cluster
-from berth.db import migrate, tables
 from berth.db.engine import Database
-from berth.placement import catalog
 
 ADMIN_POSTGRES_URL = os.environ.get(
     "BERTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -60,6 +59,7 @@ def session_databases() -> Iterator[None]:
         except Exception:  # unreachable: the tests using it skip or fail with the reason
             continue
     yield
+    databases.CLEAN.close()
     for admin in made:
         try:
             _admin(admin, f"DROP DATABASE IF EXISTS {SESSION_DB}")
@@ -141,13 +141,8 @@ def _reachable(db: Database) -> str | None:
 
 def wipe(db: Database) -> None:
     """Drop every berth table (and alembic's), leaving an empty database."""
-    with db.engine.begin() as conn:
-        if db.dialect == "mysql":
-            conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))
-        tables.metadata.drop_all(conn)
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-        if db.dialect == "mysql":
-            conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
+    databases.wipe(db)
+    databases.CLEAN.forget(db)
 
 
 def fresh_database(name: str, tmp_path: Path) -> Database:
@@ -158,15 +153,16 @@ def fresh_database(name: str, tmp_path: Path) -> Database:
         if REQUIRE:
             pytest.fail(problem)
         pytest.skip(problem)
-    if name != "sqlite":
-        wipe(db)
-    migrate.upgrade(db)
-    catalog.sync(db)
+    if name == "sqlite":
+        databases.CLEAN.sqlite_copy(tmp_path / "berth.sqlite")
+    else:
+        databases.CLEAN.fresh(db)
     return db
 
 
 def server_database_url(name: str) -> str | None:
-    """A wiped database URL for a berth server under test (None = SQLite in its data dir).
+    """A clean database URL for a berth server under test (None = SQLite in its data dir):
+    migrated, with the standard catalog and nothing else.
 
     Skips (or fails, when databases are required) if the server does not answer.
     """
@@ -179,7 +175,7 @@ def server_database_url(name: str) -> str | None:
         if REQUIRE:
             pytest.fail(problem)
         pytest.skip(problem)
-    wipe(db)
+    databases.CLEAN.fresh(db)
     db.dispose()
     return url
 
