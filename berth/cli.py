@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import signal
@@ -12,11 +13,11 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from berth import server as server_mod
 from berth import settings as settings_mod
 from berth.agent.cli import agent as agent_command
-from berth.bench.cli import app as bench_app
 from berth.db import migrate
 from berth.db.engine import Database
 from berth.logging import configure as configure_logging
@@ -25,10 +26,37 @@ from berth.placement.errors import PlacementError
 from berth.reporter.cli import report as report_command
 from berth.scheduler.namespaces import StateRules
 
+
+class LazyBench(TyperGroup):
+    """``berth bench``: its commands (and the many modules behind them) are imported only
+    when a bench command or its help is asked for, not by ``berth serve`` and the rest."""
+
+    @functools.cached_property
+    def _bench(self) -> TyperGroup:
+        from berth.bench.cli import app as bench_app
+
+        command = typer.main.get_command(bench_app)
+        assert isinstance(command, TyperGroup)
+        return command
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
+        return self._bench.list_commands(ctx)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:  # type: ignore[override]
+        return self._bench.get_command(ctx, cmd_name)
+
+
 app = typer.Typer(help="berth: a fast placement and scheduling service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(bench_app, name="bench")
+app.add_typer(
+    typer.Typer(
+        cls=LazyBench,
+        help="The benchmark lab: measure berth and any Placement.",
+        no_args_is_help=True,
+    ),
+    name="bench",
+)
 app.command("agent")(agent_command)
 queues_app = typer.Typer(help="Pull dispatch's work queues (docs/pull.md).", no_args_is_help=True)
 app.add_typer(queues_app, name="queues")

@@ -18,14 +18,13 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from berth import metrics
 from berth.candidates.index import MemoryIndex
 from berth.db import migrate
 from berth.db.engine import Database, Timeouts
 from berth.policy import Enforcer, load_overrides
-from berth.pull.runtime import Pull
 from berth.scheduler.namespaces import StateRules
 from berth.scheduler.pipeline import Pipeline
 from berth.scheduler.pipeline import build as build_pipeline
@@ -33,6 +32,9 @@ from berth.settings import Settings
 from berth.sync.backends import open_sync
 from berth.sync.changes import Change
 from berth.sync.protocol import StateSync
+
+if TYPE_CHECKING:  # imported when first used: NATS' client is a second's import
+    from berth.pull.runtime import Pull
 
 T = TypeVar("T")
 
@@ -105,7 +107,7 @@ class Services:
                 self.settings.host_state_sync, self.settings.host_state_sync_target, self.db
             )
         )
-        self._pull = Lazy(lambda: Pull(self.db, self.settings))
+        self._pull = Lazy(self._start_pull)
         self._schema_head = Lazy(migrate.head_revision)
 
     @classmethod
@@ -153,6 +155,11 @@ class Services:
         """Pull dispatch in this process: its NATS connection and sweeper (built on first
         use; a forked child builds its own)."""
         return self._pull.get()
+
+    def _start_pull(self) -> Pull:
+        from berth.pull.runtime import Pull
+
+        return Pull(self.db, self.settings)
 
     def close(self) -> None:
         """Stop pull dispatch's sweeper and NATS connection and the host-state sync, drop the

@@ -25,7 +25,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from typing import TypeVar
 
 import nats
@@ -37,24 +36,13 @@ from nats.js.errors import APIError, BucketNotFoundError, KeyNotFoundError, NotF
 from nats.js.kv import KeyValue
 
 from berth.placement import errors
+from berth.pull.messages import DUPLICATE, FAILED, STORED, Message
 
 log = structlog.get_logger("berth.pull.bus")
 
 T = TypeVar("T")
 # Messages in flight at once while publishing a batch (each waits for its stream ack).
 PUBLISH_WINDOW = 256
-# What became of one published message: a stream stored it, a stream had it already (its
-# Nats-Msg-Id within the duplicate window), or it was not stored (no ack).
-STORED, DUPLICATE, FAILED = "stored", "duplicate", "failed"
-
-
-@dataclass(frozen=True)
-class Message:
-    """One message to publish: subject, JSON bytes, and the id the stream deduplicates by."""
-
-    subject: str
-    data: bytes
-    msg_id: str
 
 
 class Bus:

@@ -10,9 +10,12 @@ import hashlib
 import uuid as uuidlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+if TYPE_CHECKING:
+    from berth.settings import Settings
 
 # Instance states, least advanced first (a request's state is its least advanced
 # instance's).
@@ -146,3 +149,9 @@ class Work:
             "user_id": self.user_id,
             "server_group": self.server_group,
         }
+
+
+def reservation_ttl(settings: Settings) -> int:
+    """How long an instance's quota reservation lives: past its queue timeout, long enough
+    for a sweeper to fail it first."""
+    return settings.pull_request_timeout_s + max(60, round(2 * settings.pull_sweep_interval_s))

@@ -14,7 +14,7 @@ message id, so the stream drops a copy it already holds).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Connection, select
@@ -22,9 +22,12 @@ from sqlalchemy import Connection, select
 from berth.db.clock import utcnow
 from berth.db.engine import Database
 from berth.db.tables import PULL_HOST
-from berth.pull.bus import FAILED, Bus, Message
 from berth.pull.instances import CHUNK, Instance, update_each
+from berth.pull.messages import FAILED, Message
 from berth.pull.model import DELETING, QUEUED, delete_subject, work_subject
+
+if TYPE_CHECKING:
+    from berth.pull.bus import Bus
 
 
 def message_of(instance: Instance, agents: Mapping[str, str]) -> Message | None:

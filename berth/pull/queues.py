@@ -34,10 +34,10 @@ import datetime
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 import structlog
-from nats.js import api as js_api
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -46,7 +46,6 @@ from berth.db.engine import Database
 from berth.db.tables import FLAVOR, PULL_HOST, PULL_INSTANCE, PULL_QUEUE
 from berth.placement.write.retry import atomically
 from berth.pull import instances
-from berth.pull.bus import Bus
 from berth.pull.model import (
     DELETE_STREAM,
     DELETE_SUBJECTS,
@@ -64,6 +63,11 @@ from berth.pull.model import (
 from berth.scheduler import flavors, quotas
 from berth.scheduler.flavors import Flavor
 from berth.settings import Settings
+
+if TYPE_CHECKING:
+    from nats.js import api as js_api
+
+    from berth.pull.bus import Bus
 
 log = structlog.get_logger("berth.pull.queues")
 
@@ -192,6 +196,8 @@ def ensure_streams(
     """Streams BERTH_WORK and BERTH_DELETE as docs/pull.md describes them (made when missing;
     with ``update``, existing ones take this config, e.g. a new duplicate window); when
     each was created."""
+    from nats.js import api as js_api  # NATS' client only where pull dispatch runs
+
     created = {}
     for name, subjects in ((WORK_STREAM, WORK_SUBJECTS), (DELETE_STREAM, DELETE_SUBJECTS)):
         created[name] = bus.ensure_stream(
@@ -209,6 +215,8 @@ def ensure_streams(
 
 def consumer_config(name: str, subject: str, settings: Settings) -> js_api.ConsumerConfig:
     """A durable pull consumer of ``subject`` (a work queue's, or an agent's deletes)."""
+    from nats.js import api as js_api  # NATS' client only where pull dispatch runs
+
     return js_api.ConsumerConfig(
         durable_name=name,
         filter_subject=subject,

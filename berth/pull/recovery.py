@@ -33,6 +33,7 @@ from __future__ import annotations
 import datetime
 from collections import Counter
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import ColumnElement, Connection, func, select
@@ -40,7 +41,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from berth.db.engine import Database
 from berth.db.tables import PULL_HOST, PULL_INSTANCE
 from berth.pull import instances, outbox
-from berth.pull.bus import STORED, Bus
+from berth.pull.messages import STORED
 from berth.pull.model import (
     DELETE_STREAM,
     DELETE_SUBJECTS,
@@ -52,6 +53,9 @@ from berth.pull.model import (
     work_subject,
 )
 from berth.settings import Settings
+
+if TYPE_CHECKING:
+    from berth.pull.bus import Bus
 
 log = structlog.get_logger("berth.pull.recovery")
 

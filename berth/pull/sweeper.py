@@ -58,7 +58,7 @@ from berth.pull import agents, instances, outbox, queues, recovery
 from berth.pull.bus import Bus
 from berth.pull.instances import Instance
 from berth.pull.metrics import SWEPT
-from berth.pull.model import CLAIMED, DELETED, DELETING, FAILED, QUEUED
+from berth.pull.model import CLAIMED, DELETED, DELETING, FAILED, QUEUED, reservation_ttl
 from berth.scheduler import quotas
 from berth.scheduler.quotas import QuotaExceeded, Scope
 from berth.settings import Settings
@@ -70,12 +70,6 @@ TIMED_OUT = "queued for more than {s} s without a host claiming it"
 QUOTA_GONE = "quota gone when its host {host} died: {why}"
 STALLED = "claimed by host {host} for more than {s} s without becoming active; allocation removed"
 HOST_DEAD = "its host {host} stopped sending heartbeats; allocation removed"
-
-
-def reservation_ttl(settings: Settings) -> int:
-    """How long an instance's quota reservation lives: past its queue timeout, long enough
-    for a sweeper to fail it first."""
-    return settings.pull_request_timeout_s + max(60, round(2 * settings.pull_sweep_interval_s))
 
 
 @dataclass

@@ -16,8 +16,8 @@ from berth.api.errors import detail_text
 from berth.api.resources.scheduler import read, send_json, start
 from berth.api.util import ctx, extract_json, write
 from berth.pull import requests
+from berth.pull.model import reservation_ttl
 from berth.pull.requests import Order
-from berth.pull.sweeper import reservation_ttl
 from berth.scheduler import quotas
 from berth.schemas import scheduler as schemas
 from berth.schemas import versioned
