@@ -135,6 +135,44 @@ def test_connects_held_briefly_after_a_failure(scheme: str) -> None:
     assert held == [False, True, False], messages
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
+def test_a_server_that_accepts_but_never_answers_is_given_up_on_after_the_connect_timeout(
+    scheme: str,
+) -> None:
+    """The TCP connect succeeds (the kernel's backlog), the greeting never comes: as from a
+    server starting, shutting down or starved of CPU.  PyMySQL read the greeting with the
+    statements' socket timeout (statement + lock + 5 s, here 20 s), not its connect_timeout."""
+    limits = Timeouts(connect=2, lock=5, statement=10)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)  # never accepted: connections wait in the backlog
+        port = listener.getsockname()[1]
+        db = Database(f"{scheme}://root@127.0.0.1:{port}/x", limits)
+        started = time.monotonic()
+        try:
+            with pytest.raises(OperationalError) as caught, db.read():
+                pass
+        finally:
+            db.dispose()
+        waited = time.monotonic() - started
+    assert unavailable(caught.value) is not None  # a 503 (the reason: a lost connection)
+    assert waited < limits.connect + 2, waited
+
+
+def test_statements_wait_up_to_the_io_timeout_once_connected() -> None:
+    """The connect timeout bounds the handshake only: a connected MariaDB/MySQL session
+    reads and writes with statement + lock + 5 s (a long statement is not cut by it)."""
+    url = server_database_url("mysql")
+    assert url is not None
+    db = Database(url, Timeouts(connect=2, lock=5, statement=10))
+    try:
+        with db.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert (raw._read_timeout, raw._write_timeout) == (20, 20)  # type: ignore[union-attr]
+    finally:
+        db.dispose()
+
+
 def _raw_socket(db: Database) -> socket.socket:
     """The TCP socket under one of ``db``'s connections (a copy of its descriptor)."""
     with db.engine.connect() as conn:

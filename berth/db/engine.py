@@ -56,7 +56,9 @@ SQLITE_UNAVAILABLE = ("unable to open database file", "disk i/o error", "readonl
 class Timeouts:
     """How long (seconds) the database may keep one caller waiting; 0: no limit.
 
-    ``connect``: opening a connection (libpq/PyMySQL ``connect_timeout``).
+    ``connect``: opening a connection, handshake and session setup included (libpq's
+    ``connect_timeout``; PyMySQL's bounds the TCP connect only, its socket timeouts
+    the rest until the connection is ready).
     ``lock``: waiting for a row or table lock (PostgreSQL ``lock_timeout``,
     InnoDB ``innodb_lock_wait_timeout``, SQLite's busy timeout).
     ``statement``: one statement (PostgreSQL ``statement_timeout`` and
@@ -262,13 +264,21 @@ def _postgresql_engine(url: str, timeouts: Timeouts) -> Engine:
 
 def _mysql_engine(url: str, timeouts: Timeouts) -> Engine:
     connect_args: dict[str, Any] = {}
-    if timeouts.connect:
-        connect_args["connect_timeout"] = _seconds(timeouts.connect)
+    io_wait: int | None = None
     if timeouts.statement:
         # A server that stopped answering (or a lost packet) ends in an error, not a hang.
         io_wait = _seconds(timeouts.statement + max(timeouts.lock, 0) + SOCKET_MARGIN)
-        connect_args["read_timeout"] = io_wait
-        connect_args["write_timeout"] = io_wait
+    if timeouts.connect:
+        connect_args["connect_timeout"] = _seconds(timeouts.connect)
+    # PyMySQL's connect_timeout bounds only the TCP connect: the server's greeting, the
+    # authentication and the session setup (_on_connect) read and write with the socket
+    # timeouts.  Those get the connect timeout, so that a server that accepts connections
+    # without answering them (starting, shutting down, starved of CPU) is given up on
+    # after it; the statements' I/O wait is set once the connection is ready.
+    handshake = _seconds(timeouts.connect) if timeouts.connect else io_wait
+    if handshake is not None:
+        connect_args["read_timeout"] = handshake
+        connect_args["write_timeout"] = handshake
     engine = create_engine(
         url,
         pool_recycle=3600,
@@ -293,6 +303,10 @@ def _mysql_engine(url: str, timeouts: Timeouts) -> Engine:
                 else:  # MySQL bounds only SELECTs; the socket timeouts bound the rest
                     ms = int(timeouts.statement * 1000)
                     cur.execute(f"SET SESSION max_execution_time = {ms}")
+        # Connected: from now on statements wait up to io_wait (PyMySQL reads these two
+        # attributes before each read and write; they are not part of its public API).
+        dbapi_conn._read_timeout = io_wait
+        dbapi_conn._write_timeout = io_wait
 
     return engine
 
