@@ -39,13 +39,21 @@ def berth_admin_token() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=["admin_token", "none"])
-def cli(request: pytest.FixtureRequest) -> OpenStackCLI:
-    """The ``openstack`` CLI with each way of skipping Keystone."""
-    if request.param == "admin_token":
+AUTHS = ["admin_token", "none"]
+
+
+def open_cli(request: pytest.FixtureRequest, auth: str) -> OpenStackCLI:
+    """The ``openstack`` CLI skipping Keystone one way (``auth``), against its server."""
+    if auth == "admin_token":
         url = request.getfixturevalue("berth_noauth2")
-        auth = ["--os-auth-type", "admin_token", "--os-token", "admin"]
+        args = ["--os-auth-type", "admin_token", "--os-token", "admin"]
     else:
         url = request.getfixturevalue("berth_admin_token")
-        auth = ["--os-auth-type", "none"]
-    return OpenStackCLI(auth_args=[*auth, "--os-endpoint", url])
+        args = ["--os-auth-type", "none"]
+    return OpenStackCLI(auth_args=[*args, "--os-endpoint", url])
+
+
+@pytest.fixture(params=AUTHS)
+def cli(request: pytest.FixtureRequest) -> OpenStackCLI:
+    """The ``openstack`` CLI with each way of skipping Keystone."""
+    return open_cli(request, request.param)
