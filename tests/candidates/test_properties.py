@@ -32,7 +32,7 @@ from . import brute
 from .worlds import EMPTY_AGG, TRAITS, keys, requests, wipe, worlds
 
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -38,8 +38,8 @@ from tests.scheduler.conftest import consumers_of, write_cloud
 
 WORKERS = 8
 THREADS = 4
-HOSTS = 64
-INSTANCES = 2000
+HOSTS = 32
+INSTANCES = 1000
 INVENTORY = {
     "VCPU": (64, 0, 1, 64, 1, 1.0),
     "MEMORY_MB": (131072, 0, 1, 131072, 1, 1.0),
