@@ -217,17 +217,34 @@ def run(work: Workload, meter: Meter, advance: Advance | None = None) -> dict[st
                 p.terminate()
     result = summarise(work, outcomes)
     ops = result["requests"]
+    result["cpu_seconds"] = {}
     for name in cpu1:
         if name == "database" and not meter.database_cpu:
             continue
-        used = cpu1[name] - cpu0[name] - meter.idle.get(f"cpu {name}", 0.0) * (c1 - c0)
-        result[f"{name}_cpu_ms_per_request"] = round(max(0.0, used) * 1000 / max(1, ops), 3)
+        spent = cpu1[name] - cpu0[name]
+        result["cpu_seconds"][name] = round(spent, 4)
+        idle = meter.idle.get(f"cpu {name}", 0.0)
+        net = cpu_ms_per_request(spent, idle * (c1 - c0), ops)
+        if net is not None:
+            result[f"{name}_cpu_ms_per_request"] = net
     moved = dbstats.delta(db0, db1, d1 - d0, meter.idle, meter.counters.overhead)
     result.update(dbstats.per_request(moved, ops))
     result["database_counters"] = {k: round(v, 1) for k, v in sorted(moved.items())}
     result["idle_per_s"] = {k: round(v, 4) for k, v in sorted(meter.idle.items())}
     result["consumers"] = [c for outcome in outcomes for c in outcome[4]]
     return result
+
+
+def cpu_ms_per_request(spent: float, background: float, ops: int) -> float | None:
+    """CPU milliseconds per operation of ``spent`` seconds less ``background`` (what the
+    idle target would have used meanwhile); None when that leaves nothing to measure.
+
+    Serving a request is never free: a figure at or below zero says the background,
+    measured over a few seconds (or less) on a machine doing other work, swallowed the
+    run's own CPU.  Such a figure is unknown, shown as "-", not 0.
+    """
+    net = round((spent - background) * 1000 / max(1, ops), 3)
+    return net if net > 0 else None
 
 
 def _gather(procs: list[Any], out: Any, done: Any, advance: Advance | None) -> list[Outcome]:

@@ -15,7 +15,10 @@ and :meth:`MemoryIndex.refresh_if_idle` does not wait at all.
 A refresh that fails half way (the database went away between the poll and
 the re-read) forgets nothing: the providers the feed returned stay pending,
 and a full reload that was asked for stays asked for, until a refresh
-succeeds.  The request that met the failure is answered 503.
+succeeds.  The request that met the failure is answered 503, and so are the
+threads that were waiting for a refresh when the database was found
+unavailable: they take that error rather than trying in turn, each waiting
+out one more attempt.
 
 Names are resolved here too.  Standard classes and traits can be neither
 renamed nor deleted, so they are answered from memory; custom names are
@@ -42,7 +45,7 @@ from sqlalchemy import Connection, select
 from berth.candidates import bulk_reads
 from berth.candidates.model import SHARING_TRAIT, Provider, Universe
 from berth.db import tables as t
-from berth.db.engine import Database
+from berth.db.engine import Database, unavailable
 from berth.placement.catalog import CUSTOM_ID_START, STANDARD_TRAITS
 from berth.sync.feed import ChangeFeed
 
@@ -78,16 +81,22 @@ class MemoryIndex:
         self._started = 0
         self._finished = 0
         self._running = False
+        # The last refresh that found the database unavailable: when, and its error.
+        self._failed: tuple[float, Exception] | None = None
 
     def refresh(self) -> None:
         """Catch up with every write committed before this call.
 
         Call *without* holding :attr:`lock` (a refresh in another thread needs
-        it to finish).  Joins a refresh that starts after this call, or runs one.
+        it to finish).  Joins a refresh that starts after this call, or runs one;
+        raises the error of one that found the database unavailable meanwhile.
         """
+        asked = time.monotonic()
         with self._turns:
             wanted = self._started + 1
             while self._finished < wanted:
+                if self._failed is not None and self._failed[0] >= asked:
+                    raise self._failed[1]
                 if not self._running:
                     break
                 self._turns.wait()
@@ -122,14 +131,21 @@ class MemoryIndex:
 
     def _run(self, turn: int) -> None:
         done = False
+        failed: tuple[float, Exception] | None = None
         try:
             self._catch_up()
             done = True
+        except Exception as exc:
+            if unavailable(exc) is not None:
+                failed = (time.monotonic(), exc)
+            raise
         finally:
             with self._turns:
                 self._running = False
                 if done:
                     self._finished = turn
+                elif failed is not None:
+                    self._failed = failed
                 self._turns.notify_all()
 
     def _catch_up(self) -> None:

@@ -17,7 +17,10 @@ goes back in the queue and is judged again in the next transaction (which
 reads the new usage), up to ``retries`` times.  An error the write engine
 would run again (:func:`berth.placement.write.retry.retryable`: a unique-key
 race, a deadlock, a Galera certification failure) does the same for the
-whole batch.  Any other error is raised in every thread of the batch.
+whole batch.  Any other error is raised in every thread of the batch; one that
+found the database unavailable (:func:`berth.db.engine.unavailable`) also in the
+threads queued meanwhile, none of whose claims was sent: each would otherwise
+wait out one more attempt, and the last of them several.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import structlog
 from prometheus_client import Histogram
 from sqlalchemy.exc import IntegrityError
 
-from berth.db.engine import Database
+from berth.db.engine import CommitUnknown, Database, unavailable
 from berth.placement.class_ids import ResourceClassCache
 from berth.placement.write import batch as batch_write
 from berth.placement.write.batch import NewConsumer, OwnerIds, Verdict
@@ -139,7 +142,7 @@ class GroupCommit:
         except Exception as exc:  # every waiting thread must hear of what is not run again
             self.owners.committed(False)
             if not retryable(exc):
-                return _fail(batch, exc)
+                return _fail(batch, exc) + self._fail_queued(exc)
             # A unique-key race (consumer, project) or a transient error: run again.
             self.check_existing = isinstance(exc, IntegrityError)
             log.debug("claim batch rolled back, trying again", size=len(batch), error=str(exc))
@@ -156,6 +159,17 @@ class GroupCommit:
                 job.verdict = verdict
                 settled.append(job)
         return settled
+
+    def _fail_queued(self, exc: Exception) -> list[Job]:
+        """The queued jobs, failed with ``exc`` if it says the database is unavailable."""
+        if unavailable(exc) is None:
+            return []
+        if isinstance(exc, CommitUnknown) and isinstance(exc.__cause__, Exception):
+            exc = exc.__cause__  # their claims never reached a COMMIT: nothing is unknown
+        with self.lock:
+            queued = self.queue[:]
+            self.queue.clear()
+        return _fail(queued, exc)
 
 
 def _same_classes(batch: list[Job]) -> bool:

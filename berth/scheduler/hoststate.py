@@ -42,7 +42,7 @@ from berth.candidates.engine import Candidate
 from berth.candidates.model import Provider, Universe
 from berth.db import tables as t
 from berth.db.clock import utcnow
-from berth.db.engine import Database
+from berth.db.engine import Database, unavailable
 from berth.scheduler import host_attributes, staleness, state_store
 from berth.scheduler.host_attributes import DEFAULT_HOST, HostAttributes
 from berth.scheduler.state_store import NamespaceState
@@ -98,6 +98,10 @@ class HostCatalog:
         self.aggregate_feed = ChangeFeed(db, AGGREGATE_LOG)
         self.ledgers = {HOST: Ledger(self.state_feed), AGGREGATE: Ledger(self.aggregate_feed)}
         self.checked = float("-inf")
+        # When the last read of the logs ended, and the last that found the database
+        # unavailable (with its error): what a thread that waited for it takes.
+        self.read_at = float("-inf")
+        self.failed: tuple[float, Exception] | None = None
         self.live = False  # the backend is listening and the logs were read since it joined
         self.synced_epoch = 0
         self.seen_signal = -1
@@ -117,24 +121,41 @@ class HostCatalog:
 
     def refresh(self, interval: float, count_instances: bool = False) -> None:
         """Apply what the sync backend pushed; read the logs when the last read is older than
-        ``interval`` seconds (the check interval while the backend is trusted)."""
+        ``interval`` seconds (the check interval while the backend is trusted).
+
+        One thread reads at a time.  A thread that waited for another's read takes its
+        outcome instead of reading in turn: the catalog it read (unless ``interval`` is 0:
+        then only a read of its own will do), or the error that found the database
+        unavailable.  Otherwise each waiter would wait out one more attempt, and a request
+        behind a few of them would wait several connect timeouts.
+        """
         now = time.monotonic()
         if now - self.checked < self._due(interval) and self.sync.signal == self.seen_signal:
             return
         with self.lock:
+            if self.failed is not None and self.failed[0] >= now:
+                raise self.failed[1]  # the read this thread waited for: a 503 it is too
             self.seen_signal = self.sync.signal
             delivery = self.sync.drain()
             self.live = delivery.connected and delivery.epoch == self.synced_epoch
             joined = delivery.connected and not self.live
-            if now - self.checked < self._due(interval) and not (joined or delivery.woke):
+            fresh = now - self.checked < self._due(interval) or (
+                interval > 0 and self.read_at >= now
+            )
+            if fresh and not (joined or delivery.woke):
                 self._apply(delivery.changes)
                 return
-            with self.db.read() as conn:
-                self._apply(delivery.changes)
-                self._catch_up(conn)
-                if count_instances:
-                    self.instances = _instance_counts(conn)
-            self.checked = now
+            try:
+                with self.db.read() as conn:
+                    self._apply(delivery.changes)
+                    self._catch_up(conn)
+                    if count_instances:
+                        self.instances = _instance_counts(conn)
+            except Exception as exc:
+                if unavailable(exc) is not None:
+                    self.failed = (time.monotonic(), exc)
+                raise
+            self.checked, self.read_at = now, time.monotonic()
             if delivery.connected:
                 # Pushed from this epoch on, committed before this read: nothing escapes.
                 self.synced_epoch = delivery.epoch

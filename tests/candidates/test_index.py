@@ -9,6 +9,7 @@ lookup structures included.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,66 @@ def test_a_refresh_reads_without_the_lock_and_threads_share_one(
     assert len(seen) == 6
     assert all({_provider(1).uuid, _provider(2).uuid} <= s for s in seen)
     assert len(polls) == 2  # the six waiters shared the one refresh after the first
+
+
+class _CountingTurns(threading.Condition):
+    """The index's refresh turns, counting the waits for one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return super().wait(timeout)
+
+
+def test_threads_waiting_for_a_refresh_that_found_the_database_away_share_its_error(
+    index_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They are answered 503 at once instead of each running a refresh in turn (each of
+    which would wait out one more connection attempt during a database outage)."""
+    wipe(index_db)
+    index = MemoryIndex(index_db)
+    index.refresh()
+    turns = index._turns = _CountingTurns()
+    reading, release = threading.Event(), threading.Event()
+    polls: list[int] = []
+    real_poll = index.feed.poll
+
+    def poll_then_fail(*args: Any) -> set[int] | None:
+        polls.append(1)
+        if len(polls) == 1:
+            reading.set()
+            assert release.wait(30)
+            raise OperationalError("SELECT", {}, Exception(2013, "Lost connection"))
+        return real_poll(*args)
+
+    monkeypatch.setattr(index.feed, "poll", poll_then_fail)
+    errors: list[Exception] = []
+
+    def refresh() -> None:
+        try:
+            index.refresh()
+        except OperationalError as exc:
+            errors.append(exc)
+
+    first = threading.Thread(target=refresh)
+    first.start()
+    assert reading.wait(30)
+    waiters = [threading.Thread(target=refresh) for _ in range(5)]
+    for w in waiters:
+        w.start()
+    deadline = time.monotonic() + 30
+    while turns.waits < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for w in [first, *waiters]:
+        w.join(30)
+    assert len(polls) == 1
+    assert len(errors) == 6
+    index.refresh()  # asked after the failure: a refresh of its own
+    assert len(polls) == 2
 
 
 def _generation(conn: Connection, spec: ProviderSpec) -> int:

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from berth.db import tables as t
-from berth.db.engine import Database
+from berth.db.engine import CommitUnknown, Database
 from berth.placement.class_ids import ResourceClassCache
 from berth.placement.write import batch, generations
 from berth.placement.write.batch import NewConsumer, OwnerIds
@@ -143,3 +143,71 @@ def test_claims_queued_meanwhile_share_the_next_transaction(db: Database) -> Non
     assert over_committed(db) == []
     claimed = {_uuid(i) for i, kind in jobs.items() if kind == "written"}
     assert set(consumers_of(db)) == claimed
+
+
+class _DownDatabase:
+    """A database whose first write transaction waits for ``ready``, then finds the database
+    gone (while connecting, or while committing); later ones would work."""
+
+    def __init__(self, db: Database, ready: threading.Event, error: Exception) -> None:
+        self.db, self.ready, self.error = db, ready, error
+        self.transactions = 0
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[object]:
+        self.transactions += 1
+        if self.transactions == 1:
+            assert self.ready.wait(30)
+            raise self.error
+        with self.db.write() as conn:
+            yield conn
+
+
+LOST = OperationalError("SELECT", {}, Exception(2013, "Lost connection"))
+
+
+def _commit_unknown() -> CommitUnknown:
+    try:
+        raise CommitUnknown("lost during COMMIT") from LOST
+    except CommitUnknown as exc:
+        return exc
+
+
+@pytest.mark.parametrize("error", [LOST, _commit_unknown()], ids=["connect", "commit"])
+def test_claims_queued_behind_a_batch_that_found_the_database_away_fail_with_it(
+    db: Database, error: Exception
+) -> None:
+    """They are answered 503 at once instead of waiting for one more transaction of their
+    own; only the claims of the batch that reached COMMIT are of unknown outcome."""
+    write_cloud(db, 4)
+    ready = threading.Event()
+    down = _DownDatabase(db, ready, error)
+    group_commit = GroupCommit(down, retries=3)  # type: ignore[arg-type]
+    with db.read() as conn:
+        known = ResourceClassCache(conn)
+    raised: dict[int, Exception] = {}
+
+    def claim(i: int) -> None:
+        try:
+            group_commit.claim(_one(i, 1 + i % 4, 1), known)
+        except Exception as exc:
+            raised[i] = exc
+
+    first = threading.Thread(target=claim, args=(0,))
+    first.start()
+    while down.transactions == 0:
+        threading.Event().wait(0.001)
+    others = [threading.Thread(target=claim, args=(i,)) for i in range(1, 6)]
+    for thread in others:
+        thread.start()
+    while len(group_commit.queue) < 5:
+        threading.Event().wait(0.001)
+    ready.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert down.transactions == 1
+    assert raised[0] is error
+    assert sorted(raised) == list(range(6))
+    assert all(raised[i] is LOST for i in range(1, 6))
+    assert consumers_of(db) == {}
+    assert group_commit.claim(_one(9, 1, 1), known).verdict is not None  # it serves again

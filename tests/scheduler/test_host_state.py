@@ -3,11 +3,15 @@ patches, limits, schemas, the operator's flags and the provider's generation, th
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import OperationalError
 
 from berth.db import tables as t
 from berth.db.engine import Database
@@ -208,6 +212,99 @@ def test_the_catalog_follows_the_log(hosts: Database) -> None:
     catalog.refresh(0.0)
     assert catalog.attributes(H1).namespaces == {}
     assert catalog.attributes(H2).received_at("operator") is not None
+
+
+class _HeldReads:
+    """The catalog's database: its first read waits for ``release``, then fails (the database
+    was unreachable) or goes on; every read is counted."""
+
+    def __init__(self, db: Database, fail: bool) -> None:
+        self.db, self.fail = db, fail
+        self.reading, self.release = threading.Event(), threading.Event()
+        self.reads = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        self.reads += 1
+        if self.reads == 1:
+            self.reading.set()
+            assert self.release.wait(30)
+            if self.fail:
+                raise OperationalError("SELECT", {}, Exception(2003, "Can't connect"))
+        with self.db.read() as conn:
+            yield conn
+
+
+class _CountingLock:
+    """The catalog's lock, counting the threads that came to take it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = threading.Semaphore(0)
+
+    def __enter__(self) -> None:
+        self.count.release()
+        self.lock.acquire()
+
+    def __exit__(self, *_: object) -> None:
+        self.lock.release()
+
+    def wait_for(self, threads: int) -> None:
+        for _ in range(threads):
+            assert self.count.acquire(timeout=30)
+
+
+def _waiting_catalog(
+    db: Database, fail: bool, interval: float
+) -> tuple[HostCatalog, _HeldReads, list[Exception]]:
+    """A catalog whose first refresh holds its read, with 3 more threads waiting behind it."""
+    write_cloud(db, 2)
+    catalog = HostCatalog(db)
+    held = _HeldReads(db, fail)
+    lock = _CountingLock()
+    catalog.db, catalog.lock = held, lock  # type: ignore[assignment]
+    errors: list[Exception] = []
+
+    def refresh() -> None:
+        try:
+            catalog.refresh(interval)
+        except OperationalError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=refresh)]
+    threads[0].start()
+    assert held.reading.wait(30)
+    time.sleep(2 * interval)  # the others come later than ``interval`` after the first
+    threads += [threading.Thread(target=refresh) for _ in range(3)]
+    for thread in threads[1:]:
+        thread.start()
+    lock.wait_for(4)  # all four asked before the first read ends
+    held.release.set()
+    for thread in threads:
+        thread.join(30)
+    return catalog, held, errors
+
+
+def test_threads_waiting_for_a_catalog_read_that_found_the_database_away_share_its_error(
+    sqlite_db: Database,
+) -> None:
+    """They are answered 503 at once instead of each trying in turn (a request behind
+    a few of them waited several connect timeouts during a database outage)."""
+    _, held, errors = _waiting_catalog(sqlite_db, fail=True, interval=0.2)
+    assert held.reads == 1
+    assert len(errors) == 4 and len({id(e) for e in errors}) == 1
+
+
+@pytest.mark.parametrize(("interval", "reads"), [(0.2, 1), (0.0, 4)])
+def test_threads_waiting_for_a_catalog_read_take_it_unless_they_need_their_own(
+    sqlite_db: Database, interval: float, reads: int
+) -> None:
+    """A read that ended after a thread asked is fresh enough for it (however long it took);
+    with interval 0 (look again now) each thread reads after it asked."""
+    catalog, held, errors = _waiting_catalog(sqlite_db, fail=False, interval=interval)
+    assert not errors
+    assert held.reads == reads
+    assert catalog.attributes(H1) is not None
 
 
 def test_concurrent_writers_of_one_generation_one_wins(hosts: Database) -> None:
