@@ -205,6 +205,7 @@ class Fault:
 
     name: str
     down: float  # stopping it began
+    gone: float = 0.0  # stopping it ended: the server is down (a kill: at once)
     starting: float = 0.0  # starting it again began
     up: float = 0.0  # it answered again
     until: float = 0.0  # the next fault began, or the load stopped
@@ -217,6 +218,7 @@ def _fault(
     and until every kind of request succeeded again (SETTLE_LIMIT at most)."""
     fault = Fault(name, time.monotonic())
     take_down()
+    fault.gone = time.monotonic()
     time.sleep(outage)
     fault.starting = time.monotonic()
     server.start()
@@ -386,8 +388,10 @@ def _check(load: Load, faults: list[Fault], db: Database) -> None:
                 assert call.error["status"] == 503 and "database" in call.error["detail"], call
     for fault in faults:
         if fault.name == "stopped":
-            # From a moment after the stop until it is started again: 503 only.
-            during = _answered(calls, fault.down + 0.5, fault.starting)
+            # From a moment after the server is down until it is started again: 503 only.
+            # (Not from when stopping began: under load, pg_ctl itself may take longer than
+            # that moment to start and signal the server, which answers meanwhile.)
+            during = _answered(calls, fault.gone + 0.5, fault.starting)
             assert Counter(c.status for c in during) == Counter({503: len(during)}), Counter(
                 (c.kind, c.status) for c in during
             )
