@@ -55,6 +55,19 @@ def running(pids: list[int]) -> list[int]:
     return [pid for pid in pids if states.get(pid, "Z") not in ("Z", "X")]
 
 
+def killed(pid: int) -> bool:
+    """Whether ``pid`` has a SIGKILL pending: it ends as soon as the kernel returns to it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    pending = 0
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            pending |= int(line.split()[1], 16)
+    return bool(pending & (1 << (9 - 1)))  # bit n-1 is signal n; SIGKILL is 9
+
+
 def _cpu_ticks(fields: list[str]) -> int:
     """utime + stime + cutime + cstime of one ``stat`` line's fields after the name."""
     return int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])

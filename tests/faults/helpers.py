@@ -6,7 +6,10 @@ the database, and the processes of a running ``berth serve``.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -182,10 +185,41 @@ def wait_for_workers(
         time.sleep(0.05)
 
 
+KILLED_IN_IO_S = 30.0
+
+
 def wait_gone(pids: list[int], timeout: float) -> float:
     """Seconds until none of ``pids`` runs (AssertionError naming the rest after ``timeout``)."""
     started = time.monotonic()
-    while procfs.running(pids):
-        assert time.monotonic() - started < timeout, f"still running: {procfs.running(pids)}"
+    while left := procfs.running(pids):
+        waited = time.monotonic() - started
+        # A process already sent SIGKILL ends when the kernel lets it: one in uninterruptible
+        # I/O (a commit's fsync on a congested disk) first finishes that.  Nothing here
+        # could stop it sooner, so it has KILLED_IN_IO_S more, not forever.
+        grace = KILLED_IN_IO_S if all(procfs.killed(pid) for pid in left) else 0.0
+        if waited >= timeout + grace:
+            raise AssertionError(f"still running after {waited:.1f}s: {describe(left)}")
         time.sleep(0.02)
     return time.monotonic() - started
+
+
+def describe(pids: list[int]) -> str:
+    """What each of ``pids`` is and where it waits: command line, state, kernel wait channel,
+    and its Python threads' stacks when py-spy is installed (the report of a stuck stop)."""
+    parts = []
+    for pid in pids:
+        proc = Path(f"/proc/{pid}")
+        try:
+            argv = proc.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+            state = proc.joinpath("stat").read_text().rpartition(")")[2].split()[0]
+            wchan = proc.joinpath("wchan").read_text()
+        except OSError as exc:
+            parts.append(f"{pid}: {exc}")
+            continue
+        stacks = ""
+        spy = shutil.which("py-spy", path=os.path.dirname(sys.executable))
+        if spy:
+            dump = subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True)
+            stacks = "\n" + (dump.stdout or dump.stderr)[-3000:]
+        parts.append(f"{pid} [{state} in {wchan}] {argv}{stacks}")
+    return "\n".join(parts)
