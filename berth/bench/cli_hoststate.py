@@ -1,14 +1,17 @@
-"""``berth bench hoststate``: host-state updates against scheduling; :func:`register` adds it."""
+"""``berth bench hoststate`` (host-state updates against scheduling) and ``berth bench
+host-updates`` (host writes/s, this tree against an older one); :func:`register` adds them."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
 from berth import settings as settings_mod
+from berth.bench import hostupdates, records
 from berth.bench.cli_options import (
     DATABASE,
     OUT,
@@ -20,6 +23,7 @@ from berth.bench.cli_options import (
 )
 from berth.bench.cloud import from_profile
 from berth.bench.hoststate import HostStatePlan, host_groups, run_one, sync_envs
+from berth.bench.progress import bar
 from berth.bench.targets import berth_database
 
 
@@ -102,6 +106,55 @@ def hoststate_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def host_updates(
+    before: Path = typer.Option(
+        ...,
+        help="An older berth checkout measured beside this one, e.g. scheduler 1.2's one-row "
+        "design: git worktree add /tmp/berth-1.2 7def822^",
+    ),
+    database_url: str = DATABASE,
+    writers: int = typer.Option(8, min=1, help="Writer processes, each with its own hosts."),
+    hosts: int = typer.Option(800, min=1, help="Hosts in each round's fresh database."),
+    seconds: float = typer.Option(10.0, min=0.5, help="How long the writers write, each round."),
+    rounds: int = typer.Option(3, min=1, help="Rounds; the trees take turns in each."),
+    rtt_ms: list[float] = typer.Option(
+        [0.0, 2.0],
+        help="Network round trip added before each statement and commit, one run each "
+        "(repeatable): the database on another machine.",
+    ),
+    out: str = OUT,
+) -> None:
+    """Host updates/s with concurrent writers, straight to the database: this berth and an
+    older checkout, taking turns in one run (issue 14's "no hotspot")."""
+    admin = berth_database(database_url)
+    if admin.startswith("sqlite"):
+        raise typer.BadParameter("a PostgreSQL or MariaDB server", param_hint="--database-url")
+    try:
+        trees = [hostupdates.Tree.at("before", before), hostupdates.this_tree()]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--before") from None
+    trees[1] = dataclasses.replace(trees[1], label="after")
+    plan = hostupdates.HostUpdatesPlan(admin, writers, hosts, seconds, rounds)
+    with bar("host-updates", rounds * len(rtt_ms) * len(trees)) as advance:
+        results = hostupdates.run(plan, trees, rtt_ms, lambda _: advance(1))
+    table = Table("tree", "commit", "round trip ms", "updates/s (median)", "rounds",
+                  "p50 ms", "p99 ms", "gave up", title="host-updates")  # fmt: skip
+    db = admin.split(":", 1)[0].split("+", 1)[0]
+    for tree in trees:
+        for rtt in rtt_ms:
+            result = results[(tree.label, rtt)]
+            conditions = {"kind": "direct-db", "db": db, "tree": tree.label, "commit": tree.commit}
+            line = records.record("host-updates", tree.label, plan.settings(rtt), result)
+            records.append(out, {**line, "conditions": conditions})
+            table.add_row(
+                tree.label, tree.commit, f"{rtt:g}", f"{result['updates_per_s']:.1f}",
+                " ".join(f"{r:.0f}" for r in result["updates_per_s_rounds"]),
+                _or_dash(result["p50_ms"]), _or_dash(result["p99_ms"]), str(result["gave_up"]),
+            )  # fmt: skip
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``hoststate`` to ``app``."""
+    """Add ``hoststate`` and ``host-updates`` to ``app``."""
     app.command()(hoststate)
+    app.command("host-updates")(host_updates)
