@@ -19,9 +19,10 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 ATTEMPTS = 10  # attempts of one write, as the API makes them (berth.placement.write.retry)
 WARM_ATTEMPTS = 100
@@ -75,7 +76,9 @@ def prepare(url: str, hosts: int) -> list[str]:
     return [s.uuid for s in specs]
 
 
-def write(url: str, seconds: float, rtt: float, hosts: list[str]) -> dict[str, Any]:
+def write(
+    url: str, seconds: float, rtt: float, hosts: list[str], protocol: TextIO
+) -> dict[str, Any]:
     """Write metrics to ``hosts`` in turn for ``seconds`` once told to: each write's
     seconds (``latencies``), and how many lost every attempt (``gave_up``).
 
@@ -104,7 +107,7 @@ def write(url: str, seconds: float, rtt: float, hosts: list[str]) -> dict[str, A
             break
         except ConcurrentUpdate:
             continue
-    print("ready", flush=True)
+    print("ready", file=protocol, flush=True)
     sys.stdin.readline()
     latencies: list[float] = []
     gave_up, stop, i = 0, time.monotonic() + seconds, 0
@@ -123,13 +126,19 @@ def write(url: str, seconds: float, rtt: float, hosts: list[str]) -> dict[str, A
 
 
 def main(argv: list[str]) -> int:
+    # Only this protocol goes to stdout: whatever the tree prints (its logs: a retried write
+    # logs) goes to stderr.
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     tree, mode, url, *rest = argv
     _use_tree(tree)
     if mode == "prepare":
-        print(json.dumps(prepare(url, int(rest[0]))), flush=True)
+        found: Any = prepare(url, int(rest[0]))
     else:
         seconds, rtt_ms, *hosts = rest
-        print(json.dumps(write(url, float(seconds), float(rtt_ms) / 1000, hosts)), flush=True)
+        found = write(url, float(seconds), float(rtt_ms) / 1000, hosts, protocol)
+    print(json.dumps(found), file=protocol, flush=True)
     return 0
 
 
