@@ -15,7 +15,7 @@ from berth.cli import app
 ROOT = Path(__file__).resolve().parent.parent.parent
 NAMES = (
     "populate|candidates|claims|fill|register|compute-claims|workers|report|reference|fuzz|pull"
-    "|cost|hosts|hoststate"
+    "|cost|hosts|hoststate|host-updates"
 )
 PATTERN = re.compile(rf"(?:berth bench|^\s*b) ((?:{NAMES})\b.*)")
 SOURCES = [ROOT / "docs" / "benchmarks.md", ROOT / "docs" / "bench" / "run-all.sh"]
