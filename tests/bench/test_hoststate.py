@@ -208,8 +208,10 @@ def test_sigint_stops_everything(tmp_path: Path) -> None:
     args = _args("sqlite", tmp_path, tmp_path / "results.jsonl")
     args[args.index("--seconds") + 1] = "600"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Its output (and its children's) to a file: a pipe nobody reads would fill and stop them.
+    log = (tmp_path / "output.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "berth.cli", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + 180
         while sum("spawn_main" in line for line in _ours()) < 2:  # schedulers at work
@@ -221,10 +223,14 @@ def test_sigint_stops_everything(tmp_path: Path) -> None:
         proc.wait(timeout=90)
         assert _ours(started) == []
         assert not (tmp_path / "results.jsonl").exists()
+    except BaseException:
+        sys.stderr.write((tmp_path / "output.log").read_text(errors="replace")[-4000:])
+        raise
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def _line(sync: str, interval: float, **result: object) -> dict[str, object]:

@@ -162,8 +162,10 @@ def test_sigterm_stops_everything(tmp_path: Path) -> None:
                backend_url("sqlite", tmp_path), "--hosts", str(HOSTS), "--design", "pull",
                "--out", str(tmp_path / "results.jsonl")]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    # Its output (and its children's) to a file: a pipe nobody reads would fill and stop them.
+    log = (tmp_path / "output.log").open("wb")
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
     try:
         deadline = time.monotonic() + 180
         while not any("agent" in line for line in _ours()):  # the run is under way
@@ -173,10 +175,14 @@ def test_sigterm_stops_everything(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
         assert _ours(started) == []
+    except BaseException:
+        sys.stderr.write((tmp_path / "output.log").read_text(errors="replace")[-4000:])
+        raise
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 def _line(design: str, **result: object) -> dict[str, object]:
