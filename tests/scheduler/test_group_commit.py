@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import select
@@ -126,18 +126,7 @@ def test_claims_queued_meanwhile_share_the_next_transaction(db: Database) -> Non
         assert job.verdict is not None
         jobs[i] = job.verdict.kind
 
-    first = threading.Thread(target=claim, args=(0,))
-    first.start()
-    while held.transactions == 0:  # the leader is in its transaction
-        threading.Event().wait(0.001)
-    others = [threading.Thread(target=claim, args=(i,)) for i in range(1, 16)]
-    for thread in others:
-        thread.start()
-    while len(group_commit.queue) < 15:
-        threading.Event().wait(0.001)
-    ready.set()
-    for thread in [first, *others]:
-        thread.join(30)
+    _behind_a_leader(claim, lambda: held.transactions, group_commit, 15, ready)
     assert held.transactions == 2  # the leader's own, then all fifteen at once
     assert sorted(jobs.values()).count("written") == 8  # 4 hosts x two of 3 VCPU
     assert over_committed(db) == []
@@ -193,21 +182,33 @@ def test_claims_queued_behind_a_batch_that_found_the_database_away_fail_with_it(
         except Exception as exc:
             raised[i] = exc
 
-    first = threading.Thread(target=claim, args=(0,))
-    first.start()
-    while down.transactions == 0:
-        threading.Event().wait(0.001)
-    others = [threading.Thread(target=claim, args=(i,)) for i in range(1, 6)]
-    for thread in others:
-        thread.start()
-    while len(group_commit.queue) < 5:
-        threading.Event().wait(0.001)
-    ready.set()
-    for thread in [first, *others]:
-        thread.join(30)
+    _behind_a_leader(claim, lambda: down.transactions, group_commit, 5, ready)
     assert down.transactions == 1
     assert raised[0] is error
     assert sorted(raised) == list(range(6))
     assert all(raised[i] is LOST for i in range(1, 6))
     assert consumers_of(db) == {}
     assert group_commit.claim(_one(9, 1, 1), known).verdict is not None  # it serves again
+
+
+def _behind_a_leader(
+    claim: Callable[[int], None],
+    transactions: Callable[[], int],
+    group_commit: GroupCommit,
+    followers: int,
+    ready: threading.Event,
+) -> None:
+    """Claim 0 in a thread until it is in its transaction, then claims 1 to ``followers``
+    in threads until all of them are queued behind it; set ``ready`` and wait for them all."""
+    first = threading.Thread(target=claim, args=(0,))
+    first.start()
+    while transactions() == 0:  # the leader is in its transaction
+        threading.Event().wait(0.001)
+    others = [threading.Thread(target=claim, args=(i,)) for i in range(1, followers + 1)]
+    for thread in others:
+        thread.start()
+    while len(group_commit.queue) < followers:
+        threading.Event().wait(0.001)
+    ready.set()
+    for thread in [first, *others]:
+        thread.join(30)
